@@ -1,0 +1,129 @@
+/* base.h: width-named types, slices, arenas and the Xar chunked array.
+ *
+ * Everything a call allocates comes from one Arena (a chain of malloc'd
+ * blocks that never move) and is released in one go with arena_release.
+ * Growing byte output goes into a Xar: power-of-two chunks addressed by
+ * shift and mask, so appending never moves what was written. */
+#ifndef SLOPFAST_BASE_H
+#define SLOPFAST_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef uint8_t  U1;
+typedef uint16_t U2;
+typedef uint32_t U4;
+typedef uint64_t U8;
+typedef int32_t  S4;
+typedef int64_t  S8;
+typedef int32_t  B4;
+
+#define Struct_(Name) typedef struct Name Name; struct Name
+#define Enum_(Name)   typedef enum Name Name; enum Name
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define IA_ static inline __attribute__((always_inline))
+#  define EXPECT_(cond, v) __builtin_expect(!!(cond), (v))
+#else
+#  define IA_ static inline
+#  define EXPECT_(cond, v) (cond)
+#endif
+#define I_ static inline
+
+#define min_(a, b) ((a) < (b) ? (a) : (b))
+#define max_(a, b) ((a) > (b) ? (a) : (b))
+#define count_of(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- slices ------------------------------------------------------------ */
+
+Struct_(Str8) { U1 const *ptr; U8 len; };
+
+#define str8_lit(s) ((Str8){ (U1 const *)(s), sizeof(s) - 1 })
+#define str8_fmt(s) (int)(s).len, (char const *)(s).ptr
+
+IA_ Str8 str8(U1 const *ptr, U8 len) { return (Str8){ ptr, len }; }
+
+IA_ B4 str8_eq(Str8 a, Str8 b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+IA_ Str8 str8_skip(Str8 s, U8 n) { n = min_(n, s.len); return (Str8){ s.ptr + n, s.len - n }; }
+IA_ Str8 str8_prefix(Str8 s, U8 n) { return (Str8){ s.ptr, min_(n, s.len) }; }
+
+/* ---- arena ------------------------------------------------------------- */
+
+Struct_(ArenaBlock) { ArenaBlock *prev; U8 size; U8 used; };
+
+/* `limit` caps the bytes one call may take (0: no cap). `fail_after`, when
+ * non-zero, makes the n-th block allocation fail: the test hook for
+ * allocation failures (only honoured in builds with SLOPFAST_TEST_HOOKS). */
+Struct_(Arena) {
+    ArenaBlock *block;
+    U8 reserved;
+    U8 limit;
+    U8 fail_after;
+    B4 failed;
+};
+
+Struct_(ArenaPushOpts) { U1 defaults_; U8 alignment; B4 zero; };  /* defaults_: lets the macros below take no options */
+
+void *arena_push_(Arena *arena, U8 count, U8 elem_size, U8 align, ArenaPushOpts opts);
+void  arena_release(Arena *arena);
+
+/* farena_push(&arena, size, .alignment = 16); NULL (and arena->failed) when
+ * memory or the arena's limit runs out. Options left out keep their
+ * defaults: alignment 8 (or the type's), no zeroing. */
+#define farena_push(arena, size, ...) \
+    arena_push_((arena), (size), 1, 8, (ArenaPushOpts){ .defaults_ = 0, __VA_ARGS__ })
+#define farena_push_type(arena, T, ...) \
+    ((T *)arena_push_((arena), 1, sizeof(T), _Alignof(T), (ArenaPushOpts){ .defaults_ = 0, .zero = 1, __VA_ARGS__ }))
+#define farena_push_array(arena, T, n, ...) \
+    ((T *)arena_push_((arena), (n), sizeof(T), _Alignof(T), (ArenaPushOpts){ .defaults_ = 0, __VA_ARGS__ }))
+
+Str8 arena_copy(Arena *arena, Str8 s);
+
+/* ---- Xar: chunked byte array -------------------------------------------- */
+
+/* Chunk k holds bytes [B<<(k-1), B<<k) for k >= 1 and [0, B) for k = 0, with
+ * B = 1 << XAR_SHIFT0. The chunk of byte i is found from the bit length of
+ * i >> XAR_SHIFT0, the offset by masking: no search, no moving realloc. */
+enum { XAR_SHIFT0 = 12, XAR_MAX_CHUNKS = 40 };
+
+Struct_(Xar) {
+    Arena *arena;
+    U1 *chunks[XAR_MAX_CHUNKS];
+    U8 len;
+    B4 failed;
+};
+
+IA_ U4 xar_chunk_of(U8 i) {
+    U8 hi = i >> XAR_SHIFT0;
+    if (hi == 0) return 0;
+#if defined(__GNUC__) || defined(__clang__)
+    return (U4)(64 - __builtin_clzll(hi));
+#else
+    U4 k = 0; while (hi) { k += 1; hi >>= 1; } return k;
+#endif
+}
+IA_ U8 xar_chunk_start(U4 k) { return k == 0 ? 0 : ((U8)1 << (XAR_SHIFT0 + k - 1)); }
+IA_ U8 xar_chunk_size(U4 k)  { return k == 0 ? ((U8)1 << XAR_SHIFT0) : ((U8)1 << (XAR_SHIFT0 + k - 1)); }
+
+B4   xar_append(Xar *xar, U1 const *ptr, U8 len);
+B4   xar_put_at(Xar *xar, U8 at, U1 const *ptr, U8 len);  /* overwrite bytes already appended */
+Str8 xar_flatten(Xar *xar, Arena *arena);                 /* one contiguous copy */
+B4   xar_copy_out(Xar const *xar, U8 at, U1 *dst, U8 len);
+
+IA_ B4 xar_str8(Xar *xar, Str8 s) { return xar_append(xar, s.ptr, s.len); }
+IA_ B4 xar_byte(Xar *xar, U1 b) { return xar_append(xar, &b, 1); }
+
+IA_ void put_u4le(U1 *p, U4 v) { p[0] = (U1)v; p[1] = (U1)(v >> 8); p[2] = (U1)(v >> 16); p[3] = (U1)(v >> 24); }
+IA_ void put_u8le(U1 *p, U8 v) { put_u4le(p, (U4)v); put_u4le(p + 4, (U4)(v >> 32)); }
+IA_ U2 get_u2le(U1 const *p) { return (U2)(p[0] | (p[1] << 8)); }
+IA_ U4 get_u4le(U1 const *p) { return (U4)p[0] | ((U4)p[1] << 8) | ((U4)p[2] << 16) | ((U4)p[3] << 24); }
+IA_ U8 get_u8le(U1 const *p) { return (U8)get_u4le(p) | ((U8)get_u4le(p + 4) << 32); }
+
+IA_ B4 xar_u4(Xar *xar, U4 v) { U1 b[4]; put_u4le(b, v); return xar_append(xar, b, 4); }
+IA_ B4 xar_u8(Xar *xar, U8 v) { U1 b[8]; put_u8le(b, v); return xar_append(xar, b, 8); }
+
+#endif

@@ -1,0 +1,265 @@
+/* core.c: arena, Xar, and the helpers ops use (parts, params, input loading). */
+#include "op.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- arena ------------------------------------------------------------- */
+
+enum { ARENA_BLOCK_MIN = 64 * 1024 };
+
+static B4 arena_grow(Arena *arena, U8 need) {
+    U8 size = max_(need + sizeof(ArenaBlock) + 64, (U8)ARENA_BLOCK_MIN);
+    if (arena->block) size = max_(size, min_(arena->block->size * 2, (U8)64 << 20));
+    if (arena->limit && arena->reserved + size > arena->limit) {
+        if (arena->reserved + need + sizeof(ArenaBlock) + 64 > arena->limit) return 0;
+        size = need + sizeof(ArenaBlock) + 64;
+    }
+#ifdef SLOPFAST_TEST_HOOKS
+    if (arena->fail_after && --arena->fail_after == 0) return 0;
+#endif
+    ArenaBlock *block = malloc(size);
+    if (!block) return 0;
+    block->prev = arena->block;
+    block->size = size;
+    block->used = sizeof(ArenaBlock);
+    arena->block = block;
+    arena->reserved += size;
+    return 1;
+}
+
+IA_ U8 align_up(U8 v, U8 a) { return (v + a - 1) & ~(a - 1); }
+
+void *arena_push_(Arena *arena, U8 count, U8 elem_size, U8 align, ArenaPushOpts opts) {
+    U8 alignment = opts.alignment ? opts.alignment : align;
+    /* counts come from requests: refuse a product that overflows or is absurd */
+    if (arena->failed || (elem_size && count > ((U8)1 << 48) / elem_size)) { arena->failed = 1; return 0; }
+    U8 size = count * elem_size;
+    ArenaBlock *block = arena->block;
+    U8 at = block ? align_up((U8)(size_t)block + block->used, alignment) - (U8)(size_t)block : 0;
+    if (!block || at + size > block->size) {
+        if (!arena_grow(arena, size + alignment)) { arena->failed = 1; return 0; }
+        block = arena->block;
+        at = align_up((U8)(size_t)block + block->used, alignment) - (U8)(size_t)block;
+    }
+    block->used = at + size;
+    U1 *ptr = (U1 *)block + at;
+    if (opts.zero) memset(ptr, 0, size);
+    return ptr;
+}
+
+void arena_release(Arena *arena) {
+    ArenaBlock *block = arena->block;
+    while (block) {
+        ArenaBlock *prev = block->prev;
+        free(block);
+        block = prev;
+    }
+    arena->block = 0;
+    arena->reserved = 0;
+}
+
+Str8 arena_copy(Arena *arena, Str8 s) {
+    U1 *ptr = farena_push(arena, s.len ? s.len : 1, .alignment = 1);
+    if (!ptr) return (Str8){ 0, 0 };
+    if (s.len) memcpy(ptr, s.ptr, s.len);
+    return (Str8){ ptr, s.len };
+}
+
+/* ---- Xar --------------------------------------------------------------- */
+
+static U1 *xar_chunk(Xar *xar, U4 k) {
+    if (k >= XAR_MAX_CHUNKS) return 0;
+    if (!xar->chunks[k]) xar->chunks[k] = farena_push(xar->arena, xar_chunk_size(k), .alignment = 64);
+    return xar->chunks[k];
+}
+
+B4 xar_append(Xar *xar, U1 const *ptr, U8 len) {
+    if (xar->failed) return 0;
+    if (len > LIMIT_OUTPUT_BYTES || xar->len + len > LIMIT_OUTPUT_BYTES) { xar->failed = 1; return 0; }
+    while (len) {
+        U4 k = xar_chunk_of(xar->len);
+        U1 *chunk = xar_chunk(xar, k);
+        if (!chunk) { xar->failed = 1; return 0; }
+        U8 off = xar->len - xar_chunk_start(k);
+        U8 n = min_(len, xar_chunk_size(k) - off);
+        memcpy(chunk + off, ptr, n);
+        xar->len += n;
+        ptr += n;
+        len -= n;
+    }
+    return 1;
+}
+
+static void xar_walk(Xar const *xar, U8 at, U1 *buf, U1 const *src, U8 len) {
+    while (len) {
+        U4 k = xar_chunk_of(at);
+        U8 off = at - xar_chunk_start(k);
+        U8 n = min_(len, xar_chunk_size(k) - off);
+        if (buf) memcpy(buf, xar->chunks[k] + off, n), buf += n;
+        else memcpy(xar->chunks[k] + off, src, n), src += n;
+        at += n;
+        len -= n;
+    }
+}
+
+B4 xar_put_at(Xar *xar, U8 at, U1 const *ptr, U8 len) {
+    if (at > xar->len || len > xar->len - at) return 0;
+    xar_walk(xar, at, 0, ptr, len);
+    return 1;
+}
+
+B4 xar_copy_out(Xar const *xar, U8 at, U1 *dst, U8 len) {
+    if (at > xar->len || len > xar->len - at) return 0;
+    xar_walk(xar, at, dst, 0, len);
+    return 1;
+}
+
+Str8 xar_flatten(Xar *xar, Arena *arena) {
+    U1 *ptr = farena_push(arena, xar->len ? xar->len : 1, .alignment = 16);
+    if (!ptr) return (Str8){ 0, 0 };
+    xar_copy_out(xar, 0, ptr, xar->len);
+    return (Str8){ ptr, xar->len };
+}
+
+/* ---- ctx helpers ------------------------------------------------------- */
+
+B4 ctx_fail(Ctx *ctx, Code code, char const *fmt, ...) {
+    enum { MESSAGE_MAX = 1024 };
+    char *buf = farena_push(ctx->arena, MESSAGE_MAX, .alignment = 1);
+    ctx->code = code ? (S4)code : (S4)Code_OpFailed;
+    if (!buf) { ctx->message = str8_lit("out of memory"); ctx->code = Code_NoMemory; return 0; }
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(buf, MESSAGE_MAX, fmt, args);
+    va_end(args);
+    ctx->message = (Str8){ (U1 *)buf, n < 0 ? 0 : (U8)min_(n, MESSAGE_MAX - 1) };
+    return 0;
+}
+
+B4 ctx_part_begin(Ctx *ctx) {
+    ctx->part_start = ctx->out->len;
+    return xar_u8(ctx->out, 0);
+}
+
+B4 ctx_part_end(Ctx *ctx) {
+    if (ctx->out->failed) return 0;
+    U1 len[8];
+    put_u8le(len, ctx->out->len - ctx->part_start - 8);
+    xar_put_at(ctx->out, ctx->part_start, len, 8);
+    ctx->part_count += 1;
+    return 1;
+}
+
+B4 ctx_write(Ctx *ctx, U1 const *ptr, U8 len) { return xar_append(ctx->out, ptr, len); }
+
+B4 ctx_param(Ctx *ctx, char const *key, Str8 *out) {
+    Str8 k = { (U1 const *)key, strlen(key) };
+    OpReq *op = ctx->op;
+    for (U4 i = 0; i < op->param_count; i += 1) {
+        if (str8_eq(op->params[i].key, k)) { *out = op->params[i].value; return 1; }
+    }
+    return 0;
+}
+
+B4 ctx_param_u8(Ctx *ctx, char const *key, U8 *out) {
+    Str8 v;
+    if (!ctx_param(ctx, key, &v)) return 1;
+    if (v.len == 0 || v.len > 19) return ctx_fail(ctx, Code_BadParam, "parameter %s: not a number", key);
+    U8 n = 0;
+    for (U8 i = 0; i < v.len; i += 1) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9') return ctx_fail(ctx, Code_BadParam, "parameter %s: not a number", key);
+        n = n * 10 + (U8)(v.ptr[i] - '0');
+    }
+    *out = n;
+    return 1;
+}
+
+static B4 read_rest(Ctx *ctx, FILE *file, Xar *buf, Input *input) {
+    (void)ctx;
+    U1 chunk[1 << 14];
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof chunk, file);
+        if (n && (buf->len + n > LIMIT_INPUT_BYTES || !xar_append(buf, chunk, n))) {
+            input->load_errno = buf->len + n > LIMIT_INPUT_BYTES ? EFBIG : ENOMEM;
+            return 0;
+        }
+        if (n < sizeof chunk) {
+            if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
+            return 1;
+        }
+    }
+}
+
+/* Read a whole file: one read into an exact buffer when the size is known
+ * (the common case), else, or if the file grew, chunk by chunk into a Xar. */
+static B4 read_file(Ctx *ctx, FILE *file, Input *input) {
+    /* one byte first, so a directory or unreadable file fails with the same
+     * errno a plain read gives, before any seek */
+    if (fgetc(file) == EOF) {
+        if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
+        input->data = str8((U1 const *)"", 0);
+        return 1;
+    }
+    long size = -1;
+    if (fseek(file, 0, SEEK_END) == 0) size = ftell(file);
+    if (size < 0 || fseek(file, 0, SEEK_SET) != 0) { size = -1; clearerr(file); }
+    if (size > (long)LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
+    if (size >= 0) {
+        U1 *ptr = farena_push(ctx->arena, (U8)size + 1, .alignment = 16);
+        if (!ptr) { input->load_errno = ENOMEM; return 0; }
+        size_t n = fread(ptr, 1, (size_t)size + 1, file);
+        if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
+        if (n <= (size_t)size) { input->data = (Str8){ ptr, n }; return 1; }
+        /* grew while we read: keep what we have and continue in chunks */
+        Xar buf = { .arena = ctx->arena };
+        if (!xar_append(&buf, ptr, n) || !read_rest(ctx, file, &buf, input)) {
+            if (!input->load_errno) input->load_errno = ENOMEM;
+            return 0;
+        }
+        input->data = xar_flatten(&buf, ctx->arena);
+        return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
+    }
+    Xar buf = { .arena = ctx->arena };
+    if (!read_rest(ctx, file, &buf, input)) return 0;
+    input->data = xar_flatten(&buf, ctx->arena);
+    return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
+}
+
+/* The path is copied into a NUL-terminated buffer only here, at the libc
+ * boundary; a path with an embedded NUL cannot name a file. */
+B4 input_load(Ctx *ctx, Input *input) {
+    if (input->loaded) return input->load_errno == 0;
+    input->loaded = 1;
+    if (input->kind == InputKind_Inline) return 1;
+    if (memchr(input->path.ptr, 0, input->path.len)) { input->load_errno = ENOENT; return 0; }
+    char *cpath = farena_push(ctx->arena, input->path.len + 1, .alignment = 1);
+    if (!cpath) { input->load_errno = ENOMEM; return 0; }
+    memcpy(cpath, input->path.ptr, input->path.len);
+    cpath[input->path.len] = 0;
+
+    errno = 0;
+    FILE *file = fopen(cpath, "rb");
+    if (!file) { input->load_errno = errno ? errno : EIO; return 0; }
+    B4 ok = read_file(ctx, file, input);
+    fclose(file);
+    return ok;
+}
+
+/* ---- op table ---------------------------------------------------------- */
+
+static OpEntry const op_entries[] = {
+#define OP_(name, id) { #name, id, op_##name },
+#include "op_table.h"
+#undef OP_
+};
+
+OpEntry const *op_lookup(Str8 name) {
+    for (U4 i = 0; i < count_of(op_entries); i += 1) {
+        Str8 n = { (U1 const *)op_entries[i].name, strlen(op_entries[i].name) };
+        if (str8_eq(n, name)) return &op_entries[i];
+    }
+    return 0;
+}

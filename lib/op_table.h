@@ -1,0 +1,6 @@
+/* op_table.h: the op table, one row per op: OP_(name, id).
+ * The row declares `B4 op_<name>(Ctx *)` (defined in lib/<name>.c) and
+ * registers it under its name; ids are stable and never reused. */
+OP_(echo,           1)
+OP_(build_markdown, 2)
+OP_(snapshot_encode, 6)

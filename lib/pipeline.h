@@ -1,0 +1,40 @@
+/* pipeline.h: libchunks' exported interface and the wire constants. */
+#ifndef SLOPFAST_PIPELINE_H
+#define SLOPFAST_PIPELINE_H
+
+#include "op.h"
+
+#if defined(_WIN32)
+#  define EXPORT_ __declspec(dllexport)
+#else
+#  define EXPORT_ __attribute__((visibility("default")))
+#endif
+
+#define WIRE_MAGIC_V2 "SLPF"              /* then the version byte, 2 */
+#define WIRE_MAGIC_V1 "slopfast-request " /* then the version, "1\n" */
+#define WIRE_MAGIC_RESPONSE "SLPR"
+
+/* What pipeline_run returns: the encoded response (data, len) plus its code
+ * and message for quick access. The first five fields are the ABI; the
+ * arena that owns everything is private. */
+Struct_(Response) {
+    U1 const *data;
+    U8 len;
+    S4 code;
+    U1 const *message;
+    U8 message_len;
+    Arena arena_;
+};
+
+/* memory_limit: cap on the bytes one call may take (0: none).
+ * fail_after: fail the n-th arena block allocation (test builds only). */
+Struct_(PipelineOpts) { U8 memory_limit; U8 fail_after; };
+
+EXPORT_ Response *pipeline_run(U1 const *ptr, U8 len);
+EXPORT_ Response *pipeline_run_opts(U1 const *ptr, U8 len, PipelineOpts opts);
+EXPORT_ void pipeline_free(Response *resp);
+EXPORT_ char const *pipeline_version(void);
+
+B4 wire_decode_v1(Ctx *ctx, Str8 text, Request *req);
+
+#endif
