@@ -1,0 +1,158 @@
+"""The binding to libchunks: ctypes in-process, or the standalone binary.
+
+The library is found inside the package (or at SLOPFAST_LIB) and loaded on
+first use, never at import. SLOPFAST_TRANSPORT=subprocess runs the
+standalone pipeline binary per request instead (same wire format; a crash
+in native code then becomes an error here, not a dead interpreter).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from . import wire
+from .errors import BackendUnavailable, PipelineError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def library_filename() -> str:
+    if sys.platform == "win32":
+        return "libchunks.dll"
+    if sys.platform == "darwin":
+        return "libchunks.dylib"
+    return "libchunks.so"
+
+
+def library_path() -> Path:
+    return Path(os.environ.get("SLOPFAST_LIB") or PACKAGE_DIR / library_filename())
+
+
+def binary_path() -> Path:
+    exe = "slopfast-pipeline.exe" if sys.platform == "win32" else "slopfast-pipeline"
+    return Path(os.environ.get("SLOPFAST_PIPELINE") or PACKAGE_DIR / exe)
+
+
+def transport() -> str:
+    value = os.environ.get("SLOPFAST_TRANSPORT", "inprocess").strip().lower() or "inprocess"
+    if value not in ("inprocess", "subprocess"):
+        raise BackendUnavailable(f"SLOPFAST_TRANSPORT={value!r}: expected 'inprocess' or 'subprocess'")
+    return value
+
+
+class _Response(ctypes.Structure):
+    # The ABI prefix of `Response` in lib/pipeline.h.
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("len", ctypes.c_uint64),
+        ("code", ctypes.c_int32),
+        ("message", ctypes.c_void_p),
+        ("message_len", ctypes.c_uint64),
+    ]
+
+
+class _Library:
+    def __init__(self, path: Path):
+        lib = ctypes.CDLL(str(path))
+        self.path = path
+        self.run = lib.pipeline_run
+        self.run.argtypes = [ctypes.c_char_p, ctypes.c_uint64]
+        self.run.restype = ctypes.POINTER(_Response)
+        self.free = lib.pipeline_free
+        self.free.argtypes = [ctypes.POINTER(_Response)]
+        self.free.restype = None
+        lib.pipeline_version.argtypes = []
+        lib.pipeline_version.restype = ctypes.c_char_p
+        self.version = lib.pipeline_version().decode()
+
+
+_lock = threading.Lock()
+_library: _Library | None = None
+_load_error: str | None = None
+
+
+def _load() -> _Library | None:
+    global _library, _load_error
+    if _library is not None or _load_error is not None:
+        return _library
+    with _lock:
+        if _library is None and _load_error is None:
+            path = library_path()
+            if not path.exists():
+                _load_error = f"native library not found at {path} (installed with SLOPFAST_NO_NATIVE=1, or not built)"
+            else:
+                try:
+                    _library = _Library(path)
+                except (OSError, AttributeError) as exc:
+                    _load_error = f"cannot load native library {path}: {exc}"
+    return _library
+
+
+def available() -> bool:
+    """True when the native path can run (library loaded, or binary present for subprocess)."""
+    if transport() == "subprocess":
+        return binary_path().exists()
+    return _load() is not None
+
+
+def load_error() -> str | None:
+    """Why the native path cannot run, or None."""
+    if transport() == "subprocess":
+        return None if binary_path().exists() else f"pipeline binary not found at {binary_path()}"
+    _load()
+    return _load_error
+
+
+def version() -> str | None:
+    """`pipeline_version()`: "slopfast-libchunks VERSION build ID", or None."""
+    lib = _load()
+    return lib.version if lib else None
+
+
+def build_id() -> str | None:
+    v = version()
+    return v.rsplit(" ", 1)[-1] if v else None
+
+
+def run_blob(request: bytes) -> wire.Response:
+    """Send one encoded request (v1 or v2), return the decoded response."""
+    if transport() == "subprocess":
+        return _run_subprocess(request)
+    lib = _load()
+    if lib is None:
+        raise BackendUnavailable(_load_error or "native library unavailable")
+    resp = lib.run(request, len(request))
+    try:
+        r = resp.contents
+        if r.code:
+            message = ctypes.string_at(r.message, r.message_len).decode("utf-8", "replace")
+            return wire.Response(r.code, message, [])
+        blob = ctypes.string_at(r.data, r.len)
+    finally:
+        lib.free(resp)
+    return wire.decode_response(blob)
+
+
+def _run_subprocess(request: bytes) -> wire.Response:
+    exe = binary_path()
+    if not exe.exists():
+        raise BackendUnavailable(f"pipeline binary not found at {exe}")
+    proc = subprocess.run([str(exe)], input=request, capture_output=True)
+    if proc.returncode < 0 or proc.returncode > 1:
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        raise PipelineError(f"native pipeline process died ({how}): {proc.stderr.decode('utf-8', 'replace').strip()}", code=-1)
+    return wire.decode_response(proc.stdout)
+
+
+def run(ops: Sequence[wire.Op], inputs: Sequence[wire.Input]) -> list[bytes]:
+    """Run ops over inputs natively; the response parts, or PipelineError."""
+    response = run_blob(wire.encode_request(ops, inputs))
+    if response.code:
+        name = wire.CODE_NAMES.get(response.code, "error")
+        raise PipelineError(f"{response.message} ({name})", code=response.code)
+    return response.parts
