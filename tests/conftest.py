@@ -1,0 +1,51 @@
+"""Shared fixtures: native availability and backend forcing."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from slopfast import dispatch, native
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_wisdom_file(monkeypatch):
+    """Tests never read or write the user's wisdom file."""
+    if "SLOPFAST_WISDOM" not in os.environ:
+        monkeypatch.setenv("SLOPFAST_WISDOM", "off")
+    dispatch.reset()
+    yield
+    dispatch.reset()
+
+
+@pytest.fixture
+def needs_native():
+    """Skip when this install has no native library (SLOPFAST_NO_NATIVE=1)."""
+    if not native.available():
+        pytest.skip(f"native path unavailable: {native.load_error()}")
+
+
+@pytest.fixture
+def backends(monkeypatch, needs_native):
+    """Call `run(fn)` to get fn()'s result under the native and the fallback backend."""
+
+    def run(fn):
+        out = []
+        for backend in ("native", "fallback"):
+            monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+            out.append(fn())
+        monkeypatch.delenv("SLOPFAST_BACKEND")
+        return out
+
+    return run
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env

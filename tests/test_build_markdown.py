@@ -1,0 +1,193 @@
+"""build_markdown: format, fence safety, inputs, and native == fallback byte for byte."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+import slopfast
+from slopfast.fallbacks import aggregate as fb
+
+from conftest import DATA
+
+CORPUS = sorted((DATA / "rust-book").rglob("*.md"))
+
+
+def both(backends, *args, **kwargs):
+    native, fallback = backends(lambda: slopfast.build_markdown(*args, as_bytes=True, **kwargs))
+    assert native == fallback
+    return native
+
+
+# ---- the format -----------------------------------------------------------
+
+def test_section_shape_and_separator(backends):
+    doc = both(backends, [("src/a.py", "x = 1\n"), ("README", b"hi")])
+    assert doc == b"### `src/a.py`\n\n```py\nx = 1\n\n```\n\n---\n\n### `README`\n\n```\nhi\n```"
+
+
+def test_no_items_gives_empty_document(backends):
+    assert both(backends, []) == b""
+
+
+def test_empty_content(backends):
+    assert both(backends, [("e.txt", "")]) == b"### `e.txt`\n\n```txt\n\n```"
+
+
+def test_fence_outgrows_closing_runs(backends):
+    content = "a\n```\nb\n  `````  \nc ``````` d\n"
+    doc = both(backends, [("x.md", content)])
+    assert doc.startswith(b"### `x.md`\n\n``````md\n")   # 5 could close, 7 is inline
+
+
+def test_fence_ignores_runs_that_cannot_close(backends):
+    content = "    ````\n```` x\n\t````\n"
+    assert both(backends, [("x", content)]).split(b"\n")[2] == b"```"
+
+
+def test_fence_sees_cr_and_crlf_lines(backends):
+    assert both(backends, [("x", "a\r````\rb")]).split(b"\n")[2] == b"`````"
+    assert both(backends, [("x", "a\r\n````\r\nb")]).split(b"\n")[2] == b"`````"
+
+
+@pytest.mark.parametrize(
+    "path, heading",
+    [
+        ("a b.py", "### `a b.py`"),
+        ("we`ird.py", "### ``we`ird.py``"),
+        ("`start", "### `` `start ``"),
+        (" both ", "### `  both  `"),
+        ("line\nbreak", "### `line break`"),
+        ("ünï/cødé.rs", "### `ünï/cødé.rs`"),
+    ],
+)
+def test_odd_paths(backends, path, heading):
+    assert both(backends, [(path, "")]).decode().split("\n")[0] == heading
+
+
+@pytest.mark.parametrize(
+    "path, tag",
+    [("a.py", "py"), ("a.tar.gz", "gz"), (".bashrc", ""), ("notes.", ""), ("dir.d/file", ""), ("a.b`c", "")],
+)
+def test_language_tag_is_the_suffix(backends, path, tag):
+    assert both(backends, [(path, "")]).decode().split("\n")[2] == "```" + tag
+
+
+def test_languages_mapping(backends):
+    doc = both(backends, [("a.py", ""), ("b.rs", "")], languages={"py": "python", ".rs": "rust"})
+    assert b"```python\n" in doc and b"```rust\n" in doc
+
+
+def test_content_bytes_are_kept_exactly(backends):
+    raw = b"\xff\xfe bad utf-8 \x00 nul \r\n crlf \t tab"
+    doc = both(backends, [("bin.dat", raw)])
+    assert raw in doc
+    assert "\ufffd bad utf-8" in slopfast.build_markdown([("bin.dat", raw)])
+
+
+# ---- items ----------------------------------------------------------------
+
+class Obj:
+    def __init__(self, path, content):
+        self.path, self.content = path, content
+
+
+def test_item_forms_agree(backends, tmp_path):
+    f = tmp_path / "f.py"
+    f.write_text("print(1)\n")
+    forms = [str(f), f, (str(f), "print(1)\n"), {"path": str(f), "content": b"print(1)\n"}, Obj(str(f), "print(1)\n")]
+    docs = {both(backends, [item]) for item in forms}
+    assert len(docs) == 1
+
+
+def test_bad_item_type():
+    with pytest.raises(TypeError):
+        slopfast.build_markdown([42])
+
+
+def test_missing_file_raises_input_error(backends, tmp_path):
+    missing = str(tmp_path / "nope.py")
+    errs = backends(lambda: pytest.raises(slopfast.InputError, slopfast.build_markdown, [missing]).value)
+    for err in errs:
+        assert isinstance(err, OSError) and err.errno == errno.ENOENT and err.filename == missing
+
+
+def test_directory_item_is_unreadable(backends, tmp_path):
+    errs = backends(lambda: pytest.raises(slopfast.InputError, slopfast.build_markdown, [str(tmp_path)]).value)
+    assert {e.errno for e in errs} == {errno.EISDIR}
+
+
+def test_skip_leaves_out_unreadable_files(backends, tmp_path):
+    good = tmp_path / "g.txt"
+    good.write_text("ok")
+    doc = both(backends, [str(tmp_path / "missing"), str(good)], errors="skip")
+    assert doc == f"### `{good}`\n\n```txt\nok\n```".encode()
+    for result in backends(lambda: slopfast.aggregate.build([str(tmp_path / "missing"), str(good)])):
+        assert [p for p, _ in result.skipped] == [str(tmp_path / "missing")]
+
+
+def test_summary_mode_generic(backends):
+    text = "".join(f"line {i}\n" for i in range(30))
+    doc = both(backends, [("long.txt", text), ("short.txt", "a\nb")], mode="summary")
+    assert b"line 19\n... 10 more lines\n```" in doc
+    assert doc.endswith(b"```txt\na\nb\n```")
+
+
+def test_per_item_mode(backends):
+    text = "".join(f"{i}\n" for i in range(25))
+    doc = both(backends, [("a.txt", text, "summary"), {"path": "b.txt", "content": text, "mode": "full"}])
+    assert b"... 5 more lines" in doc and b"24\n\n```" in doc
+
+
+# ---- corpus and generated inputs ---------------------------------------------
+
+def test_corpus_from_paths(backends):
+    doc = both(backends, [str(p) for p in CORPUS])
+    fences = [t for t in MarkdownIt("commonmark").parse(doc.decode()) if t.type == "fence"]
+    assert [t.content for t in fences] == [_normalise(p.read_bytes() + b"\n") for p in CORPUS]
+
+
+def test_corpus_inline_with_summary(backends):
+    items = [(str(p.relative_to(DATA)), p.read_bytes()) for p in CORPUS]
+    both(backends, items)
+    both(backends, items, mode="summary")
+
+
+paths = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+contents = st.one_of(
+    st.binary(max_size=300),
+    st.lists(
+        st.sampled_from(["```", "````", "`", "   ```", "    ````", "x", " ", "\t", "\r\n", "\n", "\r", "~~~", "é"]),
+        max_size=40,
+    ).map("".join),
+)
+items = st.lists(st.tuples(paths, contents), max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=items, mode=st.sampled_from(["full", "summary"]))
+def test_generated_items_native_equals_fallback(backends, items, mode):
+    both(backends, items, mode=mode)
+
+
+def _normalise(content: bytes) -> str:
+    text = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode()
+    return text.replace("\0", "\ufffd")
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.tuples(paths, contents.filter(lambda c: isinstance(c, str) or c.isascii())), min_size=1, max_size=5))
+def test_markdown_parser_gets_every_content_back(items):
+    doc = slopfast.build_markdown(items)
+    fences = [t for t in MarkdownIt("commonmark").parse(doc) if t.type == "fence"]
+    assert len(fences) == len(items)
+    for (path, content), token in zip(items, fences):
+        raw = content.encode() if isinstance(content, str) else content
+        # the newline the format adds; after a final lone CR the two read as one CRLF
+        assert token.content == _normalise(raw + b"\n")
+        assert token.info == fb.language(path.encode(), {}).decode()
