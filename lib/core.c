@@ -206,7 +206,7 @@ static B4 read_file(Ctx *ctx, FILE *file, Input *input) {
     long size = -1;
     if (fseek(file, 0, SEEK_END) == 0) size = ftell(file);
     if (size < 0 || fseek(file, 0, SEEK_SET) != 0) { size = -1; clearerr(file); }
-    if (size > (long)LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
+    if (size >= 0 && (U8)size > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
     if (size >= 0) {
         U1 *ptr = farena_push(ctx->arena, (U8)size + 1, .alignment = 16);
         if (!ptr) { input->load_errno = ENOMEM; return 0; }

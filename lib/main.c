@@ -27,6 +27,8 @@ int main(void) {
     if (ferror(stdin)) { fputs("slopfast-pipeline: cannot read stdin\n", stderr); return 2; }
     Str8 request = xar_flatten(&in, &arena);
     Response *resp = pipeline_run(request.ptr, request.len);
+    /* a response without bytes (out of memory): its message goes to stderr */
+    if (!resp->len) fprintf(stderr, "slopfast-pipeline: %.*s\n", (int)resp->message_len, (char const *)resp->message);
     size_t written = resp->len ? fwrite(resp->data, 1, resp->len, stdout) : 0;
     int status = resp->code == 0 ? 0 : 1;
     if (written != resp->len || fflush(stdout) != 0) status = 2;

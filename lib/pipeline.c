@@ -105,7 +105,8 @@ static B4 decode_v2(Ctx *ctx, Reader *r, Request *req) {
 /* ---- request → response ------------------------------------------------ */
 
 static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
-    if (blob.len >= 5 && memcmp(blob.ptr, WIRE_MAGIC_V2, 4) == 0) {
+    if (blob.len >= 4 && memcmp(blob.ptr, WIRE_MAGIC_V2, 4) == 0) {
+        if (blob.len < 5) return ctx_fail(ctx, Code_BadRequest, "truncated request: no version byte after the magic");
         req->version = blob.ptr[4];
         if (req->version != 2) return ctx_fail(ctx, Code_BadRequest, "unsupported binary wire version %u (this library speaks 2)", req->version);
         Reader r = { blob.ptr, blob.len, 5, 0 };
@@ -121,10 +122,14 @@ static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
 }
 
 static B4 run_ops(Ctx *ctx, Request *req) {
+    /* every op name is checked before the first op runs */
+    for (U4 i = 0; i < req->op_count; i += 1) {
+        Str8 name = req->ops[i].name;
+        if (!op_lookup(name)) return ctx_fail(ctx, Code_UnknownOp, "unknown op '%.*s'", (int)min_(name.len, 200), (char const *)name.ptr);
+    }
     for (U4 i = 0; i < req->op_count; i += 1) {
         OpReq *op = &req->ops[i];
         OpEntry const *entry = op_lookup(op->name);
-        if (!entry) return ctx_fail(ctx, Code_UnknownOp, "unknown op '%.*s'", (int)min_(op->name.len, 200), (char const *)op->name.ptr);
         ctx->op = op;
         if (!entry->fn(ctx)) {
             if (!ctx->code) ctx_fail(ctx, Code_OpFailed, "op %s failed", entry->name);

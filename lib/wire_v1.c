@@ -96,6 +96,7 @@ static B4 parse_op(Ctx *ctx, V1State *s, Str8 line, Request *req) {
     Str8 tok;
     if (!next_token(&line, &tok)) return ctx_fail(ctx, Code_BadRequest, "line %u: op without a name", s->line_number);
     if (!unescape(ctx, s, tok, &op->name)) return 0;
+    if (op->name.len > LIMIT_NAME_BYTES) return ctx_fail(ctx, Code_Limit, "line %u: op name longer than %u bytes", s->line_number, LIMIT_NAME_BYTES);
     op->params = farena_push_array(ctx->arena, Param, LIMIT_PARAMS);
     if (!op->params) return ctx_fail(ctx, Code_NoMemory, "out of memory");
     while (next_token(&line, &tok)) {
@@ -105,6 +106,7 @@ static B4 parse_op(Ctx *ctx, V1State *s, Str8 line, Request *req) {
         Param *p = &op->params[op->param_count++];
         U8 key_len = (U8)(eq - tok.ptr);
         if (!unescape(ctx, s, str8_prefix(tok, key_len), &p->key)) return 0;
+        if (p->key.len > LIMIT_NAME_BYTES) return ctx_fail(ctx, Code_Limit, "line %u: parameter key longer than %u bytes", s->line_number, LIMIT_NAME_BYTES);
         if (!unescape(ctx, s, str8_skip(tok, key_len + 1), &p->value)) return 0;
     }
     req->op_count += 1;
@@ -133,7 +135,7 @@ static B4 parse_input(Ctx *ctx, V1State *s, Str8 line) {
     }
     while (next_token(&line, &tok)) {
         if (tok.len < 5 || memcmp(tok.ptr, "mode=", 5) != 0 || !parse_mode(str8_skip(tok, 5), &input->mode))
-            return ctx_fail(ctx, Code_BadParam, "line %u: unknown input option '%.*s'", s->line_number, (int)min_(tok.len, 100), (char const *)tok.ptr);
+            return ctx_fail(ctx, Code_BadRequest, "line %u: unknown input option '%.*s'", s->line_number, (int)min_(tok.len, 100), (char const *)tok.ptr);
     }
     if (input->kind == InputKind_Inline) {
         /* LEN raw bytes follow the line, then one line end */
@@ -154,8 +156,9 @@ static B4 parse_input(Ctx *ctx, V1State *s, Str8 line) {
 }
 
 static B4 parse_format(Ctx *ctx, V1State *s, Str8 line, Request *req) {
-    Str8 tok;
+    Str8 tok, extra;
     next_token(&line, &tok);
+    if (next_token(&line, &extra)) return ctx_fail(ctx, Code_BadRequest, "line %u: format takes one word", s->line_number);
     if (str8_eq(tok, str8_lit("text"))) req->response_format = ResponseFormat_Text;
     else if (str8_eq(tok, str8_lit("binary"))) req->response_format = ResponseFormat_Binary;
     else return ctx_fail(ctx, Code_BadRequest, "line %u: format must be 'text' or 'binary'", s->line_number);
@@ -177,7 +180,11 @@ static B4 parse_line(Ctx *ctx, V1State *s, Str8 line, Request *req, B4 *ended) {
     if (str8_eq(word, str8_lit("op"))) return parse_op(ctx, s, rest, req);
     if (str8_eq(word, str8_lit("input"))) return parse_input(ctx, s, rest);
     if (str8_eq(word, str8_lit("format"))) return parse_format(ctx, s, rest, req);
-    if (str8_eq(word, str8_lit("end"))) { *ended = 1; return 1; }
+    if (str8_eq(word, str8_lit("end"))) {
+        if (next_token(&rest, &word)) return ctx_fail(ctx, Code_BadRequest, "line %u: 'end' takes no words", s->line_number);
+        *ended = 1;
+        return 1;
+    }
     return ctx_fail(ctx, Code_BadRequest, "line %u: unknown keyword '%.*s'", s->line_number, (int)min_(word.len, 100), (char const *)word.ptr);
 }
 

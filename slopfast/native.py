@@ -56,6 +56,11 @@ class _Response(ctypes.Structure):
     ]
 
 
+class _PipelineOpts(ctypes.Structure):
+    # `PipelineOpts` in lib/pipeline.h, passed by value to pipeline_run_opts.
+    _fields_ = [("memory_limit", ctypes.c_uint64), ("fail_after", ctypes.c_uint64)]
+
+
 class _Library:
     def __init__(self, path: Path):
         lib = ctypes.CDLL(str(path))
@@ -63,6 +68,9 @@ class _Library:
         self.run = lib.pipeline_run
         self.run.argtypes = [ctypes.c_char_p, ctypes.c_uint64]
         self.run.restype = ctypes.POINTER(_Response)
+        self.run_opts = lib.pipeline_run_opts
+        self.run_opts.argtypes = [ctypes.c_char_p, ctypes.c_uint64, _PipelineOpts]
+        self.run_opts.restype = ctypes.POINTER(_Response)
         self.free = lib.pipeline_free
         self.free.argtypes = [ctypes.POINTER(_Response)]
         self.free.restype = None
@@ -126,7 +134,21 @@ def run_blob(request: bytes) -> wire.Response:
     lib = _load()
     if lib is None:
         raise BackendUnavailable(_load_error or "native library unavailable")
-    resp = lib.run(request, len(request))
+    return _call(lib, lib.run(request, len(request)))
+
+
+def run_blob_opts(request: bytes, memory_limit: int = 0, fail_after: int = 0, lib: _Library | None = None) -> wire.Response:
+    """Test hook: `pipeline_run_opts` in-process, with a cap on the bytes the
+    call may take and (in SLOPFAST_TEST_HOOKS builds) a forced allocation
+    failure; `lib` defaults to the package's library."""
+    lib = lib or _load()
+    if lib is None:
+        raise BackendUnavailable(_load_error or "native library unavailable")
+    return _call(lib, lib.run_opts(request, len(request), _PipelineOpts(memory_limit, fail_after)))
+
+
+def _call(lib: _Library, resp) -> wire.Response:
+    """Decode a `Response *` from the library, and free it."""
     try:
         r = resp.contents
         if r.code:
@@ -146,6 +168,10 @@ def _run_subprocess(request: bytes) -> wire.Response:
     if proc.returncode < 0 or proc.returncode > 1:
         how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
         raise PipelineError(f"native pipeline process died ({how}): {proc.stderr.decode('utf-8', 'replace').strip()}", code=-1)
+    if not proc.stdout:
+        # no response to decode (out of memory before one could be encoded)
+        message = proc.stderr.decode("utf-8", "replace").strip().removeprefix("slopfast-pipeline: ")
+        return wire.Response(6, message or "out of memory", [])
     return wire.decode_response(proc.stdout)
 
 

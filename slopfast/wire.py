@@ -81,13 +81,20 @@ def _escape(token: bytes) -> bytes:
 
 
 def encode_request_text(ops: Sequence[Op], inputs: Sequence[Input], response_format: int = RESPONSE_TEXT) -> bytes:
-    """The v1 text envelope of the same request."""
+    """The v1 text envelope of the same request.
+
+    A v1 token cannot be empty, so an empty op name or path (which v2 can
+    carry) raises ValueError."""
     lines = [MAGIC_V1 + b"1\n"]
     for name, params in ops:
+        if not name:
+            raise ValueError("the v1 text envelope cannot carry an empty op name")
         words = [b"op", _escape(name.encode())]
         words += [_escape(k.encode()) + b"=" + _escape(_b(v)) for k, v in params.items()]
         lines.append(b" ".join(words) + b"\n")
     for path, data, mode in inputs:
+        if not path:
+            raise ValueError("the v1 text envelope cannot carry an empty input path")
         words = [b"input", b"file" if data is None else b"inline", _escape(path)]
         if data is not None:
             words.append(str(len(data)).encode())
