@@ -19,7 +19,7 @@ import msgspec
 
 from .errors import SlopfastError
 
-__all__ = ["SnapshotError", "ClassPlan", "class_plan", "check_type", "value_error", "decode_error"]
+__all__ = ["SnapshotError", "ClassPlan", "class_plan", "check_type", "find_problem", "value_error", "decode_error"]
 
 
 class SnapshotError(SlopfastError, ValueError):
@@ -40,19 +40,15 @@ _TUPLE_ORIGINS = (tuple, typing.Tuple)
 _DICT_ORIGINS = (dict, typing.Dict)
 
 
-def _key_raw(name: str) -> bytes:
-    return msgspec.msgpack.encode(name)
-
-
 class ClassPlan:
-    """Per-dataclass plan: its fields with their pre-encoded MessagePack keys.
+    """Per-dataclass plan, compiled once: the fields msgspec encodes, in order.
 
-    `fields` holds (name, tape code of the raw key, raw key bytes, in_dict):
-    in_dict fields are read from the instance __dict__ (an attribute that is
-    only a class default is skipped, as msgspec skips it), slot fields with
-    getattr."""
+    `fields` holds (name, in_dict): in_dict fields are read from the instance
+    __dict__ (an attribute that is only a class default is skipped, as
+    msgspec skips it), slot fields with getattr. `hints` are the resolved
+    type hints, already checked against the supported set."""
 
-    __slots__ = ("cls", "names", "fields", "has_dict", "full_map_code")
+    __slots__ = ("cls", "names", "fields", "hints", "has_dict")
 
     def __init__(self, cls: type) -> None:
         slots: set[str] = set()
@@ -62,10 +58,8 @@ class ClassPlan:
         self.cls = cls
         self.names = tuple(f.name for f in dataclasses.fields(cls))
         self.has_dict = any("__dict__" in vars(k) for k in cls.__mro__ if k is not object)
-        self.fields = tuple(
-            (n, len(_key_raw(n)) << 4 | 11, _key_raw(n), self.has_dict and n not in slots) for n in self.names
-        )
-        self.full_map_code = len(self.names) << 4 | 10
+        self.fields = tuple((n, self.has_dict and n not in slots) for n in self.names)
+        self.hints = typing.get_type_hints(cls)
 
 
 _PLANS: dict[type, ClassPlan] = {}
@@ -189,7 +183,7 @@ def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
         except SnapshotError as ex:
             return path, str(ex)
         d = getattr(v, "__dict__", {})
-        for name, _, _, in_dict in plan.fields:
+        for name, in_dict in plan.fields:
             x = d.get(name, MISSING) if in_dict else getattr(v, name, MISSING)
             if x is MISSING or x is UNSET:
                 continue
@@ -198,6 +192,14 @@ def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
                 return p
         return None
     return path, f"unsupported type {t.__module__}.{t.__qualname__}"
+
+
+def find_problem(obj: Any) -> tuple[str, str] | None:
+    """(path, reason) of the first value that cannot be encoded, or None."""
+    try:
+        return _value_problem(obj, "$", 0)
+    except RecursionError:
+        return ("$", "nesting too deep")
 
 
 def value_error(obj: Any, cause: BaseException | None = None) -> SnapshotError:

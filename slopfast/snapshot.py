@@ -7,7 +7,7 @@
 Two paths give the same bytes (docs/snapshot.md):
 - fallback: msgspec (slopfast.fallbacks.snapshot);
 - native: Python flattens the object, guided by a per-class plan compiled once
-  and cached, into a compact tape (codes, floats, UTF-8 text, raw bytes);
+  and cached, into a compact tape (CPython's marshal v2 of a plain form);
   lib/snapshot.c turns the tape into MessagePack in chunked output.
 The dispatcher picks per SLOPFAST_BACKEND and measured speed. The native path
 has no JSON and no decoder: those always run on msgspec (auto), and
@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import marshal
 import os
-import sys
-from array import array
+import types
+import typing
 from typing import Any, Iterable, Type, TypeVar
 
-from ._snapshot_plan import (
-    INT_MIN, MISSING, UINT_MAX, UNSET, SnapshotError, class_plan, value_error,
-)
+from . import dispatch as _dispatch
+from . import native as _native
+from . import wire as _wire
+from ._snapshot_plan import MISSING, UNSET, SnapshotError, class_plan, find_problem, value_error
+from .errors import BackendUnavailable, PipelineError
 from .fallbacks import snapshot as _fallback
 
 __all__ = [
@@ -38,175 +41,183 @@ FORMATS = ("msgpack", "json")
 DEFAULT_MAX_BYTES = 64 << 20
 
 # ---- native path: flatten to a tape -----------------------------------------
+#
+# The tape is CPython's marshal format, version 2 (no back-references), of a
+# "plain" form of the object: dataclasses become dicts of their present fields
+# in field order (the same MessagePack as msgspec's dataclass encoding), enums
+# their values, list/tuple/dict subclasses the base containers. marshal walks
+# the plain form at C speed; lib/snapshot.c turns it into MessagePack.
+# Per dataclass, a converter is compiled once from its type hints: a field whose
+# hint holds no dataclass or enum is passed through untouched.
 
-# Tape kinds (lib/snapshot.c TapeKind_*); a code is operand * 16 + kind.
-_NIL, _TRUE, _FALSE, _INT, _INT64, _UINT64, _FLOAT, _STR, _BIN, _ARR, _MAP, _RAW = range(12)
-_SMALL = 1 << 59           # |v| below this rides inline in the code
-_TWO64 = 1 << 64
-_MAGIC = b"SFT1"
-_BIG_ENDIAN = sys.byteorder == "big"
+_MAGIC = b"SFM2"
+_OPS = [("snapshot_encode", {})]
+_MARSHAL_VERSION = 2
+_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None), bytes))
+_PLAIN_HINTS = frozenset((str, int, float, bool, type(None), None, bytes, list, tuple, dict, Any, object))
 
 
 class _Unsupported(Exception):
-    """Raised inside the fast flatten; the slow walk then names the path."""
+    """A value the native path cannot encode; value_error() names its path."""
 
 
-def _flatten(obj: Any) -> bytes:
-    """One object -> one tape: header, codes (S8), floats (f64), text, bin.
+def _to_plain(v: Any) -> Any:
+    """Generic (slow) conversion by runtime type, mirroring msgspec's rules."""
+    t = type(v)
+    if t in _PLAIN_SCALARS:
+        return v
+    if t is list or t is tuple:
+        return [_to_plain(x) for x in v]
+    if t is dict:
+        return {k: _to_plain(x) for k, x in v.items()}
+    if isinstance(v, enum.Enum):
+        return _to_plain(v.value)
+    if dataclasses.is_dataclass(t):
+        return _converter(t)(v, _to_plain)
+    if isinstance(v, (list, tuple)):
+        return [_to_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_plain(x) for k, x in v.items()}
+    if t is bytearray or t is memoryview:
+        return bytes(v)
+    raise _Unsupported
 
-    Strings are not encoded one by one: ASCII ones (the common case) go to a
-    list joined and encoded once at the end; their byte length is len(s)."""
-    codes: list[int] = []
-    floats: list[float] = []
-    text: list[str] = []
-    bins: list[bytes] = []
-    ca, fa, ta, ba = codes.append, floats.append, text.append, bins.append
-    plans = _plans
 
-    def emit(v: Any) -> None:
-        t = type(v)
-        if t is str:
-            ca((len(v) if v.isascii() else len(v.encode())) << 4 | _STR)
-            ta(v)
-        elif t is int:
-            if -_SMALL < v < _SMALL:
-                ca(v << 4 | _INT)
-            elif v < 0:
-                if v < INT_MIN:
-                    raise _Unsupported
-                ca(_INT64)
-                ca(v)
-            elif v <= UINT_MAX:
-                ca(_UINT64)
-                ca(v - _TWO64 if v >> 63 else v)
-            else:
-                raise _Unsupported
-        elif t is float:
-            ca(_FLOAT)
-            fa(v)
-        elif v is None:
-            ca(_NIL)
-        elif t is bool:
-            ca(_TRUE if v else _FALSE)
-        elif t is list or t is tuple:
-            ca(len(v) << 4 | _ARR)
-            for x in v:
-                if type(x) is str:
-                    ca((len(x) if x.isascii() else len(x.encode())) << 4 | _STR)
-                    ta(x)
-                else:
-                    emit(x)
-        elif t is dict:
-            emit_dict(v)
-        else:
-            plan = plans.get(t)
-            if plan is not None:
-                emit_dataclass(v, plan)
-            else:
-                emit_other(v, t)
+def _is_plain_hint(tp: Any) -> bool:
+    if tp in _PLAIN_HINTS:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple, dict, typing.Union, types.UnionType):
+        return all(a is Ellipsis or _is_plain_hint(a) for a in args)
+    return False
 
-    def emit_dict(v: dict) -> None:
-        ca(len(v) << 4 | _MAP)
-        for k, x in v.items():
-            if type(k) is not str:
-                raise _Unsupported
-            ca((len(k) if k.isascii() else len(k.encode())) << 4 | _STR)
-            ta(k)
-            if type(x) is str:
-                ca((len(x) if x.isascii() else len(x.encode())) << 4 | _STR)
-                ta(x)
-            else:
-                emit(x)
 
-    def emit_dataclass(v: Any, plan: Any) -> None:
-        at = len(codes)
-        ca(0)  # map header, patched once the present fields are counted
-        n = 0
+def _field_converter(tp: Any) -> Any:
+    """None for a hint that needs no conversion, else a one-argument function."""
+    if _is_plain_hint(tp):
+        return None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return lambda x: x.value if type(x) is tp and type(x.value) in _PLAIN_SCALARS else _to_plain(x)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return lambda x: _converter(tp)(x, None) if type(x) is tp else _to_plain(x)
+    return _to_plain
+
+
+_converters: dict[type, Any] = {}
+
+
+def _converter(cls: type) -> Any:
+    """The cached dataclass -> dict function of cls: conv(obj, force) where
+    force (if not None) converts every field value instead of the plan's
+    per-field converters."""
+    conv = _converters.get(cls)
+    if conv is not None:
+        return conv
+    plan = class_plan(cls)
+    fields = tuple((name, in_dict, _field_converter(plan.hints.get(name, Any))) for name, in_dict in plan.fields)
+    all_in_dict = all(in_dict for _, in_dict, _ in fields)
+
+    def conv(v: Any, force: Any) -> dict:
         d = v.__dict__ if plan.has_dict else None
-        for name, key_code, key_raw, in_dict in plan.fields:
+        out = {}
+        for name, in_dict, sub in fields:
             x = d.get(name, MISSING) if in_dict else getattr(v, name, MISSING)  # type: ignore[union-attr]
             if x is MISSING or x is UNSET:
                 continue
-            n += 1
-            ca(key_code)
-            ba(key_raw)
-            emit(x)
-        codes[at] = n << 4 | _MAP
+            if force is not None:
+                x = force(x)
+            elif sub is not None:
+                x = sub(x)
+            out[name] = x
+        return out
 
-    def emit_other(v: Any, t: type) -> None:
-        if isinstance(v, enum.Enum):
-            emit(v.value)
-        elif dataclasses.is_dataclass(t):
-            plans[t] = plan = class_plan(t)
-            emit_dataclass(v, plan)
-        elif isinstance(v, (list, tuple)):
-            emit(list(v))
-        elif isinstance(v, dict):
-            emit_dict(v)
-        elif t is bytes or t is bytearray or t is memoryview:
-            b = bytes(v)
-            ca(len(b) << 4 | _BIN)
-            ba(b)
-        else:
-            raise _Unsupported
+    if all_in_dict and not any(sub for _, _, sub in fields):
+        names = tuple(name for name, _, _ in fields)
 
-    emit(obj)
-    blob = "".join(text).encode()
-    code_arr = array("q", codes)
-    float_arr = array("d", floats)
-    if _BIG_ENDIAN:
-        code_arr.byteswap()
-        float_arr.byteswap()
-    head = _MAGIC + len(codes).to_bytes(4, "little") + len(floats).to_bytes(4, "little") + len(blob).to_bytes(8, "little")
-    return b"".join((head, code_arr.tobytes(), float_arr.tobytes(), blob, *bins))
+        def conv(v: Any, force: Any, _conv=conv, names=names) -> dict:  # type: ignore[no-redef]
+            if force is None:
+                d = v.__dict__
+                try:
+                    out = {n: d[n] for n in names}
+                except KeyError:
+                    return _conv(v, None)
+                if UNSET not in out.values():
+                    return out
+            return _conv(v, force)
 
-
-_plans: dict[type, Any] = {}
+    _converters[cls] = conv
+    return conv
 
 
 def tape(obj: Any) -> bytes:
     """The native tape of obj (exposed for tests); SnapshotError with a path."""
     try:
-        return _flatten(obj)
-    except (_Unsupported, UnicodeEncodeError, RecursionError, OverflowError) as ex:
+        t = type(obj)
+        try:
+            plain = _converter(t)(obj, None) if t in _converters or dataclasses.is_dataclass(t) else obj
+            return _MAGIC + marshal.dumps(plain, _MARSHAL_VERSION)
+        except ValueError:
+            # a runtime value outside its hint (or in an Any slot) that marshal
+            # cannot take as is: convert everything by runtime type
+            return _MAGIC + marshal.dumps(_to_plain(obj), _MARSHAL_VERSION)
+    except (_Unsupported, ValueError, RecursionError, OverflowError) as ex:
         raise value_error(obj, ex) from None
 
 
-def _native_encode_many(objs: Iterable[Any]) -> list[bytes]:
-    from . import native, wire  # the binding loads the library on first use
-    inputs = [wire.Input(b"", tape(o)) for o in objs]
+def _native_encode_many(objs: list[Any]) -> list[bytes]:
+    inputs = [_wire.Input(b"", tape(o)) for o in objs]
     if not inputs:
         return []
     try:
-        return native.run([("snapshot_encode", {})], inputs)
-    except Exception as ex:
-        if type(ex).__name__ == "PipelineError":
-            raise SnapshotError(f"$: native snapshot encoder failed: {ex}") from ex
-        raise
+        return _native.run(_OPS, inputs)
+    except PipelineError as ex:
+        # the tape holds a value the C side refuses (an int beyond 64 bits, a
+        # lone surrogate, a set...): name its path from the Python side
+        for o in objs:
+            found = find_problem(o)
+            if found:
+                raise SnapshotError(f"{found[0]}: {found[1]}") from None
+        raise SnapshotError(f"$: native snapshot encoder failed: {ex}") from ex
 
 
 def native_encode(obj: Any) -> bytes:
     """MessagePack of obj on the native path (no dispatch)."""
-    return _native_encode_many((obj,))[0]
+    return _native_encode_many([obj])[0]
 
 
 # ---- dispatch ---------------------------------------------------------------
+#
+# snapshot_serialize is called at UI speed on ~5 KB objects that msgspec
+# encodes in a few microseconds, so the auto path must cost well under a
+# microsecond once the dispatcher has decided. os.environ.get alone costs
+# about 1 us (it encodes the key and decodes the value in Python), so the
+# fast path reads the environment's underlying dict, and asks the
+# dispatcher's decision table directly for the (op, size class) of this type.
+
+_OP = "snapshot_encode"
+try:
+    _env_get = os.environ._data.get  # type: ignore[attr-defined]
+    _ENV_KEY = os.environ.encodekey("SLOPFAST_BACKEND")  # type: ignore[attr-defined]
+except AttributeError:  # not CPython's os._Environ: take the slow path always
+    _env_get, _ENV_KEY = {"k": 1}.get, "k"
+_decisions: dict = getattr(_dispatch, "_decisions", {})
+_type_key: dict[type, tuple[str, int]] = {}   # type -> dispatcher key (op, size class)
+_fb_encode = _fallback._ENCODERS["msgpack"].encode
+_FB_ERRORS = _fallback._ENCODE_ERRORS
+
 
 def _backend() -> str:
-    return (os.environ.get("SLOPFAST_BACKEND") or "auto").strip().lower()
+    return _dispatch.backend_setting()
 
 
-def _no_native(what: str) -> SnapshotError:
-    return SnapshotError(f"$: SLOPFAST_BACKEND=native, but the native library has no {what}; "
-                         "use SLOPFAST_BACKEND=auto or fallback (msgspec runs it)")
+def _no_native(what: str) -> BackendUnavailable:
+    return BackendUnavailable(f"SLOPFAST_BACKEND=native, but the native library has no {what}; "
+                              "use SLOPFAST_BACKEND=auto or fallback (msgspec runs it)")
 
 
 def _check_format(format: str) -> None:
     if format not in FORMATS:
         raise SnapshotError(f"$: unknown format {format!r} (expected 'msgpack' or 'json')")
-
-
-_size_hint: dict[type, int] = {}
 
 
 def snapshot_serialize(obj: Any, *, format: str = "msgpack") -> bytes:
@@ -216,18 +227,29 @@ def snapshot_serialize(obj: Any, *, format: str = "msgpack") -> bytes:
     paths; json is msgspec.json's (fallback only). Unsupported types, ints
     outside -2**63 .. 2**64-1 and non-str dict keys raise SnapshotError with
     the path of the value (``$.discussion[3].role: unsupported type ...``)."""
+    if format == "msgpack" and _env_get(_ENV_KEY) is None:
+        # a type is in _type_key only once the fallback has checked its hints
+        key = _type_key.get(type(obj))
+        if key is not None and _decisions.get(key) is False:
+            try:
+                return _fb_encode(obj)     # auto, decided for msgspec: the hot path
+            except _FB_ERRORS as ex:
+                raise value_error(obj, ex) from None
+    return _serialize(obj, format)
+
+
+def _serialize(obj: Any, format: str) -> bytes:
     if format != "msgpack":
         _check_format(format)
         if _backend() == "native":
             raise _no_native("JSON encoder")
         return _fallback.encode(obj, format)
-    from .dispatch import dispatch
     t = type(obj)
-    size = _size_hint.get(t, 0)
-    out = dispatch("snapshot_encode", size, lambda: native_encode(obj), lambda: _fallback.encode_msgpack(obj))
-    if not size:
-        _size_hint[t] = len(out)  # the size class of this type, learned once
-    return out
+    key = _type_key.get(t)
+    if key is None:  # this type's size class, learned once from msgspec's output
+        key = _type_key[t] = (_OP, _dispatch.size_class(len(_fallback.encode_msgpack(obj))))
+    return _dispatch.dispatch(_OP, 1 << (3 * key[1]), lambda: native_encode(obj),
+                              lambda: _fallback.encode_msgpack(obj))
 
 
 def snapshot_serialize_many(objs: Iterable[Any], *, format: str = "msgpack") -> list[bytes]:
@@ -238,10 +260,9 @@ def snapshot_serialize_many(objs: Iterable[Any], *, format: str = "msgpack") -> 
         if _backend() == "native":
             raise _no_native("JSON encoder")
         return [_fallback.encode(o, format) for o in objs]
-    from .dispatch import dispatch
-    size = sum(_size_hint.get(type(o), 0) for o in objs[:8]) * max(1, len(objs) // 8)
-    return dispatch("snapshot_encode_many", size, lambda: _native_encode_many(objs),
-                    lambda: [_fallback.encode_msgpack(o) for o in objs])
+    size = sum(len(snapshot_serialize(o)) for o in objs[:1]) * len(objs)
+    return _dispatch.dispatch("snapshot_encode_many", size, lambda: _native_encode_many(objs),
+                              lambda: [_fallback.encode_msgpack(o) for o in objs])
 
 
 def snapshot_deserialize(data: bytes | bytearray | memoryview, type: Type[T], *, format: str = "msgpack") -> T:
