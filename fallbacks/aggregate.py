@@ -12,13 +12,16 @@ SEPARATOR = b"\n\n---\n\n"
 # A backtick run that could close a fence: alone on its line behind at most
 # three spaces, followed only by spaces or tabs. Lines end at \n, \r\n or \r.
 _CLOSING_RUN = re.compile(rb"(?:\A|(?<=[\r\n])) {0,3}(`{3,})[ \t]*(?=[\r\n]|\Z)")
+# The same without lone CRs, anchored by MULTILINE (much faster to scan).
+_CLOSING_RUN_LF = re.compile(rb"^ {0,3}(`{3,})[ \t]*\r?$", re.MULTILINE)
 _BACKTICK_RUN = re.compile(rb"`+")
 
 
 def fence_length(body: bytes) -> int:
     if b"```" not in body:
         return 3
-    longest = max((len(m.group(1)) for m in _CLOSING_RUN.finditer(body)), default=0)
+    pattern = _CLOSING_RUN if b"\r" in body.replace(b"\r\n", b"") else _CLOSING_RUN_LF
+    longest = max((len(m.group(1)) for m in pattern.finditer(body)), default=0)
     return longest + 1 if longest >= 3 else 3
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from . import _env
 from . import native as _native
 from .errors import BackendUnavailable
 
@@ -30,7 +31,8 @@ CALIBRATION_BUDGET_S = 0.1
 CALIBRATION_MAX_ROUNDS = 5
 _CLASS_SHIFT = 3  # size classes are powers of 8 bytes
 
-_environ = os.environ
+_backend_env = _env.reader("SLOPFAST_BACKEND")
+_wisdom_env = _env.reader("SLOPFAST_WISDOM")
 _decisions: dict[tuple[str, int], bool] = {}   # (op, size class) -> use native
 _report: dict[tuple[str, int], dict] = {}
 _wisdom_loaded = False
@@ -48,7 +50,7 @@ def size_class_range(cls: int) -> tuple[int, int]:
 
 
 def backend_setting() -> str:
-    value = _environ.get("SLOPFAST_BACKEND", "auto").strip().lower() or "auto"
+    value = (_backend_env() or "auto").strip().lower() or "auto"
     if value not in ("auto", "native", "fallback"):
         raise BackendUnavailable(f"SLOPFAST_BACKEND={value!r}: expected auto, native or fallback")
     return value
@@ -58,7 +60,7 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
     """Run `native` or `fallback` for a call of `op` on `size` bytes of input.
 
     `native=None` says the native path cannot serve this call."""
-    setting = _environ.get("SLOPFAST_BACKEND")
+    setting = _backend_env()
     if setting is None or setting == "auto":
         choice = _decisions.get((op, size.bit_length() // _CLASS_SHIFT))
         if choice is True:
@@ -132,7 +134,7 @@ def wisdom_key() -> str:
 
 
 def wisdom_path() -> Path | None:
-    setting = _environ.get("SLOPFAST_WISDOM", "").strip()
+    setting = (_wisdom_env() or "").strip()
     if setting.lower() in ("off", "0", "no", "false"):
         return None
     if setting:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from . import wire
+from . import _env, wire
 from .errors import BackendUnavailable, PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,8 +38,14 @@ def binary_path() -> Path:
     return Path(os.environ.get("SLOPFAST_PIPELINE") or PACKAGE_DIR / exe)
 
 
+_transport_env = _env.reader("SLOPFAST_TRANSPORT")
+
+
 def transport() -> str:
-    value = os.environ.get("SLOPFAST_TRANSPORT", "inprocess").strip().lower() or "inprocess"
+    raw = _transport_env()
+    if raw is None:
+        return "inprocess"
+    value = raw.strip().lower() or "inprocess"
     if value not in ("inprocess", "subprocess"):
         raise BackendUnavailable(f"SLOPFAST_TRANSPORT={value!r}: expected 'inprocess' or 'subprocess'")
     return value
@@ -154,10 +160,37 @@ def _call(lib: _Library, resp) -> wire.Response:
         if r.code:
             message = ctypes.string_at(r.message, r.message_len).decode("utf-8", "replace")
             return wire.Response(r.code, message, [])
-        blob = ctypes.string_at(r.data, r.len)
+        if r.len < 20 or ctypes.string_at(r.data, 4) != wire.MAGIC_RESPONSE:
+            # a text response (v1 request asked for it): decode the whole blob
+            blob = ctypes.string_at(r.data, r.len)
+            return wire.decode_response(blob)
+        return wire.Response(0, "", _parts_at(r.data, r.len))
     finally:
         lib.free(resp)
-    return wire.decode_response(blob)
+
+
+_U4 = ctypes.c_uint32
+_U8 = ctypes.c_uint64
+
+
+def _parts_at(base: int, length: int) -> list[bytes]:
+    """The parts of a successful binary response, each copied once straight
+    from C memory (header: 16 bytes + message, U4 count, U8-length parts)."""
+    at = 16 + _U4.from_address(base + 12).value
+    if at + 4 > length:
+        raise PipelineError("malformed response from libchunks", code=1)
+    count = _U4.from_address(base + at).value
+    at += 4
+    parts = []
+    for _ in range(count):
+        if at + 8 > length:
+            raise PipelineError("malformed response from libchunks", code=1)
+        n = _U8.from_address(base + at).value
+        if n > length - at - 8:
+            raise PipelineError("malformed response from libchunks", code=1)
+        parts.append((ctypes.c_char * n).from_address(base + at + 8).raw if n else b"")
+        at += 8 + n
+    return parts
 
 
 def _run_subprocess(request: bytes) -> wire.Response:
