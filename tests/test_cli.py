@@ -1,0 +1,583 @@
+"""The slopfast command end to end: real directory trees, subprocess and in-process."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slopfast import cli, native
+from slopfast.walk import Found, Skipped, Unreadable, WalkOptions, display_prefix, walk
+
+from conftest import DATA, subprocess_env
+
+HEADING = re.compile(rb"^### `(.*)`$", re.M)
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "slopfast", *args],
+        cwd=cwd, env=subprocess_env(**env), capture_output=True, timeout=120,
+    )
+
+
+def headings(document: bytes) -> list[str]:
+    return [m.decode("utf-8", "surrogateescape") for m in HEADING.findall(document)]
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content, encoding="utf-8")
+
+
+@pytest.fixture
+def agg(capsysbinary, monkeypatch):
+    """In-process `slopfast aggregate ARGS` in a directory: (exit code, stdout bytes, stderr text)."""
+
+    def call(cwd: Path, *args: str):
+        monkeypatch.chdir(cwd)
+        code = cli.main(["aggregate", *args])
+        out, err = capsysbinary.readouterr()
+        return code, out, err.decode("utf-8", "replace")
+
+    return call
+
+
+# ---- .gitignore -----------------------------------------------------------------
+
+GITIGNORE_TREE = {
+    ".gitignore": "*.log\n!important.log\n/top-only.txt\nbuild/\ndocs/*.tmp\n# a comment\n\n",
+    "a.py": "a = 1\n",
+    "app.log": "noise\n",
+    "important.log": "keep me\n",
+    "top-only.txt": "ignored at the top only\n",
+    "build/out.py": "ignored dir\n",
+    "build": None,
+    "docs/x.tmp": "anchored-ish: docs/*.tmp\n",
+    "docs/deep/x.tmp": "not matched by docs/*.tmp\n",
+    "docs/readme.md": "# docs\n",
+    "src/top-only.txt": "not at the top: kept\n",
+    "src/build": "a FILE named build: build/ only matches directories\n",
+    "src/.gitignore": "!app.log\nsecret.py\n",
+    "src/app.log": "re-included by src/.gitignore\n",
+    "src/secret.py": "ignored by src/.gitignore\n",
+    "src/ok.py": "ok\n",
+    "src/nested/build/gen.py": "build/ matches at any depth\n",
+    "src/nested/.gitignore": "*\n!keep.txt\n!*/\n",
+    "src/nested/keep.txt": "kept by negation after *\n",
+    "src/nested/drop.py": "dropped by *\n",
+    "other/app.log": "still ignored by *.log\n",
+}
+
+GITIGNORE_EXPECTED = [
+    "a.py",
+    "docs/deep/x.tmp",
+    "docs/readme.md",
+    "important.log",
+    "src/app.log",
+    "src/build",
+    "src/nested/keep.txt",
+    "src/ok.py",
+    "src/top-only.txt",
+]
+
+
+@pytest.fixture
+def ignore_tree(tmp_path):
+    root = tmp_path / "proj"
+    write(root, {k: v for k, v in GITIGNORE_TREE.items() if v is not None})
+    return root
+
+
+def test_gitignore_nested_negation_anchored_and_dir_patterns(ignore_tree, agg):
+    code, out, err = agg(ignore_tree, ".")
+    assert code == 0, err
+    assert headings(out) == GITIGNORE_EXPECTED
+
+
+def test_gitignore_matches_git_itself(ignore_tree, monkeypatch):
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git not installed")
+    subprocess.run([git, "init", "-q", str(ignore_tree)], check=True)
+    listed = subprocess.run(
+        [git, "-c", "core.quotepath=off", "ls-files", "--others", "--cached", "--exclude-standard"],
+        cwd=ignore_tree, capture_output=True, check=True, text=True,
+    ).stdout.split("\n")
+    expected = sorted(p for p in listed if p and not p.rsplit("/", 1)[-1].startswith("."))
+    monkeypatch.chdir(ignore_tree)
+    found = [e.path for e in walk(["."], WalkOptions()) if isinstance(e, Found)]
+    assert found == expected == GITIGNORE_EXPECTED
+
+
+def test_no_gitignore_takes_everything_but_hidden(ignore_tree, agg):
+    code, out, _ = agg(ignore_tree, ".", "--no-gitignore")
+    assert code == 0
+    shown = headings(out)
+    assert "app.log" in shown and "build/out.py" in shown and "src/nested/drop.py" in shown
+    assert not any(p.rsplit("/", 1)[-1].startswith(".") for p in shown)
+
+
+def test_gitignore_above_the_path_applies_inside_a_work_tree(ignore_tree, agg):
+    (ignore_tree / ".git").mkdir()   # the top of a work tree, as git sees it
+    code, out, _ = agg(ignore_tree / "src", ".")
+    assert headings(out) == ["app.log", "build", "nested/keep.txt", "ok.py", "top-only.txt"]
+    code, out, _ = agg(ignore_tree, "other")
+    assert headings(out) == []   # *.log from the top .gitignore
+
+
+def test_gitignore_above_the_path_ignored_outside_a_work_tree(ignore_tree, agg):
+    # no .git anywhere above: only .gitignore files in and below PATH count
+    if any((p / ".git").exists() for p in ignore_tree.parents):
+        pytest.skip("the temp directory lies inside a git work tree")
+    code, out, _ = agg(ignore_tree, "other")
+    assert headings(out) == ["other/app.log"]
+
+
+# ---- hidden, include/exclude, order, paths ------------------------------------------
+
+def test_hidden_skipped_unless_asked_and_git_never(tmp_path, agg):
+    write(tmp_path, {".env": "SECRET=1\n", ".config/x.toml": "a = 1\n", "v.py": "v\n",
+                     ".git/config": "[core]\n", "sub/.hidden.py": "h\n"})
+    assert headings(agg(tmp_path, ".")[1]) == ["v.py"]
+    assert headings(agg(tmp_path, ".", "--hidden")[1]) == [".config/x.toml", ".env", "sub/.hidden.py", "v.py"]
+
+
+def test_include_exclude(tmp_path, agg):
+    write(tmp_path, {"a.py": "", "b.md": "", "node_modules/x.py": "", "src/c.py": "", "src/d.txt": "",
+                     "src/gen/e.py": ""})
+    assert headings(agg(tmp_path, ".", "--include", "*.py")[1]) == ["a.py", "node_modules/x.py", "src/c.py", "src/gen/e.py"]
+    assert headings(agg(tmp_path, ".", "--include", "*.py", "--exclude", "node_modules",
+                        "--exclude", "src/gen/")[1]) == ["a.py", "src/c.py"]
+    assert headings(agg(tmp_path, ".", "--include", "src/*.py")[1]) == ["src/c.py"]
+    assert headings(agg(tmp_path, ".", "--include", "*.md", "--include", "*.txt")[1]) == ["b.md", "src/d.txt"]
+
+
+def test_order_is_byte_order_of_paths_whatever_the_creation_order(tmp_path, agg):
+    for rel in ["b/x.py", "b.py", "a", "B", "b-c", "_u", "z/a/b"]:
+        write(tmp_path, {rel: rel})
+    assert headings(agg(tmp_path, ".")[1]) == sorted(["b/x.py", "b.py", "a", "B", "b-c", "_u", "z/a/b"])
+
+
+def test_paths_are_the_path_argument_joined(tmp_path, agg):
+    write(tmp_path, {"proj/src/a.py": "a\n", "proj/b.md": "b\n"})
+    assert headings(agg(tmp_path, "proj")[1]) == ["proj/b.md", "proj/src/a.py"]
+    assert headings(agg(tmp_path, "proj/")[1]) == ["proj/b.md", "proj/src/a.py"]
+    assert headings(agg(tmp_path, "./proj/src")[1]) == ["./proj/src/a.py"]
+    assert headings(agg(tmp_path / "proj", ".")[1]) == ["b.md", "src/a.py"]
+    assert headings(agg(tmp_path / "proj", "./")[1]) == ["b.md", "src/a.py"]
+    absolute = str(tmp_path / "proj")
+    assert headings(agg(tmp_path, absolute)[1]) == [f"{absolute}/b.md", f"{absolute}/src/a.py"]
+    # files named explicitly come as given, in argument order; duplicates once
+    assert headings(agg(tmp_path, "proj/src/a.py", "proj", "proj/b.md")[1]) == ["proj/src/a.py", "proj/b.md"]
+
+
+def test_display_prefix():
+    assert display_prefix(".") == ""
+    assert display_prefix("./") == ""
+    assert display_prefix("src") == "src/"
+    assert display_prefix("src//") == "src/"
+    assert display_prefix("/") == "/"
+
+
+def test_explicit_file_bypasses_hidden_and_gitignore(ignore_tree, agg):
+    code, out, _ = agg(ignore_tree, "app.log", ".gitignore")
+    assert code == 0
+    assert headings(out) == ["app.log", ".gitignore"]
+
+
+def test_unicode_names(tmp_path, agg):
+    write(tmp_path, {"ünïcødé/日本語.md": "# 見出し\n", "émoji 🎉.txt": "ok\n", "plain.py": "p\n"})
+    code, out, _ = agg(tmp_path, ".")
+    assert code == 0
+    assert headings(out) == sorted(["ünïcødé/日本語.md", "émoji 🎉.txt", "plain.py"], key=lambda s: s.encode())
+    assert "# 見出し".encode() in out
+
+
+def test_empty_directories_and_empty_files(tmp_path, agg):
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    code, out, err = agg(tmp_path, ".")
+    assert (code, out, err) == (0, b"", "")
+    (tmp_path / "empty" / "e.txt").write_bytes(b"")
+    code, out, _ = agg(tmp_path, "empty")
+    assert out == b"### `empty/e.txt`\n\n```txt\n\n```\n"
+
+
+# ---- binary, size, symlinks, unreadable ---------------------------------------------
+
+def test_binary_files_skipped_with_a_note(tmp_path, agg):
+    write(tmp_path, {"img.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.txt": "text\n",
+                     "late.txt": b"x" * 9000 + b"\0"})   # NUL beyond the 8 KiB prefix: text
+    code, out, err = agg(tmp_path, ".")
+    assert code == 0
+    assert headings(out) == ["a.txt", "late.txt"]
+    assert "skipped img.png: binary file" in err
+
+
+def test_max_file_size(tmp_path, agg):
+    write(tmp_path, {"big.txt": "x" * 5000, "small.txt": "y"})
+    code, out, err = agg(tmp_path, ".", "--max-file-size", "4K")
+    assert code == 0 and headings(out) == ["small.txt"]
+    assert "skipped big.txt: 5000 bytes > --max-file-size 4096" in err
+    assert headings(agg(tmp_path, ".", "--max-file-size", "0")[1]) == ["big.txt", "small.txt"]
+    assert headings(agg(tmp_path, ".", "--max-file-size", "5000")[1]) == ["big.txt", "small.txt"]
+
+
+def test_parse_size():
+    assert cli.parse_size("4096") == 4096
+    assert cli.parse_size("512K") == 512 << 10
+    assert cli.parse_size("10m") == 10 << 20
+    assert cli.parse_size("1GiB") == 1 << 30
+    with pytest.raises(Exception):
+        cli.parse_size("ten")
+
+
+needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32",
+                                    reason="symlinks need POSIX here")
+
+
+@needs_symlinks
+def test_symlinks_files_followed_directories_not(tmp_path, agg):
+    write(tmp_path, {"real/a.py": "a = 1\n", "outside.txt": "outside\n"})
+    root = tmp_path / "real"
+    os.symlink("a.py", root / "link.py")
+    os.symlink(tmp_path / "outside.txt", root / "out-link.txt")
+    os.symlink(".", root / "loop")            # a directory symlink back up: a cycle if followed
+    os.symlink(tmp_path, root / "parent")
+    code, out, err = agg(root, ".")
+    assert code == 0, err
+    assert headings(out) == ["a.py", "link.py", "out-link.txt"]
+    assert out.count(b"a = 1\n") == 2 and b"outside\n" in out
+    assert "skipped loop: symlink to a directory (not followed)" in err
+    assert "skipped parent: symlink to a directory" in err
+    # a directory symlink named on the command line is walked
+    assert headings(agg(root, "parent/real")[1]) == ["parent/real/a.py", "parent/real/link.py", "parent/real/out-link.txt"]
+
+
+@needs_symlinks
+def test_dangling_and_looping_symlinks_are_unreadable(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "z.py": "z\n"})
+    os.symlink("nowhere", tmp_path / "dangling.py")
+    os.symlink("loop2", tmp_path / "loop1")
+    os.symlink("loop1", tmp_path / "loop2")
+    code, out, err = agg(tmp_path, ".")
+    assert code == cli.EXIT_UNREADABLE
+    assert headings(out) == ["a.py", "z.py"]                  # the document is still written
+    assert "cannot read dangling.py: No such file or directory" in err
+    assert "cannot read loop1:" in err and "cannot read loop2:" in err
+
+
+def test_unreadable_file_chmod(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "locked.py": "secret\n"})
+    (tmp_path / "locked.py").chmod(0)
+    try:
+        code, out, err = agg(tmp_path, ".")
+        if IS_ROOT:
+            # root reads mode-000 files: the chmod blocks nothing
+            assert code == 0 and headings(out) == ["a.py", "locked.py"]
+        else:
+            assert code == cli.EXIT_UNREADABLE
+            assert headings(out) == ["a.py"]
+            assert "cannot read locked.py: Permission denied" in err
+    finally:
+        (tmp_path / "locked.py").chmod(0o644)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root can list a mode-000 directory")
+def test_unreadable_directory(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "shut/b.py": "b\n"})
+    (tmp_path / "shut").chmod(0)
+    try:
+        code, out, err = agg(tmp_path, ".")
+    finally:
+        (tmp_path / "shut").chmod(0o755)
+    assert code == cli.EXIT_UNREADABLE and headings(out) == ["a.py"]
+    assert "cannot read shut:" in err
+
+
+def test_unreadable_at_build_time_is_reported_from_build_result(tmp_path, agg, monkeypatch):
+    # A file that vanishes (or is a directory by now) between the walk and the read:
+    # the reader (native or fallback) reports it in BuildResult.skipped.
+    write(tmp_path, {"a.py": "a\n"})
+    (tmp_path / "gone.py").mkdir()
+
+    def fake_walk(paths, options):
+        yield Found("a.py", "a.py", 2)
+        yield Found("gone.py", "gone.py", 0)      # a directory named like a file
+        yield Found("vanished.py", "vanished.py", 1)
+
+    monkeypatch.setattr(cli, "walk", fake_walk)
+    code, out, err = agg(tmp_path, ".")
+    assert code == cli.EXIT_UNREADABLE
+    assert headings(out) == ["a.py"]
+    assert "cannot read gone.py:" in err
+    assert "cannot read vanished.py: No such file or directory" in err
+
+
+def test_special_files_are_skipped_not_opened(tmp_path, agg):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    write(tmp_path, {"a.py": "a\n"})
+    os.mkfifo(tmp_path / "pipe")
+    code, out, err = agg(tmp_path, ".")   # would block forever if the FIFO were read
+    assert code == 0 and headings(out) == ["a.py"]
+    assert "skipped pipe: not a regular file" in err
+
+
+# ---- modes ----------------------------------------------------------------------------
+
+def test_full_tiers(tmp_path, agg):
+    long = "".join(f"line {i}\n" for i in range(40))
+    write(tmp_path, {"README.md": long, "src/mod.py": long, "src/keep.py": long, "notes.txt": long})
+    code, out, _ = agg(tmp_path, ".", "--mode", "summary", "--full", "*.md", "--full", "src/keep.py")
+    assert code == 0
+    sections = dict(zip(headings(out), out.split(b"\n\n---\n\n")))
+    assert sections["README.md"].count(b"line ") == 40
+    assert sections["src/keep.py"].count(b"line ") == 40
+    for summarised in ("src/mod.py", "notes.txt"):
+        assert sections[summarised].count(b"line ") < 40
+        assert b"more lines" in sections[summarised]
+    # without --full everything follows --mode
+    code, out2, _ = agg(tmp_path, ".", "--mode", "summary")
+    assert out2.count(b"more lines") == 4
+
+
+# ---- output, exit codes, backends --------------------------------------------------------
+
+def test_output_file_is_written_and_never_read_back(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n"})
+    code, out, _ = agg(tmp_path, ".", "-o", "context.md")
+    assert code == 0 and out == b""
+    first = (tmp_path / "context.md").read_bytes()
+    assert headings(first) == ["a.py"]
+    code, _, _ = agg(tmp_path, ".", "-o", "context.md")      # exists now, inside the tree
+    assert (tmp_path / "context.md").read_bytes() == first
+    code, out, _ = agg(tmp_path, ".", "-o", "-")           # to stdout, context.md is just a file
+    assert headings(out) == ["a.py", "context.md", "a.py"]  # (the last one inside context.md's fence)
+
+
+def test_output_ends_with_one_newline(tmp_path, agg):
+    write(tmp_path, {"a.py": "a"})
+    assert agg(tmp_path, ".")[1] == b"### `a.py`\n\n```py\na\n```\n"
+
+
+def test_usage_errors_exit_2(tmp_path, agg):
+    code, out, err = agg(tmp_path, "does-not-exist")
+    assert code == cli.EXIT_USAGE and out == b"" and "does-not-exist: no such file or directory" in err
+    assert cli.main(["aggregate"]) == cli.EXIT_USAGE
+    assert cli.main(["aggregate", ".", "--mode", "everything"]) == cli.EXIT_USAGE
+    assert cli.main(["aggregate", ".", "--max-file-size", "lots"]) == cli.EXIT_USAGE
+    assert cli.main([]) == cli.EXIT_USAGE
+    assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
+
+
+def test_unwritable_output_is_fatal(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n"})
+    code, _, err = agg(tmp_path, ".", "-o", str(tmp_path / "no" / "such" / "dir" / "out.md"))
+    assert code == cli.EXIT_FATAL and "error:" in err
+
+
+def test_verbose_summary_names_the_backend(tmp_path, agg, monkeypatch):
+    write(tmp_path, {"a.py": "a\n", "b.py": "b\n"})
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    code, _, err = agg(tmp_path, ".", "-v")
+    assert code == 0
+    assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s .*0 skipped, 0 unreadable; backend fallback \(build_markdown\)", err)
+
+
+def test_subprocess_native_and_fallback_give_identical_bytes(needs_native, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(DATA / "rust-book" / "2018-edition", tree / "book")
+    write(tree, {"code/a.py": "def f():\n    return 1\n" * 50, "odd `name`.md": "```\nfence\n```\n",
+                 "ünï/ç.txt": "x\n", "bin.dat": b"\0\1", ".gitignore": "*.toml\n"})
+    outputs = {}
+    for backend in ("native", "fallback"):
+        for mode in ("full", "summary"):
+            p = run("aggregate", ".", "--mode", mode, "--full", "*.py", cwd=tree, SLOPFAST_BACKEND=backend)
+            assert p.returncode == 0, p.stderr
+            assert b"skipped bin.dat: binary" in p.stderr
+            outputs[backend, mode] = p.stdout
+    assert outputs["native", "full"] == outputs["fallback", "full"]
+    assert outputs["native", "summary"] == outputs["fallback", "summary"]
+    assert len(headings(outputs["native", "full"])) > 50
+    assert not any(h.endswith(".toml") for h in headings(outputs["native", "full"]))
+
+
+def test_subprocess_same_as_in_process(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "d/b.md": "# b\n"})
+    p = run("aggregate", ".", cwd=tmp_path)
+    code, out, _ = agg(tmp_path, ".")
+    assert p.returncode == code == 0 and p.stdout == out
+
+
+def test_forced_native_that_cannot_load_is_fatal(tmp_path):
+    write(tmp_path, {"a.py": "a\n"})
+    env = {"SLOPFAST_BACKEND": "native", "SLOPFAST_LIB": str(tmp_path / "missing.so")}
+    p = run("aggregate", ".", cwd=tmp_path, **env)
+    assert p.returncode == cli.EXIT_FATAL
+    assert b"SLOPFAST_BACKEND=native" in p.stderr and b"missing.so" in p.stderr
+    assert p.stdout == b""
+    d = run("doctor", cwd=tmp_path, **env)
+    assert d.returncode == cli.EXIT_FATAL
+    assert b"missing.so" in d.stdout + d.stderr
+    # auto with the same broken library falls back and succeeds
+    p = run("aggregate", ".", cwd=tmp_path, SLOPFAST_LIB=str(tmp_path / "missing.so"))
+    assert p.returncode == 0 and headings(p.stdout) == ["a.py"]
+
+
+def test_bad_backend_setting_is_fatal(tmp_path):
+    write(tmp_path, {"a.py": "a\n"})
+    p = run("aggregate", ".", cwd=tmp_path, SLOPFAST_BACKEND="turbo")
+    assert p.returncode == cli.EXIT_FATAL and b"turbo" in p.stderr
+
+
+def test_subprocess_unreadable_exit_code_and_output(tmp_path):
+    write(tmp_path, {"a.py": "a\n"})
+    os.symlink("nowhere", tmp_path / "dangling.txt")
+    p = run("aggregate", ".", cwd=tmp_path)
+    assert p.returncode == 1
+    assert headings(p.stdout) == ["a.py"]
+    assert b"cannot read dangling.txt" in p.stderr
+
+
+def test_version_and_help():
+    p = run("--version", cwd=Path.cwd())
+    assert p.returncode == 0 and p.stdout.startswith(b"slopfast ")
+    p = run("aggregate", "--help", cwd=Path.cwd())
+    assert p.returncode == 0 and b"exit codes" in p.stdout
+
+
+# ---- progress ---------------------------------------------------------------------------
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_a_terminal_and_only_when_long():
+    clock = iter([0.0, 0.1, 0.2, 1.0, 1.05, 1.3, 1.4]).__next__
+    stream = _Tty()
+    p = cli.Progress(stream, clock=clock)
+    p.update("a")       # 0.1: too early
+    p.update("b")       # 0.2: too early
+    p.update("c")       # 1.0: shown
+    p.update("d")       # 1.05: throttled
+    p.update("e")       # 1.3: shown
+    p.clear()
+    assert stream.getvalue() == "\r\x1b[Kc\r\x1b[Ke\r\x1b[K"
+    quiet = io.StringIO()
+    p = cli.Progress(quiet, clock=iter([0.0, 5.0]).__next__)
+    p.update("x")
+    assert quiet.getvalue() == ""
+
+
+def test_no_progress_noise_when_stderr_is_not_a_terminal(tmp_path):
+    write(tmp_path, {f"d{i}/f{j}.txt": "x\n" for i in range(20) for j in range(20)})
+    p = run("aggregate", ".", cwd=tmp_path)
+    assert p.returncode == 0 and p.stderr == b""
+
+
+# ---- walk (the module) ---------------------------------------------------------------------
+
+def test_walk_events(tmp_path, monkeypatch):
+    write(tmp_path, {"a.txt": "a", "bin": b"\0", "big": "x" * 100})
+    monkeypatch.chdir(tmp_path)
+    events = list(walk(["."], WalkOptions(max_file_size=50)))
+    assert events == [Found("a.txt", "a.txt", 1), Skipped("big", "too-large", "100 bytes > --max-file-size 50"),
+                      Skipped("bin", "binary", "binary file (NUL byte in the first 8 KiB)")]
+    assert isinstance(next(iter(walk([str(tmp_path / "nope")]))), Unreadable)
+
+
+# ---- bench and doctor ----------------------------------------------------------------------
+
+def test_bench_quick_json(tmp_path):
+    p = run("bench", "--quick", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    rows = report["rows"]
+    bm = [r for r in rows if r["op"] == "build_markdown"]
+    assert [r["size"] for r in bm] == cli.BENCH_SIZES_QUICK
+    for r in bm:
+        assert r["fallback_bps"] > 0 and r["pick"] in ("native", "fallback")
+        if report["native"]:
+            assert r["native_bps"] > 0 and r["ratio"] > 0
+    for op in cli.BENCH_OPS:
+        assert any(r["op"] == op for r in rows)   # a row per op, available or not
+    for r in rows:
+        if not r["available"]:
+            assert r["why"].startswith("not available")
+
+
+def test_bench_table_and_unknown_op(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100, 2000])
+    assert cli.main(["bench", "--quick", "--op", "build_markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "native/fb" in out and "dispatcher picks" in out
+    assert len([line for line in out.splitlines() if line.startswith("build_markdown")]) == 2
+    assert cli.main(["bench", "--op", "nonsense"]) == cli.EXIT_USAGE
+
+
+def test_bench_missing_op_module_is_a_row(monkeypatch):
+    def missing(size):
+        raise ImportError("No module named 'slopfast.nothing'")
+
+    monkeypatch.setitem(cli.BENCH_OPS, "nothing", missing)
+    rows = cli.run_bench(quick=True, ops=["nothing"])
+    assert rows == [{"op": "nothing", "size": None, "available": False,
+                     "why": "not available: No module named 'slopfast.nothing'"}]
+
+
+def test_bench_forced_backend_pick(monkeypatch):
+    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100])
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    [row] = cli.run_bench(quick=True, ops=["build_markdown"])
+    assert row["pick"] == "fallback" and "forced" in row["why"]
+    assert os.environ["SLOPFAST_BACKEND"] == "fallback"   # restored
+
+
+def test_bench_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100, 4000])
+    target = tmp_path / "bench.png"
+    code = cli.main(["bench", "--quick", "--op", "build_markdown", "--plot", str(target)])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert code == cli.EXIT_FATAL
+        assert "pip install 'slopfast[plot]'" in capsys.readouterr().err
+        assert not target.exists()
+    else:
+        assert code == 0 and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_doctor(tmp_path):
+    p = run("doctor", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout.decode()
+    for word in ("library:", "transport:", "backend:", "wisdom:", "build_markdown", "self-test:"):
+        assert word in text
+    if native.available():
+        assert native.build_id() in text and "ok: native == fallback" in text
+    p = run("doctor", "--json", cwd=tmp_path, SLOPFAST_WISDOM=str(tmp_path / "w.json"))
+    info = json.loads(p.stdout)
+    assert info["wisdom"]["path"] == str(tmp_path / "w.json")
+    assert info["library"]["path"] == str(native.library_path())
+    assert info["ops"]["build_markdown"]["available"] is True
+    assert info["problems"] == []
+
+
+def test_doctor_forced_backends(tmp_path):
+    p = run("doctor", cwd=tmp_path, SLOPFAST_BACKEND="fallback", SLOPFAST_LIB=str(tmp_path / "x.so"))
+    assert p.returncode == 0   # the library is missing but nobody asked for it
+    assert b"forced by SLOPFAST_BACKEND=fallback" in p.stdout
