@@ -1,0 +1,91 @@
+"""Heading outlines of CommonMark documents (docs/markdown-outline.md).
+
+`markdown_outline` gives the headings markdown-it-py's "commonmark" preset
+finds, with its heading text and 0-based start line; `summarise_markdown`
+renders them as an indented list. The native path (lib/md_outline.c) and the
+fallback (markdown-it-py) give identical results.
+
+Text: `str` is encoded as UTF-8 (a lone surrogate becomes "?"); `bytes` are
+used as they are and, where they are not valid UTF-8, read as
+`bytes.decode("utf-8", errors="replace")` reads them, on both paths.
+"""
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from . import native as _native
+from .dispatch import dispatch
+from .fallbacks import md_outline as _fallback
+from .wire import Input
+
+__all__ = ["Heading", "markdown_outline", "summarise_markdown"]
+
+_RECORD = struct.Struct("<BII")
+
+
+class Heading(NamedTuple):
+    level: int
+    text: str
+    line: int
+
+
+def _prepare(text: str | bytes) -> tuple[bytes, str | None]:
+    """The bytes the native path reads and, for str input, the text the
+    fallback parses (None: decode the bytes when needed)."""
+    if isinstance(text, str):
+        try:
+            return text.encode("utf-8"), text
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "replace")
+            return data, data.decode("utf-8")
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text), None
+    raise TypeError(f"markdown text must be str or bytes, not {type(text).__name__}")
+
+
+def _text(data: bytes, text: str | None) -> str:
+    return text if text is not None else data.decode("utf-8", "replace")
+
+
+def _decode_outline(part: bytes) -> list[Heading]:
+    """md_outline's part: records of U1 level, U4 line, U4 length, text."""
+    out = []
+    at, end = 0, len(part)
+    unpack = _RECORD.unpack_from
+    while at < end:
+        level, line, size = unpack(part, at)
+        at += 9
+        out.append(Heading(level, part[at : at + size].decode("utf-8"), line))
+        at += size
+    return out
+
+
+def _run_native(op: str, data: bytes) -> bytes:
+    parts = _native.run([(op, {})], [Input(b"<text>", data)])
+    return parts[0]
+
+
+def markdown_outline(text: str | bytes) -> list[Heading]:
+    """Every heading of a CommonMark document, in order: level (1-6), text
+    (markdown-it-py's inline content: raw markdown, trimmed) and 0-based start
+    line."""
+    data, decoded = _prepare(text)
+    return dispatch(
+        "md_outline",
+        len(data),
+        lambda: _decode_outline(_run_native("md_outline", data)),
+        lambda: [Heading(*h) for h in _fallback.outline(_text(data, decoded))],
+    )
+
+
+def summarise_markdown(text: str | bytes) -> str:
+    """The outline as an indented list: per heading, two spaces per level
+    below 1, "- ", the text with newlines made spaces, and a newline."""
+    data, decoded = _prepare(text)
+    return dispatch(
+        "md_summary",
+        len(data),
+        lambda: _run_native("md_summary", data).decode("utf-8"),
+        lambda: _fallback.summary(_text(data, decoded)),
+    )
