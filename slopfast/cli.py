@@ -130,11 +130,18 @@ def observe_dispatch(log: list[tuple[str, int, str]]) -> Iterator[None]:
             return run
         return original(op, size, wrap(native_fn, "native"), wrap(fallback_fn, "fallback"))
 
+    # Modules that did `from .dispatch import dispatch` hold their own reference.
+    bound = [m for name, m in list(sys.modules.items())
+             if name.startswith("slopfast.") and m is not None and getattr(m, "dispatch", None) is original]
     dispatch.dispatch = spy
+    for m in bound:
+        m.dispatch = spy
     try:
         yield
     finally:
         dispatch.dispatch = original
+        for m in bound:
+            m.dispatch = original
 
 
 def _decision(op: str, size: int) -> dict | None:
@@ -358,9 +365,15 @@ def _backend_env(value: str | None) -> Iterator[None]:
             os.environ["SLOPFAST_BACKEND"] = old
 
 
+MAX_CALL_S = 2.0   # a backend whose call would take longer than this is not run at that size
+
+
 def _best_time(fn: Callable[[], Any], budget: float, max_reps: int = 1000) -> float:
+    t0 = time.perf_counter()
     fn()  # warm up (plans, caches, library load)
-    best = float("inf")
+    best = time.perf_counter() - t0
+    if best > budget:
+        return best   # slow enough that one call is the measurement
     start = time.perf_counter()
     for _ in range(max_reps):
         t0 = time.perf_counter()
@@ -379,6 +392,7 @@ def run_bench(quick: bool = False, ops: Sequence[str] | None = None,
     budget = 0.03 if quick else 0.2
     setting = os.environ.get("SLOPFAST_BACKEND")
     rows = []
+    last_time: dict[tuple[str, str], tuple[int, float]] = {}   # (op, backend) -> (size, seconds)
     for op in ops or BENCH_OPS:
         factory = BENCH_OPS[op]
         for size in sizes:
@@ -393,9 +407,15 @@ def run_bench(quick: bool = False, ops: Sequence[str] | None = None,
                 break
             row["available"] = True
             for backend in ("native", "fallback"):
+                prev = last_time.get((op, backend))
+                if prev is not None and prev[1] * size / prev[0] > MAX_CALL_S:
+                    row[f"{backend}_s"] = None
+                    row[f"{backend}_error"] = f"not run: about {prev[1] * size / prev[0]:.0f} s a call"
+                    continue
                 try:
                     with _backend_env(backend):
                         row[f"{backend}_s"] = _best_time(fn, budget)
+                    last_time[(op, backend)] = (size, row[f"{backend}_s"])
                 except (BackendUnavailable, SlopfastError) as exc:
                     row[f"{backend}_s"] = None
                     row[f"{backend}_error"] = str(exc)
@@ -410,11 +430,21 @@ def run_bench(quick: bool = False, ops: Sequence[str] | None = None,
                 row["faster"] = "native" if row["native_s"] else "fallback" if row["fallback_s"] else None
             # What the dispatcher picks under this process's setting (auto by default).
             log: list[tuple[str, int, str]] = []
+            if row["native_s"] is None or row["fallback_s"] is None:
+                if any(str(row.get(f"{b}_error", "")).startswith("not run") for b in ("native", "fallback")):
+                    row["pick"], row["why"] = "-", "not run (too slow at this size)"
+                    rows.append(row)
+                    if on_row:
+                        on_row(row)
+                    continue
             try:
+                # As a fresh process would: decisions from the wisdom file, or measured now.
+                dispatch.reset()
                 with _backend_env(setting), observe_dispatch(log):
+                    t0 = time.perf_counter()
                     fn()
-                    log.clear()
-                    fn()
+                    if time.perf_counter() - t0 < budget:
+                        fn()   # ops that learn their size class on a first call dispatch on it now
                 picked = {name for _, _, name in log}
                 decision = _decision(log[-1][0], log[-1][1]) if log else None
                 forced = (setting or "auto").strip().lower()
@@ -453,8 +483,9 @@ def _bench_line(row: dict) -> str:
         return f"{row['op']:<15} {'-':>9} {row['why']}"
     ratio = f"{row['ratio']:9.2f}x" if row.get("ratio") else f"{'-':>10}"
     why = row.get("why", "")
-    if row.get("native_error") and not row.get("native_s"):
-        why = (why + "; " if why else "") + "native: " + row["native_error"]
+    for backend in ("native", "fallback"):
+        if row.get(f"{backend}_error") and not row.get(f"{backend}_s") and row[f"{backend}_error"] not in why:
+            why = (why + "; " if why else "") + f"{backend}: " + row[f"{backend}_error"]
     return (f"{row['op']:<15} {_fmt_size(row['size']):>9} {_fmt_rate(row.get('native_bps')):>12} "
             f"{_fmt_rate(row.get('fallback_bps')):>14} {ratio}  {row.get('pick', '?'):<17} {why}")
 

@@ -503,20 +503,28 @@ def test_walk_events(tmp_path, monkeypatch):
 # ---- bench and doctor ----------------------------------------------------------------------
 
 def test_bench_quick_json(tmp_path):
-    p = run("bench", "--quick", "--json", cwd=tmp_path)
+    p = run("bench", "--quick", "--json", "--op", "build_markdown", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
-    rows = report["rows"]
-    bm = [r for r in rows if r["op"] == "build_markdown"]
+    bm = report["rows"]
     assert [r["size"] for r in bm] == cli.BENCH_SIZES_QUICK
     for r in bm:
+        assert r["op"] == "build_markdown"
         assert r["fallback_bps"] > 0 and r["pick"] in ("native", "fallback")
         if report["native"]:
             assert r["native_bps"] > 0 and r["ratio"] > 0
+
+
+def test_bench_every_op_has_rows(monkeypatch):
+    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100])
+    rows = cli.run_bench(quick=True)
     for op in cli.BENCH_OPS:
         assert any(r["op"] == op for r in rows)   # a row per op, available or not
     for r in rows:
-        if not r["available"]:
+        if r["available"]:
+            assert r["fallback_s"] > 0 or r.get("fallback_error")
+            assert r["pick"] in ("native", "fallback", "error"), r
+        else:
             assert r["why"].startswith("not available")
 
 
