@@ -8,11 +8,16 @@
 
 /* ---- arena ------------------------------------------------------------- */
 
-enum { ARENA_BLOCK_MIN = 64 * 1024 };
+#ifdef SLOPFAST_TEST_HOOKS
+/* small blocks that do not grow: fail_after then reaches nearly every allocation */
+enum { ARENA_BLOCK_MIN = 256, ARENA_BLOCK_DOUBLING = 0 };
+#else
+enum { ARENA_BLOCK_MIN = 64 * 1024, ARENA_BLOCK_DOUBLING = 1 };
+#endif
 
 static B4 arena_grow(Arena *arena, U8 need) {
     U8 size = max_(need + sizeof(ArenaBlock) + 64, (U8)ARENA_BLOCK_MIN);
-    if (arena->block) size = max_(size, min_(arena->block->size * 2, (U8)64 << 20));
+    if (arena->block && ARENA_BLOCK_DOUBLING) size = max_(size, min_(arena->block->size * 2, (U8)64 << 20));
     if (arena->limit && arena->reserved + size > arena->limit) {
         if (arena->reserved + need + sizeof(ArenaBlock) + 64 > arena->limit) return 0;
         size = need + sizeof(ArenaBlock) + 64;
