@@ -39,7 +39,8 @@ fn cModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builti
 }
 
 pub fn build(b: *std.Build) !void {
-    const target = b.standardTargetOptions(.{});
+    // baseline CPU by default: the library must run on any machine of the target arch
+    const target = b.standardTargetOptions(.{ .default_target = .{ .cpu_model = .baseline } });
     const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
     const sources = try librarySources(b);
 
