@@ -92,6 +92,8 @@ def decode(data: Any, tp: Any, fmt: str = "msgpack") -> Any:
         return dec.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as ex:
         raise decode_error(ex) from None
+    except UnicodeDecodeError as ex:
+        raise SnapshotError(f"$: corrupt snapshot: a string is not valid UTF-8 ({ex.reason} at byte {ex.start})") from None
     except TypeError as ex:  # not a bytes-like object
         raise SnapshotError(f"$: cannot decode {type(data).__name__}: {ex}") from None
     except RecursionError:

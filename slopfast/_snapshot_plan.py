@@ -180,8 +180,9 @@ def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
     if dataclasses.is_dataclass(t):
         try:
             plan = class_plan(t)
-        except SnapshotError as ex:
-            return path, str(ex)
+        except SnapshotError as ex:  # its message starts with the path inside t
+            where, _, why = str(ex).partition(": ")
+            return path + where[1:], why
         d = getattr(v, "__dict__", {})
         for name, in_dict in plan.fields:
             x = d.get(name, MISSING) if in_dict else getattr(v, name, MISSING)
