@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from typing import Iterable
 
-__all__ = ["SkeletonSyntaxError", "skeleton"]
+__all__ = ["SkeletonSyntaxError", "check", "prepare", "skeleton"]
 
 _ASSIGN = tuple(t for t in (ast.Assign, ast.AnnAssign, ast.AugAssign, getattr(ast, "TypeAlias", None)) if t)
 _IMPORT = (ast.Import, ast.ImportFrom)
@@ -240,20 +240,29 @@ def _names(names: Iterable) -> frozenset:
     return frozenset(n.encode("utf-8") if isinstance(n, str) else bytes(n) for n in names)
 
 
-def skeleton(data: bytes, full: Iterable = (), signatures: Iterable = ()) -> bytes:
-    """The skeleton of `data` (UTF-8 Python source); raises SkeletonSyntaxError
-    when the source is not UTF-8 or ast rejects it."""
+def _parse(data: bytes) -> tuple[bytes, ast.Module]:
     src = prepare(bytes(data))
     try:
         text = src.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SkeletonSyntaxError(f"source is not valid UTF-8 (byte {exc.start})") from None
     try:
-        tree = ast.parse(text)
+        return src, ast.parse(text)
     except SyntaxError as exc:
         raise SkeletonSyntaxError(f"line {exc.lineno}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise SkeletonSyntaxError(str(exc) or type(exc).__name__) from None
+
+
+def check(data: bytes) -> None:
+    """Raise SkeletonSyntaxError unless the source is UTF-8 that ast accepts."""
+    _parse(data)
+
+
+def skeleton(data: bytes, full: Iterable = (), signatures: Iterable = ()) -> bytes:
+    """The skeleton of `data` (UTF-8 Python source); raises SkeletonSyntaxError
+    when the source is not UTF-8 or ast rejects it."""
+    src, tree = _parse(data)
     sk = _Skel(src, _names(full), _names(signatures))
     sk.stmts(tree.body, True, (), None)
     return b"".join(sk.out)

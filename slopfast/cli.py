@@ -212,7 +212,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
                 items.append({"path": event.path, "content": None, "mode": "full"})
             else:
                 items.append(event.path)
-            progress.update(f"slopfast: {len(items)} files, {human_bytes(in_bytes)}")
+            if progress.enabled:
+                progress.update(f"slopfast: {len(items)} files, {human_bytes(in_bytes)}")
         elif isinstance(event, Skipped):
             n_skipped += 1
             if event.reason != "output":
@@ -277,38 +278,53 @@ _PY_BLOCK = (
 )
 
 
-def _text_of_size(block: str, size: int) -> str:
+class _Case:
+    """One bench input: the call to time and the bytes it processes."""
+
+    __slots__ = ("call", "nbytes")
+
+    def __init__(self, call: Callable[[], Any], nbytes: int):
+        self.call = call
+        self.nbytes = nbytes
+
+
+def _text_of_size(block: str, size: int, small: str) -> str:
+    """Whole copies of `block` (numbered) up to at least `size` characters;
+    copies of `small` instead when one block would be far too big."""
+    unit = block if len(block.format(i=0)) <= size else small
     parts = []
     n = 0
     i = 0
     while n < size:
-        chunk = block.format(i=i)
+        chunk = unit.format(i=i)
         parts.append(chunk)
         n += len(chunk)
         i += 1
-    return "".join(parts)[:size] if size < len(block) else "".join(parts)
+    return "".join(parts)
+
+
+_MD_SMALL = "# Title {i}\n\nText.\n"
+_PY_SMALL = "def f{i}(a):\n    return a\n"
 
 
 def _bench_build_markdown(size: int) -> Callable[[], Any]:
     file_size = min(size, 4096)
     n = max(1, size // file_size)
-    body = _text_of_size(_PY_BLOCK, file_size)
+    body = _text_of_size(_PY_BLOCK, file_size, _PY_SMALL)
     items = [(f"src/pkg{i // 50}/mod{i}.py", body) for i in range(n)]
-    return lambda: _aggregate.build(items).document
+    return _Case(lambda: _aggregate.build(items).document, len(body.encode()) * n)
 
 
 def _bench_md_outline(size: int) -> Callable[[], Any]:
-    from . import markdown as md  # noqa: F401  (not available until the op lands)
-    fn = getattr(md, "markdown_outline")
-    text = _text_of_size(_MD_BLOCK, size)
-    return lambda: fn(text)
+    from .markdown import markdown_outline  # not available until the op lands
+    text = _text_of_size(_MD_BLOCK, size, _MD_SMALL)
+    return _Case(lambda: markdown_outline(text), len(text.encode()))
 
 
 def _bench_py_skeleton(size: int) -> Callable[[], Any]:
-    from . import python_skeleton as ps
-    fn = getattr(ps, "summarise_python")
-    text = _text_of_size(_PY_BLOCK, size)
-    return lambda: fn(text)
+    from .python_skeleton import summarise_python
+    text = _text_of_size(_PY_BLOCK, size, _PY_SMALL)
+    return _Case(lambda: summarise_python(text), len(text.encode()))
 
 
 def _bench_snapshot(size: int) -> Callable[[], Any]:
@@ -336,10 +352,10 @@ def _bench_snapshot(size: int) -> Callable[[], Any]:
         Message("user" if i % 2 else "assistant", f"message number {i} with some text", i, i / 3, ["a", "b"])
         for i in range(n)
     ])
-    return lambda: snapshot_serialize(state)
+    return _Case(lambda: snapshot_serialize(state), size)   # ~size bytes of msgpack
 
 
-BENCH_OPS: dict[str, Callable[[int], Callable[[], Any]]] = {
+BENCH_OPS: dict[str, Callable[[int], _Case]] = {
     "build_markdown": _bench_build_markdown,
     "md_outline": _bench_md_outline,
     "py_skeleton": _bench_py_skeleton,
@@ -398,7 +414,7 @@ def run_bench(quick: bool = False, ops: Sequence[str] | None = None,
         for size in sizes:
             row: dict[str, Any] = {"op": op, "size": size}
             try:
-                fn = factory(size)
+                case = factory(size)
             except (ImportError, AttributeError) as exc:
                 row = {"op": op, "size": None, "available": False, "why": f"not available: {exc}"}
                 rows.append(row)
@@ -406,22 +422,24 @@ def run_bench(quick: bool = False, ops: Sequence[str] | None = None,
                     on_row(row)
                 break
             row["available"] = True
+            row["bytes"] = nbytes = case.nbytes
+            fn = case.call
             for backend in ("native", "fallback"):
                 prev = last_time.get((op, backend))
-                if prev is not None and prev[1] * size / prev[0] > MAX_CALL_S:
+                if prev is not None and prev[1] * nbytes / prev[0] > MAX_CALL_S:
                     row[f"{backend}_s"] = None
-                    row[f"{backend}_error"] = f"not run: about {prev[1] * size / prev[0]:.0f} s a call"
+                    row[f"{backend}_error"] = f"not run: about {prev[1] * nbytes / prev[0]:.0f} s a call"
                     continue
                 try:
                     with _backend_env(backend):
                         row[f"{backend}_s"] = _best_time(fn, budget)
-                    last_time[(op, backend)] = (size, row[f"{backend}_s"])
+                    last_time[(op, backend)] = (nbytes, row[f"{backend}_s"])
                 except (BackendUnavailable, SlopfastError) as exc:
                     row[f"{backend}_s"] = None
                     row[f"{backend}_error"] = str(exc)
             for backend in ("native", "fallback"):
                 t = row[f"{backend}_s"]
-                row[f"{backend}_bps"] = size / t if t else None
+                row[f"{backend}_bps"] = nbytes / t if t else None
             if row["native_s"] and row["fallback_s"]:
                 row["ratio"] = row["fallback_s"] / row["native_s"]   # > 1: native faster
                 row["faster"] = "native" if row["ratio"] > 1 else "fallback"
@@ -496,12 +514,12 @@ def _plot(rows: list[dict], path: str, plt) -> None:
     for ax, op in zip(axes[:, 0], ops):
         data = [r for r in rows if r["op"] == op and r.get("available")]
         for backend, style in (("native", "o-"), ("fallback", "s--")):
-            pts = [(r["size"], r[f"{backend}_bps"] / 1e6) for r in data if r.get(f"{backend}_bps")]
+            pts = [(r["bytes"], r[f"{backend}_bps"] / 1e6) for r in data if r.get(f"{backend}_bps")]
             if pts:
                 ax.plot(*zip(*pts), style, label=backend)
         for prev, cur in zip(data, data[1:]):
             if prev.get("ratio") and cur.get("ratio") and (prev["ratio"] > 1) != (cur["ratio"] > 1):
-                ax.axvline((prev["size"] * cur["size"]) ** 0.5, color="grey", linestyle=":", label="crossover")
+                ax.axvline((prev["bytes"] * cur["bytes"]) ** 0.5, color="grey", linestyle=":", label="crossover")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(op)

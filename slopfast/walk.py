@@ -38,10 +38,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, Union
 
-import pathspec
+if TYPE_CHECKING:  # pathspec is imported on first use: most trees need no matcher at all
+    import pathspec
 
 BINARY_SNIFF_BYTES = 8192
 
@@ -51,22 +51,19 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     path: str     # shown in the document and opened by the reader
     rel: str      # relative to the PATH argument ('/'-separated); for a file argument, == path
     size: int
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(NamedTuple):
     path: str
-    reason: str   # "binary", "too-large", "directory-symlink", "special"
+    reason: str   # "binary", "too-large", "directory-symlink", "special", "output"
     detail: str
 
 
-@dataclass(frozen=True)
-class Unreadable:
+class Unreadable(NamedTuple):
     path: str
     error: OSError
 
@@ -74,21 +71,32 @@ class Unreadable:
 Event = Union[Found, Skipped, Unreadable]
 
 
-@dataclass
 class WalkOptions:
-    hidden: bool = False
-    gitignore: bool = True
-    include: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    max_file_size: int | None = None
-    # (st_dev, st_ino) of files never to take (the -o output file)
-    avoid: frozenset = field(default_factory=frozenset)
+    """What the walk takes (module doc); `avoid` holds (st_dev, st_ino) of files
+    never to take (the -o output file)."""
+
+    __slots__ = ("hidden", "gitignore", "include", "exclude", "max_file_size", "avoid")
+
+    def __init__(self, hidden: bool = False, gitignore: bool = True, include: Sequence[str] = (),
+                 exclude: Sequence[str] = (), max_file_size: int | None = None,
+                 avoid: frozenset = frozenset()):
+        self.hidden = hidden
+        self.gitignore = gitignore
+        self.include = include
+        self.exclude = exclude
+        self.max_file_size = max_file_size
+        self.avoid = avoid
 
 
-def compile_patterns(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
+def _gitignore_spec(lines: list[str]) -> "pathspec.GitIgnoreSpec":
+    from pathspec import GitIgnoreSpec
+    return GitIgnoreSpec.from_lines(lines)
+
+
+def compile_patterns(patterns: Iterable[str]) -> "pathspec.GitIgnoreSpec | None":
     """gitignore-syntax patterns as one spec, or None when there are none."""
     lines = [p for p in patterns if p and p.strip()]
-    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+    return _gitignore_spec(lines) if lines else None
 
 
 def display_prefix(path: str) -> str:
@@ -117,7 +125,7 @@ class _Ignores:
 
     __slots__ = ("layers", "offset")
 
-    def __init__(self, layers: tuple[tuple[str, pathspec.GitIgnoreSpec], ...] = (), offset: str = ""):
+    def __init__(self, layers: tuple[tuple[str, "pathspec.GitIgnoreSpec"], ...] = (), offset: str = ""):
         self.layers = layers
         self.offset = offset
 
@@ -138,7 +146,7 @@ class _Ignores:
         return _Ignores(self.layers + ((self.offset + dir_rel, spec),), self.offset)
 
 
-def _read_gitignore(dir_path: str) -> pathspec.GitIgnoreSpec | None:
+def _read_gitignore(dir_path: str) -> "pathspec.GitIgnoreSpec | None":
     try:
         with open(os.path.join(dir_path, ".gitignore"), "rb") as f:
             text = f.read().decode("utf-8", "surrogateescape")
@@ -147,7 +155,7 @@ def _read_gitignore(dir_path: str) -> pathspec.GitIgnoreSpec | None:
     lines = text.splitlines()
     if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
         return None
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    return _gitignore_spec(lines)
 
 
 def _enclosing_ignores(root: str) -> _Ignores:

@@ -1,0 +1,156 @@
+"""Benchmark: heading outlines, native vs markdown-it-py and other parsers.
+
+    python bench/bench_md_outline.py [--repeat N] [--write docs/benchmarks-md_outline.md]
+
+Every contender gets the same inputs in one run; each figure is the best of
+N timed rounds (the machine is shared, the best round is the least
+disturbed), and ratios are against the native path's best in the same run.
+
+Contenders:
+- native: slopfast.markdown_outline with SLOPFAST_BACKEND=native (wire
+  encoding, the ctypes call and decoding included);
+- native batch: one request carrying every document as an input (the C
+  throughput with the per-call cost spread out);
+- markdown-it-py full parse and block stage only (the fallback);
+- mistune (AST renderer), pyromark (events), cmarkgfm (HTML: it has no
+  outline API, so this is parse + render, a lower bound for it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+
+
+def best_of(fn, repeat: int, min_time: float = 0.05) -> float:
+    """Best seconds per call of fn() over `repeat` rounds."""
+    loops = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        dt = time.perf_counter() - t
+        if dt >= min_time or loops >= 1 << 20:
+            break
+        loops *= 2
+    best = dt / loops
+    for _ in range(repeat - 1):
+        t = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.perf_counter() - t) / loops)
+    return best
+
+
+def contenders(docs: list[bytes]):
+    """name -> callable processing every document once."""
+    from markdown_it import MarkdownIt
+
+    from slopfast import markdown as sm
+    from slopfast import native
+    from slopfast.fallbacks import md_outline as fb
+    from slopfast.wire import Input
+
+    texts = [d.decode("utf-8", "replace") for d in docs]
+    full = MarkdownIt("commonmark")
+    out = {}
+    if native.available():
+        def run_native():
+            for d in docs:
+                sm.markdown_outline(d)
+
+        batch_inputs = [Input(b"<t>", d) for d in docs]
+
+        def run_batch():
+            for part in native.run([("md_outline", {})], batch_inputs):
+                sm._decode_outline(part)
+
+        out["native"] = run_native
+        out["native batch"] = run_batch
+    out["markdown-it-py block"] = lambda: [fb.outline(t) for t in texts]
+    out["markdown-it-py full"] = lambda: [fb.outline_tokens(full.parse(t)) for t in texts]
+    try:
+        import mistune
+
+        ast = mistune.create_markdown(renderer=None)
+
+        def run_mistune():
+            for t in texts:
+                [tok for tok in ast(t) if tok.get("type") == "heading"]
+
+        out["mistune (ast)"] = run_mistune
+    except ImportError:
+        pass
+    try:
+        import pyromark
+
+        def run_pyromark():
+            for t in texts:
+                [e for e in pyromark.events(t) if "Start" in e and isinstance(e["Start"], dict) and "Heading" in e["Start"]]
+
+        out["pyromark (events)"] = run_pyromark
+    except ImportError:
+        pass
+    try:
+        import cmarkgfm
+
+        out["cmarkgfm (html)"] = lambda: [cmarkgfm.markdown_to_html(t) for t in texts]
+    except ImportError:
+        pass
+    return out
+
+
+def workloads() -> dict[str, list[bytes]]:
+    book = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))]
+    spec = (DATA / "commonmark" / "commonmark-spec-0.31.2.md").read_bytes()
+    return {
+        "rust-book, 478 files, one call each": book,
+        "rust-book as one document": [b"\n".join(book)],
+        "CommonMark spec (one document)": [spec],
+        "spec, 200 B heads (x200)": [spec[i * 200 : (i + 1) * 200] for i in range(200)],
+        "spec, 2 KB pieces (x50)": [spec[i * 2000 : (i + 1) * 2000] for i in range(50)],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds per contender (best is kept)")
+    ap.add_argument("--write", type=Path, help="also write the markdown report here")
+    args = ap.parse_args()
+    os.environ["SLOPFAST_BACKEND"] = "native"
+
+    lines = [
+        f"Command: `python bench/bench_md_outline.py --repeat {args.repeat}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()}; other work may run concurrently (best of {args.repeat} rounds).",
+        "",
+    ]
+    for name, docs in workloads().items():
+        size = sum(map(len, docs))
+        lines += [f"### {name}: {size / 1e6:.2f} MB", "",
+                  "| contender | ms | MB/s | time / native |", "|---|---:|---:|---:|"]
+        times = {}
+        for cname, fn in contenders(docs).items():
+            fn()   # warm up (and let the dispatcher settle)
+            times[cname] = best_of(fn, args.repeat)
+        base = times.get("native")
+        for cname, t in times.items():
+            ratio = f"{t / base:.1f}x" if base else "-"
+            lines.append(f"| {cname} | {t * 1e3:.2f} | {size / t / 1e6:.1f} | {ratio} |")
+        lines.append("")
+        print("\n".join(lines[-(len(times) + 4):]), flush=True)
+    report = "\n".join(lines)
+    if args.write:
+        args.write.write_text("# Benchmark: markdown outline\n\n" + report + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

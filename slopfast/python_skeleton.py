@@ -1,0 +1,117 @@
+"""Skeletons of Python modules (docs/python-skeleton.md).
+
+`summarise_python` keeps a module's docstring, imports, assignments, class
+and def headers as written (with their docstrings) and the if/try blocks
+holding any of these; every other body becomes an indented `...`. The
+native path (lib/py_skeleton.c, a lexical scanner) and the fallback
+(fallbacks/py_skeleton.py, `ast`) give identical text for every source
+`ast.parse` accepts.
+
+Source that is not valid Python raises `SkeletonError`: always on the
+fallback path; on the native path whenever the scanner sees the error (bad
+UTF-8, NUL, unterminated string, unbalanced bracket, bad indentation, a
+header without its colon, a stray clause...). A grammar error inside one
+statement (`x = = 1`) is seen by `ast` only: there the native path returns
+a best-effort skeleton. `strict=True` makes both paths check the source with
+`ast.parse` first, so behaviour is identical at the price of the parse.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from . import native as _native
+from .dispatch import dispatch
+from .errors import PipelineError
+from .fallbacks import py_skeleton as _fallback
+from .wire import Input
+
+__all__ = ["SkeletonError", "summarise_python"]
+
+_CODE_OP_FAILED = 7
+
+
+class SkeletonError(PipelineError, ValueError):
+    """The source is not Python that can be skeletoned (syntax or encoding)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code=_CODE_OP_FAILED)
+
+
+def _source_bytes(source: str | bytes) -> bytes:
+    if isinstance(source, str):
+        try:
+            return source.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SkeletonError(f"source is not encodable as UTF-8 (character {exc.start})") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    raise TypeError(f"source must be str or bytes, not {type(source).__name__}")
+
+
+def _name_list(names: Iterable[str] | str, what: str) -> list[str]:
+    if isinstance(names, str):
+        names = [names]
+    out = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: names must be str, not {type(name).__name__}")
+        if "\n" in name or "\r" in name:
+            raise ValueError(f"{what}: a name cannot contain a line break: {name!r}")
+        if name:
+            out.append(name)
+    return out
+
+
+def _native_skeleton(data: bytes, full: list[str], signatures: list[str]) -> bytes:
+    params = {}
+    if full:
+        params["full"] = "\n".join(full)
+    if signatures:
+        params["signatures"] = "\n".join(signatures)
+    try:
+        return _native.run([("py_skeleton", params)], [Input(b"<source>", data)])[0]
+    except PipelineError as exc:
+        if exc.code == _CODE_OP_FAILED and not isinstance(exc, SkeletonError):
+            message = re.sub(r" \([a-z_ ]+\)$", "", str(exc).removeprefix("py_skeleton: <source>: "))
+            raise SkeletonError(message) from None
+        raise
+
+
+def _fallback_skeleton(data: bytes, full: list[str], signatures: list[str]) -> bytes:
+    try:
+        return _fallback.skeleton(data, full, signatures)
+    except _fallback.SkeletonSyntaxError as exc:
+        raise SkeletonError(str(exc)) from None
+
+
+def summarise_python(
+    source: str | bytes,
+    *,
+    full: Iterable[str] = (),
+    signatures: Iterable[str] = (),
+    strict: bool = False,
+) -> str:
+    """The skeleton of a Python module (UTF-8; a BOM is dropped, line ends
+    become LF).
+
+    `full`: qualified names ("Class.method", "func") whose whole source is
+    kept. `signatures`: names whose header only is kept (no docstring, and
+    for a class none of its members). A name in both is kept in full; an
+    unknown name is ignored. `strict`: check the source with `ast.parse` on
+    both paths first (see the module docstring)."""
+    data = _source_bytes(source)
+    full_names = _name_list(full, "full")
+    sig_names = _name_list(signatures, "signatures")
+    if strict:
+        try:
+            _fallback.check(data)
+        except _fallback.SkeletonSyntaxError as exc:
+            raise SkeletonError(str(exc)) from None
+    out = dispatch(
+        "py_skeleton",
+        len(data),
+        lambda: _native_skeleton(data, full_names, sig_names),
+        lambda: _fallback_skeleton(data, full_names, sig_names),
+    )
+    return out.decode("utf-8")
