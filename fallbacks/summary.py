@@ -1,7 +1,23 @@
-"""Summaries for build_markdown's summary and skeleton modes (lib/summary.c)."""
+"""Summaries for build_markdown's summary and skeleton modes: the same bytes
+as lib/summary.c (docs/build-markdown.md has the rules)."""
 from __future__ import annotations
 
+from .aggregate import path_suffix
+
 GENERIC_SUMMARY_LINES = 20
+
+_MARKDOWN = (b"md", b"markdown")
+_PYTHON = (b"py", b"pyi")
+
+
+def file_kind(path: bytes) -> str:
+    """"markdown", "python" or "other", by suffix ignoring ASCII case."""
+    suffix = path_suffix(path).lower()
+    if suffix in _MARKDOWN:
+        return "markdown"
+    if suffix in _PYTHON:
+        return "python"
+    return "other"
 
 
 def generic_summary(data: bytes) -> bytes:
@@ -20,4 +36,17 @@ def generic_summary(data: bytes) -> bytes:
 
 
 def summarise(path: bytes, data: bytes, skeleton: bool) -> bytes:
+    from . import md_outline, py_skeleton  # markdown-it-py loads on first use, not on import
+    kind = file_kind(path)
+    if kind == "python":
+        try:
+            return py_skeleton.skeleton(data)
+        except py_skeleton.SkeletonSyntaxError:
+            pass
+    if skeleton and kind != "python":
+        return data
+    if kind == "markdown" and not skeleton:
+        outline = md_outline.summary(data.decode("utf-8", "replace")).encode("utf-8")
+        if outline:
+            return outline
     return generic_summary(data)

@@ -51,20 +51,6 @@ static B4 write_path_span(Ctx *ctx, Str8 path) {
 
 /* ---- language tag -------------------------------------------------------- */
 
-/* The suffix of the last path component: after its last '.', unless that
- * dot starts the name or ends it (".bashrc", "notes."). */
-static Str8 path_suffix(Str8 path) {
-    U8 name_start = 0;
-    for (U8 i = 0; i < path.len; i += 1) if (path.ptr[i] == '/') name_start = i + 1;
-    Str8 name = str8_skip(path, name_start);
-    for (U8 i = name.len; i > 0; i -= 1) {
-        if (name.ptr[i - 1] != '.') continue;
-        if (i - 1 == 0 || i == name.len) return str8(0, 0);
-        return str8_skip(name, i);
-    }
-    return str8(0, 0);
-}
-
 /* An info string of a backtick fence may not hold a backtick; we also keep
  * it to one word so the tag cannot carry more than a language name. */
 static B4 safe_info_string(Str8 s) {

@@ -1,15 +1,43 @@
-/* summary.c: summaries for build_markdown's summary and skeleton modes.
- * Markdown files get their outline, Python files their skeleton, any other
- * file the generic summary: its first lines and a count of the rest. */
+/* summary.c: summaries for build_markdown's summary and skeleton modes
+ * (summary.h has the rules). */
 #include "summary.h"
+#include "md_outline.h"
+#include "py_skeleton.h"
 
 #include <stdio.h>
 
 enum { GENERIC_SUMMARY_LINES = 20 };
 
-static B4 has_suffix(Str8 path, char const *suffix) {
-    U8 n = strlen(suffix);
-    return path.len >= n && memcmp(path.ptr + path.len - n, suffix, n) == 0;
+Enum_(FileKind) { FileKind_Other, FileKind_Markdown, FileKind_Python };
+
+Str8 path_suffix(Str8 path) {
+    U8 name_start = 0;
+    for (U8 i = 0; i < path.len; i += 1) if (path.ptr[i] == '/') name_start = i + 1;
+    Str8 name = str8_skip(path, name_start);
+    for (U8 i = name.len; i > 0; i -= 1) {
+        if (name.ptr[i - 1] != '.') continue;
+        if (i - 1 == 0 || i == name.len) return str8(0, 0);
+        return str8_skip(name, i);
+    }
+    return str8(0, 0);
+}
+
+static B4 ascii_ieq(Str8 s, char const *lower) {
+    U8 n = strlen(lower);
+    if (s.len != n) return 0;
+    for (U8 i = 0; i < n; i += 1) {
+        U1 c = s.ptr[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (U1)lower[i]) return 0;
+    }
+    return 1;
+}
+
+/* By suffix, ignoring ASCII case: .md/.markdown, .py/.pyi. */
+static FileKind file_kind(Str8 path) {
+    Str8 suffix = path_suffix(path);
+    if (ascii_ieq(suffix, "md") || ascii_ieq(suffix, "markdown")) return FileKind_Markdown;
+    if (ascii_ieq(suffix, "py") || ascii_ieq(suffix, "pyi")) return FileKind_Python;
+    return FileKind_Other;
 }
 
 /* The first GENERIC_SUMMARY_LINES lines (line ends as in the file), then
@@ -33,18 +61,32 @@ static B4 generic_summary(Ctx *ctx, Str8 data) {
     return ctx_write(ctx, (U1 const *)line, (U8)n);
 }
 
+/* The markdown outline, or the generic summary when there is no heading. */
+static B4 markdown_summary(Ctx *ctx, Xar *scratch, Str8 data) {
+    if (!md_summary_write(ctx, data)) return 0;
+    return scratch->len ? 1 : generic_summary(ctx, data);
+}
+
+static B4 python_skeleton(Ctx *ctx, Str8 data, Str8 *body) {
+    Str8 error;
+    PySkelStatus st = py_skeleton_make(ctx->arena, data, (PySkelOpts){ 0 }, body, &error);
+    if (st == PySkel_NoMemory) return ctx_fail(ctx, Code_NoMemory, "out of memory");
+    return st == PySkel_Ok;
+}
+
 B4 summary_body(Ctx *ctx, Str8 path, Str8 data, B4 skeleton, Str8 *body) {
+    FileKind kind = file_kind(path);
+    if (kind == FileKind_Python && python_skeleton(ctx, data, body)) return 1;
+    if (ctx->code != Code_Ok) return 0;
+    if (skeleton && kind != FileKind_Python) { *body = data; return 1; }
+
     /* write into scratch output, then hand back one flat copy */
     Xar scratch = { .arena = ctx->arena };
     Xar *saved = ctx->out;
     ctx->out = &scratch;
-    B4 ok;
-    (void)skeleton;
-    (void)has_suffix;
-    ok = generic_summary(ctx, data);
+    B4 ok = kind == FileKind_Markdown && !skeleton ? markdown_summary(ctx, &scratch, data) : generic_summary(ctx, data);
     ctx->out = saved;
-    if (!ok || scratch.failed) return scratch.failed ? ctx_fail(ctx, Code_NoMemory, "out of memory") : 0;
+    if (!ok || scratch.failed) return ctx->code != Code_Ok ? 0 : ctx_fail(ctx, Code_NoMemory, "out of memory");
     *body = xar_flatten(&scratch, ctx->arena);
-    (void)path;
     return body->ptr ? 1 : ctx_fail(ctx, Code_NoMemory, "out of memory");
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from markdown_it import MarkdownIt
 
 import slopfast
 from slopfast.fallbacks import aggregate as fb
+from slopfast.fallbacks import summary as fb_summary
 
 from conftest import DATA
 
@@ -144,6 +146,84 @@ def test_per_item_mode(backends):
     assert b"... 5 more lines" in doc and b"24\n\n```" in doc
 
 
+def _body(doc: bytes) -> bytes:
+    """The body of a one-section document."""
+    head, _, rest = doc.partition(b"\n")       # "### `PATH`"
+    fence_line = rest.split(b"\n", 2)[1]
+    fence = fence_line[: len(fence_line) - len(fence_line.lstrip(b"`"))]
+    return rest.split(b"\n", 2)[2][: -len(fence) - 1]
+
+
+MARKDOWN = "Intro\n\n# Title\n\ntext\n\nSub\n---\n\n```\n# not a heading\n```\n### Deep `code`\n"
+PYTHON = '''"""Module doc."""
+import os
+
+
+class A(Base):
+    """A doc."""
+    x = 1
+
+    def f(self, a,
+          b=2) -> int:
+        return a + b
+
+
+def main():
+    print(os.name)
+'''
+
+
+@pytest.mark.parametrize("mode", ["summary", "skeleton"])
+def test_python_files_get_their_skeleton(backends, mode):
+    for path in ("m.py", "stubs/m.pyi", "M.PY"):
+        doc = both(backends, [(path, PYTHON)], mode=mode)
+        assert _body(doc) == slopfast.summarise_python(PYTHON).encode()
+    assert b"return a + b" not in doc and b"def f(self, a,\n          b=2) -> int:\n" in doc
+
+
+def test_markdown_files_get_their_outline_in_summary_mode(backends):
+    for path in ("README.md", "doc/x.markdown", "NOTES.Md"):
+        doc = both(backends, [(path, MARKDOWN)], mode="summary")
+        assert _body(doc) == slopfast.summarise_markdown(MARKDOWN).encode()
+    assert _body(doc) == b"- Title\n  - Sub\n    - Deep `code`\n"
+
+
+def test_markdown_without_headings_gets_the_generic_summary(backends):
+    text = "".join(f"para {i}\n\n" for i in range(15))
+    doc = both(backends, [("x.md", text)], mode="summary")
+    assert _body(doc) == fb_summary.generic_summary(text.encode())
+    assert doc.endswith(b"para 9\n\n... 10 more lines\n```")
+
+
+def test_skeleton_mode_keeps_other_files_whole(backends):
+    text = "".join(f"line {i}\n" for i in range(30))
+    for path in ("a.txt", "a.md", "Makefile"):
+        assert _body(both(backends, [(path, text)], mode="skeleton")) == text.encode()
+
+
+def test_python_the_scanner_rejects_gets_the_generic_summary(backends):
+    for bad in ("def f(:\n    pass\n", "x = 'unterminated\n", "if x:\n  a\n    b\n", b"x = 1\n\xff\n", "a\0b\n"):
+        raw = bad.encode() if isinstance(bad, str) else bad
+        for mode in ("summary", "skeleton"):
+            assert _body(both(backends, [("bad.py", bad)], mode=mode)) == fb_summary.generic_summary(raw)
+
+
+def test_tiers_some_files_full_the_rest_skeletons(backends):
+    items = [("app/main.py", PYTHON, "full"), ("app/util.py", PYTHON), ("README.md", MARKDOWN, "full")]
+    doc = both(backends, items, mode="skeleton")
+    sections = doc.split(b"\n\n---\n\n")
+    assert _body(sections[0]) == PYTHON.encode()
+    assert _body(sections[1]) == slopfast.summarise_python(PYTHON).encode()
+    assert _body(sections[2]) == MARKDOWN.encode()
+
+
+def test_stdlib_sample_in_skeleton_mode(backends):
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    paths = [str(p) for p in sorted(stdlib.glob("*.py"))[:80]]
+    doc = both(backends, paths, mode="skeleton")
+    assert doc.count(b"\n\n---\n\n") == len(paths) - 1
+
+
 # ---- corpus and generated inputs ---------------------------------------------
 
 def test_corpus_from_paths(backends):
@@ -156,6 +236,14 @@ def test_corpus_inline_with_summary(backends):
     items = [(str(p.relative_to(DATA)), p.read_bytes()) for p in CORPUS]
     both(backends, items)
     both(backends, items, mode="summary")
+
+
+def _is_python(src: str) -> bool:
+    try:
+        compile(src, "<generated>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    return True
 
 
 paths = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
@@ -172,6 +260,25 @@ items = st.lists(st.tuples(paths, contents), max_size=6)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=items, mode=st.sampled_from(["full", "summary"]))
 def test_generated_items_native_equals_fallback(backends, items, mode):
+    both(backends, items, mode=mode)
+
+
+md_lines = st.sampled_from(["# A", "## B *c*", "Title", "===", "---", "> # q", "- # li", "    # code", "```", "<div>",
+                            "", "text", "[x]: /u", "\t# tab", "***", "1. x", "  lazy"])
+py_modules = st.lists(st.sampled_from(["import os", "x = 1", "def f(a,\n      b):", "    return a", "class C(B):",
+                                       "    \"\"\"doc\"\"\"", "    y: int = 2", "    def g(self): return 1", "",
+                                       "@dec", "async def h():", "    pass", "# comment", "if x:", "    z = 3"]),
+                      max_size=25).map("\n".join).filter(_is_python)
+typed_items = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["a.md", "b.markdown", "c.MD"]), st.lists(md_lines, max_size=20).map("\r\n".join)),
+    st.tuples(st.sampled_from(["m.py", "n.pyi"]), py_modules),
+    st.tuples(st.sampled_from(["t.txt", "u"]), contents),
+), max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=typed_items, mode=st.sampled_from(["summary", "skeleton"]))
+def test_generated_markdown_and_python_items(backends, items, mode):
     both(backends, items, mode=mode)
 
 
