@@ -134,7 +134,7 @@ VECTORS: list[Vector] = [
     Vector("build_markdown_modes", 0, [("build_markdown", {"mode": "summary", "lang": LANG})], [
         LINES,                                         # default: the op's mode, summary
         Input(b"files/lines.txt", mode=MODE_FULL),
-        Input(b"files/lines.txt", mode=MODE_SKELETON),  # not Python: the generic summary
+        Input(b"files/lines.txt", mode=MODE_SKELETON),  # not Python: its content
         Input(b"short.txt", b"one\ntwo\n", MODE_SUMMARY),
     ]),
     Vector("build_markdown_missing_file", 0, [("build_markdown", {})], [HELLO, MISSING, LINES]),
