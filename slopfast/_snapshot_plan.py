@@ -10,8 +10,11 @@ a path around.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import enum
 import types
+import uuid
 import typing
 from typing import Any
 
@@ -33,6 +36,11 @@ MISSING = object()
 UNSET = msgspec.UNSET
 
 _SCALARS = (type(None), bool, int, float, str, bytes)
+# Types msgspec encodes natively beyond the documented set. Type hints naming
+# them are refused; values of them (in Any slots) are encoded as msgspec does
+# on both paths (the native path hands such a snapshot to msgspec).
+MSGSPEC_EXTRA_VALUES = (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID,
+                        decimal.Decimal, msgspec.Raw, msgspec.msgpack.Ext, msgspec.Struct)
 _DYNAMIC = (typing.Any, object)
 _UNION_ORIGINS = (typing.Union, types.UnionType)
 _LIST_ORIGINS = (list, typing.List)
@@ -96,6 +104,23 @@ def _check_dataclass(tp: type, path: str, seen: set) -> None:
         _check(hints.get(f.name, Any), f"{path}.{f.name}", seen)
 
 
+def _check_union_decodable(tp: Any, path: str) -> None:
+    """A union must be one the typed decoder can tell apart (at most one
+    dataclass/dict-like, one array-like, ... member): refuse it at encode time
+    too, so that nothing is written that snapshot_deserialize cannot read."""
+    try:
+        msgspec.msgpack.Decoder(tp)
+    except TypeError as ex:
+        why = str(ex).split(" - type ", 1)[0]
+        raise SnapshotError(f"{path}: unsupported union {_union_name(tp)}: {why}") from None
+    except Exception:  # e.g. an unresolvable forward reference inside: checked elsewhere
+        pass
+
+
+def _union_name(tp: Any) -> str:
+    return " | ".join(_type_name(a) if a is not type(None) else "None" for a in typing.get_args(tp))
+
+
 def _check(tp: Any, path: str, seen: set) -> None:
     if tp in _CHECKED or tp in _DYNAMIC or tp is None or tp in _SCALARS:
         return
@@ -112,6 +137,7 @@ def _check(tp: Any, path: str, seen: set) -> None:
     if origin in _UNION_ORIGINS:
         for arg in args:
             _check(arg, path, seen)
+        _check_union_decodable(tp, path)
         return
     if origin in _LIST_ORIGINS and len(args) == 1:
         return _check(args[0], f"{path}[]", seen)
@@ -144,8 +170,9 @@ def check_type(tp: Any, path: str = "$") -> None:
 
 def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
     """The first value msgspec (and the native tape builder) cannot encode.
-    Mirrors their rules: exact scalar types (a str subclass is unsupported),
-    list/tuple/dict subclasses accepted, an Enum encodes as its value."""
+    Mirrors msgspec's rules: exact scalar types (a str subclass is unsupported),
+    list/tuple/dict subclasses accepted, an Enum encodes as its value, sets
+    and msgspec's other native types (MSGSPEC_EXTRA_VALUES) accepted."""
     if depth > 1000:
         return path, "nesting deeper than 1000 levels"
     t = type(v)
@@ -163,7 +190,9 @@ def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
         return None
     if isinstance(v, enum.Enum):
         return _value_problem(v.value, path, depth + 1)
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, MSGSPEC_EXTRA_VALUES):
+        return None
+    if isinstance(v, (list, tuple, set, frozenset)):
         for i, x in enumerate(v):
             p = _value_problem(x, f"{path}[{i}]", depth + 1)
             if p:
@@ -171,9 +200,9 @@ def _value_problem(v: Any, path: str, depth: int) -> tuple[str, str] | None:
         return None
     if isinstance(v, dict):
         for k, x in v.items():
-            if type(k) is not str:
-                return path, f"dict key {k!r} is a {type(k).__name__}; only str keys are supported"
-            p = _value_problem(k, f"{path}[{k!r}]", depth + 1) or _value_problem(x, f"{path}.{k}", depth + 1)
+            # a non-str key is outside the documented set, but msgspec (and so
+            # both paths) encodes any encodable key: only its value can fail
+            p = _value_problem(k, f"{path} (key {k!r})", depth + 1) or _value_problem(x, f"{path}.{k}", depth + 1)
             if p:
                 return p
         return None

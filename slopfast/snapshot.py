@@ -8,7 +8,10 @@ Two paths give the same bytes (docs/snapshot.md):
 - fallback: msgspec (slopfast.fallbacks.snapshot);
 - native: Python flattens the object, guided by a per-class plan compiled once
   and cached, into a compact tape (CPython's marshal v2 of a plain form);
-  lib/snapshot.c turns the tape into MessagePack in chunked output.
+  lib/snapshot.c turns the tape into MessagePack in chunked output. A value
+  msgspec encodes natively beyond the documented type set (a set, a datetime,
+  a UUID...) cannot go on the tape: such a snapshot is encoded by msgspec on
+  this path too, so both paths agree on every object.
 The dispatcher picks per SLOPFAST_BACKEND and measured speed. The native path
 has no JSON and no decoder: those always run on msgspec (auto), and
 SLOPFAST_BACKEND=native says so with an error instead of falling back.
@@ -27,7 +30,7 @@ from typing import Any, Iterable, Type, TypeVar
 from . import dispatch as _dispatch
 from . import native as _native
 from . import wire as _wire
-from ._snapshot_plan import MISSING, UNSET, SnapshotError, class_plan, find_problem, value_error
+from ._snapshot_plan import MISSING, UNSET, SnapshotError, class_plan, value_error
 from .errors import BackendUnavailable, PipelineError
 from .fallbacks import snapshot as _fallback
 
@@ -164,20 +167,44 @@ def tape(obj: Any) -> bytes:
         raise value_error(obj, ex) from None
 
 
+def _outside_tape(obj: Any) -> bytes:
+    """obj holds a value the tape does not carry. msgspec encodes some types
+    beyond the documented set natively (set, frozenset, datetime, date, time,
+    timedelta, UUID, Decimal, non-str dict keys, msgspec types): for those the
+    native path returns msgspec's bytes, so that both paths give the same
+    result for every object; anything else is a SnapshotError with its path."""
+    return _fallback.encode_msgpack(obj)
+
+
 def _native_encode_many(objs: list[Any]) -> list[bytes]:
-    inputs = [_wire.Input(b"", tape(o)) for o in objs]
+    out: list[Any] = [None] * len(objs)
+    inputs, slots = [], []
+    for i, o in enumerate(objs):
+        try:
+            t = tape(o)
+        except SnapshotError:
+            out[i] = _outside_tape(o)
+            continue
+        inputs.append(_wire.Input(b"", t))
+        slots.append(i)
     if not inputs:
-        return []
+        return out
     try:
-        return _native.run(_OPS, inputs)
+        parts = _native.run(_OPS, inputs)
     except PipelineError as ex:
         # the tape holds a value the C side refuses (an int beyond 64 bits, a
-        # lone surrogate, a set...): name its path from the Python side
-        for o in objs:
-            found = find_problem(o)
-            if found:
-                raise SnapshotError(f"{found[0]}: {found[1]}") from None
-        raise SnapshotError(f"$: native snapshot encoder failed: {ex}") from ex
+        # lone surrogate, a set in a field hinted as list...): find which
+        # snapshot, then either msgspec's bytes or the path of the bad value
+        if len(slots) > 1:
+            parts = [_native_encode_many([objs[i]])[0] for i in slots]
+        else:
+            try:
+                parts = [_outside_tape(objs[slots[0]])]
+            except SnapshotError as err:
+                raise err from ex
+    for i, part in zip(slots, parts):
+        out[i] = part
+    return out
 
 
 def native_encode(obj: Any) -> bytes:
