@@ -6,7 +6,9 @@ Aggregates of about 1 KB, 100 KB, 1 MB and 10 MB made from the rust-book corpus
 in tests/data, given in memory (path, content) and as paths on disk (files
 written to a temporary directory), plus the round trip of a tiny request.
 Each figure is the best of several repeats, all in one run, so the ratios
-compare like with like. Prints a markdown table (docs/benchmarks.md).
+compare like with like. The "auto" column is build_markdown as shipped: the
+dispatcher calibrates on the first call (not timed), then picks a backend for
+the input's size class. Prints a markdown table (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import timeit
 from pathlib import Path
 
 import slopfast
-from slopfast import native, wire
+from slopfast import dispatch, native, wire
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "rust-book"
 
@@ -72,6 +74,23 @@ def files_to_prompt_technique(items_or_paths, from_disk: bool) -> str:
     return "\n".join(out)
 
 
+def crossover(files: list[tuple[str, bytes]], repeat: int) -> None:
+    """Native vs fallback from 64 B to 1 MB in memory, and what auto picks."""
+    print("\n| in memory, size | files | native | fallback | fallback / native | auto picks |")
+    print("|---:|---:|---:|---:|---:|---|")
+    for size in (64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20):
+        items = take(files, size)
+        build = lambda: slopfast.build_markdown(items, as_bytes=True)  # noqa: E731
+        t_native = best(with_backend("native", build), repeat)
+        t_fallback = best(with_backend("fallback", build), repeat)
+        dispatch.reset()
+        with_backend("auto", build)()
+        picked = "/".join(sorted({r["backend"] for r in slopfast.backend_report()}))
+        total = sum(len(d) for _, d in items)
+        print(f"| {total:,} B | {len(items)} | {t_native * 1e6:.1f} µs | {t_fallback * 1e6:.1f} µs | "
+              f"{t_fallback / t_native:.2f}x | {picked} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -87,8 +106,8 @@ def main() -> None:
         have_ftp = False
 
     print(f"python {sys.version.split()[0]}, {native.version()}, {os.cpu_count()} cpus\n")
-    print("| input | size | files | native | fallback | files-to-prompt technique | native / fallback |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| input | size | files | native | fallback | auto (picks) | files-to-prompt technique | fallback / native |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             items = take(files, size)
@@ -103,9 +122,15 @@ def main() -> None:
                 build = lambda: slopfast.build_markdown(arg, as_bytes=True)  # noqa: E731
                 t_native = best(with_backend("native", build), repeat)
                 t_fallback = best(with_backend("fallback", build), repeat)
+                dispatch.reset()
+                with_backend("auto", build)()          # calibration call
+                picked = "/".join(sorted({r["backend"] for r in slopfast.backend_report()}))
+                t_auto = best(with_backend("auto", build), repeat)
                 t_ftp = best(lambda: files_to_prompt_technique(arg, label == "disk"), repeat) if have_ftp else float("nan")
                 print(f"| {label} | {total / 1e6:.3f} MB | {len(items)} | {t_native * 1e3:.3f} ms | "
-                      f"{t_fallback * 1e3:.3f} ms | {t_ftp * 1e3:.3f} ms | {t_fallback / t_native:.2f}x |")
+                      f"{t_fallback * 1e3:.3f} ms | {t_auto * 1e3:.3f} ms ({picked}) | {t_ftp * 1e3:.3f} ms | {t_fallback / t_native:.2f}x |")
+
+    crossover(files, repeat)
 
     os.environ["SLOPFAST_BACKEND"] = "native"
     tiny = wire.encode_request([("echo", {})], [wire.Input(b"a", b"b")])
