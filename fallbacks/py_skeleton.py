@@ -245,7 +245,12 @@ def _parse(data: bytes) -> tuple[bytes, ast.Module]:
     try:
         text = src.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SkeletonSyntaxError(f"source is not valid UTF-8 (byte {exc.start})") from None
+        line = src.count(b"\n", 0, exc.start) + 1
+        raise SkeletonSyntaxError(f"line {line}: source is not valid UTF-8") from None
+    nul = src.find(b"\0")
+    if nul >= 0:   # as the C side words it (ast's wording differs across Python versions)
+        line = src.count(b"\n", 0, nul) + 1
+        raise SkeletonSyntaxError(f"line {line}: source code cannot contain null bytes")
     try:
         return src, ast.parse(text)
     except SyntaxError as exc:

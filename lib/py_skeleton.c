@@ -118,9 +118,11 @@ Struct_(Scan) {
     U4 stmt_cap;
     U4 depth;
     U1 brackets[PY_MAX_PARENS];
+    U8 bracket_at[PY_MAX_PARENS];   /* where each open bracket is */
     FsFrame fs[PY_MAX_FSTACK];
     U8 err_at;
     char const *err;
+    char errbuf[96];   /* a formatted message (err points here) */
     B4 nomem;
     Seg seg;
 };
@@ -128,6 +130,22 @@ Struct_(Scan) {
 static B4 scan_fail(Scan *s, U8 at, char const *why) {
     if (!s->err) { s->err = why; s->err_at = at; }
     return 0;
+}
+
+/* 1-based line of offset `at`. */
+static U8 line_at(Scan const *s, U8 at) {
+    U8 line = 1;
+    for (U8 i = 0; i < at && i < s->len; i += 1) line += s->p[i] == '\n';
+    return line;
+}
+
+/* CPython's message for an unterminated string that starts at `open` and is
+ * found unterminated at `at`. */
+static B4 fail_unterminated(Scan *s, U8 open, U8 at, B4 triple) {
+    if (s->err) return 0;
+    snprintf(s->errbuf, sizeof s->errbuf, "unterminated %sstring literal (detected at line %llu)",
+             triple ? "triple-quoted " : "", (unsigned long long)line_at(s, at));
+    return scan_fail(s, open, s->errbuf);
 }
 
 /* Keyword of a name that starts a statement. */
@@ -306,7 +324,7 @@ static B4 lex_plain(Scan *s) {
             if (p[i + 1] == 0) break;
             i += 2;
         } else if (c == '\n') {
-            if (!triple) return scan_fail(s, open, "unterminated string literal");
+            if (!triple) return fail_unterminated(s, open, i, 0);
             i += 1;
         } else if (c == 0) {
             break;
@@ -314,7 +332,7 @@ static B4 lex_plain(Scan *s) {
             i += 1;
         }
     }
-    return scan_fail(s, open, triple ? "unterminated triple-quoted string literal" : "unterminated string literal");
+    return fail_unterminated(s, open, triple ? (s->len ? s->len - 1 : 0) : i, triple);
 }
 
 static B4 fs_push(Scan *s, U4 *n, FsFrame f, U8 at) {
@@ -482,6 +500,7 @@ static B4 lex_number(Scan *s, Line *L) {
 
 static B4 lex_open(Scan *s, Line *L, U1 c) {
     if (s->depth >= PY_MAX_PARENS - 1) return scan_fail(s, s->pos, "too many nested parentheses");
+    s->bracket_at[s->depth] = s->pos;
     s->brackets[s->depth++] = c;
     U8 a = s->pos++;
     return on_tok(s, L, c == '(' ? Tok_Paren : Tok_Open, a, a + 1);
@@ -489,8 +508,24 @@ static B4 lex_open(Scan *s, Line *L, U1 c) {
 
 static B4 lex_close(Scan *s, Line *L, U1 c) {
     U1 want = c == ')' ? '(' : (c == ']' ? '[' : '{');
-    if (s->depth == 0) return scan_fail(s, s->pos, "unmatched closing bracket");
-    if (s->brackets[s->depth - 1] != want) return scan_fail(s, s->pos, "closing bracket does not match");
+    if (s->err) return 0;
+    if (s->depth == 0) {   /* CPython's wording, here and below */
+        snprintf(s->errbuf, sizeof s->errbuf, "unmatched '%c'", c);
+        return scan_fail(s, s->pos, s->errbuf);
+    }
+    U1 open = s->brackets[s->depth - 1];
+    if (open != want) {
+        U8 at = s->bracket_at[s->depth - 1], line = 1;
+        for (U8 i = at; i < s->pos; i += 1) line += s->p[i] == '\n';
+        if (line == 1) snprintf(s->errbuf, sizeof s->errbuf, "closing parenthesis '%c' does not match opening parenthesis '%c'", c, open);
+        else {
+            line = 1;
+            for (U8 i = 0; i < at; i += 1) line += s->p[i] == '\n';
+            snprintf(s->errbuf, sizeof s->errbuf, "closing parenthesis '%c' does not match opening parenthesis '%c' on line %llu",
+                     c, open, (unsigned long long)line);
+        }
+        return scan_fail(s, s->pos, s->errbuf);
+    }
     s->depth -= 1;
     U8 a = s->pos++;
     return on_tok(s, L, c == ')' ? Tok_CloseParen : Tok_Close, a, a + 1);
@@ -568,7 +603,11 @@ static B4 scan_line(Scan *s, Line *L) {
             break;
         case 0:
             if (s->pos < s->len) return scan_fail(s, s->pos, "source code cannot contain null bytes");
-            if (s->depth) return scan_fail(s, s->pos, "unexpected EOF: unclosed bracket");
+            if (s->depth) {
+                if (s->err) return 0;
+                snprintf(s->errbuf, sizeof s->errbuf, "'%c' was never closed", s->brackets[s->depth - 1]);
+                return scan_fail(s, s->bracket_at[s->depth - 1], s->errbuf);
+            }
             L->nl = s->pos;
             goto done;
         case '#': while (p[s->pos] && p[s->pos] != '\n') s->pos += 1; break;
@@ -644,6 +683,7 @@ Struct_(Skel) {
     Str8 *sigs; U4 nsigs;
     Frame frames[PY_MAX_FRAMES];
     U4 nframes;
+    U8 at;             /* the line that closes frames (or the end): where their errors are */
 };
 
 Struct_(Ind) { Str8 base; B4 plus4; };
@@ -696,16 +736,16 @@ static void close_frame(Skel *k, Frame *F) {
     Frame *parent = k->nframes >= 2 ? &k->frames[k->nframes - 2] : 0;
     switch (F->kind) {
     case Frame_Class: case Frame_Clause:
-        if (!F->started) { scan_fail(&k->s, k->s.pos, "expected an indented block"); break; }
+        if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
         if (!F->content) emit_dots(k, (Ind){ F->body_ind, 0 });
         if (F->kind == Frame_Clause && F->content && parent) parent->content = 1;
         break;
-    case Frame_Func: scan_fail(&k->s, k->s.pos, "expected an indented block"); break;
+    case Frame_Func: scan_fail(&k->s, k->at, "expected an indented block"); break;
     case Frame_Skip:
-        if (!F->started) scan_fail(&k->s, k->s.pos, "expected an indented block");
+        if (!F->started) scan_fail(&k->s, k->at, "expected an indented block");
         break;
     case Frame_Full:
-        if (!F->started) { scan_fail(&k->s, k->s.pos, "expected an indented block"); break; }
+        if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
         emit_line(k, (Ind){ 0 }, src(k, F->full_start, F->full_end));
         break;
     case Frame_Cont:
@@ -817,6 +857,7 @@ static B4 on_body_line(Skel *k, Frame *T, Line const *L) {
 }
 
 static B4 on_line(Skel *k, Line const *L) {
+    k->at = L->first;
     for (;;) {
         Frame *T = &k->frames[k->nframes - 1];
         if (T->kind == Frame_Module) break;
@@ -925,6 +966,7 @@ static void run_lines(Skel *k) {
     while (!k->s.err && !k->out.failed && !k->s.nomem && scan_line(&k->s, &L)) {
         if (!on_line(k, &L)) break;
     }
+    k->at = k->s.len ? k->s.len - 1 : 0;
     while (!k->s.err && !k->out.failed && k->nframes > 1) close_frame(k, &k->frames[k->nframes - 1]);
     if (!k->s.err && k->frames[0].deco != ~(U8)0) scan_fail(&k->s, k->s.len, "a decorator must precede def or class");
 }
