@@ -31,6 +31,8 @@ EXIT_USAGE = 2
 EXIT_FATAL = 3
 
 DEFAULT_MAX_FILE_SIZE = 10 << 20
+PROGRESS_DELAY = 0.5      # seconds of a run before the progress line appears (terminal only)
+PROGRESS_INTERVAL = 0.1   # seconds between progress updates
 
 
 class UsageError(Exception):
@@ -72,7 +74,7 @@ def _oserror_text(error: BaseException) -> str:
 class Progress:
     """A one-line progress display on stderr: only on a terminal, only for long runs."""
 
-    def __init__(self, stream: TextIO, *, delay: float = 0.5, interval: float = 0.1,
+    def __init__(self, stream: TextIO, *, delay: float | None = None, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic, enabled: bool | None = None):
         if enabled is None:
             try:
@@ -83,8 +85,8 @@ class Progress:
         self.enabled = enabled
         self.clock = clock
         self.start = clock()
-        self.delay = delay
-        self.interval = interval
+        self.delay = PROGRESS_DELAY if delay is None else delay
+        self.interval = PROGRESS_INTERVAL if interval is None else interval
         self.last = 0.0
         self.shown = False
 

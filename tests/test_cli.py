@@ -1,6 +1,7 @@
 """The slopfast command end to end: real directory trees, subprocess and in-process."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -279,32 +280,108 @@ def test_dangling_and_looping_symlinks_are_unreadable(tmp_path, agg):
     assert "cannot read loop1:" in err and "cannot read loop2:" in err
 
 
-def test_unreadable_file_chmod(tmp_path, agg):
-    write(tmp_path, {"a.py": "a\n", "locked.py": "secret\n"})
-    (tmp_path / "locked.py").chmod(0)
+def _permission_bits_hold(tmp_path: Path, prefix: list[str]) -> bool:
+    """Does a process started under `prefix` get EACCES on a mode-000 file?"""
+    probe = tmp_path / "probe-000"
+    probe.write_bytes(b"x")
+    probe.chmod(0)
     try:
-        code, out, err = agg(tmp_path, ".")
-        if IS_ROOT:
-            # root reads mode-000 files: the chmod blocks nothing
-            assert code == 0 and headings(out) == ["a.py", "locked.py"]
-        else:
-            assert code == cli.EXIT_UNREADABLE
-            assert headings(out) == ["a.py"]
-            assert "cannot read locked.py: Permission denied" in err
+        p = subprocess.run([*prefix, sys.executable, "-c", "import sys; open(sys.argv[1], 'rb')", str(probe)],
+                           capture_output=True, timeout=60)
+        return p.returncode != 0 and b"PermissionError" in p.stderr
+    except OSError:
+        return False
     finally:
-        (tmp_path / "locked.py").chmod(0o644)
+        probe.chmod(0o644)
+        probe.unlink()
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root can list a mode-000 directory")
-def test_unreadable_directory(tmp_path, agg):
-    write(tmp_path, {"a.py": "a\n", "shut/b.py": "b\n"})
-    (tmp_path / "shut").chmod(0)
+@pytest.fixture
+def unprivileged(tmp_path):
+    """A command prefix under which file permission bits are enforced, or None.
+
+    Not root: no prefix. Root (as in CI) reads mode-000 files through
+    CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, so the command runs with those two
+    capabilities dropped from its bounding set (util-linux `setpriv`); it is
+    still root and owns the test files, but mode 000 now denies it. None when
+    no such prefix works here: the tests then make the open fail in-process."""
+    if not IS_ROOT:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+        if _permission_bits_hold(tmp_path, prefix):
+            return prefix
+    return None
+
+
+def _fake_eacces(monkeypatch, names: set[str]) -> None:
+    """In-process stand-in for mode 000 (used only when no unprivileged run is possible):
+    os.open and os.scandir in the walker raise EACCES for these base names."""
+    import slopfast.walk as walk_module
+
+    def guarded(fn):
+        def call(path, *args, **kwargs):
+            if os.path.basename(os.fspath(path)) in names:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return fn(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(walk_module.os, "open", guarded(os.open))
+    monkeypatch.setattr(walk_module.os, "scandir", guarded(os.scandir))
+
+
+def _unreadable_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    write(root, {"a.py": "a\n", "locked.py": "secret\n", "shut/b.py": "b\n", "z.md": "# z\n"})
+    return root
+
+
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_unreadable_file_and_directory(tmp_path, unprivileged, monkeypatch, backend, agg):
+    if backend == "native" and not native.available():
+        pytest.skip(f"native path unavailable: {native.load_error()}")
+    root = _unreadable_tree(tmp_path)
+    if unprivileged is None:
+        _fake_eacces(monkeypatch, {"locked.py", "shut"})
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        code, out, err = agg(root, ".")
+    else:
+        (root / "locked.py").chmod(0)
+        (root / "shut").chmod(0)
+        try:
+            p = subprocess.run([*unprivileged, sys.executable, "-m", "slopfast", "aggregate", "."],
+                               cwd=root, env=subprocess_env(SLOPFAST_BACKEND=backend),
+                               capture_output=True, timeout=120)
+        finally:
+            (root / "locked.py").chmod(0o644)
+            (root / "shut").chmod(0o755)
+        code, out, err = p.returncode, p.stdout, p.stderr.decode()
+    assert code == cli.EXIT_UNREADABLE, err
+    assert headings(out) == ["a.py", "z.md"]                 # the rest is still written
+    assert b"secret" not in out
+    assert "cannot read locked.py: Permission denied" in err
+    assert "cannot read shut: Permission denied" in err
+
+
+def test_unreadable_file_seen_by_the_reader_itself(tmp_path, unprivileged):
+    """A file the walk never vetted (an explicit build item): the reader of each
+    backend (C open() on the native path) reports EACCES for it."""
+    if unprivileged is None:
+        pytest.skip("needs a process for which mode 000 denies reading (see the `unprivileged` fixture)")
+    root = _unreadable_tree(tmp_path)
+    (root / "locked.py").chmod(0)
+    script = ("import slopfast.aggregate as a; r = a.build(['a.py', 'locked.py', 'z.md']); "
+              "print(r.document.count(b'### '), [(p, e.errno, type(e).__name__) for p, e in r.skipped])")
+    backends = ["fallback"] + (["native"] if native.available() else [])
     try:
-        code, out, err = agg(tmp_path, ".")
+        for backend in backends:
+            p = subprocess.run([*unprivileged, sys.executable, "-c", script], cwd=root,
+                               env=subprocess_env(SLOPFAST_BACKEND=backend), capture_output=True, timeout=120)
+            assert p.returncode == 0, p.stderr
+            assert p.stdout.decode().strip() == f"2 [('locked.py', {errno.EACCES}, 'InputError')]", backend
     finally:
-        (tmp_path / "shut").chmod(0o755)
-    assert code == cli.EXIT_UNREADABLE and headings(out) == ["a.py"]
-    assert "cannot read shut:" in err
+        (root / "locked.py").chmod(0o644)
 
 
 def test_unreadable_at_build_time_is_reported_from_build_result(tmp_path, agg, monkeypatch):
@@ -338,20 +415,192 @@ def test_special_files_are_skipped_not_opened(tmp_path, agg):
 
 # ---- modes ----------------------------------------------------------------------------
 
-def test_full_tiers(tmp_path, agg):
-    long = "".join(f"line {i}\n" for i in range(40))
-    write(tmp_path, {"README.md": long, "src/mod.py": long, "src/keep.py": long, "notes.txt": long})
-    code, out, _ = agg(tmp_path, ".", "--mode", "summary", "--full", "*.md", "--full", "src/keep.py")
-    assert code == 0
-    sections = dict(zip(headings(out), out.split(b"\n\n---\n\n")))
-    assert sections["README.md"].count(b"line ") == 40
-    assert sections["src/keep.py"].count(b"line ") == 40
-    for summarised in ("src/mod.py", "notes.txt"):
-        assert sections[summarised].count(b"line ") < 40
-        assert b"more lines" in sections[summarised]
-    # without --full everything follows --mode
-    code, out2, _ = agg(tmp_path, ".", "--mode", "summary")
-    assert out2.count(b"more lines") == 4
+CORE_PY = '''"""Core module."""
+import os
+from typing import Any
+
+LIMIT = 10
+
+
+class Engine:
+    """Runs things."""
+
+    def start(self, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += i
+        return total
+
+
+def helper(a, b=2):
+    return a * b
+'''
+
+README_MD = """# Project
+
+Some text.
+
+Install
+-------
+
+```sh
+# not a heading
+pip install project
+```
+
+## Use
+
+### Details
+"""
+
+TIER_TREE = {
+    "README.md": README_MD,
+    "docs/guide.md": "# Guide\n\n" + "".join(f"para {i}\n\n" for i in range(30)) + "## End\n",
+    "docs/CHANGES.MD": "Changes\n=======\n\n- one\n",           # suffix case ignored: markdown
+    "docs/plain.md": "".join(f"no heading, line {i}\n" for i in range(25)),  # generic summary
+    "pkg/__init__.py": '"""The package."""\nfrom .core import Engine\n',
+    "pkg/core.py": CORE_PY,
+    "pkg/stub.pyi": "def helper(a: int, b: int = ...) -> int: ...\n",
+    "pkg/broken.py": "s = \"unterminated\n" + "x = 1\n" * 30,   # neither path can skeleton it
+    "notes.txt": "".join(f"note {i}\n" for i in range(40)),
+    "data.json": '{"a": 1}\n',
+}
+
+
+def _sections(document: bytes) -> dict[str, bytes]:
+    """heading path -> the fenced body (between the fence lines) of each section."""
+    out = {}
+    for section in document.rstrip(b"\n").split(b"\n\n---\n\n"):
+        head, _, rest = section.partition(b"\n\n")
+        path = HEADING.match(head).group(1).decode()
+        fence_line, _, body = rest.partition(b"\n")
+        fence = fence_line[: len(fence_line) - len(fence_line.lstrip(b"`"))]
+        assert body.endswith(b"\n" + fence)
+        out[path] = body[: -len(fence) - 1]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tier_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiers")
+    write(root, TIER_TREE)
+    return root
+
+
+def _generic(text: str) -> bytes:
+    lines = text.encode().splitlines(keepends=True)
+    more = len(lines) - 20
+    return b"".join(lines[:20]) + (f"... {more} more line{'s' * (more != 1)}".encode() if more > 0 else b"")
+
+
+TIER_CASES = {
+    "full": ["--mode", "full"],
+    "summary": ["--mode", "summary"],
+    "skeleton": ["--mode", "skeleton"],
+    "summary+full": ["--mode", "summary", "--full", "pkg/core.py", "--full", "docs/*.md"],
+    "skeleton+full": ["--mode", "skeleton", "--full", "*.pyi", "--full", "broken.py"],
+}
+
+
+@pytest.fixture(scope="module")
+def tier_outputs(tier_tree):
+    """{(case, backend): stdout} of `slopfast aggregate .` on the tier tree, in fresh processes."""
+    outputs = {}
+    backends = ["fallback"] + (["native"] if native.available() else [])
+    for case, args in TIER_CASES.items():
+        for backend in backends:
+            p = run("aggregate", ".", *args, cwd=tier_tree, SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
+            assert p.returncode == 0 and p.stderr == b"", (case, backend, p.stderr)
+            outputs[case, backend] = p.stdout
+    return outputs
+
+
+@pytest.mark.parametrize("case", list(TIER_CASES))
+def test_tiers_native_and_fallback_byte_identical(case, tier_outputs, needs_native):
+    assert tier_outputs[case, "native"] == tier_outputs[case, "fallback"]
+
+
+@pytest.mark.parametrize("case", list(TIER_CASES))
+def test_tiers_match_the_library_per_file(case, tier_outputs):
+    """Each section is what the library's own summarisers give for that file and mode."""
+    from slopfast.markdown import summarise_markdown
+    from slopfast.python_skeleton import summarise_python
+
+    args = TIER_CASES[case]
+    mode = args[1]
+    full_globs = args[3::2]
+    from slopfast.walk import compile_patterns
+    full = compile_patterns(full_globs)
+    sections = _sections(tier_outputs[case, "fallback"])
+    assert list(sections) == sorted(TIER_TREE, key=str.encode)
+    for path, text in TIER_TREE.items():
+        effective = "full" if full is not None and full.match_file(path) else mode
+        kind = path.rsplit(".", 1)[-1].lower()
+        if effective == "full" or kind not in ("py", "pyi", "md") and effective == "skeleton":
+            expected = text.encode()
+        elif kind in ("py", "pyi"):
+            expected = _generic(text) if path == "pkg/broken.py" else summarise_python(text).encode()
+        elif kind == "md" and effective == "summary":
+            outline = summarise_markdown(text)
+            expected = outline.encode() if outline else _generic(text)
+        elif kind == "md":
+            expected = text.encode()
+        else:
+            expected = _generic(text)
+        assert sections[path] == expected, (case, path)
+
+
+def test_tiers_show_the_expected_shapes(tier_outputs):
+    """Spot checks that do not go through the library: outline, skeleton, tiers."""
+    summary = _sections(tier_outputs["summary", "fallback"])
+    assert summary["README.md"] == b"- Project\n  - Install\n  - Use\n    - Details\n"
+    assert summary["docs/CHANGES.MD"] == b"- Changes\n"
+    assert summary["docs/plain.md"].endswith(b"no heading, line 19\n... 5 more lines")
+    assert summary["notes.txt"].endswith(b"note 19\n... 20 more lines")
+    assert summary["data.json"] == b'{"a": 1}\n'
+    assert b"    def start(self, n: int) -> int:\n        ...\n" in summary["pkg/core.py"]
+    assert b"total" not in summary["pkg/core.py"]
+    skeleton = _sections(tier_outputs["skeleton", "fallback"])
+    assert skeleton["README.md"] == README_MD.encode()          # markdown is kept in skeleton mode
+    assert skeleton["pkg/core.py"] == summary["pkg/core.py"]
+    assert skeleton["notes.txt"] == TIER_TREE["notes.txt"].encode()
+    tiers = _sections(tier_outputs["summary+full", "fallback"])
+    assert tiers["pkg/core.py"] == CORE_PY.encode()
+    assert tiers["docs/guide.md"] == TIER_TREE["docs/guide.md"].encode()
+    assert tiers["docs/plain.md"] == TIER_TREE["docs/plain.md"].encode()
+    assert tiers["docs/CHANGES.MD"] == b"- Changes\n"       # *.md is case-sensitive as a glob
+    assert tiers["README.md"] == summary["README.md"]         # docs/*.md is anchored to docs/
+    assert tiers["pkg/__init__.py"] == summary["pkg/__init__.py"]
+    sk_tiers = _sections(tier_outputs["skeleton+full", "fallback"])
+    assert sk_tiers["pkg/stub.pyi"] == TIER_TREE["pkg/stub.pyi"].encode()
+    assert sk_tiers["pkg/broken.py"] == TIER_TREE["pkg/broken.py"].encode()   # unanchored: any depth
+    assert sk_tiers["pkg/core.py"] == skeleton["pkg/core.py"]
+
+
+def test_full_glob_is_relative_to_the_path_argument(tier_tree, agg):
+    code, out, _ = agg(tier_tree.parent, tier_tree.name, "--mode", "summary", "--full", "pkg/core.py")
+    sections = _sections(out)
+    assert sections[f"{tier_tree.name}/pkg/core.py"] == CORE_PY.encode()
+
+
+def test_native_path_reads_files_in_c(tier_tree, agg, monkeypatch, needs_native):
+    """On the native path the CLI hands over paths only (Input.data None): C reads the files."""
+    seen = []
+    real_run = native.run
+
+    def spy(ops, inputs, *args, **kwargs):
+        seen.extend(inputs)
+        return real_run(ops, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(native, "run", spy)
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    code, out, _ = agg(tier_tree, ".", "--mode", "summary", "--full", "*.md")
+    assert code == 0 and len(headings(out)) == len(TIER_TREE)
+    assert len(seen) == len(TIER_TREE)
+    assert all(i.data is None for i in seen)
+    modes = {i.path.decode(): i.mode for i in seen}
+    from slopfast import wire
+    assert modes["README.md"] == wire.MODE_FULL and modes["pkg/core.py"] == wire.MODE_DEFAULT
 
 
 # ---- output, exit codes, backends --------------------------------------------------------
