@@ -60,6 +60,10 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _files(n: int) -> str:
+    return f"{n} file{'s' * (n != 1)}"
+
+
 def _say(message: str, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     print(f"slopfast: {message}", file=stream)
@@ -215,7 +219,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
             else:
                 items.append(event.path)
             if progress.enabled:
-                progress.update(f"slopfast: {len(items)} files, {human_bytes(in_bytes)}")
+                progress.update(f"slopfast: {_files(len(items))}, {human_bytes(in_bytes)}")
         elif isinstance(event, Skipped):
             n_skipped += 1
             if event.reason != "output":
@@ -225,7 +229,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
             progress.note(f"cannot read {event.path}: {_oserror_text(event.error)}")
     t_walk = time.perf_counter()
 
-    progress.update(f"slopfast: building from {len(items)} files, {human_bytes(in_bytes)}…", force=True)
+    progress.update(f"slopfast: building from {_files(len(items))}, {human_bytes(in_bytes)}…", force=True)
     log: list[tuple[str, int, str]] = []
     with observe_dispatch(log):
         result = _aggregate.build(items, mode=args.mode)

@@ -701,6 +701,26 @@ def test_subprocess_unreadable_exit_code_and_output(tmp_path):
     assert b"cannot read dangling.txt" in p.stderr
 
 
+def test_console_script_is_the_same_command(tmp_path):
+    """The installed `slopfast` script runs slopfast.cli:main, as `python -m slopfast` does."""
+    from importlib.metadata import entry_points
+
+    [ep] = [ep for ep in entry_points(group="console_scripts") if ep.name == "slopfast"]
+    assert ep.value == "slopfast.cli:main" and ep.load() is cli.main
+    write(tmp_path, {"a.py": "a\n", "b/c.md": "# c\n", "bin.dat": b"\0"})
+    os.symlink("nowhere", tmp_path / "dangling.txt")
+    script = Path(sys.executable).with_name("slopfast")
+    assert script.exists(), f"no console script next to {sys.executable} (is the package installed?)"
+    cases = {("aggregate", ".", "-v"): 1, ("aggregate", "nope"): 2, ("aggregate", "b", "--mode", "summary"): 0,
+             ("doctor",): 0}
+    for args, expected in cases.items():
+        a = subprocess.run([str(script), *args], cwd=tmp_path, env=subprocess_env(), capture_output=True, timeout=120)
+        b = run(*args, cwd=tmp_path)
+        assert a.returncode == b.returncode == expected and a.stdout == b.stdout
+        # the stderr lines agree but for timings
+        assert re.sub(rb"[\d.]+ s", b"T", a.stderr) == re.sub(rb"[\d.]+ s", b"T", b.stderr)
+
+
 def test_version_and_help():
     p = run("--version", cwd=Path.cwd())
     assert p.returncode == 0 and p.stdout.startswith(b"slopfast ")
@@ -730,6 +750,63 @@ def test_progress_only_on_a_terminal_and_only_when_long():
     p = cli.Progress(quiet, clock=iter([0.0, 5.0]).__next__)
     p.update("x")
     assert quiet.getvalue() == ""
+
+
+def _run_on_a_pty(args: list[str], cwd: Path, code: str = "") -> tuple[int, bytes, bytes]:
+    """Run `slopfast ARGS` (after `code`, in a fresh Python) with stderr on a pseudo-terminal:
+    (exit code, stdout, everything written to the terminal)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    script = "\n".join(["import sys", "from slopfast import cli", code,
+                        "raise SystemExit(cli.main(sys.argv[1:]))"])
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=cwd, env=subprocess_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:   # EIO: the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        out = proc.stdout.read()
+        code_ = proc.wait(timeout=60)
+    finally:
+        os.close(master)
+        proc.stdout.close()
+    return code_, out, b"".join(chunks).replace(b"\r\n", b"\n")   # the tty's ONLCR
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_progress_on_a_real_terminal(tmp_path):
+    write(tmp_path, {f"d{i:02}/f{j:02}.txt": "x\n" for i in range(10) for j in range(10)})
+    write(tmp_path, {"d05/img.bin": b"\0\1\2"})
+    plain = run("aggregate", ".", cwd=tmp_path)
+    # A long run, as the delay before the progress line makes every run here long.
+    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path,
+                                   "cli.PROGRESS_DELAY = 0; cli.PROGRESS_INTERVAL = 0")
+    assert code == 0 and out == plain.stdout
+    assert tty.startswith(b"\r\x1b[Kslopfast: 1 file, 2 B")
+    assert b"\r\x1b[Kslopfast: 100 files, 200 B" in tty
+    assert b"\r\x1b[Kslopfast: building from 100 files, 200 B" in tty
+    # the skip note gets a line of its own (the progress line is cleared first)
+    assert re.search(rb"\r\x1b\[Kslopfast: skipped d05/img.bin: binary file \(NUL byte in the first 8 KiB\)\n"
+                     rb"\r\x1b\[Kslopfast: \d+ files", tty)
+    assert tty.endswith(b"\r\x1b[K")        # the progress line is gone at the end
+    assert plain.stderr == b"slopfast: skipped d05/img.bin: binary file (NUL byte in the first 8 KiB)\n"
+    # A short run (the default delay) shows no progress on a terminal either.
+    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path)
+    assert code == 0 and out == plain.stdout
+    assert tty == plain.stderr
 
 
 def test_no_progress_noise_when_stderr_is_not_a_terminal(tmp_path):
@@ -804,7 +881,69 @@ def test_bench_forced_backend_pick(monkeypatch):
     assert os.environ["SLOPFAST_BACKEND"] == "fallback"   # restored
 
 
+class _FakeAxes:
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.log.append((name, args, kwargs))
+
+
+def _fake_plt():
+    log = []
+
+    class Fig:
+        def tight_layout(self):
+            pass
+
+        def savefig(self, path, **kwargs):
+            log.append(("savefig", (path,), kwargs))
+
+    class Grid(list):
+        def __getitem__(self, key):   # axes[:, 0]
+            if isinstance(key, tuple):
+                return [row[key[1]] for row in self]
+            return list.__getitem__(self, key)
+
+    class Plt:
+        def subplots(self, rows, cols, **kwargs):
+            log.append(("subplots", (rows, cols), kwargs))
+            return Fig(), Grid([[_FakeAxes(log)] for _ in range(rows)])
+
+    return Plt(), log
+
+
+def test_bench_plot_draws_both_backends_and_the_crossover():
+    rows = [
+        {"op": "build_markdown", "available": True, "bytes": 100, "native_bps": 1e6, "fallback_bps": 2e6, "ratio": 0.5},
+        {"op": "build_markdown", "available": True, "bytes": 10000, "native_bps": 4e7, "fallback_bps": 2e7, "ratio": 2.0},
+        {"op": "snapshot", "available": True, "bytes": 100, "native_bps": 3e6, "fallback_bps": 1e6, "ratio": 3.0},
+        {"op": "md_outline", "size": None, "available": False, "why": "not available"},
+    ]
+    plt, log = _fake_plt()
+    cli._plot(rows, "out.png", plt)
+    assert log[0] == ("subplots", (2, 1), {"figsize": (7, 6.4), "squeeze": False})
+    plots = [(args, kwargs) for name, args, kwargs in log if name == "plot"]
+    assert plots == [((( 100, 10000), (1.0, 40.0), "o-"), {"label": "native"}),
+                     (((100, 10000), (2.0, 20.0), "s--"), {"label": "fallback"}),
+                     (((100,), (3.0,), "o-"), {"label": "native"}),
+                     (((100,), (1.0,), "s--"), {"label": "fallback"})]
+    crossings = [args for name, args, kwargs in log if name == "axvline"]
+    assert crossings == [(1000.0,)]        # the geometric mean of 100 and 10000: one crossover
+    assert [args for name, args, _ in log if name == "set_title"] == [("build_markdown",), ("snapshot",)]
+    assert log[-1] == ("savefig", ("out.png",), {"dpi": 120})
+
+
+def test_bench_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import matplotlib -> ImportError
+    target = tmp_path / "bench.png"
+    assert cli.main(["bench", "--quick", "--op", "build_markdown", "--plot", str(target)]) == cli.EXIT_FATAL
+    assert "pip install 'slopfast[plot]'" in capsys.readouterr().err
+    assert not target.exists()
+
+
 def test_bench_plot(tmp_path, monkeypatch, capsys):
+    """With matplotlib (the `plot` extra) a PNG is written; without it, the error above."""
     monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100, 4000])
     target = tmp_path / "bench.png"
     code = cli.main(["bench", "--quick", "--op", "build_markdown", "--plot", str(target)])
