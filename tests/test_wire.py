@@ -503,3 +503,105 @@ def test_golden_vectors_under_valgrind(exe):
             proc = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full", str(exe)],
                                   stdin=request, capture_output=True, cwd=WIRE)
         assert proc.returncode == (0 if vector.code == 0 else 1), (vector.name, form, proc.stderr.decode())
+
+
+# ---- docs/wire-format.md: the spec's examples run as documented --------------
+
+DOC = ROOT / "docs" / "wire-format.md"
+# a fenced block tagged `KIND example:NAME:ROLE`, closed by a fence of the same length
+_EXAMPLE = re.compile(r"^(`{3,})(text|hex) example:([\w-]+):(request|response)\n(.*?)^\1$", re.M | re.S)
+
+
+def doc_examples() -> dict[str, dict[str, bytes]]:
+    """{name: {"request": bytes, "response": bytes}} from the document's example blocks:
+    `text` blocks are taken byte for byte (each ends with its last line's LF), `hex`
+    blocks are hex bytes with `# comments`."""
+    found: dict[str, dict[str, bytes]] = {}
+    for _, kind, name, role, body in _EXAMPLE.findall(DOC.read_text(encoding="utf-8")):
+        if kind == "text":
+            data = body.encode("utf-8")
+        else:
+            data = bytes.fromhex("".join(line.split("#", 1)[0] for line in body.splitlines()))
+        assert role not in found.setdefault(name, {}), f"two {role} blocks for example {name}"
+        found[name][role] = data
+    return found
+
+
+DOC_EXAMPLES = doc_examples()
+
+
+def test_doc_examples_are_complete():
+    assert set(DOC_EXAMPLES) == {"v1-build", "v1-error", "v2-echo"}
+    for name, blocks in DOC_EXAMPLES.items():
+        assert set(blocks) == {"request", "response"}, name
+
+
+@pytest.mark.parametrize("name", sorted(DOC_EXAMPLES))
+def test_doc_examples_through_the_standalone_binary(exe, name):
+    """The documented request, fed to slopfast-pipeline from the repository root,
+    writes the documented response."""
+    example = DOC_EXAMPLES[name]
+    proc = run_exe(exe, example["request"], cwd=ROOT)
+    assert proc.stdout == example["response"]
+    code = wire.decode_response(example["response"]).code
+    assert proc.returncode == (0 if code == 0 else 1)
+    assert proc.stderr == b""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell redirect")
+def test_doc_v1_example_as_the_doc_says_to_run_it(exe, tmp_path):
+    """`slopfast/slopfast-pipeline < request.txt` from the repository root."""
+    request = tmp_path / "request.txt"
+    request.write_bytes(DOC_EXAMPLES["v1-build"]["request"])
+    proc = subprocess.run(["/bin/sh", "-c", '"$0" < "$1"', str(exe), str(request)], capture_output=True, cwd=ROOT)
+    assert (proc.returncode, proc.stdout) == (0, DOC_EXAMPLES["v1-build"]["response"])
+
+
+@pytest.mark.parametrize("name", sorted(DOC_EXAMPLES))
+def test_doc_examples_in_process(lib, monkeypatch, name):
+    monkeypatch.chdir(ROOT)
+    example = DOC_EXAMPLES[name]
+    code, message, data = raw(lib, example["request"])
+    assert data == example["response"]
+    check_response(code, message, data)
+
+
+def test_doc_examples_match_the_encoders_and_the_spec_parser():
+    v2 = DOC_EXAMPLES["v2-echo"]["request"]
+    ops = [("echo", {"k": "v"})]
+    inputs = [wire.Input(b"a.txt", b"hi\n"), wire.Input(b"tests/data/wire/files/hello.txt", mode=wire.MODE_FULL)]
+    assert v2 == wire.encode_request(ops, inputs)
+    assert parse_v2(v2) == (wire.RESPONSE_BINARY, [("echo", {"k": b"v"})], inputs)
+    assert wire.decode_response(DOC_EXAMPLES["v2-echo"]["response"]) == wire.Response(
+        0, "", [b"hi\n", file_bytes(b"files/hello.txt")])
+    # the v1 example: echo's parts are its inputs, build_markdown's second part is empty
+    v1_inputs = [wire.Input(b"tests/data/wire/files/hello.txt"),
+                 wire.Input(b"notes/plan v2.md", b"# Plan\n\nIntro.\n\n## Step one", wire.MODE_SUMMARY)]
+    response = wire.decode_response(DOC_EXAMPLES["v1-build"]["response"])
+    assert len(response.parts) == 4
+    assert response.parts[:2] == [file_bytes(b"files/hello.txt"), v1_inputs[1].data]
+    assert response.parts[3] == b""          # no unreadable inputs
+
+
+def test_doc_v1_example_equals_the_encoded_model(lib, monkeypatch):
+    """The hand-written v1 example and the encoders' forms of its model give the
+    documented response (v1 text, and v2 through native.run)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SLOPFAST_TRANSPORT", raising=False)
+    v1_ops = [("echo", {}), ("build_markdown", {"mode": "full", "lang": "txt\ttext\nmd\tmarkdown"})]
+    v1_inputs = [wire.Input(b"tests/data/wire/files/hello.txt"),
+                 wire.Input(b"notes/plan v2.md", b"# Plan\n\nIntro.\n\n## Step one", wire.MODE_SUMMARY)]
+    documented = DOC_EXAMPLES["v1-build"]
+    assert raw(lib, wire.encode_request_text(v1_ops, v1_inputs))[2] == documented["response"]
+    assert native.run(v1_ops, v1_inputs) == wire.decode_response(documented["response"]).parts
+
+
+def test_doc_names_every_op_limit_and_code():
+    """The op table, the limits and the codes of the document follow lib/."""
+    doc = DOC.read_text(encoding="utf-8")
+    for name, op_id in re.findall(r"OP_\((\w+),\s*(\d+)\)", (ROOT / "lib" / "op_table.h").read_text()):
+        assert re.search(rf"^\| `{name}` \| {op_id} \|", doc, re.M), name
+    for limit in re.findall(r"\b(LIMIT_\w+)\s*(?:=|\()", (ROOT / "lib" / "op.h").read_text()):
+        assert re.search(rf"^\| `{limit}` \|", doc, re.M), limit
+    for code, name in wire.CODE_NAMES.items():
+        assert f"| {code} | `Code_" in doc and f"({name})" in doc, (code, name)
