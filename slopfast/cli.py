@@ -236,8 +236,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     t_build = time.perf_counter()
     progress.clear()
 
-    document = result.document + b"\n" if result.document else b""
-    _write_output(document, out_path)
+    document = result.document
+    _write_output(document, out_path)   # plus a final newline when not empty
 
     for path, error in result.skipped:
         unreadable.append((path, error))
@@ -246,7 +246,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         n_files = len(items) - len(result.skipped)
         _say(
             f"{n_files} file{'s' * (n_files != 1)}, {human_bytes(in_bytes)} in, "
-            f"{human_bytes(len(document))} out, {t_build - t0:.3f} s "
+            f"{human_bytes(len(document) + bool(document))} out, {t_build - t0:.3f} s "
             f"(walk {t_walk - t0:.3f} s, build {t_build - t_walk:.3f} s); "
             f"{n_skipped} skipped, {len(unreadable)} unreadable; backend {backend_used(log)}"
         )
@@ -254,9 +254,12 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def _write_output(document: bytes, out_path: str | None) -> None:
+    """The document and, when it is not empty, one newline (written apart: no copy of a big document)."""
+    tail = b"\n" if document else b""
     if out_path is None:
         try:
             sys.stdout.buffer.write(document)
+            sys.stdout.buffer.write(tail)
             sys.stdout.buffer.flush()
         except BrokenPipeError:
             # the reader went away (e.g. `| head`): end quietly
@@ -265,6 +268,7 @@ def _write_output(document: bytes, out_path: str | None) -> None:
         return
     with open(out_path, "wb") as f:
         f.write(document)
+        f.write(tail)
 
 
 # ---- bench --------------------------------------------------------------------

@@ -617,6 +617,18 @@ def test_output_file_is_written_and_never_read_back(tmp_path, agg):
     assert headings(out) == ["a.py", "context.md", "a.py"]  # (the last one inside context.md's fence)
 
 
+def test_reader_that_goes_away_is_not_an_error(tmp_path):
+    """`slopfast aggregate . | head -c 100`: a closed pipe ends the run quietly."""
+    write(tmp_path, {f"f{i}.txt": "x" * 1000 + "\n" for i in range(500)})   # far more than a pipe holds
+    proc = subprocess.Popen([sys.executable, "-m", "slopfast", "aggregate", "."], cwd=tmp_path,
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(100).startswith(b"### `f0.txt`")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert err == b""
+
+
 def test_output_ends_with_one_newline(tmp_path, agg):
     write(tmp_path, {"a.py": "a"})
     assert agg(tmp_path, ".")[1] == b"### `a.py`\n\n```py\na\n```\n"
