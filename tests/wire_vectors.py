@@ -107,6 +107,12 @@ ECHO = ("echo", {})
 LANG = "txt\ttext\nmd\tmarkdown\npy\tpython"
 
 E1 = b"slopfast-request 1\n"
+MD_INLINE = Input(b"inline.md", b"Title\r\n=====\r\n\n### Deep `x`\n")
+PY_INLINE = Input(b"m.py", b'"""Doc."""\nimport os\n\ndef f(x):\n    return x\n\ndef g():\n    return 2\n')
+# "SFM2" + marshal v2 of {"a": [1, 2.5, None, "x"], "b": True}, written out so the
+# vector does not depend on the marshal of the Python that generates it
+SFM2_TAPE = (b"SFM2{u\x01\x00\x00\x00a[\x04\x00\x00\x00i\x01\x00\x00\x00g\x00\x00\x00\x00\x00\x00\x04@N"
+             b"u\x01\x00\x00\x00xu\x01\x00\x00\x00bT0")
 
 
 VECTORS: list[Vector] = [
@@ -233,6 +239,17 @@ VECTORS: list[Vector] = [
     Vector("bad_param_mode", 3, [("build_markdown", {"mode": "bogus"})], [HELLO]),
     Vector("bad_param_lang", 3, [("build_markdown", {"lang": "txt text"})], [HELLO]),
     Vector("missing_file", 4, [ECHO], [HELLO, MISSING]),
+
+    # ---- the other ops: their part layouts (docs/wire-format.md, "Ops") ---------
+    Vector("md_outline", 0, [("md_outline", {})], [NOTES, MD_INLINE, Input(b"none.md", b"no heading\n")],
+           response_format=RESPONSE_BINARY),
+    Vector("md_summary", 0, [("md_summary", {})], [NOTES, MD_INLINE]),
+    Vector("md_outline_missing_file", 4, [("md_outline", {})], [NOTES, MISSING]),
+    Vector("py_skeleton", 0, [("py_skeleton", {"full": "g"})], [PY_INLINE]),
+    Vector("py_skeleton_rejected", 7, [("py_skeleton", {})], [Input(b"bad.py", b"def f(:\n")]),
+    Vector("snapshot_encode", 0, [("snapshot_encode", {})], [Input(b"tape0", SFM2_TAPE), Input(b"tape1", b"SFM2N")],
+           response_format=RESPONSE_BINARY),
+    Vector("snapshot_bad_tape", 3, [("snapshot_encode", {})], [Input(b"tape", b"SFM3N")]),
 ]
 
 BY_NAME = {v.name: v for v in VECTORS}
