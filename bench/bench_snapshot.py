@@ -5,7 +5,7 @@
 Snapshots are the host app's UI state: a 13-field dataclass (prompt, response
 and system prompt strings, a discussion list of {role, content, ...} dicts,
 file lists, a dict of scroll positions, an enum, optional fields, floats).
-Three sizes: small (~0.4 KB), reference (~5 KB) and large (~200 KB), each
+Three sizes: small (~0.4 KB), reference (~5 KB) and large (~360 KB), each
 alone and as a 100-snapshot history. Every figure is the best of N timed
 rounds in one run (the machine is shared; the best round is the least
 disturbed), ratios are against msgspec.msgpack.encode in the same run.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import datetime
 import enum
 import os
 import pickle
@@ -69,7 +70,7 @@ class UiState:
 
 def make(size: str, n: int = 0) -> UiState:
     scale = {"small": 0, "reference": 1, "large": 40}[size]
-    turns = {"small": 1, "reference": 8, "large": 200}[size]
+    turns = {"small": 1, "reference": 16, "large": 200}[size]
     return UiState(
         prompt="Refactor the parser so that the tokens survive a round trip. " * (10 * scale) or "fix it",
         response="```python\ndef parse(text):\n    return [t for t in text.split()]\n```\n" * (20 * scale) or "ok",
@@ -154,35 +155,50 @@ def table(title: str, rows: list[tuple[str, Any]], repeat: int, base_name: str) 
     return out + [""]
 
 
-def overhead(obj: Any, repeat: int) -> list[str]:
-    """Auto dispatch vs calling msgspec directly, interleaved rounds."""
-    enc = msgspec.msgpack.encode
+def picked(obj: Any) -> tuple[str, Any]:
+    """The path auto decided for obj's type: (name, the function it calls)."""
+    key = snap._type_key.get(type(obj))
+    if dispatch._decisions.get(key):
+        return "slopfast native (native_encode)", snap.native_encode
+    return "msgspec.msgpack.encode", msgspec.msgpack.encode
+
+
+def overhead(size: str, obj: Any, rounds: int) -> tuple[list[str], dict]:
+    """Auto dispatch vs a direct call of the path auto picked: many short
+    rounds, the two interleaved in alternating order, so that the load of a
+    shared machine hits both alike; the median of the per-round ratios."""
+    name, direct = picked(obj)
     ser = snap.snapshot_serialize
-    number = 20000
-    ratios, direct, auto = [], [], []
-    for _ in range(repeat):
-        d = timeit.timeit(lambda: enc(obj), number=number) / number
-        a = timeit.timeit(lambda: ser(obj), number=number) / number
-        direct.append(d)
-        auto.append(a)
+    t_direct = timeit.Timer("f(o)", globals={"f": direct, "o": obj})
+    t_auto = timeit.Timer("f(o)", globals={"f": ser, "o": obj})
+    number = 1
+    while t_direct.timeit(number) < 0.002:
+        number *= 2
+    ratios, ds, as_ = [], [], []
+    for i in range(rounds):
+        if i % 2:
+            a = t_auto.timeit(number)
+            d = t_direct.timeit(number)
+        else:
+            d = t_direct.timeit(number)
+            a = t_auto.timeit(number)
         ratios.append(a / d)
+        ds.append(d / number)
+        as_.append(a / number)
     ratios.sort()
-    d, a = min(direct), min(auto)
-    lines = [
-        "### Auto-dispatch overhead (reference snapshot)", "",
-        f"- msgspec.msgpack.encode direct: best {d * 1e6:.2f} µs",
-        f"- snapshot_serialize (auto, decided for msgspec): best {a * 1e6:.2f} µs",
-        f"- overhead, best vs best: {(a / d - 1) * 100:+.1f} %; median of {repeat} interleaved rounds: "
-        f"{(ratios[len(ratios) // 2] - 1) * 100:+.1f} %",
-        "",
-    ]
-    print("\n".join(lines), flush=True)
-    return lines
+    q = lambda f: ratios[min(len(ratios) - 1, int(f * len(ratios)))]  # noqa: E731
+    d, a = min(ds), min(as_)
+    row = {"size": size, "picked": name, "direct": d, "auto": a, "median": q(0.5), "q1": q(0.25), "q3": q(0.75)}
+    line = (f"| {size} | {name} | {d * 1e6:.3f} µs | {a * 1e6:.3f} µs | {(a / d - 1) * 100:+.1f} % | "
+            f"{(q(0.5) - 1) * 100:+.1f} % ({(q(0.25) - 1) * 100:+.1f} .. {(q(0.75) - 1) * 100:+.1f}) |")
+    print(line, flush=True)
+    return [line], row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=201, help="interleaved rounds for the auto-overhead figure")
     ap.add_argument("--write", help="write the markdown results to this file")
     args = ap.parse_args()
     os.environ.setdefault("SLOPFAST_WISDOM", "off")
@@ -191,25 +207,46 @@ def main() -> None:
 
     out = [
         "# Benchmarks: snapshot serialization", "",
-        f"Command: `python bench/bench_snapshot.py --repeat {args.repeat}" + (f" --write {args.write}`" if args.write else "`"),
+        f"Command: `python bench/bench_snapshot.py --repeat {args.repeat} --rounds {args.rounds}"
+        + (f" --write {args.write}`" if args.write else "`"),
+        "",
+        f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python "
         f"{platform.python_version()}, msgspec {msgspec.__version__}"
         + (f", orjson {orjson.__version__}" if orjson else "") + f"; native: {native.version() or native.load_error()}",
         "",
     ]
+    over_lines, picks = [], []
     for size in ("small", "reference", "large"):
+        # decide afresh per size, as a fresh process serializing this size would
+        dispatch.reset()
+        snap._type_key.clear()
         obj = make(size)
         for _ in range(3):
             snap.snapshot_serialize(obj)  # let auto decide before timing it
         nbytes = len(msgspec.msgpack.encode(obj))
-        out += table(f"Encode one {size} snapshot ({nbytes} bytes of msgpack)", encoders(obj), args.repeat,
+        enc_rows = encoders(obj)
+        out += table(f"Encode one {size} snapshot ({nbytes} bytes of msgpack)", enc_rows, args.repeat,
                      "msgspec.msgpack.encode")
+        t_native = best(lambda: snap.native_encode(obj), args.repeat) if native.available() else None
+        t_msgspec = best(lambda: msgspec.msgpack.encode(obj), args.repeat)
+        faster = "msgspec.msgpack.encode" if t_native is None or t_msgspec <= t_native else "slopfast native (native_encode)"
+        picks.append(f"- {size} ({nbytes} B): auto picked **{picked(obj)[0]}**; faster in this run: {faster} "
+                     f"(native {t_native * 1e6:.2f} µs, msgspec {t_msgspec * 1e6:.2f} µs)" if t_native is not None else
+                     f"- {size}: no native library; auto runs msgspec")
         objs = [make(size, i) for i in range(100)]
         out += table(f"Encode a 100-snapshot history ({size})", history_encoders(objs), max(3, args.repeat // 2),
                      "msgspec.msgpack.encode x100")
         out += table(f"Decode one {size} snapshot", decoders(obj), args.repeat, "snapshot_deserialize (typed)")
-    out += overhead(make("reference"), max(args.repeat, 9))
+        lines, _ = overhead(size, obj, args.rounds)
+        over_lines += lines
+    out += ["### Which path auto picked", ""] + picks + [""]
+    out += ["### Auto-dispatch overhead: snapshot_serialize (auto, decided) vs a direct call of the path it picked", "",
+            f"{args.rounds} interleaved rounds of ~2 ms each, alternating order; best-of and median-of-ratios.", "",
+            "| size | picked | direct (best) | auto (best) | best vs best | median ratio (quartiles) |",
+            "|---|---|---:|---:|---:|---:|"] + over_lines + [""]
+    print("\n".join(picks))
     decisions = [f"- {r['op']} size class {r['size_class']} ({r['bytes_from']}..{r['bytes_to']} B): {r['backend']}"
                  + (f" (native {r['native_s'] * 1e6:.1f} µs, fallback {r['fallback_s'] * 1e6:.1f} µs)" if "native_s" in r else "")
                  for r in dispatch.backend_report()]

@@ -27,6 +27,8 @@ import types
 import typing
 from typing import Any, Iterable, Type, TypeVar
 
+import msgspec
+
 from . import dispatch as _dispatch
 from . import native as _native
 from . import wire as _wire
@@ -57,7 +59,10 @@ _MAGIC = b"SFM2"
 _OPS = [("snapshot_encode", {})]
 _MARSHAL_VERSION = 2
 _PLAIN_SCALARS = frozenset((str, int, float, bool, type(None), bytes))
-_PLAIN_HINTS = frozenset((str, int, float, bool, type(None), None, bytes, list, tuple, dict, Any, object))
+# Hints whose values marshal may take as they are. Any, object and the bare
+# containers are not among them: such a slot may hold a msgspec.Raw or another
+# buffer object, which marshal would write as bytes where msgspec does not.
+_PLAIN_HINTS = frozenset((str, int, float, bool, type(None), None, bytes))
 
 
 class _Unsupported(Exception):
@@ -157,7 +162,8 @@ def tape(obj: Any) -> bytes:
     try:
         t = type(obj)
         try:
-            plain = _converter(t)(obj, None) if t in _converters or dataclasses.is_dataclass(t) else obj
+            # a root that is not a dataclass has no hints: convert by runtime type
+            plain = _converter(t)(obj, None) if t in _converters or dataclasses.is_dataclass(t) else _to_plain(obj)
             return _MAGIC + marshal.dumps(plain, _MARSHAL_VERSION)
         except ValueError:
             # a runtime value outside its hint (or in an Any slot) that marshal
@@ -229,7 +235,10 @@ except AttributeError:  # not CPython's os._Environ: take the slow path always
     _env_get, _ENV_KEY = {"k": 1}.get, "k"
 _decisions: dict = getattr(_dispatch, "_decisions", {})
 _type_key: dict[type, tuple[str, int]] = {}   # type -> dispatcher key (op, size class)
-_fb_encode = _fallback._ENCODERS["msgpack"].encode
+# msgspec's own module-level encode: the very function a direct caller would
+# use (same bytes as the fallback's Encoder; unsupported types are a TypeError
+# either way, turned into a SnapshotError with the path by value_error)
+_fb_encode = msgspec.msgpack.encode
 _FB_ERRORS = _fallback._ENCODE_ERRORS
 
 
@@ -251,17 +260,17 @@ def snapshot_serialize(obj: Any, *, format: str = "msgpack") -> bytes:
     """Serialize a snapshot (a dataclass, or any supported value) to bytes.
 
     msgpack output is byte-identical to msgspec.msgpack.encode(obj) on both
-    paths; json is msgspec.json's (fallback only). Unsupported types, ints
-    outside -2**63 .. 2**64-1 and non-str dict keys raise SnapshotError with
-    the path of the value (``$.discussion[3].role: unsupported type ...``)."""
-    if format == "msgpack" and _env_get(_ENV_KEY) is None:
-        # a type is in _type_key only once the fallback has checked its hints
-        key = _type_key.get(type(obj))
-        if key is not None and _decisions.get(key) is False:
-            try:
-                return _fb_encode(obj)     # auto, decided for msgspec: the hot path
-            except _FB_ERRORS as ex:
-                raise value_error(obj, ex) from None
+    paths; json is msgspec.json's (fallback only). Unsupported types (in type
+    hints, or values msgspec cannot encode), ints outside -2**63 .. 2**64-1
+    and dict[K, V] hints with K other than str raise SnapshotError with the
+    path (``$.discussion[3].role: unsupported type ...``)."""
+    # the hot path (auto, decided for msgspec), as few bytecodes as possible:
+    # an undecided or unknown type gives _decisions.get(None) -> None
+    if _decisions.get(_type_key.get(type(obj))) is False and format == "msgpack" and _env_get(_ENV_KEY) is None:
+        try:
+            return _fb_encode(obj)
+        except _FB_ERRORS as ex:
+            raise value_error(obj, ex) from None
     return _serialize(obj, format)
 
 

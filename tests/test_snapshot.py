@@ -360,6 +360,7 @@ EXTRA_VALUES = [
     {1, 2}, frozenset(), frozenset({"a"}), {1: "int key"}, {(1, 2): None}, datetime.datetime(2024, 5, 1, 12, 30),
     datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc), datetime.date(2024, 5, 1), datetime.time(1, 2, 3),
     datetime.timedelta(days=1, seconds=5), uuid.UUID(int=12345), decimal.Decimal("1.50"), [{3, 4}, {"d": decimal.Decimal(2)}],
+    msgspec.Raw(b"\x01"), [msgspec.Raw(b"\xc0")], {"r": msgspec.Raw(b"\x02")}, msgspec.msgpack.Ext(1, b"e"),
 ]
 
 
