@@ -229,10 +229,10 @@ def native_encode(obj: Any) -> bytes:
 
 _OP = "snapshot_encode"
 try:
-    _env_get = os.environ._data.get  # type: ignore[attr-defined]
+    _env_data = os.environ._data  # type: ignore[attr-defined]
     _ENV_KEY = os.environ.encodekey("SLOPFAST_BACKEND")  # type: ignore[attr-defined]
 except AttributeError:  # not CPython's os._Environ: take the slow path always
-    _env_get, _ENV_KEY = {"k": 1}.get, "k"
+    _env_data, _ENV_KEY = {"k": 1}, "k"
 _decisions: dict = getattr(_dispatch, "_decisions", {})
 _type_key: dict[type, tuple[str, int]] = {}   # type -> dispatcher key (op, size class)
 # msgspec's own module-level encode: the very function a direct caller would
@@ -265,8 +265,13 @@ def snapshot_serialize(obj: Any, *, format: str = "msgpack") -> bytes:
     and dict[K, V] hints with K other than str raise SnapshotError with the
     path (``$.discussion[3].role: unsupported type ...``)."""
     # the hot path (auto, decided for msgspec), as few bytecodes as possible:
-    # an undecided or unknown type gives _decisions.get(None) -> None
-    if _decisions.get(_type_key.get(type(obj))) is False and format == "msgpack" and _env_get(_ENV_KEY) is None:
+    # an unknown type or an undecided size class is a KeyError
+    # (subscripts and `in` are cheaper than .get calls; a zero-cost try)
+    try:
+        fast = _decisions[_type_key[type(obj)]] is False and format == "msgpack" and _ENV_KEY not in _env_data
+    except KeyError:
+        fast = False
+    if fast:
         try:
             return _fb_encode(obj)
         except _FB_ERRORS as ex:
