@@ -1,0 +1,145 @@
+"""Seed corpus for fuzz/fuzz_pipeline.c (and the sanitizer/valgrind replays).
+
+    python fuzz/make_seeds.py OUT_DIR [--max-bytes N]
+
+Writes one request file per seed into OUT_DIR: every golden wire vector in
+tests/data/wire as it is, then v2 and v1 requests for every op in
+lib/op_table.h built with slopfast.wire.encode_request / encode_request_text
+from the test corpora: rust-book and CommonMark spec markdown, Python
+source (this project's own and a few hand-made edge cases), and snapshot
+tapes of nested values. File inputs name paths relative to tests/data/wire,
+so run the requests with that directory as the working directory.
+
+`requests()` is importable: tools/memcheck.py and tests use the same list.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+sys.path.insert(0, str(ROOT))
+
+from slopfast import wire  # noqa: E402
+from slopfast.wire import Input  # noqa: E402
+
+OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton", "snapshot_encode"]
+
+PY_SNIPPETS = [
+    b'"""Module doc."""\nimport os\nfrom x import (a,\n    b)\nX: int = 1\n\n\nclass A(B, metaclass=M):\n    """Doc."""\n    y = 2\n\n    @property\n    def f(self, a=(1, 2), *args, **kw) -> "T":\n        return a\n\n\nasync def g():\n    await h()\n',
+    b"def f(\n    a,\n    b=lambda x: x,\n):\n    '''d'''\n    if a:\n        pass\n",
+    b"if TYPE_CHECKING:\n    import typing\nelse:\n    try:\n        import foo\n    except ImportError:\n        foo = None\n",
+    b"x = f'{a!r:>{w}} {b}' + rb'\\d' + '''\nmulti\n'''\nclass C: pass\n",
+    b"def f(): return 1; y = 2\n@dec(1)\nclass D:\n    def m(self): ...\n",
+    b"match x:\n    case [1, 2]:\n        pass\n",
+    b"s = (\n  [1, {2: 3}],\n)\n\\\n\nclass E(\n):\n\tdef t(self):\n\t\treturn\n",
+    b"def broken(:\n",
+    b")",
+    b"\xef\xbb\xbfimport sys\r\nclass W:\r\n    pass\r\n",
+]
+
+MD_SNIPPETS = [
+    b"# Title\n\nSub\n---\n\n> # quoted\n> - item\n>   ## deep\n\n```\n# not a heading\n```\n",
+    b"- a\n  - b\n    - c\n      # h\n\n1. x\n2. y\n\n    # code\n\n<div>\n# html\n</div>\n",
+    b"[ref]: /url 'title'\n# After ref\n\nSetext with *emph*\n===\n\x00 nul \xff bad utf8\r\nCR\rline\n",
+    b">" * 40 + b" # deep\n" + b"- " * 30 + b"# list\n",
+]
+
+
+def snapshot_tapes() -> list[bytes]:
+    from slopfast.snapshot import tape
+    values = [
+        None, True, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, "", "text \u00e9\u4e2d\U0001f600", b"\x00bin",
+        [1, [2, [3, []]], (4, 5)],
+        {"a": 1, "b": {"c": [None, False, {"d": "e"}]}, "f": ()},
+        {"undo": [{"id": i, "label": f"step {i}", "data": list(range(i))} for i in range(8)]},
+    ]
+    nested: object = 0
+    for _ in range(60):
+        nested = [nested, {"k": nested if isinstance(nested, int) else 1}]
+    values.append(nested)
+    tapes = [tape(v) for v in values]
+    tapes += [b"SFM2", b"SFM2[\x02\x00\x00\x00N", b"SFM2{u\x01\x00\x00\x00ai\x01\x00\x00\x000", b"SFM1N"]
+    return tapes
+
+
+def markdown_docs() -> list[tuple[bytes, bytes]]:
+    docs = [(b"snippet%d.md" % i, s) for i, s in enumerate(MD_SNIPPETS)]
+    book = sorted((DATA / "rust-book" / "src").glob("*.md"))[:40]
+    docs += [(p.name.encode(), p.read_bytes()) for p in book]
+    spec = json.loads((DATA / "commonmark" / "commonmark-spec-0.31.2.json").read_text())
+    docs += [(b"spec%d.md" % ex["example"], ex["markdown"].encode()) for ex in spec]
+    return docs
+
+
+def python_sources() -> list[tuple[bytes, bytes]]:
+    srcs = [(b"snippet%d.py" % i, s) for i, s in enumerate(PY_SNIPPETS)]
+    for p in sorted((ROOT / "slopfast").glob("*.py")) + sorted((ROOT / "fallbacks").glob("*.py")):
+        srcs.append((p.name.encode(), p.read_bytes()))
+    return srcs
+
+
+def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
+    """(name, request blob) for every seed, each at most max_bytes long."""
+    out: list[tuple[str, bytes]] = []
+
+    def add(name: str, ops, inputs, text_too: bool = True) -> None:
+        forms = [("v2", wire.encode_request(ops, inputs))]
+        if text_too and all(i.path for i in inputs) and all(n for n, _ in ops):
+            forms.append(("v1", wire.encode_request_text(ops, inputs)))
+        for form, blob in forms:
+            if len(blob) <= max_bytes:
+                out.append((f"{name}.{form}", blob))
+
+    for path in sorted((DATA / "wire").iterdir()):
+        if path.is_file() and (path.name.endswith(".v1.txt") or path.name.endswith(".v2.bin")):
+            out.append((f"wire-{path.name}", path.read_bytes()))
+
+    files = [Input(b"files/hello.txt"), Input(b"files/notes.md"), Input(b"files/crlf.txt"), Input(b"files/missing.txt")]
+    add("echo-files", [("echo", {})], files)
+    add("echo-mixed", [("echo", {}), ("echo", {"x": "y"})], [Input(b"a", b"A"), Input(b"b", b""), files[0]])
+
+    md = markdown_docs()
+    py = python_sources()
+    tapes = snapshot_tapes()
+    for i, (name, text) in enumerate(md):
+        op = "md_outline" if i % 2 == 0 else "md_summary"
+        add(f"{op}-{name.decode()}", [(op, {})], [Input(name, text)])
+    add("md-both", [("md_outline", {}), ("md_summary", {})], [Input(n, t) for n, t in md[:6]])
+    for name, src in py:
+        add(f"py_skeleton-{name.decode()}", [("py_skeleton", {})], [Input(name, src)])
+    add("py_skeleton-opts", [("py_skeleton", {"full": "A.f\ng", "signatures": "A"})], [Input(b"m.py", PY_SNIPPETS[0])])
+    for i, t in enumerate(tapes):
+        add(f"snapshot_encode-{i}", [("snapshot_encode", {})], [Input(b"", t)], text_too=False)
+    add("snapshot_encode-many", [("snapshot_encode", {})], [Input(b"t%d" % i, t) for i, t in enumerate(tapes[:8])])
+
+    mixed = [Input(n, t, mode) for (n, t), mode in zip(md[:3] + py[:3], [0, 1, 2, 3, 2, 3])] + files[:2]
+    for mode in ("full", "summary", "skeleton"):
+        add(f"build_markdown-{mode}", [("build_markdown", {"mode": mode, "lang": "py\tpython\nmd\tmarkdown"})], mixed)
+    add("build_markdown-fences", [("build_markdown", {})],
+        [Input(b"`tick`.md", b"````\n```\n`````x\n"), Input(b" sp ", b""), Input(b"a\nb.txt", b"x\r\n```")])
+    add("build_markdown-files", [("build_markdown", {"mode": "summary"})], files)
+    add("every-op", [(op, {}) for op in OPS[:4]] + [("py_skeleton", {})],
+        [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--max-bytes", type=int, default=1 << 16)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = requests(args.max_bytes)
+    for name, blob in seeds:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+        (args.out / f"{safe}-{hashlib.sha1(blob).hexdigest()[:8]}").write_bytes(blob)
+    print(f"{len(seeds)} seeds in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
