@@ -12,6 +12,7 @@ to a file outside the tree):
 - slopfast aggregate TREE -o OUT with SLOPFAST_BACKEND=native, =fallback, and
   =auto with a wisdom file written by a warm-up run (as after first use);
 - files-to-prompt TREE -o OUT, and with -m (its markdown output).
+The commands take turns (round-robin), N rounds after one warm-up round.
 
 Each line also gives the number of files in the output and its size, so that
 one can see that the tools did comparable work. hyperfine is not needed.
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--tree", action="append", choices=("stdlib", "rust-book"))
     args = ap.parse_args()
 
+    loadavg_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     work = Path(tempfile.mkdtemp(prefix="slopfast-bench-cli-"))
     try:
         trees = {}
@@ -114,15 +116,22 @@ def main() -> None:
                 ("files-to-prompt -m", [ftp, str(tree), "-m", "-o", str(out)], {}, "ftp-md"),
                 ("files-to-prompt", [ftp, str(tree), "-o", str(out)], {}, "ftp"),
             ]
+            # Rounds: every command once per round, so that load from other
+            # processes (the machine is shared) falls on all of them alike.
             for label, cmd, extra, kind in commands:
-                env = {**base_env, **extra}
-                time_runs(cmd, env, 1, work)     # warm-up: file cache, wisdom file
-                times = time_runs(cmd, env, args.runs, work)
+                time_runs(cmd, {**base_env, **extra}, 1, work)     # warm-up: file cache, wisdom file
+            times: dict[str, list[float]] = {label: [] for label, *_ in commands}
+            for _ in range(args.runs):
+                for label, cmd, extra, kind in commands:
+                    times[label] += time_runs(cmd, {**base_env, **extra}, 1, work)
+            for label, cmd, extra, kind in commands:
+                time_runs(cmd, {**base_env, **extra}, 1, work)     # its output, for the counts
                 row = {
                     "tree": tree_name, "files_in_tree": n_in, "bytes_in_tree": b_in,
                     "command": label, "argv": " ".join(
                         [*(f"{k}={v}" for k, v in extra.items()), os.path.basename(cmd[0]), *cmd[1:]]),
-                    "best_s": min(times), "median_s": statistics.median(times), "runs": len(times),
+                    "best_s": min(times[label]), "median_s": statistics.median(times[label]),
+                    "runs": len(times[label]),
                     "out_bytes": out.stat().st_size, "out_files": count_files(out, kind, tree, files),
                 }
                 results.append(row)
@@ -132,7 +141,7 @@ def main() -> None:
         meta = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "cpus": os.cpu_count(), "loadavg_before": loadavg_before, "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "files_to_prompt": subprocess.run([ftp, "--version"], capture_output=True, text=True).stdout.strip(),
             "slopfast_native": json.loads(subprocess.run([slopfast, "doctor", "--json"], capture_output=True,
                                                          text=True, env=base_env).stdout)["native_version"],
