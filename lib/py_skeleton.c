@@ -22,6 +22,7 @@ enum {
     PY_MAX_PARENS  = 200,   /* CPython's MAXLEVEL: more is its SyntaxError too */
     PY_MAX_FSTACK  = 300,   /* 150 nested f-strings (CPython's limit), each with a field */
     PY_MAX_FRAMES  = 256,   /* block frames: 2 per indentation level (CPython allows 100) */
+    PY_MAX_INDENT  = 100,   /* CPython's MAXINDENT: indentation levels, col 0 included */
     PY_PAD         = 8,     /* NUL bytes after the copied source */
 };
 
@@ -684,6 +685,8 @@ Struct_(Skel) {
     Frame frames[PY_MAX_FRAMES];
     U4 nframes;
     U8 at;             /* the line that closes frames (or the end): where their errors are */
+    U4 indents[PY_MAX_INDENT];   /* columns of the open indentation levels, as CPython's tokenizer */
+    U4 nindents;
 };
 
 Struct_(Ind) { Str8 base; B4 plus4; };
@@ -961,10 +964,28 @@ static Str8 error_text(Arena *arena, Scan const *s, char const *why, U8 at) {
     return arena_copy(arena, str8((U1 const *)tmp, (U8)min_((U8)n, sizeof tmp - 1)));
 }
 
+/* The tokenizer's INDENT/DEDENT rule over every logical line (skipped
+ * bodies included): a dedent must land on an open level, and at most
+ * PY_MAX_INDENT levels. Whether an indent is allowed is the block machine's. */
+static B4 indent_check(Skel *k, Line const *L) {
+    U4 top = k->indents[k->nindents - 1];
+    if (L->col > top) {
+        if (k->nindents >= PY_MAX_INDENT) return scan_fail(&k->s, L->first, "too many levels of indentation");
+        k->indents[k->nindents++] = L->col;
+        return 1;
+    }
+    while (L->col < k->indents[k->nindents - 1]) k->nindents -= 1;
+    if (L->col != k->indents[k->nindents - 1])
+        return scan_fail(&k->s, L->first, "unindent does not match any outer indentation level");
+    return 1;
+}
+
 static void run_lines(Skel *k) {
     Line L;
+    k->indents[0] = 0;
+    k->nindents = 1;
     while (!k->s.err && !k->out.failed && !k->s.nomem && scan_line(&k->s, &L)) {
-        if (!on_line(k, &L)) break;
+        if (!indent_check(k, &L) || !on_line(k, &L)) break;
     }
     k->at = k->s.len ? k->s.len - 1 : 0;
     while (!k->s.err && !k->out.failed && k->nframes > 1) close_frame(k, &k->frames[k->nframes - 1]);
