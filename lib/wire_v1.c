@@ -1,7 +1,7 @@
 /* wire_v1.c: the v1 text envelope, a request a person can write and cat.
  *
  *   slopfast-request 1
- *   op build_markdown lang=py:python
+ *   op build_markdown lang=py%09python
  *   input file src/main.py
  *   input inline notes.md 5 mode=summary
  *   hello
@@ -145,9 +145,12 @@ static B4 parse_input(Ctx *ctx, V1State *s, Str8 line) {
         input->data = str8(s->text.ptr + s->at, data_len);
         input->loaded = 1;
         s->at += data_len;
+        /* count the data's lines so later messages give an editor's line numbers */
+        for (U8 i = 0; i < data_len; i += 1) s->line_number += input->data.ptr[i] == '\n';
         if (s->at < s->text.len && s->text.ptr[s->at] == '\r') s->at += 1;
         if (s->at < s->text.len && s->text.ptr[s->at] == '\n') s->at += 1;
-        else if (s->at < s->text.len) return ctx_fail(ctx, Code_BadRequest, "line %u: inline data not followed by a line end", s->line_number);
+        else if (s->at < s->text.len) return ctx_fail(ctx, Code_BadRequest, "line %u: inline data not followed by a line end", s->line_number + 1);
+        s->line_number += 1;
     }
     if (s->last) s->last->next = node; else s->first = node;
     s->last = node;
