@@ -5,6 +5,7 @@ documents and hostile input."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,6 +46,17 @@ def native_outline(data: bytes) -> list[tuple[int, str, int]]:
 
 def fallback_outline(data: bytes) -> list[tuple[int, str, int]]:
     return fb.outline(data.decode("utf-8", "replace"))
+
+
+@pytest.fixture
+def needs_native():
+    """A default install builds the native library: its absence fails these
+    tests (instead of skipping them) unless SLOPFAST_NO_NATIVE=1 says this is
+    a fallback-only install."""
+    if not native.available():
+        if os.environ.get("SLOPFAST_NO_NATIVE") == "1":
+            pytest.skip(f"native path unavailable: {native.load_error()}")
+        pytest.fail(f"native library unavailable (set SLOPFAST_NO_NATIVE=1 to skip): {native.load_error()}")
 
 
 @pytest.fixture
@@ -175,8 +187,16 @@ def test_str_with_lone_surrogate(backends):
         "[" * 100_000 + "\n# after\n",
         "(" * 100_000 + "\n===\n",
         "<div>" * 50_000 + "\n\n# after\n",
+        "- " * 100_000 + "# deep\n# top\n",
+        "* " * 100_000 + "# deep\n\n## top\n",
+        "+ " * 100_000 + "\n# top\n",
+        "1) " * 100_000 + "# deep\nlazy\n===\n",
+        "-\t" * 100_000 + "# deep\n# top\n",
+        (">" * 100_000 + " x\n") * 3 + "lazy\n---\n# top\n",
+        "> " * 50_000 + "- " * 50_000 + "# deep\n# top\n",
     ],
-    ids=["gt-run", "gt-spaced", "ordered-run", "indented-lists", "quote-ladder", "mixed", "brackets", "parens", "divs"],
+    ids=["gt-run", "gt-spaced", "ordered-run", "indented-lists", "quote-ladder", "mixed", "brackets", "parens", "divs",
+         "dash-run", "star-run", "plus-run", "paren-ordered-run", "dash-tab-run", "gt-lines-lazy", "gt-then-dash"],
 )
 def test_deep_nesting(check, doc):
     check(doc)
