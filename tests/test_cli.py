@@ -207,6 +207,23 @@ def test_unicode_names(tmp_path, agg):
     assert "# 見出し".encode() in out
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes as a name")
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_non_utf8_names_round_trip(tmp_path, backend, monkeypatch, agg):
+    if backend == "native" and not native.available():
+        pytest.skip(f"native path unavailable: {native.load_error()}")
+    try:
+        (Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.txt"))).write_bytes(b"latin-1 name\n")
+    except OSError as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    write(tmp_path, {"d/\u00e9.txt": "utf-8 name\n"})
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    code, out, err = agg(tmp_path, ".")
+    assert code == 0, err
+    assert HEADING.findall(out) == [b"caf\xe9.txt", "d/\u00e9.txt".encode()]   # the name's own bytes
+    assert b"latin-1 name\n" in out
+
+
 def test_empty_directories_and_empty_files(tmp_path, agg):
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     code, out, err = agg(tmp_path, ".")
