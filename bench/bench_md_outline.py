@@ -18,6 +18,7 @@ Contenders:
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import sys
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TARGET_MBPS = 300
+TARGET_RATIO = 50
 DATA = ROOT / "tests" / "data"
 
 
@@ -126,12 +129,19 @@ def main() -> int:
     os.environ["SLOPFAST_BACKEND"] = "native"
 
     lines = [
-        f"Command: `python bench/bench_md_outline.py --repeat {args.repeat}`",
+        f"Command: `python bench/bench_md_outline.py --repeat {args.repeat}"
+        + (f" --write {args.write}`" if args.write else "`"),
+        "",
+        f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()}; other work may run concurrently (best of {args.repeat} rounds).",
         "",
+        f"Targets: native >= {TARGET_MBPS} MB/s and >= {TARGET_RATIO}x markdown-it-py (checked per workload below "
+        "against both the full parse and the block-only fallback).",
+        "",
     ]
+    verdicts = []
     for name, docs in workloads().items():
         size = sum(map(len, docs))
         lines += [f"### {name}: {size / 1e6:.2f} MB", "",
@@ -146,6 +156,16 @@ def main() -> int:
             lines.append(f"| {cname} | {t * 1e3:.2f} | {size / t / 1e6:.1f} | {ratio} |")
         lines.append("")
         print("\n".join(lines[-(len(times) + 4):]), flush=True)
+        if base:
+            mbps = size / base / 1e6
+            full, block = times["markdown-it-py full"] / base, times["markdown-it-py block"] / base
+            ok = lambda b: "met" if b else "**missed**"  # noqa: E731
+            verdicts.append(f"- {name}: native {mbps:.0f} MB/s ({ok(mbps >= TARGET_MBPS)}); "
+                            f"{full:.0f}x markdown-it-py full ({ok(full >= TARGET_RATIO)}), "
+                            f"{block:.0f}x block-only ({ok(block >= TARGET_RATIO)}); native batch "
+                            f"{size / times['native batch'] / 1e6:.0f} MB/s")
+    lines += ["### Targets", ""] + verdicts + [""]
+    print("\n".join(verdicts))
     report = "\n".join(lines)
     if args.write:
         args.write.write_text("# Benchmark: markdown outline\n\n" + report + "\n", encoding="utf-8")
