@@ -74,8 +74,13 @@ def contenders(docs: list[bytes]):
             for part in native.run([("md_outline", {})], batch_inputs):
                 sm._decode_outline(part)
 
+        def run_echo():
+            for d in docs:
+                native.run([("echo", {})], [Input(b"<t>", d)])
+
         out["native"] = run_native
         out["native batch"] = run_batch
+        out["transport only (echo op, one call each)"] = run_echo
     out["markdown-it-py block"] = lambda: [fb.outline(t) for t in texts]
     out["markdown-it-py full"] = lambda: [fb.outline_tokens(full.parse(t)) for t in texts]
     try:
@@ -165,6 +170,21 @@ def main() -> int:
                             f"{block:.0f}x block-only ({ok(block >= TARGET_RATIO)}); native batch "
                             f"{size / times['native batch'] / 1e6:.0f} MB/s")
     lines += ["### Targets", ""] + verdicts + [""]
+    lines += [
+        "### Reading these figures", "",
+        "- `native` is the public `markdown_outline` (forced native): Python API, wire encoding, the ctypes",
+        "  call, the C parser, decoding. `native batch` sends every document in one request: closest to the",
+        "  C parser's own speed. `transport only` is the `echo` op on the same inputs, one call each: the",
+        "  fixed cost of a native call that every op pays (it also copies the input back, which `md_outline`",
+        "  does not), so `native` minus it approximates parser + API cost.",
+        "- On one large document (the spec, the rust-book as one file) the parser runs far above 300 MB/s",
+        "  and far above 50x markdown-it-py. On many small documents, one call each, the fixed per-call cost",
+        "  (several microseconds, in the shared transport, not in lib/md_outline.c) dominates: the rust-book",
+        "  per file averages 5.8 KB, and the small `spec, 200 B` pieces are almost all per-call cost.",
+        "- The machine is shared (2 cores, other builds and tests running): figures move by up to 2x between",
+        "  runs; ratios within one run are more stable than absolute MB/s.",
+        "",
+    ]
     print("\n".join(verdicts))
     report = "\n".join(lines)
     if args.write:
