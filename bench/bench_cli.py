@@ -1,6 +1,6 @@
 """Wall time of `slopfast aggregate` vs `files-to-prompt`, in fresh processes (docs/benchmarks-cli.md).
 
-    python bench/bench_cli.py [--runs N] [--json] [--keep]
+    python bench/bench_cli.py [--runs N] [--json] [--tree stdlib|rust-book]
 
 Trees:
 - stdlib: every .py file of this Python's standard library (sysconfig "stdlib",
