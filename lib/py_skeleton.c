@@ -500,7 +500,7 @@ static B4 lex_number(Scan *s, Line *L) {
 }
 
 static B4 lex_open(Scan *s, Line *L, U1 c) {
-    if (s->depth >= PY_MAX_PARENS - 1) return scan_fail(s, s->pos, "too many nested parentheses");
+    if (s->depth >= PY_MAX_PARENS) return scan_fail(s, s->pos, "too many nested parentheses");
     s->bracket_at[s->depth] = s->pos;
     s->brackets[s->depth++] = c;
     U8 a = s->pos++;
