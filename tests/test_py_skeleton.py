@@ -739,6 +739,8 @@ def test_native_op_error_response():
 # ---- (e) huge and deep input -----------------------------------------------------
 
 def huge_module(target: int) -> bytes:
+    """About 20 MB of classes and functions whose bodies are mostly a large
+    string (few ast nodes per byte: the fallback's memory stays modest)."""
     unit = (
         'class C{i}(Base, metaclass=M):\n'
         '    """Class {i}: ' + "x" * 200 + '"""\n'
@@ -747,6 +749,7 @@ def huge_module(target: int) -> bytes:
         '        """Method."""\n'
         '        for j in range(a):\n'
         '            a += j\n'
+        '        table = \'\'\'' + ("row, (col), [cell], {{key}}: 'value' # not a comment\n" * 40) + '\'\'\'\n'
         '        return a\n'
         '\n'
         'def f{i}(x):\n'
