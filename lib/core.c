@@ -83,7 +83,7 @@ static U1 *xar_chunk(Xar *xar, U4 k) {
 
 B4 xar_append(Xar *xar, U1 const *ptr, U8 len) {
     if (xar->failed) return 0;
-    if (len > LIMIT_OUTPUT_BYTES || xar->len + len > LIMIT_OUTPUT_BYTES) { xar->failed = 1; return 0; }
+    if (len > LIMIT_OUTPUT_BYTES || xar->len + len > LIMIT_OUTPUT_BYTES) { xar->failed = XAR_FAILED_LIMIT; return 0; }
     while (len) {
         U4 k = xar_chunk_of(xar->len);
         U1 *chunk = xar_chunk(xar, k);

@@ -7,3 +7,7 @@ OP_(md_outline,     3)
 OP_(md_summary,     4)
 OP_(snapshot_encode, 6)
 OP_(py_skeleton,    5)
+#ifdef SLOPFAST_TEST_HOOKS
+/* test builds only (lib/test_hooks.c): kills the process, for the crash-survival tests */
+OP_(crash,          99)
+#endif

@@ -121,6 +121,16 @@ static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
     return ctx_fail(ctx, Code_BadRequest, "bad magic: not a slopfast request");
 }
 
+/* An op failed without saying why, or its output or the arena failed: the
+ * output limit, out of memory, or the op's own failure. */
+static B4 fail_output(Ctx *ctx, OpEntry const *entry) {
+    if (ctx->out->failed == XAR_FAILED_LIMIT)
+        return ctx_fail(ctx, Code_Limit, "op %s: response larger than the output limit of %llu bytes",
+                        entry->name, (unsigned long long)LIMIT_OUTPUT_BYTES);
+    if (ctx->out->failed || ctx->arena->failed) return ctx_fail(ctx, Code_NoMemory, "out of memory");
+    return ctx_fail(ctx, Code_OpFailed, "op %s failed", entry->name);
+}
+
 static B4 run_ops(Ctx *ctx, Request *req) {
     /* every op name is checked before the first op runs */
     for (U4 i = 0; i < req->op_count; i += 1) {
@@ -131,15 +141,11 @@ static B4 run_ops(Ctx *ctx, Request *req) {
         OpReq *op = &req->ops[i];
         OpEntry const *entry = op_lookup(op->name);
         ctx->op = op;
-        if (!entry->fn(ctx)) {
-            if (!ctx->code) ctx_fail(ctx, Code_OpFailed, "op %s failed", entry->name);
-            return 0;
-        }
-        if (ctx->out->failed || ctx->arena->failed) {
-            return ctx->out->len >= LIMIT_OUTPUT_BYTES
-                ? ctx_fail(ctx, Code_Limit, "response larger than the output limit")
-                : ctx_fail(ctx, Code_NoMemory, "out of memory");
-        }
+        B4 ok = entry->fn(ctx);
+        /* the output limit overrides what the op said about its failed write */
+        if (ctx->out->failed == XAR_FAILED_LIMIT) return fail_output(ctx, entry);
+        if (!ok) return ctx->code ? 0 : fail_output(ctx, entry);
+        if (ctx->out->failed || ctx->arena->failed) return fail_output(ctx, entry);
     }
     return 1;
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -193,14 +194,27 @@ def _parts_at(base: int, length: int) -> list[bytes]:
     return parts
 
 
+def _died(returncode: int, stderr: bytes) -> str:
+    """The message for a pipeline process that ended without a response."""
+    if returncode < 0:
+        try:
+            name = f", {signal.Signals(-returncode).name}"
+        except ValueError:
+            name = ""
+        how = f"signal {-returncode}{name}"
+    else:
+        how = f"exit status {returncode}"
+    detail = stderr.decode("utf-8", "replace").strip()
+    return f"native pipeline process died ({how})" + (f": {detail[-2000:]}" if detail else "")
+
+
 def _run_subprocess(request: bytes) -> wire.Response:
     exe = binary_path()
     if not exe.exists():
         raise BackendUnavailable(f"pipeline binary not found at {exe}")
     proc = subprocess.run([str(exe)], input=request, capture_output=True)
     if proc.returncode < 0 or proc.returncode > 1:
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-        raise PipelineError(f"native pipeline process died ({how}): {proc.stderr.decode('utf-8', 'replace').strip()}", code=-1)
+        raise PipelineError(_died(proc.returncode, proc.stderr), code=-1)
     if not proc.stdout:
         # no response to decode (out of memory before one could be encoded)
         message = proc.stderr.decode("utf-8", "replace").strip().removeprefix("slopfast-pipeline: ")
