@@ -235,6 +235,8 @@ except AttributeError:  # not CPython's os._Environ: take the slow path always
     _env_data, _ENV_KEY = {"k": 1}, "k"
 _decisions: dict = getattr(_dispatch, "_decisions", {})
 _type_key: dict[type, tuple[str, int]] = {}   # type -> dispatcher key (op, size class)
+_fast: dict[type, Any] = {}                     # type -> the encoder auto decided for
+_dispatch.on_reset.append(_fast.clear)
 # msgspec's own module-level encode: the very function a direct caller would
 # use (same bytes as the fallback's Encoder; unsupported types are a TypeError
 # either way, turned into a SnapshotError with the path by value_error)
@@ -264,16 +266,18 @@ def snapshot_serialize(obj: Any, *, format: str = "msgpack") -> bytes:
     hints, or values msgspec cannot encode), ints outside -2**63 .. 2**64-1
     and dict[K, V] hints with K other than str raise SnapshotError with the
     path (``$.discussion[3].role: unsupported type ...``)."""
-    # the hot path (auto, decided for msgspec), as few bytecodes as possible:
-    # an unknown type or an undecided size class is a KeyError
-    # (subscripts and `in` are cheaper than .get calls; a zero-cost try)
+    # the hot path: auto, decided for this type. One dict lookup by type
+    # (hash by identity), one environment check; nothing else. _fast holds
+    # the encoder the dispatcher picked, and is emptied by dispatch.reset().
     try:
-        fast = _decisions[_type_key[type(obj)]] is False and format == "msgpack" and _ENV_KEY not in _env_data
+        encode = _fast[type(obj)]
     except KeyError:
-        fast = False
-    if fast:
+        return _serialize(obj, format)
+    if format == "msgpack" and _ENV_KEY not in _env_data:
         try:
-            return _fb_encode(obj)
+            return encode(obj)
+        except SnapshotError:
+            raise
         except _FB_ERRORS as ex:
             raise value_error(obj, ex) from None
     return _serialize(obj, format)
@@ -289,8 +293,13 @@ def _serialize(obj: Any, format: str) -> bytes:
     key = _type_key.get(t)
     if key is None:  # this type's size class, learned once from msgspec's output
         key = _type_key[t] = (_OP, _dispatch.size_class(len(_fallback.encode_msgpack(obj))))
-    return _dispatch.dispatch(_OP, 1 << (3 * key[1]), lambda: native_encode(obj),
-                              lambda: _fallback.encode_msgpack(obj))
+    out = _dispatch.dispatch(_OP, 1 << (3 * key[1]), lambda: native_encode(obj),
+                             lambda: _fallback.encode_msgpack(obj))
+    if _ENV_KEY not in _env_data:  # auto: remember its decision for the hot path
+        choice = _decisions.get(key)
+        if choice is not None:
+            _fast[t] = native_encode if choice else _fb_encode
+    return out
 
 
 def snapshot_serialize_many(objs: Iterable[Any], *, format: str = "msgpack") -> list[bytes]:

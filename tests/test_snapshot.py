@@ -671,3 +671,35 @@ def test_history_typed_and_invalid_arguments():
     raw.push_bytes(b"\x01")
     with pytest.raises(SnapshotError, match="no type"):
         raw.current()
+
+
+# ---- the auto hot path --------------------------------------------------------
+
+def test_auto_fast_path_follows_env_and_reset(native_ok, monkeypatch):
+    from slopfast import dispatch
+    from slopfast import snapshot as snap_mod
+
+    obj = reference()
+    want = msgspec.msgpack.encode(obj)
+    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
+    assert snapshot_serialize(obj) == want           # auto decides (and remembers) for UiState
+    assert type(obj) in snap_mod._fast
+    assert snapshot_serialize(obj) == want           # the hot path
+    calls = []
+    real = snap_mod.native_encode
+    monkeypatch.setattr(snap_mod, "native_encode", lambda o: calls.append(o) or real(o))
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")  # forcing still wins after a decision
+    assert snapshot_serialize(obj) == want and calls == [obj]
+    with pytest.raises(BackendUnavailable):
+        snapshot_serialize(obj, format="json")
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    assert snapshot_serialize(obj) == want and calls == [obj]
+    monkeypatch.delenv("SLOPFAST_BACKEND")
+    dispatch.reset()                                  # forgets the decision, and the hot path
+    assert type(obj) not in snap_mod._fast
+    assert snapshot_serialize(obj, format="json") == msgspec.json.encode(obj)
+    bad = reference()
+    bad.discussion[1]["role"] = Opaque()
+    snapshot_serialize(obj)
+    with pytest.raises(SnapshotError, match=r"^\$\.discussion\[1\]\.role: unsupported type"):
+        snapshot_serialize(bad)                       # errors keep their path on the hot path
