@@ -856,3 +856,37 @@ def test_output_is_str(monkeypatch, needs_native):
     nat, fall = both(b"x = 1\n", monkeypatch=monkeypatch)
     assert nat == fall == "x = 1\n"
     assert type(nat) is str and type(fall) is str
+
+
+# ---- the documented example ------------------------------------------------------
+
+def doc_blocks() -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "python-skeleton.md").read_text(encoding="utf-8")
+    return [b.split("\n", 1)[1] for b in text.split("```")[1::2]]
+
+
+def test_documented_example(backends_same):
+    _, source, skeleton, methods = doc_blocks()
+    assert backends_same(source) == skeleton
+    got = backends_same(source, full=["Circle.grow"], signatures=["Circle.area"])
+    assert methods in got
+    assert got == skeleton.replace(skeleton[skeleton.index("    def area"):skeleton.index("if TYPE_CHECKING")], methods)
+    got = backends_same(source, signatures=["Circle"])
+    assert "@dataclass(frozen=True)\nclass Circle(Shape, metaclass=Registry):\n    ...\nif TYPE_CHECKING:" in got
+
+
+@pytest.mark.parametrize(
+    "source, native_message, fallback_message",
+    [
+        ("x = $\n", "line 1: invalid character", "line 1: invalid syntax"),
+        ("x = a ? b\n", "line 1: invalid character", "line 1: invalid syntax"),
+        ("x = !a\n", "line 1: invalid syntax", "line 1: invalid syntax"),
+        ("x = 1 \\ 2\n", "line 1: unexpected character after line continuation character",
+         "line 1: unexpected character after line continuation character"),
+        ("@d\nx = 1\n", "line 2: a decorator must precede def or class", "line 2: invalid syntax"),
+        ("else:\n    pass\n", "line 1: invalid syntax: clause without its block", "line 1: invalid syntax"),
+    ],
+)
+def test_native_own_lexical_messages(monkeypatch, needs_native, source, native_message, fallback_message):
+    """Documented: errors the scanner words its own way."""
+    assert errors(source, monkeypatch=monkeypatch) == (native_message, fallback_message)
