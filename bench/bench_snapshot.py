@@ -250,7 +250,21 @@ def main() -> None:
     decisions = [f"- {r['op']} size class {r['size_class']} ({r['bytes_from']}..{r['bytes_to']} B): {r['backend']}"
                  + (f" (native {r['native_s'] * 1e6:.1f} µs, fallback {r['fallback_s'] * 1e6:.1f} µs)" if "native_s" in r else "")
                  for r in dispatch.backend_report()]
-    out += ["### Auto decisions in this run", ""] + decisions + [""]
+    out += ["### Auto decisions in this run (the last size; each size decided afresh)", ""] + decisions + [""]
+    out += [
+        "### Reading these figures", "",
+        "- The native path loses to msgspec at every size: msgspec is itself C and walks the objects",
+        "  directly, while the native path first flattens them in Python (the per-class converters and",
+        "  `marshal`: the `plan + tape` row) and then pays a ctypes call with a copy in and out. So auto",
+        "  picks msgspec, and `snapshot_serialize` costs msgspec plus the dispatch check.",
+        "- The dispatch overhead is a fixed ~0.1 µs (one dict lookup by type, one environment check, a",
+        "  Python call): a few percent on the large snapshot, about 10% on the ~5 KB reference snapshot,",
+        "  more on sub-microsecond small ones. The quartiles are wide because the 2-core machine is shared",
+        "  with other work; the median of interleaved rounds is the robust figure.",
+        "- `SnapshotHistory: 100 pushes` includes the history bookkeeping (redo-branch drop, byte count,",
+        "  eviction); decoding is msgspec's typed decoder on both paths.",
+        "",
+    ]
     print("\n".join(decisions))
     if args.write:
         with open(args.write, "w", encoding="utf-8") as f:
