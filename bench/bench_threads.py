@@ -1,0 +1,105 @@
+"""Parallel speed-up of the native path: one large build_markdown split across
+2 threads vs run in 1 (docs/benchmarks-threads.md).
+
+    python bench/bench_threads.py [--mb 20] [--repeat 5] [--threads 2]
+
+The content (MB megabytes: rust-book markdown, repeated) is in memory as
+inline inputs. For each mode (full: mostly copying; summary: the CommonMark
+outline of every file, CPU-bound) it times, best of REPEAT:
+
+- `pipeline_run`: the request pre-encoded, only the ctypes call and
+  pipeline_free timed (the C work; ctypes releases the GIL for it);
+- `native.run`: end to end, encoding the request and copying the parts
+  out in Python (those steps hold the GIL).
+
+1 thread runs the whole input list in one request; N threads each run
+1/N of it at the same time. Speed-up = time(1 thread) / time(N threads).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from slopfast import native, wire  # noqa: E402
+
+
+def corpus(mb: int) -> list[wire.Input]:
+    files = sorted((ROOT / "tests" / "data" / "rust-book").rglob("*.md"))
+    docs = [(str(p.relative_to(ROOT)).encode(), p.read_bytes()) for p in files]
+    out, total, i = [], 0, 0
+    while total < mb << 20:
+        path, data = docs[i % len(docs)]
+        out.append(wire.Input(b"%d/%s" % (i // len(docs), path), data))
+        total += len(data)
+        i += 1
+    return out
+
+
+def timed_parallel(jobs: list, repeat: int) -> float:
+    """Best wall time of running every job at once, one thread each."""
+    best = float("inf")
+    for _ in range(repeat):
+        barrier = threading.Barrier(len(jobs) + 1)
+
+        def work(job):
+            barrier.wait()
+            job()
+
+        threads = [threading.Thread(target=work, args=(j,)) for j in jobs]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    lib = native._load()
+    if lib is None:
+        sys.exit(f"native library unavailable: {native.load_error()}")
+    inputs = corpus(args.mb)
+    size = sum(len(i.data) for i in inputs)
+    n = args.threads
+    chunks = [inputs[k::n] for k in range(n)]
+    print(f"# {len(inputs)} inputs, {size / 1e6:.1f} MB; {os.cpu_count()} CPUs; {platform.python_implementation()} "
+          f"{platform.python_version()}; {native.version()}")
+    print(f"{'mode':8} {'path':13} {'1 thread':>10} {f'{n} threads':>10} {'speed-up':>9}")
+    for mode in ("full", "summary"):
+        ops = [("build_markdown", {"mode": mode})]
+        whole = wire.encode_request(ops, inputs)
+        parts = [wire.encode_request(ops, c) for c in chunks]
+
+        def raw(blob):
+            return lambda: lib.free(lib.run(blob, len(blob)))
+
+        def e2e(chunk):
+            return lambda: native.run(ops, chunk)
+
+        # check: the split gives the same sections as the whole
+        doc = native.run(ops, inputs)[0]
+        assert sum(len(native.run(ops, c)[0]) for c in chunks) + (n - 1) * len(b"\n\n---\n\n") == len(doc)
+        for name, one, many in (("pipeline_run", [raw(whole)], [raw(p) for p in parts]),
+                                ("native.run", [e2e(inputs)], [e2e(c) for c in chunks])):
+            t1 = timed_parallel(one, args.repeat)
+            tn = timed_parallel(many, args.repeat)
+            print(f"{mode:8} {name:13} {t1 * 1e3:8.1f}ms {tn * 1e3:8.1f}ms {t1 / tn:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
