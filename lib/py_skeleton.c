@@ -51,8 +51,33 @@ IA_ B4 buf_put(Buf *b, U1 const *p, U8 n) {
 
 /* ---- character classes ---------------------------------------------------- */
 
-IA_ B4 is_ident(U1 c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+/* Identifier bytes: ASCII letters, digits, `_`, and every byte >= 0x80 (a
+ * table: the identifier loop is the scanner's hottest). */
+#define ID8_(c) 1, 1, 1, 1, 1, 1, 1, 1
+#define ID16_ ID8_(0), ID8_(0)
+static U1 const ident_tab[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['_'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    [0x80] = ID16_, ID16_, ID16_, ID16_, ID16_, ID16_, ID16_, ID16_,
+};
+#undef ID16_
+#undef ID8_
+
+IA_ B4 is_ident(U1 c) { return ident_tab[c]; }
+
+/* Bytes that end a run of plain string content: quotes, backslash, LF, NUL. */
+static U1 const str_stop[256] = { [0] = 1, ['\n'] = 1, ['\''] = 1, ['"'] = 1, ['\\'] = 1 };
+
+/* Offset of the end of the comment line at i (its LF, or the end of the source:
+ * the source holds no NUL, checked up front). */
+IA_ U8 comment_end(U1 const *p, U8 i, U8 len) {
+    U1 const *nl = i < len ? memchr(p + i, '\n', len - i) : 0;
+    return nl ? (U8)(nl - p) : len;
 }
 IA_ B4 is_ident_start(U1 c) { return is_ident(c) && !(c >= '0' && c <= '9'); }
 IA_ B4 is_digit(U1 c) { return c >= '0' && c <= '9'; }
@@ -316,6 +341,7 @@ static B4 lex_plain(Scan *s) {
     U8 open = i;
     i += triple ? 3 : 1;
     for (;;) {
+        while (!str_stop[p[i]]) i += 1;
         U1 c = p[i];
         if (c == q) {
             if (!triple) { s->pos = i + 1; return 1; }
@@ -330,7 +356,7 @@ static B4 lex_plain(Scan *s) {
         } else if (c == 0) {
             break;
         } else {
-            i += 1;
+            i += 1;    /* the other quote */
         }
     }
     return fail_unterminated(s, open, triple ? (s->len ? s->len - 1 : 0) : i, triple);
@@ -574,7 +600,7 @@ static B4 line_start(Scan *s, Line *L) {
             else break;
         }
         U1 c = p[i];
-        if (c == '#') { while (p[i] && p[i] != '\n') i += 1; c = p[i]; }
+        if (c == '#') { i = comment_end(p, i, s->len); c = p[i]; }
         if (c == '\n') { i += 1; continue; }
         if (c == '\\' && p[i + 1] == '\n') { i += 2; continue; }
         s->pos = i;
@@ -611,7 +637,7 @@ static B4 scan_line(Scan *s, Line *L) {
             }
             L->nl = s->pos;
             goto done;
-        case '#': while (p[s->pos] && p[s->pos] != '\n') s->pos += 1; break;
+        case '#': s->pos = comment_end(p, s->pos, s->len); break;
         case '\\':
             if (p[s->pos + 1] != '\n') return scan_fail(s, s->pos, "unexpected character after line continuation character");
             s->pos += 2;
@@ -1009,6 +1035,11 @@ PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Str8 *
     U8 bad = utf8_bad_at(k->s.p, k->s.len);
     if (bad < k->s.len) {
         *error = error_text(arena, &k->s, "source is not valid UTF-8", bad);
+        return PySkel_Syntax;
+    }
+    U1 const *nul = k->s.len ? memchr(k->s.p, 0, k->s.len) : 0;
+    if (nul) {   /* first, as the fallback does: the scanning loops then stop at the sentinel only */
+        *error = error_text(arena, &k->s, "source code cannot contain null bytes", (U8)(nul - k->s.p));
         return PySkel_Syntax;
     }
     push_frame(k, Frame_Module, -1);
