@@ -301,3 +301,15 @@ def test_missing_file_is_input_error(needs_native, tmp_path):
         native.run([("md_outline", {})], [Input(missing, None)])
     assert err.value.code == 4
     assert "nope.md" in str(err.value)
+
+
+def test_single_input_request_matches_wire_encoding(needs_native):
+    from slopfast import wire
+
+    for op in ("md_outline", "md_summary"):
+        for data in (b"", b"# a\n", bytes(range(256)) * 40):
+            prefix = md_api._prefix(op)
+            assert prefix is not None
+            assert prefix + len(data).to_bytes(8, "little") + data == wire.encode_request([(op, {})], [Input(b"<text>", data)])
+    with pytest.raises(PipelineError, match="no_such_op"):
+        md_api._run_native("no_such_op", b"# a\n")
