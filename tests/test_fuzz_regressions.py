@@ -91,3 +91,17 @@ def test_asan_binary_with_leak_detection(asan_exe):
         proc = subprocess.run([str(asan_exe)], input=blob, capture_output=True, cwd=WIRE, timeout=120, env=env)
         assert proc.returncode in (0, 1) and not any(r in proc.stderr for r in REPORTS), \
             (name, proc.returncode, proc.stderr.decode("utf-8", "replace")[-4000:])
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None or os.environ.get("SLOPFAST_VALGRIND") != "1",
+                    reason="set SLOPFAST_VALGRIND=1 to run every op's requests under valgrind memcheck")
+def test_every_op_under_valgrind():
+    """The regressions and seed sample (every op, v1 and v2) through the shipped
+    binary under memcheck: no invalid access, no leak (tools/replay.py does all seeds)."""
+    exe = native.binary_path()
+    if not exe.exists():
+        pytest.skip(f"pipeline binary not found at {exe}")
+    cmd = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=all", "--error-exitcode=99", str(exe)]
+    for name, blob in CASES:
+        proc = subprocess.run(cmd, input=blob, capture_output=True, cwd=WIRE, timeout=300)
+        assert proc.returncode in (0, 1), (name, proc.returncode, proc.stderr.decode("utf-8", "replace")[-4000:])
