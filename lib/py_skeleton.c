@@ -590,9 +590,9 @@ static B4 lex_op(Scan *s, Line *L, U1 c) {
 static B4 line_start(Scan *s, Line *L) {
     U1 const *p = s->p;
     U8 i = s->pos;
+    U4 col = 0, cont_col = 0;
     for (;;) {
         U8 ls = i;
-        U4 col = 0;
         for (;; i += 1) {
             if (p[i] == ' ') col += 1;
             else if (p[i] == '\t') col = (col / 8 + 1) * 8;
@@ -601,13 +601,20 @@ static B4 line_start(Scan *s, Line *L) {
         }
         U1 c = p[i];
         if (c == '#') { i = comment_end(p, i, s->len); c = p[i]; }
-        if (c == '\n') { i += 1; continue; }
-        if (c == '\\' && p[i + 1] == '\n') { i += 2; continue; }
+        if (c == '\n') { i += 1; col = cont_col = 0; continue; }
+        if (c == '\\' && p[i + 1] == '\n') {
+            /* As CPython's tokenizer: the column before the first backslash
+             * is the line's indentation, unless it is 0; then counting goes
+             * on over the next physical line. */
+            if (!cont_col) cont_col = col;
+            i += 2;
+            continue;
+        }
         s->pos = i;
         if (c == 0) return i < s->len ? scan_fail(s, i, "source code cannot contain null bytes") : 0;
         L->phys = ls;
         L->first = i;
-        L->col = col;
+        L->col = cont_col ? cont_col : col;
         return 1;
     }
 }

@@ -890,3 +890,39 @@ def test_documented_example(backends_same):
 def test_native_own_lexical_messages(monkeypatch, needs_native, source, native_message, fallback_message):
     """Documented: errors the scanner words its own way."""
     assert errors(source, monkeypatch=monkeypatch) == (native_message, fallback_message)
+
+
+# ---- backslash continuations at the start of a line ---------------------------------
+
+@pytest.mark.parametrize(
+    "source, outcome",
+    [
+        ("def f():\n     \\\n   return 1\n", "def f():\n   ...\n"),
+        ("if 1:\n    x = 1\n\\\n    y = 2\n", "if 1:\n    x = 1\n    y = 2\n"),
+        ("def f():\n    \\\n\n    return 1\n", "def f():\n    ...\n"),
+        ("if 1:\n  x = 1\n  \\\n\\\n  y = 2\n", "if 1:\n  x = 1\n  y = 2\n"),
+        ("x = 1\n\\\n  y = 2\n", "line 3: unexpected indent"),
+        ("x = 1\n  \\\ny = 2\n", "line 3: unexpected indent"),
+        ("if 1:\n    x = 1\n  \\\n    y = 2\n", "line 4: unindent does not match any outer indentation level"),
+        ("if 1:\n  x = 1\n    \\\n  y = 2\n", "line 4: unexpected indent"),
+    ],
+)
+def test_continuation_at_line_start(monkeypatch, needs_native, source, outcome):
+    """The indentation of a line that starts with `\\` continuations is
+    CPython's: the column before the first backslash, or, when that is 0,
+    counted on over the next physical line."""
+    nat, fall = both(source, monkeypatch=monkeypatch)
+    if isinstance(fall, SkeletonError):
+        assert isinstance(nat, SkeletonError)
+        assert str(nat) == str(fall) == outcome
+    else:
+        assert nat == fall == outcome
+        ast.parse(fall)
+
+
+def test_continuation_at_line_start_known_limit(monkeypatch, needs_native):
+    """Documented limit: the kept text takes the whitespace of its first
+    token's physical line, so here the skeleton does not parse (both paths)."""
+    source = "def f():\n    \\\nreturn 1\n"
+    nat, fall = both(source, monkeypatch=monkeypatch)
+    assert nat == fall == "def f():\n...\n"
