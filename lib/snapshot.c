@@ -224,7 +224,9 @@ static B4 walk_bytes(Walk *w, B4 is_str) {
  * deep value needs it, up to LIMIT_DEPTH. */
 static B4 walk_push(Walk *w, Frame f) {
     if (w->depth == w->cap) {
-        if (w->cap >= LIMIT_DEPTH) return walk_fail(w, "nesting too deep");
+        if (w->cap >= LIMIT_DEPTH)
+            return ctx_fail(w->ctx, Code_Limit, "snapshot tape: nesting too deep (limit %u) at byte %llu",
+                            (unsigned)LIMIT_DEPTH, (unsigned long long)w->at);
         U4 cap = (U4)min_(2 * (U8)w->cap, (U8)LIMIT_DEPTH);
         Frame *grown = farena_push_array(w->ctx->arena, Frame, cap);
         if (!grown) return ctx_fail(w->ctx, Code_NoMemory, "snapshot: out of memory");

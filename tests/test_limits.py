@@ -106,7 +106,7 @@ def test_nesting_depth(lib):
     ok = call(lib, wire.encode_request([("snapshot_encode", {})], [Input(b"", nested_tape(n))]))
     assert ok.code == 0 and ok.parts == [b"\x91" * n + b"\xc0"]
     over = call(lib, wire.encode_request([("snapshot_encode", {})], [Input(b"", nested_tape(n + 1))]))
-    assert over.code != 0 and "nesting too deep" in over.message
+    assert over.code == 5 and "nesting too deep (limit 10000)" in over.message
 
 
 def test_markdown_and_python_nesting_are_bounded(lib):
