@@ -22,11 +22,26 @@ def _no_wisdom_file(monkeypatch):
     dispatch.reset()
 
 
+def require_native() -> None:
+    """Skip when this is a fallback-only install (SLOPFAST_NO_NATIVE=1 in the
+    environment); anywhere else a library that cannot load is a failure."""
+    if native.available():
+        return
+    if os.environ.get("SLOPFAST_NO_NATIVE", "") not in ("", "0"):
+        pytest.skip(f"fallback-only install: {native.load_error()}")
+    pytest.fail(f"native library did not load: {native.load_error()}")
+
+
 @pytest.fixture
 def needs_native():
-    """Skip when this install has no native library (SLOPFAST_NO_NATIVE=1)."""
-    if not native.available():
-        pytest.skip(f"native path unavailable: {native.load_error()}")
+    require_native()
+
+
+@pytest.fixture(scope="module")
+def lib():
+    """The in-process library (slopfast.native's ctypes handle)."""
+    require_native()
+    return native._load()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import sysconfig
 from pathlib import Path
 
@@ -156,7 +155,6 @@ def _body(doc: bytes) -> bytes:
 
 MARKDOWN = "Intro\n\n# Title\n\ntext\n\nSub\n---\n\n```\n# not a heading\n```\n### Deep `code`\n"
 PYTHON = '''"""Module doc."""
-import os
 
 
 class A(Base):

@@ -16,7 +16,7 @@ import pytest
 from slopfast import cli, native
 from slopfast.walk import Found, Skipped, Unreadable, WalkOptions, display_prefix, walk
 
-from conftest import DATA, subprocess_env
+from conftest import DATA, require_native, subprocess_env
 
 HEADING = re.compile(rb"^### `(.*)`$", re.M)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -210,8 +210,8 @@ def test_unicode_names(tmp_path, agg):
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes as a name")
 @pytest.mark.parametrize("backend", ["native", "fallback"])
 def test_non_utf8_names_round_trip(tmp_path, backend, monkeypatch, agg):
-    if backend == "native" and not native.available():
-        pytest.skip(f"native path unavailable: {native.load_error()}")
+    if backend == "native":
+        require_native()
     try:
         (Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.txt"))).write_bytes(b"latin-1 name\n")
     except OSError as exc:
@@ -356,8 +356,8 @@ def _unreadable_tree(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("backend", ["native", "fallback"])
 def test_unreadable_file_and_directory(tmp_path, unprivileged, monkeypatch, backend, agg):
-    if backend == "native" and not native.available():
-        pytest.skip(f"native path unavailable: {native.load_error()}")
+    if backend == "native":
+        require_native()
     root = _unreadable_tree(tmp_path)
     if unprivileged is None:
         _fake_eacces(monkeypatch, {"locked.py", "shut"})

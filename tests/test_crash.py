@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import native_builds
+from conftest import require_native
 from slopfast import native, wire
 from slopfast.errors import PipelineError
 
@@ -64,8 +65,7 @@ def test_a_crash_op_after_a_bad_op_never_runs(subprocess_transport):
 
 
 def test_the_shipped_library_and_binary_have_no_crash_op(monkeypatch):
-    if not native.available():
-        pytest.skip(f"native path unavailable: {native.load_error()}")
+    require_native()
     monkeypatch.delenv("SLOPFAST_TRANSPORT", raising=False)
     for transport in ("inprocess", "subprocess"):
         monkeypatch.setenv("SLOPFAST_TRANSPORT", transport)

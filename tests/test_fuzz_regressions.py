@@ -36,14 +36,6 @@ IDS = [name[:60] for name, _ in CASES]
 
 
 @pytest.fixture(scope="module")
-def lib():
-    loaded = native._load()
-    if loaded is None:
-        pytest.skip(f"native library unavailable: {native.load_error()}")
-    return loaded
-
-
-@pytest.fixture(scope="module")
 def asan_exe(tmp_path_factory):
     if sys.platform != "linux" or shutil.which("gcc") is None:
         pytest.skip("the ASan build needs gcc on Linux")

@@ -30,14 +30,6 @@ def limit(name: str) -> int:
     return int(eval(m.group(1).split("/*")[0].replace("u", "")))   # "1u << 20", "(1u << 16) - 1"
 
 
-@pytest.fixture(scope="module")
-def lib():
-    loaded = native._load()
-    if loaded is None:
-        pytest.skip(f"native library unavailable: {native.load_error()}")
-    return loaded
-
-
 def call(lib, request: bytes, **opts) -> wire.Response:
     return native.run_blob_opts(request, lib=lib, **opts)
 

@@ -5,7 +5,6 @@ documents and hostile input."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,17 +45,6 @@ def native_outline(data: bytes) -> list[tuple[int, str, int]]:
 
 def fallback_outline(data: bytes) -> list[tuple[int, str, int]]:
     return fb.outline(data.decode("utf-8", "replace"))
-
-
-@pytest.fixture
-def needs_native():
-    """A default install builds the native library: its absence fails these
-    tests (instead of skipping them) unless SLOPFAST_NO_NATIVE=1 says this is
-    a fallback-only install."""
-    if not native.available():
-        if os.environ.get("SLOPFAST_NO_NATIVE") == "1":
-            pytest.skip(f"native path unavailable: {native.load_error()}")
-        pytest.fail(f"native library unavailable (set SLOPFAST_NO_NATIVE=1 to skip): {native.load_error()}")
 
 
 @pytest.fixture

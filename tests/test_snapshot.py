@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slopfast import native, wire

@@ -22,14 +22,6 @@ DATA = ROOT / "tests" / "data"
 THREADS = 8
 
 
-@pytest.fixture(scope="module")
-def lib():
-    loaded = native._load()
-    if loaded is None:
-        pytest.skip(f"native library unavailable: {native.load_error()}")
-    return loaded
-
-
 def requests() -> list[bytes]:
     """Requests for every op (v2 and v1), each with its own inputs."""
     from slopfast.snapshot import tape

@@ -34,15 +34,6 @@ FUZZ_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_
 # ---- fixtures and helpers ---------------------------------------------------
 
 @pytest.fixture(scope="module")
-def lib():
-    """The in-process library; the native tests skip only when it cannot load."""
-    loaded = native._load()
-    if loaded is None:
-        pytest.skip(f"native library unavailable: {native.load_error()}")
-    return loaded
-
-
-@pytest.fixture(scope="module")
 def exe():
     """The standalone pipeline binary."""
     path = native.binary_path()
