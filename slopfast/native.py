@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -81,6 +82,10 @@ class _Library:
         self.free = lib.pipeline_free
         self.free.argtypes = [ctypes.POINTER(_Response)]
         self.free.restype = None
+        # The same two functions on plain addresses: the hot path reads the
+        # Response header in one copy instead of through ctypes fields.
+        self.run_addr = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64)(("pipeline_run", lib))
+        self.free_addr = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("pipeline_free", lib))
         lib.pipeline_version.argtypes = []
         lib.pipeline_version.restype = ctypes.c_char_p
         self.version = lib.pipeline_version().decode()
@@ -141,7 +146,7 @@ def run_blob(request: bytes) -> wire.Response:
     lib = _load()
     if lib is None:
         raise BackendUnavailable(_load_error or "native library unavailable")
-    return _call(lib, lib.run(request, len(request)))
+    return _call_addr(lib, lib.run_addr(request, len(request)))
 
 
 def run_blob_opts(request: bytes, memory_limit: int = 0, fail_after: int = 0, lib: _Library | None = None) -> wire.Response:
@@ -172,6 +177,48 @@ def _call(lib: _Library, resp) -> wire.Response:
 
 _U4 = ctypes.c_uint32
 _U8 = ctypes.c_uint64
+_U4_LE = struct.Struct("<I")
+_U8_LE = struct.Struct("<Q")
+_HEADER = struct.Struct("<QQi4xQQ")   # Response: data, len, code, message, message_len
+# Below this size one copy of the whole response, decoded in Python, costs
+# less than reading each part from C memory through ctypes (measured: 2.6 ->
+# 1.8 us for a tiny echo); above it, parts are copied once, straight.
+_SMALL_RESPONSE = 1 << 16
+
+
+def _call_addr(lib: _Library, addr: int) -> wire.Response:
+    """Decode the `Response *` at addr, and free it."""
+    try:
+        data, length, code, message, message_len = _HEADER.unpack(ctypes.string_at(addr, _HEADER.size))
+        if code:
+            return wire.Response(code, ctypes.string_at(message, message_len).decode("utf-8", "replace"), [])
+        if length > _SMALL_RESPONSE and ctypes.string_at(data, 4) == wire.MAGIC_RESPONSE:
+            return wire.Response(0, "", _parts_at(data, length))
+        blob = ctypes.string_at(data, length)
+    finally:
+        lib.free_addr(addr)
+    if blob[:4] != wire.MAGIC_RESPONSE:
+        return wire.decode_response(blob)   # a text response (a v1 request asked for one)
+    return wire.Response(0, "", _parts_of(blob))
+
+
+def _parts_of(blob: bytes) -> list[bytes]:
+    """The parts of a successful binary response held in `blob`."""
+    at = 16 + _U4_LE.unpack_from(blob, 12)[0]
+    count = _U4_LE.unpack_from(blob, at)[0] if at + 4 <= len(blob) else -1
+    at += 4
+    parts = []
+    for _ in range(count):
+        n = _U8_LE.unpack_from(blob, at)[0] if at + 8 <= len(blob) else -1
+        at += 8
+        if n < 0 or at + n > len(blob):
+            break
+        parts.append(blob[at : at + n])
+        at += n
+    else:
+        if count >= 0:
+            return parts
+    raise PipelineError("malformed response from libchunks", code=1)
 
 
 def _parts_at(base: int, length: int) -> list[bytes]:

@@ -624,3 +624,28 @@ def test_doc_names_every_op_limit_and_code():
         assert re.search(rf"^\| `{limit}` \|", doc, re.M), limit
     for code, name in wire.CODE_NAMES.items():
         assert f"| {code} | `Code_" in doc and f"({name})" in doc, (code, name)
+
+
+# ---- the binding's response reader ------------------------------------------
+
+def _response_blob(parts: list[bytes], message: bytes = b"") -> bytes:
+    head = b"SLPR\x02\0\0\0" + struct.pack("<iI", 0, len(message)) + message
+    return head + struct.pack("<I", len(parts)) + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+
+
+@pytest.mark.parametrize("parts", [[], [b""], [b"a", b"", b"xyz" * 100]])
+def test_binding_reads_the_parts_of_a_response(parts):
+    assert native._parts_of(_response_blob(parts)) == parts
+
+
+@pytest.mark.parametrize("cut", [0, 1, 7, 8, 9])
+def test_binding_refuses_a_truncated_response(cut):
+    blob = _response_blob([b"abcdefgh"])
+    with pytest.raises(PipelineError, match="malformed response"):
+        native._parts_of(blob[: len(blob) - 16 + cut] if cut < 8 else blob[:-1])
+
+
+@pytest.mark.parametrize("size", [1, native._SMALL_RESPONSE + 1])
+def test_small_and_large_responses_take_their_paths_alike(size):
+    request = wire.encode_request([("echo", {})], [wire.Input(b"a", b"x" * size), wire.Input(b"b", b"")])
+    assert native.run_blob(request).parts == [b"x" * size, b""]
