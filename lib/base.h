@@ -70,6 +70,10 @@ Struct_(ArenaPushOpts) { U1 defaults_; U8 alignment; B4 zero; };  /* defaults_: 
 
 void *arena_push_(Arena *arena, U8 count, U8 elem_size, U8 align, ArenaPushOpts opts);
 void  arena_release(Arena *arena);
+/* Empties the arena but keeps its memory (as one block, up to
+ * ARENA_RETAIN_MAX bytes) for the next use: no fresh pages from the kernel
+ * for a call the size of the last one. */
+void  arena_reset(Arena *arena);
 
 /* farena_push(&arena, size, .alignment = 16); NULL (and arena->failed) when
  * memory or the arena's limit runs out. Options left out keep their

@@ -66,6 +66,23 @@ void arena_release(Arena *arena) {
     arena->reserved = 0;
 }
 
+enum { ARENA_RETAIN_MAX = 64 << 20 };
+
+void arena_reset(Arena *arena) {
+    ArenaBlock *block = arena->block;
+    U8 reserved = arena->reserved;
+    arena->failed = 0;
+    arena->limit = 0;
+    arena->fail_after = 0;
+    if (block && !block->prev && block->size <= ARENA_RETAIN_MAX) {
+        block->used = sizeof(ArenaBlock);
+        return;
+    }
+    arena_release(arena);
+    /* one block as big as all the last call took, so the next fits in it */
+    if (reserved && reserved <= ARENA_RETAIN_MAX && !arena_grow(arena, reserved)) arena_release(arena);
+}
+
 Str8 arena_copy(Arena *arena, Str8 s) {
     U1 *ptr = farena_push(arena, s.len ? s.len : 1, .alignment = 1);
     if (!ptr) return (Str8){ 0, 0 };

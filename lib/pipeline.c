@@ -198,32 +198,40 @@ static Response const out_of_memory_response = {
     0, 0, Code_NoMemory, (U1 const *)"out of memory", 13, { 0, 0, 0, 0, 0 },
 };
 
-Response *pipeline_run_opts(U1 const *ptr, U8 len, PipelineOpts opts) {
-    Arena arena = { .limit = opts.memory_limit, .fail_after = opts.fail_after };
-    Response *resp = farena_push_type(&arena, Response);
-    Xar *out = farena_push_type(&arena, Xar);
-    Request *req = farena_push_type(&arena, Request);
-    if (!resp || !out || !req) { arena_release(&arena); return (Response *)&out_of_memory_response; }
-    out->arena = &arena;
-    Ctx ctx = { .arena = &arena, .req = req, .out = out };
+/* One call in `arena` (empty on entry): the response and everything it
+ * points to live in the arena. */
+static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len) {
+    Response *resp = farena_push_type(arena, Response);
+    Xar *out = farena_push_type(arena, Xar);
+    Request *req = farena_push_type(arena, Request);
+    if (!resp || !out || !req) return (Response *)&out_of_memory_response;
+    out->arena = arena;
+    Ctx ctx = { .arena = arena, .req = req, .out = out };
 
     if (!ptr && len) ctx_fail(&ctx, Code_BadRequest, "null request pointer");
     else if (len > LIMIT_REQUEST_BYTES) ctx_fail(&ctx, Code_Limit, "request of %llu bytes; the limit is %llu", (unsigned long long)len, (unsigned long long)LIMIT_REQUEST_BYTES);
     else if (decode_request(&ctx, str8(ptr, len), req)) run_ops(&ctx, req);
-    if (arena.failed && !ctx.code) { ctx.code = Code_NoMemory; ctx.message = str8_lit("out of memory"); }
+    if (arena->failed && !ctx.code) { ctx.code = Code_NoMemory; ctx.message = str8_lit("out of memory"); }
 
     /* the encoders may need memory even after a failure: lift the fault hook */
-    arena.failed = 0;
-    arena.fail_after = 0;
-    arena.limit = 0;
-    Str8 data = req->response_format == ResponseFormat_Text ? encode_text(&ctx, &arena) : encode_binary(&ctx, &arena);
-    if (!data.ptr) { arena_release(&arena); return (Response *)&out_of_memory_response; }
+    arena->failed = 0;
+    arena->fail_after = 0;
+    arena->limit = 0;
+    Str8 data = req->response_format == ResponseFormat_Text ? encode_text(&ctx, arena) : encode_binary(&ctx, arena);
+    if (!data.ptr) return (Response *)&out_of_memory_response;
     resp->data = data.ptr;
     resp->len = data.len;
     resp->code = ctx.code;
     resp->message = ctx.message.ptr;
     resp->message_len = ctx.message.len;
-    resp->arena_ = arena;
+    return resp;
+}
+
+Response *pipeline_run_opts(U1 const *ptr, U8 len, PipelineOpts opts) {
+    Arena arena = { .limit = opts.memory_limit, .fail_after = opts.fail_after };
+    Response *resp = run_in_arena(&arena, ptr, len);
+    if (resp == &out_of_memory_response) { arena_release(&arena); return resp; }
+    resp->arena_ = arena;   /* the response owns its arena: pipeline_free releases it */
     return resp;
 }
 
@@ -235,6 +243,26 @@ void pipeline_free(Response *resp) {
     if (!resp || resp == &out_of_memory_response) return;
     Arena arena = resp->arena_;   /* the response lives inside its own arena */
     arena_release(&arena);
+}
+
+PipelineContext *pipeline_context_new(void) {
+    PipelineContext *context = malloc(sizeof *context);
+    if (context) *context = (PipelineContext){ 0 };
+    return context;
+}
+
+Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len) {
+    if (!context) return (Response *)&out_of_memory_response;
+    arena_reset(&context->arena);
+    /* the context owns the memory: a stray pipeline_free of this response
+     * finds an empty arena and releases nothing */
+    return run_in_arena(&context->arena, ptr, len);
+}
+
+void pipeline_context_free(PipelineContext *context) {
+    if (!context) return;
+    arena_release(&context->arena);
+    free(context);
 }
 
 char const *pipeline_version(void) {

@@ -33,6 +33,17 @@ Struct_(PipelineOpts) { U8 memory_limit; U8 fail_after; };
 EXPORT_ Response *pipeline_run(U1 const *ptr, U8 len);
 EXPORT_ Response *pipeline_run_opts(U1 const *ptr, U8 len, PipelineOpts opts);
 EXPORT_ void pipeline_free(Response *resp);
+
+/* A caller-owned workspace that keeps its memory from one call to the next
+ * (up to 64 MiB), for callers that make many calls: one per thread, never
+ * shared by two threads at once. pipeline_run_in's response lives in the
+ * context until its next call or pipeline_context_free; it is not passed to
+ * pipeline_free. NULL from pipeline_context_new: out of memory. */
+Struct_(PipelineContext) { Arena arena; };
+
+EXPORT_ PipelineContext *pipeline_context_new(void);
+EXPORT_ Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len);
+EXPORT_ void pipeline_context_free(PipelineContext *context);
 EXPORT_ char const *pipeline_version(void);
 
 B4 wire_decode_v1(Ctx *ctx, Str8 text, Request *req);

@@ -11,7 +11,8 @@ import pytest
 lief = pytest.importorskip("lief", reason="lief is part of the [test] extra")
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPORTS = {"pipeline_run", "pipeline_free", "pipeline_version"}
+EXPORTS = {"pipeline_run", "pipeline_free", "pipeline_version", "pipeline_run_opts",
+           "pipeline_context_new", "pipeline_run_in", "pipeline_context_free"}
 
 
 def zig_build(target: str, prefix: Path) -> None:

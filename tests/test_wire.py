@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 import random
 import re
 import shutil
@@ -649,3 +650,67 @@ def test_binding_refuses_a_truncated_response(cut):
 def test_small_and_large_responses_take_their_paths_alike(size):
     request = wire.encode_request([("echo", {})], [wire.Input(b"a", b"x" * size), wire.Input(b"b", b"")])
     assert native.run_blob(request).parts == [b"x" * size, b""]
+
+
+# ---- pipeline contexts: memory kept between calls ----------------------------
+
+def _run_in(lib, context: int, request: bytes) -> tuple[int, bytes, bytes]:
+    """(code, message, response bytes) of pipeline_run_in; the context owns them."""
+    data, length, code, message, message_len = native._HEADER.unpack(ctypes.string_at(lib.run_in(context, request, len(request)), 40))
+    return code, ctypes.string_at(message, message_len) if message_len else b"", ctypes.string_at(data, length) if length else b""
+
+
+def test_one_context_answers_every_vector_as_pipeline_run(lib, in_wire):
+    """All golden vectors through one context, in an order that grows and
+    shrinks its memory (big inputs, errors, text responses, big again)."""
+    big = wire.encode_request([("echo", {})], [wire.Input(b"a", os.urandom(3 << 20))])
+    requests = [request_path(v.name, f).read_bytes() for v, f in CASES]
+    order = [big] + requests + [big] + requests[::-1] + [big]
+    context = lib.context_new()
+    assert context
+    try:
+        for request in order:
+            assert _run_in(lib, context, request) == raw(lib, request)
+    finally:
+        lib.context_free(context)
+
+
+def test_a_context_past_the_retained_size_starts_afresh(lib):
+    """Over ARENA_RETAIN_MAX (64 MiB) the context lets its memory go; the
+    next calls are still right."""
+    context = lib.context_new()
+    try:
+        huge = wire.encode_request([("echo", {})], [wire.Input(b"a", b"x" * (40 << 20))])
+        small = wire.encode_request([("echo", {})], [wire.Input(b"a", b"y")])
+        for request in (huge, small, huge, small):
+            assert _run_in(lib, context, request) == raw(lib, request)
+    finally:
+        lib.context_free(context)
+
+
+def test_null_context_and_null_free_are_refused_quietly(lib):
+    code, message, _ = _run_in(lib, None, wire.encode_request([("echo", {})], []))
+    assert (code, message) == (6, b"out of memory")
+    lib.context_free(None)
+
+
+def test_each_thread_has_its_own_context():
+    request = wire.encode_request([("echo", {})], [wire.Input(b"a", b"b")])
+    native.run_blob(request)
+    contexts = {}
+
+    alive = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        payload = bytes([i]) * (100_000 * (i + 1))
+        for _ in range(20):
+            assert native.run_blob(wire.encode_request([("echo", {})], [wire.Input(b"a", payload)])).parts == [payload]
+        contexts[i] = native._thread.context.address
+        alive.wait()   # every thread's context exists at once: their addresses differ
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(contexts.values()) | {native._thread.context.address}) == 5
