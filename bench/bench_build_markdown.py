@@ -139,6 +139,10 @@ def main() -> None:
     print("\n| tiny request (1 inline byte, echo op) | time |")
     print("|---|---:|")
     print(f"| pipeline_run + pipeline_free through ctypes, pre-encoded | {best(raw, repeat) * 1e6:.2f} µs |")
+    context = lib.context_new()
+    raw_in = lambda: lib.run_in(context, tiny, len(tiny))  # noqa: E731
+    print(f"| pipeline_run_in on a context through ctypes, pre-encoded | {best(raw_in, repeat) * 1e6:.2f} µs |")
+    lib.context_free(context)
     print(f"| native.run_blob (call + copy + decode response) | {best(lambda: native.run_blob(tiny), repeat) * 1e6:.2f} µs |")
     print(f"| native.run (encode + call + decode) | {best(lambda: native.run([('echo', {})], [wire.Input(b'a', b'b')]), repeat) * 1e6:.2f} µs |")
     one = [("a.py", "x")]
