@@ -52,16 +52,16 @@ DEFAULT_MAX_BYTES = 64 << 20
 # in field order (the same MessagePack as msgspec's dataclass encoding), enums
 # their values, list/tuple/dict subclasses the base containers. marshal walks
 # the plain form at C speed; lib/snapshot.c turns it into MessagePack.
-# Per dataclass, a converter is compiled once from its type hints: a field whose
-# hint holds no dataclass or enum is passed through untouched.
+# Per dataclass, a converter is compiled once from its type hints: one function
+# per field that makes its value marshal-ready (and checks it: marshal writes
+# any buffer object as bytes, where msgspec has its own rules).
 
 _MAGIC = b"SFM2"
 _OPS = [("snapshot_encode", {})]
 _MARSHAL_VERSION = 2
 _PLAIN_SCALARS = frozenset((str, int, float, bool, type(None), bytes))
-# Hints whose values marshal may take as they are. Any, object and the bare
-# containers are not among them: such a slot may hold a msgspec.Raw or another
-# buffer object, which marshal would write as bytes where msgspec does not.
+# Scalar hints: their values only need an exact type check (a msgspec.Raw or
+# another buffer object there would be written as bytes by marshal).
 _PLAIN_HINTS = frozenset((str, int, float, bool, type(None), None, bytes))
 
 
@@ -100,10 +100,19 @@ def _is_plain_hint(tp: Any) -> bool:
     return False
 
 
+def _check_scalar(x: Any) -> Any:
+    return x if type(x) in _PLAIN_SCALARS else _to_plain(x)
+
+
 def _field_converter(tp: Any) -> Any:
-    """None for a hint that needs no conversion, else a one-argument function."""
+    """The one-argument function that makes a field's value marshal-ready.
+    Plain hints are checked too: a value that contradicts its hint (a buffer
+    object, a msgspec.Raw where the hint says str) must reach msgspec's rules,
+    not marshal's, which would write any buffer as bytes."""
+    if tp in _PLAIN_HINTS:
+        return _check_scalar
     if _is_plain_hint(tp):
-        return None
+        return _to_plain
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return lambda x: x.value if type(x) is tp and type(x.value) in _PLAIN_SCALARS else _to_plain(x)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -123,7 +132,6 @@ def _converter(cls: type) -> Any:
         return conv
     plan = class_plan(cls)
     fields = tuple((name, in_dict, _field_converter(plan.hints.get(name, Any))) for name, in_dict in plan.fields)
-    all_in_dict = all(in_dict for _, in_dict, _ in fields)
 
     def conv(v: Any, force: Any) -> dict:
         d = v.__dict__ if plan.has_dict else None
@@ -132,26 +140,8 @@ def _converter(cls: type) -> Any:
             x = d.get(name, MISSING) if in_dict else getattr(v, name, MISSING)  # type: ignore[union-attr]
             if x is MISSING or x is UNSET:
                 continue
-            if force is not None:
-                x = force(x)
-            elif sub is not None:
-                x = sub(x)
-            out[name] = x
+            out[name] = force(x) if force is not None else sub(x)
         return out
-
-    if all_in_dict and not any(sub for _, _, sub in fields):
-        names = tuple(name for name, _, _ in fields)
-
-        def conv(v: Any, force: Any, _conv=conv, names=names) -> dict:  # type: ignore[no-redef]
-            if force is None:
-                d = v.__dict__
-                try:
-                    out = {n: d[n] for n in names}
-                except KeyError:
-                    return _conv(v, None)
-                if UNSET not in out.values():
-                    return out
-            return _conv(v, force)
 
     _converters[cls] = conv
     return conv

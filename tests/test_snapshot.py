@@ -1,6 +1,7 @@
 """Snapshot serialization: byte identity with msgspec on both paths, typed
 round trips over generated dataclass shapes, hostile inputs, error paths,
 and SnapshotHistory."""
+import array
 import dataclasses
 import datetime
 import decimal
@@ -387,6 +388,28 @@ def test_value_outside_its_hint_identical_both_paths(native_ok):
     obj = reference()
     obj.files = {"only.py"}  # type: ignore[assignment]
     assert native_encode(obj) == msgspec.msgpack.encode(obj)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("prompt", array.array("b", b"ab")), ("prompt", msgspec.Raw(b"\xc0")), ("prompt", bytearray(b"ab")),
+    ("files", [array.array("b", b"ab")]), ("files", ["a", msgspec.Raw(b"\x01")]), ("files", (memoryview(b"m"),)),
+], ids=repr)
+def test_buffer_objects_outside_their_hint_same_answer_both_paths(native_ok, monkeypatch, field, value):
+    """A buffer object where the hint says str or list[str]: marshal would write
+    it as bytes; every path gives msgspec's answer (its bytes, or its refusal)."""
+    obj = reference()
+    setattr(obj, field, value)
+    try:
+        want = msgspec.msgpack.encode(obj)
+    except TypeError:
+        want = None
+    for backend in ("native", "fallback", "auto"):
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        if want is None:
+            with pytest.raises(SnapshotError, match=r"^\$\." + field):
+                snapshot_serialize(obj)
+        else:
+            assert snapshot_serialize(obj) == want
 
 
 # ---- unions -------------------------------------------------------------------
