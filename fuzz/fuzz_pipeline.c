@@ -11,7 +11,12 @@
  * FUZZ_MEMORY_LIMIT bytes per call turns a request that names /dev/zero
  * into an error response instead of a 2 GiB read that would trip
  * libFuzzer's RSS limit; every other byte takes the path pipeline_run
- * takes (pipeline_run is pipeline_run_opts with no options). */
+ * takes (pipeline_run is pipeline_run_opts with no options).
+ *
+ * Each request that did not run out of memory is sent again through one
+ * PipelineContext kept across all inputs (as the Python binding keeps one
+ * per thread): its answer must be the same bytes, whatever the context held
+ * before. */
 #include "../lib/pipeline.h"
 
 #include <stdio.h>
@@ -44,9 +49,20 @@ static void check_response(Response const *resp) {
     if (!binary && !text) abort();
 }
 
+static B4 same_response(Response const *a, Response const *b) {
+    return a->code == b->code && a->len == b->len && (!a->len || memcmp(a->data, b->data, a->len) == 0);
+}
+
 int LLVMFuzzerTestOneInput(U1 const *data, size_t size) {
+    static PipelineContext *context;   /* test harness only: reused across inputs */
+    if (!context && !(context = pipeline_context_new())) abort();
     Response *resp = pipeline_run_opts(data, size, (PipelineOpts){ .memory_limit = FUZZ_MEMORY_LIMIT });
     check_response(resp);
+    if (resp->code != Code_NoMemory) {
+        Response const *again = pipeline_run_in(context, data, size);
+        check_response(again);
+        if (!same_response(resp, again)) abort();
+    }
     pipeline_free(resp);
     return 0;
 }
