@@ -805,6 +805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendUnavailable as exc:
         _say(f"error: {exc}")
         return EXIT_FATAL
+    except BrokenPipeError:
+        # the reader of a report went away (`slopfast doctor | head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (SlopfastError, OSError) as exc:
         _say(f"error: {exc}")
         return EXIT_FATAL
