@@ -22,33 +22,14 @@ import datetime
 import os
 import platform
 import sys
-import time
 from pathlib import Path
+
+from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MBPS = 300
 TARGET_RATIO = 50
 DATA = ROOT / "tests" / "data"
-
-
-def best_of(fn, repeat: int, min_time: float = 0.05) -> float:
-    """Best seconds per call of fn() over `repeat` rounds."""
-    loops = 1
-    while True:
-        t = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        dt = time.perf_counter() - t
-        if dt >= min_time or loops >= 1 << 20:
-            break
-        loops *= 2
-    best = dt / loops
-    for _ in range(repeat - 1):
-        t = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t) / loops)
-    return best
 
 
 def contenders(docs: list[bytes]):

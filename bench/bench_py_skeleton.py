@@ -30,32 +30,13 @@ import os
 import platform
 import sys
 import sysconfig
-import time
 import warnings
 from pathlib import Path
 
+from timing import best_of
+
 BUCKETS = [(0, 256), (256, 1 << 10), (1 << 10, 4 << 10), (4 << 10, 16 << 10), (16 << 10, 64 << 10),
            (64 << 10, 256 << 10), (256 << 10, 1 << 40)]
-
-
-def best_of(fn, repeat: int, min_time: float = 0.05) -> float:
-    """Best seconds per call of fn() over `repeat` rounds."""
-    loops = 1
-    while True:
-        t = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        dt = time.perf_counter() - t
-        if dt >= min_time or loops >= 1 << 20:
-            break
-        loops *= 2
-    best = dt / loops
-    for _ in range(repeat - 1):
-        t = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t) / loops)
-    return best
 
 
 def stdlib_sources() -> tuple[list[bytes], int]:
