@@ -79,8 +79,10 @@ void arena_reset(Arena *arena) {
         return;
     }
     arena_release(arena);
-    /* one block as big as all the last call took, so the next fits in it */
-    if (reserved && reserved <= ARENA_RETAIN_MAX && !arena_grow(arena, reserved)) arena_release(arena);
+    /* one block as big as all the last call took (header included, so the
+     * block is `reserved` bytes and stays under the cap), for the next call */
+    U8 overhead = sizeof(ArenaBlock) + 64;
+    if (reserved > overhead && reserved <= ARENA_RETAIN_MAX && !arena_grow(arena, reserved - overhead)) arena_release(arena);
 }
 
 Str8 arena_copy(Arena *arena, Str8 s) {
