@@ -235,21 +235,21 @@ def _read_response(addr: int) -> wire.Response:
 
 def _parts_of(blob: bytes) -> list[bytes]:
     """The parts of a successful binary response held in `blob`."""
-    at = 16 + _U4_LE.unpack_from(blob, 12)[0]
-    count = _U4_LE.unpack_from(blob, at)[0] if at + 4 <= len(blob) else -1
-    at += 4
-    parts = []
-    for _ in range(count):
-        n = _U8_LE.unpack_from(blob, at)[0] if at + 8 <= len(blob) else -1
-        at += 8
-        if n < 0 or at + n > len(blob):
-            break
-        parts.append(blob[at : at + n])
-        at += n
-    else:
-        if count >= 0:
-            return parts
-    raise PipelineError("malformed response from libchunks", code=1)
+    try:
+        at = 16 + _U4_LE.unpack_from(blob, 12)[0]
+        (count,) = _U4_LE.unpack_from(blob, at)
+        at += 4
+        parts = []
+        for _ in range(count):
+            (n,) = _U8_LE.unpack_from(blob, at)
+            at += 8
+            if at + n > len(blob):
+                raise struct.error("part longer than the response")
+            parts.append(blob[at : at + n])
+            at += n
+        return parts
+    except struct.error:
+        raise PipelineError("malformed response from libchunks", code=1) from None
 
 
 def _parts_at(base: int, length: int) -> list[bytes]:
