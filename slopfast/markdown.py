@@ -15,9 +15,7 @@ import struct
 from typing import NamedTuple
 
 from . import native as _native
-from . import wire as _wire
 from .dispatch import dispatch
-from .errors import PipelineError
 from .fallbacks import md_outline as _fallback
 from .wire import Input
 
@@ -63,37 +61,8 @@ def _decode_outline(part: bytes) -> list[Heading]:
     return out
 
 
-_prefixes: dict[str, bytes | None] = {}
-
-
-def _prefix(op: str) -> bytes | None:
-    """The v2 request of one `op` over one inline input, up to the input's
-    length: a request is this, the length (U8 LE) and the text. Built once per
-    op from wire.encode_request and checked against it (None: use it as is)."""
-    try:
-        return _prefixes[op]
-    except KeyError:
-        pass
-    probe = b"# probe\n"
-    full = _wire.encode_request([(op, {})], [Input(b"<text>", probe)])
-    prefix = full[: -len(probe) - 8]
-    ok = prefix + len(probe).to_bytes(8, "little") + probe == full
-    _prefixes[op] = prefix if ok else None
-    return _prefixes[op]
-
-
 def _run_native(op: str, data: bytes) -> bytes:
-    # One op, one inline input: the request is a cached prefix and the text
-    # (wire.encode_request's general loop costs several microseconds a call,
-    # which is a good part of a call on a small document).
-    prefix = _prefix(op)
-    if prefix is None:
-        return _native.run([(op, {})], [Input(b"<text>", data)])[0]
-    response = _native.run_blob(b"".join((prefix, len(data).to_bytes(8, "little"), data)))
-    if response.code:
-        name = _wire.CODE_NAMES.get(response.code, "error")
-        raise PipelineError(f"{response.message} ({name})", code=response.code)
-    return response.parts[0]
+    return _native.run([(op, {})], [Input(b"<text>", data)])[0]
 
 
 def markdown_outline(text: str | bytes) -> list[Heading]:
