@@ -292,12 +292,17 @@ def test_missing_file_is_input_error(needs_native, tmp_path):
 
 
 def test_single_input_request_matches_wire_encoding(needs_native):
+    """An op without parameters (encoded once, then reused) is laid out as the
+    spec says: name length, name, zero parameters."""
+    import struct
+
     from slopfast import wire
 
-    for op in ("md_outline", "md_summary"):
+    for op in ("md_outline", "md_summary", "md_outline"):
         for data in (b"", b"# a\n", bytes(range(256)) * 40):
-            prefix = md_api._prefix(op)
-            assert prefix is not None
-            assert prefix + len(data).to_bytes(8, "little") + data == wire.encode_request([(op, {})], [Input(b"<text>", data)])
+            name = op.encode()
+            expected = (b"SLPF\x02\x00\x00\x00" + struct.pack("<IH", 1, len(name)) + name + struct.pack("<HI", 0, 1)
+                        + struct.pack("<BBI", 0, 0, 6) + b"<text>" + struct.pack("<Q", len(data)) + data)
+            assert wire.encode_request([(op, {})], [Input(b"<text>", data)]) == expected
     with pytest.raises(PipelineError, match="no_such_op"):
         md_api._run_native("no_such_op", b"# a\n")
