@@ -67,6 +67,10 @@ def _bare_op(name: str) -> bytes:
 
 def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: int = RESPONSE_BINARY) -> bytes:
     """The v2 binary request."""
+    if len(ops) == 1 and len(inputs) == 1 and response_format == RESPONSE_BINARY:
+        (name, params), (path, data, mode) = ops[0], inputs[0]
+        if not params and data is not None and not mode:
+            return _encode_single(name, path, data)
     out = [MAGIC_V2, b"\x02", bytes((response_format,)), b"\0\0", _u4(len(ops))]
     for name, params in ops:
         if not params:
@@ -84,6 +88,20 @@ def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: 
         else:
             out += (_input_head(KIND_INLINE, mode, len(path)), path, _u8(len(data)), data)
     return b"".join(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _single_prefix(op: str, path: bytes) -> bytes:
+    """A one-op, one-inline-input request up to the input's length field."""
+    return b"".join((MAGIC_V2, b"\x02", bytes((RESPONSE_BINARY,)), b"\0\0", _u4(1), _bare_op(op),
+                     _u4(1), _input_head(KIND_INLINE, MODE_DEFAULT, len(path)), path))
+
+
+def _encode_single(op: str, path: bytes, data: bytes) -> bytes:
+    """The shape of most calls (one op without parameters, one inline input),
+    from a cached prefix: the general loop costs about 1 us more, a good part
+    of a call on a small document."""
+    return b"".join((_single_prefix(op, path), _u8(len(data)), data))
 
 
 def _escape(token: bytes) -> bytes:

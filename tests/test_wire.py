@@ -714,3 +714,17 @@ def test_each_thread_has_its_own_context():
     for t in threads:
         t.join()
     assert len(set(contexts.values()) | {native._thread.context.address}) == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(op=st.text(max_size=20), path=st.binary(max_size=40), data=st.binary(max_size=200),
+       params=st.sampled_from([{}, {"k": "v"}]), mode=st.sampled_from([0, 2]), fmt=st.sampled_from([0, 1]))
+def test_one_op_one_input_requests_follow_the_layout(op, path, data, params, mode, fmt):
+    """The cached-prefix shortcut of encode_request and its general loop agree
+    with the spec's layout, field by field."""
+    name = op.encode()
+    body = b"".join(struct.pack("<H", len(k)) + k.encode() + struct.pack("<I", len(v)) + v.encode() for k, v in params.items())
+    expected = (b"SLPF\x02" + bytes((fmt,)) + b"\0\0" + struct.pack("<IH", 1, len(name)) + name
+                + struct.pack("<H", len(params)) + body + struct.pack("<I", 1)
+                + struct.pack("<BBI", 0, mode, len(path)) + path + struct.pack("<Q", len(data)) + data)
+    assert wire.encode_request([(op, params)], [wire.Input(path, data, mode)], fmt) == expected
