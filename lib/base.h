@@ -29,7 +29,6 @@ typedef int32_t  B4;
 #  define IA_ static inline
 #  define EXPECT_(cond, v) (cond)
 #endif
-#define I_ static inline
 
 #define min_(a, b) ((a) < (b) ? (a) : (b))
 #define max_(a, b) ((a) > (b) ? (a) : (b))
@@ -55,6 +54,15 @@ IA_ Str8 str8_prefix(Str8 s, U8 n) { return (Str8){ s.ptr, min_(n, s.len) }; }
 
 Struct_(ArenaBlock) { ArenaBlock *prev; U8 size; U8 used; };
 
+/* Why a call's memory gave out: the one failure flag of a call. Every
+ * allocation and every Xar append of the call checks it, so after the first
+ * failure the rest of the work stops at its next write. */
+Enum_(Fail) {
+    Fail_None = 0,
+    Fail_NoMemory = 1,   /* malloc, or the arena's `limit`, said no */
+    Fail_Limit = 2,      /* a Xar would have grown past LIMIT_OUTPUT_BYTES */
+};
+
 /* `limit` caps the bytes one call may take (0: no cap). `fail_after`, when
  * non-zero, makes the n-th block allocation fail: the test hook for
  * allocation failures (only honoured in builds with SLOPFAST_TEST_HOOKS). */
@@ -63,7 +71,7 @@ Struct_(Arena) {
     U8 reserved;
     U8 limit;
     U8 fail_after;
-    B4 failed;
+    Fail failed;
 };
 
 Struct_(ArenaPushOpts) { U1 defaults_; U8 alignment; B4 zero; };  /* defaults_: lets the macros below take no options */
@@ -94,11 +102,13 @@ Str8 arena_copy(Arena *arena, Str8 s);
  * i >> XAR_SHIFT0, the offset by masking: no search, no moving realloc. */
 enum { XAR_SHIFT0 = 12, XAR_MAX_CHUNKS = 40 };
 
+/* A failed append sets the arena's flag (Fail_NoMemory, or Fail_Limit past
+ * `limit`: LIMIT_OUTPUT_BYTES when left 0) and returns 0. */
 Struct_(Xar) {
     Arena *arena;
     U1 *chunks[XAR_MAX_CHUNKS];
     U8 len;
-    B4 failed;
+    U8 limit;
 };
 
 IA_ U4 xar_chunk_of(U8 i) {
@@ -126,6 +136,28 @@ IA_ void put_u8le(U1 *p, U8 v) { put_u4le(p, (U4)v); put_u4le(p + 4, (U4)(v >> 3
 IA_ U2 get_u2le(U1 const *p) { return (U2)(p[0] | (p[1] << 8)); }
 IA_ U4 get_u4le(U1 const *p) { return (U4)p[0] | ((U4)p[1] << 8) | ((U4)p[2] << 16) | ((U4)p[3] << 24); }
 IA_ U8 get_u8le(U1 const *p) { return (U8)get_u4le(p) | ((U8)get_u4le(p + 4) << 32); }
+
+/* ---- Reader: the one bounds-checked reader ------------------------------ */
+
+/* Reads little-endian fields front to back. A read past the end reads
+ * nothing, returns 0 and sets `bad`, which stays set: check it once after a
+ * group of reads, before using what they returned. */
+
+Struct_(Reader) { U1 const *ptr; U8 len; U8 at; B4 bad; };
+
+IA_ U8 reader_left(Reader *r) { return r->len - r->at; }
+
+IA_ B4 reader_take(Reader *r, U8 n, U1 const **out) {
+    if (r->bad || n > reader_left(r)) { r->bad = 1; return 0; }
+    *out = r->ptr + r->at;
+    r->at += n;
+    return 1;
+}
+IA_ U1 read_u1(Reader *r) { U1 const *p; return reader_take(r, 1, &p) ? p[0] : 0; }
+IA_ U2 read_u2(Reader *r) { U1 const *p; return reader_take(r, 2, &p) ? get_u2le(p) : 0; }
+IA_ U4 read_u4(Reader *r) { U1 const *p; return reader_take(r, 4, &p) ? get_u4le(p) : 0; }
+IA_ U8 read_u8(Reader *r) { U1 const *p; return reader_take(r, 8, &p) ? get_u8le(p) : 0; }
+IA_ Str8 read_bytes(Reader *r, U8 n) { U1 const *p = 0; return reader_take(r, n, &p) ? str8(p, n) : str8(0, 0); }
 
 IA_ B4 xar_u4(Xar *xar, U4 v) { U1 b[4]; put_u4le(b, v); return xar_append(xar, b, 4); }
 IA_ B4 xar_u8(Xar *xar, U8 v) { U1 b[8]; put_u8le(b, v); return xar_append(xar, b, 8); }

@@ -40,12 +40,13 @@ IA_ U8 align_up(U8 v, U8 a) { return (v + a - 1) & ~(a - 1); }
 void *arena_push_(Arena *arena, U8 count, U8 elem_size, U8 align, ArenaPushOpts opts) {
     U8 alignment = opts.alignment ? opts.alignment : align;
     /* counts come from requests: refuse a product that overflows or is absurd */
-    if (arena->failed || (elem_size && count > ((U8)1 << 48) / elem_size)) { arena->failed = 1; return 0; }
+    if (arena->failed) return 0;
+    if (elem_size && count > ((U8)1 << 48) / elem_size) { arena->failed = Fail_NoMemory; return 0; }
     U8 size = count * elem_size;
     ArenaBlock *block = arena->block;
     U8 at = block ? align_up((U8)(size_t)block + block->used, alignment) - (U8)(size_t)block : 0;
     if (!block || at + size > block->size) {
-        if (!arena_grow(arena, size + alignment)) { arena->failed = 1; return 0; }
+        if (!arena_grow(arena, size + alignment)) { arena->failed = Fail_NoMemory; return 0; }
         block = arena->block;
         at = align_up((U8)(size_t)block + block->used, alignment) - (U8)(size_t)block;
     }
@@ -71,7 +72,7 @@ enum { ARENA_RETAIN_MAX = 64 << 20 };
 void arena_reset(Arena *arena) {
     ArenaBlock *block = arena->block;
     U8 reserved = arena->reserved;
-    arena->failed = 0;
+    arena->failed = Fail_None;
     arena->limit = 0;
     arena->fail_after = 0;
     if (block && !block->prev && block->size <= ARENA_RETAIN_MAX) {
@@ -101,12 +102,13 @@ static U1 *xar_chunk(Xar *xar, U4 k) {
 }
 
 B4 xar_append(Xar *xar, U1 const *ptr, U8 len) {
-    if (xar->failed) return 0;
-    if (len > LIMIT_OUTPUT_BYTES || xar->len + len > LIMIT_OUTPUT_BYTES) { xar->failed = XAR_FAILED_LIMIT; return 0; }
+    if (xar->arena->failed) return 0;
+    U8 limit = xar->limit ? xar->limit : LIMIT_OUTPUT_BYTES;
+    if (len > limit || xar->len + len > limit) { xar->arena->failed = Fail_Limit; return 0; }
     while (len) {
         U4 k = xar_chunk_of(xar->len);
         U1 *chunk = xar_chunk(xar, k);
-        if (!chunk) { xar->failed = 1; return 0; }
+        if (!chunk) return 0;   /* the arena says why */
         U8 off = xar->len - xar_chunk_start(k);
         U8 n = min_(len, xar_chunk_size(k) - off);
         memcpy(chunk + off, ptr, n);
@@ -150,16 +152,57 @@ Str8 xar_flatten(Xar *xar, Arena *arena) {
 
 /* ---- ctx helpers ------------------------------------------------------- */
 
-B4 ctx_fail(Ctx *ctx, Code code, char const *fmt, ...) {
-    enum { MESSAGE_MAX = 1024 };
-    char *buf = farena_push(ctx->arena, MESSAGE_MAX, .alignment = 1);
+/* At most `max` bytes of s, cut before a UTF-8 continuation byte. */
+static Str8 utf8_cut(Str8 s, U8 max) {
+    if (s.len <= max) return s;
+    while (max && (s.ptr[max] & 0xC0) == 0x80) max -= 1;
+    return str8_prefix(s, max);
+}
+
+static void message_add(U1 *buf, U8 *len, U8 cap, Str8 s) {
+    U8 n = min_(s.len, cap - *len);
+    memcpy(buf + *len, s.ptr, n);
+    *len += n;
+}
+
+static B4 fail_v(Ctx *ctx, Code code, Input const *input, char const *fmt, va_list args) {
+    enum { MESSAGE_MAX = 1023 };
+    /* the message is written even after memory failed (that is often why) */
+    Fail failed = ctx->arena->failed;
+    ctx->arena->failed = Fail_None;
+    U1 *buf = farena_push(ctx->arena, 2 * (MESSAGE_MAX + 1), .alignment = 1);
+    ctx->arena->failed = failed;
     ctx->code = code ? (S4)code : (S4)Code_OpFailed;
-    if (!buf) { ctx->message = str8_lit("out of memory"); ctx->code = Code_NoMemory; return 0; }
+    ctx->fail_input = input ? (S4)(input - ctx->req->inputs) : -1;
+    if (!buf) {
+        ctx->code = Code_NoMemory;
+        ctx->message = ctx->detail = str8_lit("out of memory");
+        return 0;
+    }
+    int n = vsnprintf((char *)buf, MESSAGE_MAX + 1, fmt, args);
+    ctx->detail = utf8_cut(str8(buf, n < 0 ? 0 : (U8)n), MESSAGE_MAX);
+    U1 *msg = buf + MESSAGE_MAX + 1;
+    U8 len = 0;
+    if (ctx->op) message_add(msg, &len, MESSAGE_MAX, utf8_cut(ctx->op->name, 200)), message_add(msg, &len, MESSAGE_MAX, str8_lit(": "));
+    if (input) message_add(msg, &len, MESSAGE_MAX, utf8_cut(input->path, 400)), message_add(msg, &len, MESSAGE_MAX, str8_lit(": "));
+    message_add(msg, &len, MESSAGE_MAX, ctx->detail);
+    ctx->message = utf8_cut(str8(msg, len), len);
+    return 0;
+}
+
+B4 ctx_fail(Ctx *ctx, Code code, char const *fmt, ...) {
     va_list args;
     va_start(args, fmt);
-    int n = vsnprintf(buf, MESSAGE_MAX, fmt, args);
+    fail_v(ctx, code, 0, fmt, args);
     va_end(args);
-    ctx->message = (Str8){ (U1 *)buf, n < 0 ? 0 : (U8)min_(n, MESSAGE_MAX - 1) };
+    return 0;
+}
+
+B4 ctx_fail_input(Ctx *ctx, Code code, Input const *input, char const *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fail_v(ctx, code, input, fmt, args);
+    va_end(args);
     return 0;
 }
 
@@ -169,7 +212,7 @@ B4 ctx_part_begin(Ctx *ctx) {
 }
 
 B4 ctx_part_end(Ctx *ctx) {
-    if (ctx->out->failed) return 0;
+    if (ctx->arena->failed) return 0;
     U1 len[8];
     put_u8le(len, ctx->out->len - ctx->part_start - 8);
     xar_put_at(ctx->out, ctx->part_start, len, 8);
@@ -178,6 +221,57 @@ B4 ctx_part_end(Ctx *ctx) {
 }
 
 B4 ctx_write(Ctx *ctx, U1 const *ptr, U8 len) { return xar_append(ctx->out, ptr, len); }
+
+/* ---- record parts ------------------------------------------------------ */
+
+B4 ctx_records_begin(Ctx *ctx, char const *schema) {
+    Str8 s = { (U1 const *)schema, strlen(schema) };
+    ctx->records = (Records){ .schema = s };
+    if (!ctx_part_begin(ctx) || !xar_byte(ctx->out, (U1)s.len) || !xar_str8(ctx->out, s)) return 0;
+    ctx->records.rows_at = ctx->out->len;
+    return xar_u4(ctx->out, 0);
+}
+
+/* Check that the next column has this type, and step past it. */
+static B4 rec_column(Ctx *ctx, char type) {
+    Records *r = &ctx->records;
+    if (r->column >= r->schema.len || r->schema.ptr[r->column] != (U1)type)
+        return ctx_fail(ctx, Code_OpFailed, "internal error: record column %u is not '%c'", r->column, type);
+    r->column += 1;
+    if (r->column == r->schema.len) r->column = 0, r->rows += 1;
+    return 1;
+}
+
+B4 ctx_rec_u1(Ctx *ctx, U1 v) { return rec_column(ctx, 'B') && xar_byte(ctx->out, v); }
+B4 ctx_rec_u4(Ctx *ctx, U4 v) { return rec_column(ctx, 'I') && xar_u4(ctx->out, v); }
+B4 ctx_rec_s4(Ctx *ctx, S4 v) { return rec_column(ctx, 'i') && xar_u4(ctx->out, (U4)v); }
+B4 ctx_rec_u8(Ctx *ctx, U8 v) { return rec_column(ctx, 'Q') && xar_u8(ctx->out, v); }
+B4 ctx_rec_s8(Ctx *ctx, S8 v) { return rec_column(ctx, 'q') && xar_u8(ctx->out, (U8)v); }
+
+static B4 rec_string(Ctx *ctx, char type, Str8 s) {
+    if (s.len > 0xFFFFFFFFu) return ctx_fail(ctx, Code_Limit, "a record string of %llu bytes", (unsigned long long)s.len);
+    return rec_column(ctx, type) && xar_u4(ctx->out, (U4)s.len) && xar_str8(ctx->out, s);
+}
+B4 ctx_rec_bytes(Ctx *ctx, Str8 s) { return rec_string(ctx, 's', s); }
+B4 ctx_rec_text(Ctx *ctx, Str8 s) { return rec_string(ctx, 't', s); }
+
+B4 ctx_records_end(Ctx *ctx) {
+    Records *r = &ctx->records;
+    if (r->column) return ctx_fail(ctx, Code_OpFailed, "internal error: a record row left open");
+    U1 count[4];
+    put_u4le(count, r->rows);
+    return xar_put_at(ctx->out, r->rows_at, count, 4) && ctx_part_end(ctx);
+}
+
+B4 ctx_each_input(Ctx *ctx, InputFn *fn, void *state) {
+    for (U4 i = 0; i < ctx->req->input_count; i += 1) {
+        Input *input = &ctx->req->inputs[i];
+        if (!input_load(ctx, input))
+            return ctx_fail_input(ctx, Code_InputError, input, "cannot read (errno %d)", input->load_errno);
+        if (!fn(ctx, input, state)) return 0;
+    }
+    return 1;
+}
 
 B4 ctx_param(Ctx *ctx, char const *key, Str8 *out) {
     Str8 k = { (U1 const *)key, strlen(key) };
@@ -188,16 +282,29 @@ B4 ctx_param(Ctx *ctx, char const *key, Str8 *out) {
     return 0;
 }
 
+B4 parse_u8_decimal(Str8 s, U8 *out) {
+    if (s.len == 0 || s.len > 19) return 0;
+    U8 n = 0;
+    for (U8 i = 0; i < s.len; i += 1) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9') return 0;
+        n = n * 10 + (U8)(s.ptr[i] - '0');
+    }
+    *out = n;
+    return 1;
+}
+
+B4 input_mode_parse(Str8 name, U1 *mode) {
+    static char const *const names[] = INPUT_MODE_NAMES;
+    for (U1 i = 0; i < count_of(names); i += 1) {
+        if (str8_eq(name, str8((U1 const *)names[i], strlen(names[i])))) { *mode = i; return 1; }
+    }
+    return 0;
+}
+
 B4 ctx_param_u8(Ctx *ctx, char const *key, U8 *out) {
     Str8 v;
     if (!ctx_param(ctx, key, &v)) return 1;
-    if (v.len == 0 || v.len > 19) return ctx_fail(ctx, Code_BadParam, "parameter %s: not a number", key);
-    U8 n = 0;
-    for (U8 i = 0; i < v.len; i += 1) {
-        if (v.ptr[i] < '0' || v.ptr[i] > '9') return ctx_fail(ctx, Code_BadParam, "parameter %s: not a number", key);
-        n = n * 10 + (U8)(v.ptr[i] - '0');
-    }
-    *out = n;
+    if (!parse_u8_decimal(v, out)) return ctx_fail(ctx, Code_BadParam, "parameter %s: not a number", key);
     return 1;
 }
 

@@ -32,10 +32,6 @@ enum {
 #define LIMIT_INPUT_BYTES   ((U8)(SLOPFAST_LIMIT_INPUT_BYTES))    /* 2 GiB: one file read by the C side */
 #define LIMIT_OUTPUT_BYTES  ((U8)(SLOPFAST_LIMIT_OUTPUT_BYTES))   /* 8 GiB: the response parts, with their length fields */
 
-/* Xar.failed is 1 when memory ran out, XAR_FAILED_LIMIT when an append
- * would have taken the Xar past LIMIT_OUTPUT_BYTES. */
-enum { XAR_FAILED_LIMIT = 2 };
-
 Enum_(Code) {
     Code_Ok = 0,
     Code_BadRequest = 1,     /* malformed envelope, bad magic/version, forged length */
@@ -49,7 +45,9 @@ Enum_(Code) {
 
 Enum_(InputKind) { InputKind_Inline = 0, InputKind_File = 1 };
 
-/* Per-input mode; 0 means "use the op's mode parameter". */
+/* Per-input mode; 0 means "use the op's mode parameter". The names are
+ * INPUT_MODE_NAMES, in order (slopfast.wire.MODE_NAMES is checked against
+ * them by tests/test_ops.py). */
 Enum_(InputMode) {
     InputMode_Default = 0,
     InputMode_Full = 1,
@@ -57,6 +55,9 @@ Enum_(InputMode) {
     InputMode_Skeleton = 3,
     InputMode_Count_,
 };
+#define INPUT_MODE_NAMES { "default", "full", "summary", "skeleton" }
+/* The mode named `name`; 0 when no mode has that name. */
+B4 input_mode_parse(Str8 name, U1 *mode);
 
 Struct_(Param) { Str8 key; Str8 value; };
 
@@ -86,6 +87,14 @@ Struct_(Request) {
     U4 input_count;
 };
 
+/* A record part being written (docs/wire-format.md, "Record parts"). */
+Struct_(Records) {
+    Str8 schema;         /* one type letter per column: B I i Q q s t */
+    U4 column;           /* the next column to write */
+    U4 rows;
+    U8 rows_at;          /* offset of the row count in ctx->out */
+};
+
 Struct_(Ctx) {
     Arena *arena;        /* everything of this call; freed with the response */
     Request *req;
@@ -94,22 +103,31 @@ Struct_(Ctx) {
     U4 part_count;
     U8 part_start;       /* offset of the open part's length field */
     S4 code;
-    Str8 message;
+    Str8 message;        /* "OP: PATH: DETAIL", or DETAIL alone for errors of no op or input */
+    Str8 detail;         /* what went wrong, without the op and path */
+    S4 fail_input;       /* the input the error is about, or -1 */
+    Records records;     /* the open record part, if any */
 };
 
 typedef B4 OpFn(Ctx *ctx);
 
 Struct_(OpEntry) { char const *name; U4 id; OpFn *fn; };
 
-/* ---- helpers for ops (ops.c) ------------------------------------------- */
+/* ---- helpers for ops (core.c) ------------------------------------------ */
 
-/* Set an error (message formatted printf-style) and return 0, so an op can
- * `return ctx_fail(ctx, Code_BadParam, "...")`. */
-B4 ctx_fail(Ctx *ctx, Code code, char const *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
+#  define PRINTF_(f, a) __attribute__((format(printf, f, a)))
+#else
+#  define PRINTF_(f, a)
 #endif
-    ;
+
+/* Set an error (detail formatted printf-style) and return 0, so an op can
+ * `return ctx_fail(ctx, Code_BadParam, "...")`. The message is
+ * "OP: DETAIL" while an op runs, DETAIL alone before. */
+B4 ctx_fail(Ctx *ctx, Code code, char const *fmt, ...) PRINTF_(3, 4);
+/* The same, about one input: the message is "OP: PATH: DETAIL" and the
+ * error record names the input (Python raises with the detail alone). */
+B4 ctx_fail_input(Ctx *ctx, Code code, Input const *input, char const *fmt, ...) PRINTF_(4, 5);
 
 /* Parts: begin, append bytes with ctx_write*, end. */
 B4 ctx_part_begin(Ctx *ctx);
@@ -117,10 +135,32 @@ B4 ctx_part_end(Ctx *ctx);
 B4 ctx_write(Ctx *ctx, U1 const *ptr, U8 len);
 IA_ B4 ctx_str8(Ctx *ctx, Str8 s) { return ctx_write(ctx, s.ptr, s.len); }
 
+/* Record parts: ctx_records_begin(ctx, "BIt") opens a part with that schema;
+ * each row is its columns in order through ctx_rec_*, each checked against
+ * the schema (a mismatch fails the call: an op bug, never bad output);
+ * ctx_records_end writes the row count and closes the part. */
+B4 ctx_records_begin(Ctx *ctx, char const *schema);
+B4 ctx_records_end(Ctx *ctx);
+B4 ctx_rec_u1(Ctx *ctx, U1 v);    /* B */
+B4 ctx_rec_u4(Ctx *ctx, U4 v);    /* I */
+B4 ctx_rec_s4(Ctx *ctx, S4 v);    /* i */
+B4 ctx_rec_u8(Ctx *ctx, U8 v);    /* Q */
+B4 ctx_rec_s8(Ctx *ctx, S8 v);    /* q */
+B4 ctx_rec_bytes(Ctx *ctx, Str8 s);   /* s: U4 length + bytes */
+B4 ctx_rec_text(Ctx *ctx, Str8 s);    /* t: the same, valid UTF-8 */
+
+/* The usual op body: for each input in order, load it (an unreadable file
+ * fails the call with code 4, "OP: PATH: cannot read (errno E)"), then
+ * run `fn`, which writes that input's part(s). */
+typedef B4 InputFn(Ctx *ctx, Input *input, void *state);
+B4 ctx_each_input(Ctx *ctx, InputFn *fn, void *state);
+
 /* Look up a parameter of the current op; returns 1 and sets *out if present. */
 B4 ctx_param(Ctx *ctx, char const *key, Str8 *out);
 /* Parse an unsigned decimal parameter; missing leaves *out unchanged. */
 B4 ctx_param_u8(Ctx *ctx, char const *key, U8 *out);
+/* 1 to 19 ASCII digits: the one decimal parser (parameters, v1 lengths). */
+B4 parse_u8_decimal(Str8 s, U8 *out);
 
 /* Load an input's bytes (reads the file for file inputs). Returns 1 on
  * success; on failure returns 0 with input->load_errno set and no error in

@@ -2,7 +2,7 @@
  * The row declares `B4 op_<name>(Ctx *)` (defined in lib/<name>.c) and
  * registers it under its name; ids are stable and never reused. */
 OP_(echo,           1)
-OP_(build_markdown, 2)
+OP_(aggregate,      2)
 OP_(md_outline,     3)
 OP_(md_summary,     4)
 OP_(snapshot_encode, 6)

@@ -1,4 +1,4 @@
-/* pipeline.c: the exported entry points. Decodes a request (wire v2 binary
+/* pipeline.c: the exported entry points. Decodes a request (wire binary
  * or v1 text, docs/wire-format.md), runs its ops in order, encodes one
  * response. Every length is checked against the bytes that remain. */
 #include "pipeline.h"
@@ -11,32 +11,14 @@
 #endif
 #define SLOPFAST_LIB_VERSION "0.1.0"
 
-/* ---- a bounds-checked reader ------------------------------------------- */
-
-Struct_(Reader) { U1 const *ptr; U8 len; U8 at; B4 bad; };
-
-IA_ U8 reader_left(Reader *r) { return r->len - r->at; }
-
-IA_ B4 reader_take(Reader *r, U8 n, U1 const **out) {
-    if (r->bad || n > reader_left(r)) { r->bad = 1; return 0; }
-    *out = r->ptr + r->at;
-    r->at += n;
-    return 1;
-}
-IA_ U1 read_u1(Reader *r) { U1 const *p; return reader_take(r, 1, &p) ? p[0] : 0; }
-IA_ U2 read_u2(Reader *r) { U1 const *p; return reader_take(r, 2, &p) ? get_u2le(p) : 0; }
-IA_ U4 read_u4(Reader *r) { U1 const *p; return reader_take(r, 4, &p) ? get_u4le(p) : 0; }
-IA_ U8 read_u8(Reader *r) { U1 const *p; return reader_take(r, 8, &p) ? get_u8le(p) : 0; }
-IA_ Str8 read_bytes(Reader *r, U8 n) { U1 const *p = 0; return reader_take(r, n, &p) ? str8(p, n) : str8(0, 0); }
-
-/* ---- v2 binary request ------------------------------------------------- */
+/* ---- binary request (SLPF, WIRE_VERSION) --------------------------------------------- */
 
 static B4 fail_truncated(Ctx *ctx, Reader *r, char const *what) {
     return ctx_fail(ctx, Code_BadRequest, "truncated request: %s does not fit in the %llu bytes left at offset %llu",
                     what, (unsigned long long)reader_left(r), (unsigned long long)r->at);
 }
 
-static B4 decode_v2_op(Ctx *ctx, Reader *r, OpReq *op) {
+static B4 decode_binary_op(Ctx *ctx, Reader *r, OpReq *op) {
     U2 name_len = read_u2(r);
     op->name = read_bytes(r, name_len);
     U2 count = read_u2(r);
@@ -55,7 +37,7 @@ static B4 decode_v2_op(Ctx *ctx, Reader *r, OpReq *op) {
     return 1;
 }
 
-static B4 decode_v2_input(Ctx *ctx, Reader *r, Input *input) {
+static B4 decode_binary_input(Ctx *ctx, Reader *r, Input *input) {
     input->kind = read_u1(r);
     input->mode = read_u1(r);
     U4 path_len = read_u4(r);
@@ -73,7 +55,7 @@ static B4 decode_v2_input(Ctx *ctx, Reader *r, Input *input) {
     return 1;
 }
 
-static B4 decode_v2(Ctx *ctx, Reader *r, Request *req) {
+static B4 decode_binary(Ctx *ctx, Reader *r, Request *req) {
     req->response_format = read_u1(r);
     U2 reserved = read_u2(r);
     if (r->bad) return fail_truncated(ctx, r, "header");
@@ -86,7 +68,7 @@ static B4 decode_v2(Ctx *ctx, Reader *r, Request *req) {
     req->ops = farena_push_array(ctx->arena, OpReq, op_count ? op_count : 1, .zero = 1);
     if (!req->ops) return ctx_fail(ctx, Code_NoMemory, "out of memory");
     req->op_count = op_count;
-    for (U4 i = 0; i < op_count; i += 1) if (!decode_v2_op(ctx, r, &req->ops[i])) return 0;
+    for (U4 i = 0; i < op_count; i += 1) if (!decode_binary_op(ctx, r, &req->ops[i])) return 0;
 
     U4 input_count = read_u4(r);
     if (r->bad) return fail_truncated(ctx, r, "input count");
@@ -96,7 +78,7 @@ static B4 decode_v2(Ctx *ctx, Reader *r, Request *req) {
     req->inputs = farena_push_array(ctx->arena, Input, input_count ? input_count : 1, .zero = 1);
     if (!req->inputs) return ctx_fail(ctx, Code_NoMemory, "out of memory");
     req->input_count = input_count;
-    for (U4 i = 0; i < input_count; i += 1) if (!decode_v2_input(ctx, r, &req->inputs[i])) return 0;
+    for (U4 i = 0; i < input_count; i += 1) if (!decode_binary_input(ctx, r, &req->inputs[i])) return 0;
 
     if (reader_left(r)) return ctx_fail(ctx, Code_BadRequest, "%llu trailing bytes after the request", (unsigned long long)reader_left(r));
     return 1;
@@ -108,9 +90,9 @@ static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
     if (blob.len >= 4 && memcmp(blob.ptr, WIRE_MAGIC_V2, 4) == 0) {
         if (blob.len < 5) return ctx_fail(ctx, Code_BadRequest, "truncated request: no version byte after the magic");
         req->version = blob.ptr[4];
-        if (req->version != 2) return ctx_fail(ctx, Code_BadRequest, "unsupported binary wire version %u (this library speaks 2)", req->version);
+        if (req->version != WIRE_VERSION) return ctx_fail(ctx, Code_BadRequest, "unsupported binary wire version %u (this library speaks %u)", req->version, WIRE_VERSION);
         Reader r = { blob.ptr, blob.len, 5, 0 };
-        return decode_v2(ctx, &r, req);
+        return decode_binary(ctx, &r, req);
     }
     Str8 text_magic = str8_lit(WIRE_MAGIC_V1);
     if (blob.len >= text_magic.len && memcmp(blob.ptr, text_magic.ptr, text_magic.len) == 0) {
@@ -121,13 +103,16 @@ static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
     return ctx_fail(ctx, Code_BadRequest, "bad magic: not a slopfast request");
 }
 
-/* An op failed without saying why, or its output or the arena failed: the
- * output limit, out of memory, or the op's own failure. */
+/* The call's failure flag, when set, says why the op stopped, whatever the
+ * op said: the output limit or out of memory. Otherwise the op failed
+ * without saying why. */
 static B4 fail_output(Ctx *ctx, OpEntry const *entry) {
-    if (ctx->out->failed == XAR_FAILED_LIMIT)
-        return ctx_fail(ctx, Code_Limit, "op %s: response larger than the output limit of %llu bytes",
+    Fail why = ctx->arena->failed;
+    ctx->arena->failed = Fail_None;   /* ctx_fail needs memory for the message */
+    if (why == Fail_Limit)
+        return ctx_fail(ctx, Code_Limit, "op %s: output larger than the limit of %llu bytes",
                         entry->name, (unsigned long long)LIMIT_OUTPUT_BYTES);
-    if (ctx->out->failed || ctx->arena->failed) return ctx_fail(ctx, Code_NoMemory, "out of memory");
+    if (why == Fail_NoMemory) { ctx->code = Code_NoMemory; ctx->message = str8_lit("out of memory"); return 0; }
     return ctx_fail(ctx, Code_OpFailed, "op %s failed", entry->name);
 }
 
@@ -142,41 +127,56 @@ static B4 run_ops(Ctx *ctx, Request *req) {
         OpEntry const *entry = op_lookup(op->name);
         ctx->op = op;
         B4 ok = entry->fn(ctx);
-        /* the output limit overrides what the op said about its failed write */
-        if (ctx->out->failed == XAR_FAILED_LIMIT) return fail_output(ctx, entry);
-        if (!ok) return ctx->code ? 0 : fail_output(ctx, entry);
-        if (ctx->out->failed || ctx->arena->failed) return fail_output(ctx, entry);
+        if (ctx->arena->failed || (!ok && !ctx->code)) return fail_output(ctx, entry);
+        if (!ok) return 0;
     }
     return 1;
 }
 
-/* Binary: "SLPR" 2 0 0 0, S4 code, U4 message length, message,
+/* An error answers one part: the error record "sis" (the op's name, empty
+ * before any op ran; the input's index, or -1; the detail). What earlier
+ * ops wrote is dropped. */
+static void write_error_part(Ctx *ctx) {
+    *ctx->out = (Xar){ .arena = ctx->arena };
+    ctx->part_count = 0;
+    S4 code = ctx->code;
+    Str8 message = ctx->message;
+    ctx_records_begin(ctx, "sis");
+    ctx_rec_bytes(ctx, ctx->op ? ctx->op->name : str8(0, 0));
+    ctx_rec_s4(ctx, ctx->fail_input);
+    ctx_rec_bytes(ctx, ctx->detail.ptr ? ctx->detail : message);
+    ctx_records_end(ctx);
+    ctx->code = code;
+    ctx->message = message;
+}
+
+/* Binary: "SLPR" WIRE_VERSION 0 0 0, S4 code, U4 message length, message,
  * U4 part count, parts (U8 length + bytes, already in ctx->out). */
 static Str8 encode_binary(Ctx *ctx, Arena *arena) {
     U8 head = 8 + 4 + 4 + ctx->message.len + 4;
-    U8 body = ctx->code ? 0 : ctx->out->len;
+    U8 body = ctx->out->len;
     U1 *p = farena_push(arena, head + body, .alignment = 16);
     if (!p) return str8(0, 0);
     memcpy(p, WIRE_MAGIC_RESPONSE, 4);
-    p[4] = 2; p[5] = 0; p[6] = 0; p[7] = 0;
+    p[4] = WIRE_VERSION; p[5] = 0; p[6] = 0; p[7] = 0;
     put_u4le(p + 8, (U4)ctx->code);
     put_u4le(p + 12, (U4)ctx->message.len);
     if (ctx->message.len) memcpy(p + 16, ctx->message.ptr, ctx->message.len);
-    put_u4le(p + 16 + ctx->message.len, ctx->code ? 0 : ctx->part_count);
+    put_u4le(p + 16 + ctx->message.len, ctx->part_count);
     if (body) xar_copy_out(ctx->out, 0, p + head, body);
     return str8(p, head + body);
 }
 
-/* Text: "slopfast-response 1\ncode N\nmessage LEN\n<msg>\n" then
+/* Text: "slopfast-response 2\ncode N\nmessage LEN\n<msg>\n" then
  * "part LEN\n<bytes>\n" per part, then "end\n". */
 static Str8 encode_text(Ctx *ctx, Arena *arena) {
     Xar x = { .arena = arena };
     char line[96];
-    int n = snprintf(line, sizeof line, "slopfast-response 1\ncode %d\nmessage %llu\n", ctx->code, (unsigned long long)ctx->message.len);
+    int n = snprintf(line, sizeof line, "slopfast-response 2\ncode %d\nmessage %llu\n", ctx->code, (unsigned long long)ctx->message.len);
     xar_append(&x, (U1 const *)line, (U8)n);
     xar_str8(&x, ctx->message);
     xar_byte(&x, '\n');
-    for (U8 at = 0; !ctx->code && at + 8 <= ctx->out->len;) {
+    for (U8 at = 0; at + 8 <= ctx->out->len;) {
         U1 len_bytes[8];
         xar_copy_out(ctx->out, at, len_bytes, 8);
         U8 len = get_u8le(len_bytes);
@@ -190,7 +190,7 @@ static Str8 encode_text(Ctx *ctx, Arena *arena) {
         at += 8 + len;
     }
     xar_str8(&x, str8_lit("end\n"));
-    if (x.failed) return str8(0, 0);
+    if (arena->failed) return str8(0, 0);
     return xar_flatten(&x, arena);
 }
 
@@ -206,7 +206,7 @@ static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len) {
     Request *req = farena_push_type(arena, Request);
     if (!resp || !out || !req) return (Response *)&out_of_memory_response;
     out->arena = arena;
-    Ctx ctx = { .arena = arena, .req = req, .out = out };
+    Ctx ctx = { .arena = arena, .req = req, .out = out, .fail_input = -1 };
 
     if (!ptr && len) ctx_fail(&ctx, Code_BadRequest, "null request pointer");
     else if (len > LIMIT_REQUEST_BYTES) ctx_fail(&ctx, Code_Limit, "request of %llu bytes; the limit is %llu", (unsigned long long)len, (unsigned long long)LIMIT_REQUEST_BYTES);
@@ -214,9 +214,10 @@ static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len) {
     if (arena->failed && !ctx.code) { ctx.code = Code_NoMemory; ctx.message = str8_lit("out of memory"); }
 
     /* the encoders may need memory even after a failure: lift the fault hook */
-    arena->failed = 0;
+    arena->failed = Fail_None;
     arena->fail_after = 0;
     arena->limit = 0;
+    if (ctx.code) write_error_part(&ctx);
     Str8 data = req->response_format == ResponseFormat_Text ? encode_text(&ctx, arena) : encode_binary(&ctx, arena);
     if (!data.ptr) return (Response *)&out_of_memory_response;
     resp->data = data.ptr;

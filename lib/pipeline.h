@@ -10,7 +10,8 @@
 #  define EXPORT_ __attribute__((visibility("default")))
 #endif
 
-#define WIRE_MAGIC_V2 "SLPF"              /* then the version byte, 2 */
+#define WIRE_MAGIC_V2 "SLPF"              /* then the version byte, WIRE_VERSION */
+#define WIRE_VERSION 3                    /* of the binary request and response */
 #define WIRE_MAGIC_V1 "slopfast-request " /* then the version, "1\n" */
 #define WIRE_MAGIC_RESPONSE "SLPR"
 

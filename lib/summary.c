@@ -86,7 +86,7 @@ B4 summary_body(Ctx *ctx, Str8 path, Str8 data, B4 skeleton, Str8 *body) {
     ctx->out = &scratch;
     B4 ok = kind == FileKind_Markdown && !skeleton ? markdown_summary(ctx, &scratch, data) : generic_summary(ctx, data);
     ctx->out = saved;
-    if (!ok || scratch.failed) return ctx->code != Code_Ok ? 0 : ctx_fail(ctx, Code_NoMemory, "out of memory");
+    if (!ok || ctx->arena->failed) return ctx->code != Code_Ok ? 0 : ctx_fail(ctx, Code_NoMemory, "out of memory");
     *body = xar_flatten(&scratch, ctx->arena);
     return body->ptr ? 1 : ctx_fail(ctx, Code_NoMemory, "out of memory");
 }

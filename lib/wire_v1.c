@@ -71,24 +71,6 @@ static B4 unescape(Ctx *ctx, V1State *s, Str8 tok, Str8 *out) {
     return 1;
 }
 
-static B4 parse_decimal(Str8 tok, U8 *out) {
-    if (tok.len == 0 || tok.len > 19) return 0;
-    U8 n = 0;
-    for (U8 i = 0; i < tok.len; i += 1) {
-        if (tok.ptr[i] < '0' || tok.ptr[i] > '9') return 0;
-        n = n * 10 + (U8)(tok.ptr[i] - '0');
-    }
-    *out = n;
-    return 1;
-}
-
-static B4 parse_mode(Str8 value, U1 *mode) {
-    static char const *const names[] = { "default", "full", "summary", "skeleton" };
-    for (U1 i = 0; i < count_of(names); i += 1) {
-        if (str8_eq(value, str8((U1 const *)names[i], strlen(names[i])))) { *mode = i; return 1; }
-    }
-    return 0;
-}
 
 static B4 parse_op(Ctx *ctx, V1State *s, Str8 line, Request *req) {
     if (req->op_count >= LIMIT_OPS) return ctx_fail(ctx, Code_Limit, "line %u: more than %u ops", s->line_number, LIMIT_OPS);
@@ -126,7 +108,7 @@ static B4 parse_input(Ctx *ctx, V1State *s, Str8 line) {
     U8 data_len = 0;
     if (str8_eq(kind, str8_lit("inline"))) {
         input->kind = InputKind_Inline;
-        if (!next_token(&line, &tok) || !parse_decimal(tok, &data_len))
+        if (!next_token(&line, &tok) || !parse_u8_decimal(tok, &data_len))
             return ctx_fail(ctx, Code_BadRequest, "line %u: inline input needs a byte length", s->line_number);
     } else if (str8_eq(kind, str8_lit("file"))) {
         input->kind = InputKind_File;
@@ -134,7 +116,7 @@ static B4 parse_input(Ctx *ctx, V1State *s, Str8 line) {
         return ctx_fail(ctx, Code_BadRequest, "line %u: unknown input kind '%.*s'", s->line_number, (int)min_(kind.len, 100), (char const *)kind.ptr);
     }
     while (next_token(&line, &tok)) {
-        if (tok.len < 5 || memcmp(tok.ptr, "mode=", 5) != 0 || !parse_mode(str8_skip(tok, 5), &input->mode))
+        if (tok.len < 5 || memcmp(tok.ptr, "mode=", 5) != 0 || !input_mode_parse(str8_skip(tok, 5), &input->mode))
             return ctx_fail(ctx, Code_BadRequest, "line %u: unknown input option '%.*s'", s->line_number, (int)min_(tok.len, 100), (char const *)tok.ptr);
     }
     if (input->kind == InputKind_Inline) {

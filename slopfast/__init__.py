@@ -7,17 +7,14 @@ input size by measured speed (SLOPFAST_BACKEND=auto|native|fallback).
 from .aggregate import BuildResult, build_markdown
 from .dispatch import backend_report
 from .errors import BackendUnavailable, InputError, PipelineError, SlopfastError
+from .ops import exports as _exports
 
 __version__ = "0.1.0"
 
-# Loaded on first use: markdown-it-py and msgspec cost more to import than most
-# calls of build_markdown take, and the command line rarely needs them.
-_LAZY = {
-    "Heading": "markdown", "markdown_outline": "markdown", "summarise_markdown": "markdown",
-    "SkeletonError": "python_skeleton", "summarise_python": "python_skeleton",
-    "SnapshotError": "snapshot", "SnapshotHistory": "snapshot",
-    "snapshot_deserialize": "snapshot", "snapshot_serialize": "snapshot",
-}
+# The other ops' names load on first use (the op registry says where each
+# lives): markdown-it-py and msgspec cost more to import than most calls of
+# build_markdown take, and the command line rarely needs them.
+_LAZY = {name: module for name, module in _exports().items() if name not in globals()}
 
 
 def __getattr__(name: str):
@@ -33,21 +30,7 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-__all__ = [
-    "BackendUnavailable",
-    "BuildResult",
-    "Heading",
-    "InputError",
-    "PipelineError",
-    "SkeletonError",
-    "SlopfastError",
-    "SnapshotError",
-    "SnapshotHistory",
-    "backend_report",
-    "build_markdown",
-    "markdown_outline",
-    "snapshot_deserialize",
-    "snapshot_serialize",
-    "summarise_markdown",
-    "summarise_python",
-]
+
+__all__ = sorted(
+    {"BackendUnavailable", "InputError", "PipelineError", "SlopfastError", "backend_report"} | set(_exports())
+)

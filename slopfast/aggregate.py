@@ -1,8 +1,8 @@
-"""build_markdown: many files into one markdown document (docs/build-markdown.md)."""
+"""The aggregate op: many files into one markdown document with
+`build_markdown` (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -80,9 +80,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes]) -> tuple[bytes, li
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
     if languages:
         params["lang"] = b"\n".join(k + b"\t" + v for k, v in languages.items())
-    document, skipped_blob = native.run([("build_markdown", params)], inputs)
-    skipped = [struct.unpack_from("<Ii", skipped_blob, i) for i in range(0, len(skipped_blob), 8)]
-    return document, skipped
+    document, skipped = native.run([("aggregate", params)], inputs)
+    return document, wire.decode_records(skipped)
 
 
 def build(
@@ -97,7 +96,7 @@ def build(
     langs = _languages(languages)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     document, skipped = dispatch.dispatch(
-        "build_markdown",
+        "aggregate",
         size,
         lambda: _native(inputs, mode_code, langs),
         lambda: _fallback.build(inputs, mode_code, langs, _summary.summarise),

@@ -6,11 +6,17 @@ class SlopfastError(Exception):
 
 
 class PipelineError(SlopfastError):
-    """The native pipeline answered with an error: `code` and the C message."""
+    """The native pipeline answered with an error: `code`, the C message, and
+    what its error record names: `op`, `input` (the index of the input it is
+    about, or None) and `detail` (the message without the op and path)."""
 
-    def __init__(self, message: str, code: int = 0):
+    def __init__(self, message: str, code: int = 0, *, op: str = "", input: int | None = None,
+                 detail: str | None = None):
         super().__init__(message)
         self.code = code
+        self.op = op
+        self.input = input
+        self.detail = message if detail is None else detail
 
 
 class BackendUnavailable(SlopfastError):

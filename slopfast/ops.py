@@ -44,8 +44,8 @@ class Op(NamedTuple):
 
 OPS: tuple[Op, ...] = (
     Op("echo", 1, "echo", (), "echo:echo"),
-    Op("build_markdown", 2, "build_markdown", ("BuildResult", "build_markdown"), "build_markdown:build",
-       params=("mode", "lang"), parts="bytes+records:Ii", per="request", bench="build_markdown"),
+    Op("aggregate", 2, "aggregate", ("BuildResult", "build_markdown"), "aggregate:build",
+       params=("mode", "lang"), parts="bytes+records:Ii", per="request", bench="aggregate"),
     Op("md_outline", 3, "md_outline", ("Heading", "markdown_outline"), "md_outline:outline",
        parts="records:BIt", inputs="markdown", bench="md_outline"),
     Op("md_summary", 4, "md_outline", ("summarise_markdown",), "md_outline:summary", inputs="markdown"),

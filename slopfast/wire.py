@@ -16,6 +16,9 @@ from .errors import PipelineError
 MAGIC_V2 = b"SLPF"
 MAGIC_V1 = b"slopfast-request "
 MAGIC_RESPONSE = b"SLPR"
+MAGIC_RESPONSE_TEXT = b"slopfast-response 2\n"
+WIRE_VERSION = 3   # of the binary request and response (lib/pipeline.h)
+_VERSION_BYTE = bytes((WIRE_VERSION,))
 
 KIND_INLINE = 0
 KIND_FILE = 1
@@ -26,16 +29,18 @@ MODE_NAMES = ("default", "full", "summary", "skeleton")
 RESPONSE_BINARY = 0
 RESPONSE_TEXT = 1
 
-# Response codes (lib/op.h).
+# Response codes, mode names: lib/op.h is the source; tests/test_ops.py checks these.
+CODE_OK, CODE_BAD_REQUEST, CODE_UNKNOWN_OP, CODE_BAD_PARAM = 0, 1, 2, 3
+CODE_INPUT_ERROR, CODE_LIMIT, CODE_NO_MEMORY, CODE_OP_FAILED = 4, 5, 6, 7
 CODE_NAMES = {
-    0: "ok",
-    1: "bad request",
-    2: "unknown op",
-    3: "bad parameter",
-    4: "input error",
-    5: "limit exceeded",
-    6: "out of memory",
-    7: "op failed",
+    CODE_OK: "ok",
+    CODE_BAD_REQUEST: "bad request",
+    CODE_UNKNOWN_OP: "unknown op",
+    CODE_BAD_PARAM: "bad parameter",
+    CODE_INPUT_ERROR: "input error",
+    CODE_LIMIT: "limit exceeded",
+    CODE_NO_MEMORY: "out of memory",
+    CODE_OP_FAILED: "op failed",
 }
 
 Op = tuple[str, dict[str, str | bytes]]
@@ -71,7 +76,7 @@ def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: 
         (name, params), (path, data, mode) = ops[0], inputs[0]
         if not params and data is not None and not mode:
             return _encode_single(name, path, data)
-    out = [MAGIC_V2, b"\x02", bytes((response_format,)), b"\0\0", _u4(len(ops))]
+    out = [MAGIC_V2, _VERSION_BYTE, bytes((response_format,)), b"\0\0", _u4(len(ops))]
     for name, params in ops:
         if not params:
             out.append(_bare_op(name))
@@ -93,7 +98,7 @@ def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: 
 @functools.lru_cache(maxsize=64)
 def _single_prefix(op: str, path: bytes) -> bytes:
     """A one-op, one-inline-input request up to the input's length field."""
-    return b"".join((MAGIC_V2, b"\x02", bytes((RESPONSE_BINARY,)), b"\0\0", _u4(1), _bare_op(op),
+    return b"".join((MAGIC_V2, _VERSION_BYTE, bytes((RESPONSE_BINARY,)), b"\0\0", _u4(1), _bare_op(op),
                      _u4(1), _input_head(KIND_INLINE, MODE_DEFAULT, len(path)), path))
 
 
@@ -143,36 +148,43 @@ class Response(NamedTuple):
     parts: list[bytes]
 
 
-def decode_response(blob: bytes) -> Response:
-    """Decode a v2 binary or v1 text response."""
-    if blob[:4] == MAGIC_RESPONSE:
+def decode_response(blob: bytes | memoryview) -> Response:
+    """The one response reader: a binary or text response, from bytes or from
+    a memoryview of the library's memory (each part is copied out once)."""
+    head = bytes(blob[:4])
+    if head == MAGIC_RESPONSE:
         return _decode_binary(blob)
-    if blob.startswith(b"slopfast-response 1\n"):
-        return _decode_text(blob)
-    raise PipelineError("malformed response: bad magic", code=1)
+    if bytes(blob[:len(MAGIC_RESPONSE_TEXT)]) == MAGIC_RESPONSE_TEXT:
+        return _decode_text(bytes(blob))
+    raise PipelineError("malformed response: bad magic", code=CODE_BAD_REQUEST)
 
 
-def _decode_binary(blob: bytes) -> Response:
+def _decode_binary(blob: bytes | memoryview) -> Response:
     try:
-        if blob[4] != 2:
-            raise PipelineError(f"unsupported response version {blob[4]}", code=1)
-        code, msg_len = struct.unpack_from("<iI", blob, 8)
+        if blob[4] != WIRE_VERSION:
+            raise PipelineError(f"unsupported response version {blob[4]} (this package speaks {WIRE_VERSION})", code=CODE_BAD_REQUEST)
+        code, msg_len = _code_len(blob, 8)
         at = 16 + msg_len
-        message = blob[16:at].decode("utf-8", "replace")
-        (count,) = struct.unpack_from("<I", blob, at)
+        message = bytes(blob[16:at]).decode("utf-8", "replace")
+        (count,) = _u4_from(blob, at)
         at += 4
         parts = []
-        view = memoryview(blob)
+        end = len(blob)
         for _ in range(count):
-            (n,) = struct.unpack_from("<Q", blob, at)
+            (n,) = _u8_from(blob, at)
             at += 8
-            if at + n > len(blob):
-                raise PipelineError("malformed response: part longer than the response", code=1)
-            parts.append(view[at : at + n].tobytes())
+            if n > end - at:
+                raise PipelineError("malformed response: part longer than the response", code=CODE_BAD_REQUEST)
+            parts.append(bytes(blob[at : at + n]))
             at += n
     except (IndexError, struct.error) as exc:
-        raise PipelineError(f"malformed response: {exc}", code=1) from None
+        raise PipelineError(f"malformed response: {exc}", code=CODE_BAD_REQUEST) from None
     return Response(code, message, parts)
+
+
+_code_len = struct.Struct("<iI").unpack_from
+_u4_from = struct.Struct("<I").unpack_from
+_u8_from = struct.Struct("<Q").unpack_from
 
 
 def _read_counted(blob: bytes, at: int, word: bytes) -> tuple[bytes, int]:
@@ -180,7 +192,7 @@ def _read_counted(blob: bytes, at: int, word: bytes) -> tuple[bytes, int]:
     end = blob.index(b"\n", at)
     keyword, _, length = blob[at:end].partition(b" ")
     if keyword != word:
-        raise PipelineError(f"malformed text response: expected {word!r}", code=1)
+        raise PipelineError(f"malformed text response: expected {word!r}", code=CODE_BAD_REQUEST)
     n = int(length)
     start = end + 1
     return blob[start : start + n], start + n + 1
@@ -197,5 +209,98 @@ def _decode_text(blob: bytes) -> Response:
             part, at = _read_counted(blob, at, b"part")
             parts.append(part)
     except (ValueError, IndexError) as exc:
-        raise PipelineError(f"malformed text response: {exc}", code=1) from None
+        raise PipelineError(f"malformed text response: {exc}", code=CODE_BAD_REQUEST) from None
     return Response(code, message.decode("utf-8", "replace"), parts)
+
+
+# ---- record parts ------------------------------------------------------------
+#
+# A record part is self-describing: U1 column count C, C type letters, U4 row
+# count, then the rows, each its columns in order (docs/wire-format.md, "Record
+# parts"). B I i Q q are struct's little-endian integers; s is U4 length + bytes,
+# t the same holding UTF-8 text (decoded to str).
+
+_FIXED = {"B": 1, "I": 4, "i": 4, "Q": 8, "q": 8}
+
+
+@functools.lru_cache(maxsize=32)
+def _row_reader(schema: str):
+    """(struct of the fixed columns up to each string, is it text) per segment."""
+    segments, fmt = [], "<"
+    for letter in schema:
+        if letter in _FIXED:
+            fmt += letter
+        elif letter in "st":
+            segments.append((struct.Struct(fmt + "I"), letter == "t"))
+            fmt = "<"
+        else:
+            raise PipelineError(f"malformed record part: column type {letter!r}", code=CODE_BAD_REQUEST)
+    tail = struct.Struct(fmt) if fmt != "<" else None
+    return tuple(segments), tail
+
+
+def decode_records(part: bytes) -> list[tuple]:
+    """The rows of a record part, as tuples (strings: bytes for s, str for t)."""
+    try:
+        columns = part[0]
+        schema = part[1 : 1 + columns].decode("ascii")
+        at = 1 + columns
+        (count,) = _u4_from(part, at)
+        at += 4
+        segments, tail = _row_reader(schema)
+        if not segments:
+            rows = list(tail.iter_unpack(part[at:])) if tail else []
+            if len(rows) != count or (tail and len(part) - at != count * tail.size):
+                raise PipelineError("malformed record part: row count", code=CODE_BAD_REQUEST)
+            return rows
+        rows = []
+        for _ in range(count):
+            row: tuple = ()
+            for st, text in segments:
+                fields = st.unpack_from(part, at)
+                at += st.size
+                n = fields[-1]
+                value = part[at : at + n]
+                if len(value) != n:
+                    raise PipelineError("malformed record part: string past the end", code=CODE_BAD_REQUEST)
+                at += n
+                row += fields[:-1] + (value.decode("utf-8") if text else value,)
+            if tail:
+                row += tail.unpack_from(part, at)
+                at += tail.size
+            rows.append(row)
+        if at != len(part):
+            raise PipelineError("malformed record part: trailing bytes", code=CODE_BAD_REQUEST)
+        return rows
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise PipelineError(f"malformed record part: {exc}", code=CODE_BAD_REQUEST) from None
+
+
+def encode_records(schema: str, rows: Sequence[tuple]) -> bytes:
+    """A record part (the fallbacks and tests write what the C helpers write)."""
+    out = [bytes((len(schema),)), schema.encode("ascii"), _u4(len(rows))]
+    for row in rows:
+        for letter, value in zip(schema, row, strict=True):
+            if letter in "st":
+                data = value.encode("utf-8") if letter == "t" else value
+                out += (_u4(len(data)), data)
+            else:
+                out.append(struct.pack("<" + letter, value))
+    return b"".join(out)
+
+
+def raise_for(response: Response) -> None:
+    """PipelineError for an error response: the message, code, and what its
+    error record names (op, input index or None, detail)."""
+    if not response.code:
+        return
+    op, index, detail = "", None, response.message
+    if response.parts:
+        try:
+            (op_b, index, detail_b), = decode_records(response.parts[0])
+            op, detail = op_b.decode("utf-8", "replace"), detail_b.decode("utf-8", "replace")
+        except (PipelineError, ValueError):
+            pass
+    name = CODE_NAMES.get(response.code, "error")
+    raise PipelineError(f"{response.message} ({name})", code=response.code, op=op,
+                        input=None if index is None or index < 0 else index, detail=detail)

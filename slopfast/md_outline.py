@@ -11,18 +11,14 @@ used as they are and, where they are not valid UTF-8, read as
 """
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
 from . import native as _native
 from .dispatch import dispatch
 from .fallbacks import md_outline as _fallback
-from .wire import Input
+from .wire import Input, decode_records
 
 __all__ = ["Heading", "markdown_outline", "summarise_markdown"]
-
-_RECORD = struct.Struct("<BII")
-
 
 class Heading(NamedTuple):
     level: int
@@ -49,16 +45,8 @@ def _text(data: bytes, text: str | None) -> str:
 
 
 def _decode_outline(part: bytes) -> list[Heading]:
-    """md_outline's part: records of U1 level, U4 line, U4 length, text."""
-    out = []
-    at, end = 0, len(part)
-    unpack = _RECORD.unpack_from
-    while at < end:
-        level, line, size = unpack(part, at)
-        at += 9
-        out.append(Heading(level, part[at : at + size].decode("utf-8"), line))
-        at += size
-    return out
+    """md_outline's part: records "BIt" (level, line, text)."""
+    return [Heading(level, text, line) for level, line, text in decode_records(part)]
 
 
 def _run_native(op: str, data: bytes) -> bytes:

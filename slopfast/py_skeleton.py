@@ -17,25 +17,22 @@ a best-effort skeleton. `strict=True` makes both paths check the source with
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable
 
 from . import native as _native
 from .dispatch import dispatch
 from .errors import PipelineError
 from .fallbacks import py_skeleton as _fallback
-from .wire import Input
+from .wire import CODE_OP_FAILED, Input
 
 __all__ = ["SkeletonError", "summarise_python"]
-
-_CODE_OP_FAILED = 7
 
 
 class SkeletonError(PipelineError, ValueError):
     """The source is not Python that can be skeletoned (syntax or encoding)."""
 
     def __init__(self, message: str):
-        super().__init__(message, code=_CODE_OP_FAILED)
+        super().__init__(message, code=CODE_OP_FAILED, op="py_skeleton")
 
 
 def _source_bytes(source: str | bytes) -> bytes:
@@ -72,9 +69,8 @@ def _native_skeleton(data: bytes, full: list[str], signatures: list[str]) -> byt
     try:
         return _native.run([("py_skeleton", params)], [Input(b"<source>", data)])[0]
     except PipelineError as exc:
-        if exc.code == _CODE_OP_FAILED and not isinstance(exc, SkeletonError):
-            message = re.sub(r" \([a-z_ ]+\)$", "", str(exc).removeprefix("py_skeleton: <source>: "))
-            raise SkeletonError(message) from None
+        if exc.code == CODE_OP_FAILED:
+            raise SkeletonError(exc.detail) from None
         raise
 
 

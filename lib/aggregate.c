@@ -1,9 +1,9 @@
-/* build_markdown.c: many files into one markdown document (docs/build-markdown.md).
+/* aggregate.c: the aggregate op, many files into one markdown document (docs/build-markdown.md).
  *
  * Each input becomes
  *     "### " CODE_SPAN(PATH) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
  * and sections are joined by "\n\n---\n\n". Part 0 is the document; part 1
- * lists the inputs that could not be read (U4 index, S4 errno each). */
+ * lists the inputs that could not be read: records "Ii" (index, errno). */
 #include "op.h"
 #include "summary.h"
 
@@ -93,10 +93,8 @@ static B4 parse_mode_param(Ctx *ctx, U1 *mode) {
     Str8 v;
     *mode = InputMode_Full;
     if (!ctx_param(ctx, "mode", &v)) return 1;
-    if (str8_eq(v, str8_lit("full"))) *mode = InputMode_Full;
-    else if (str8_eq(v, str8_lit("summary"))) *mode = InputMode_Summary;
-    else if (str8_eq(v, str8_lit("skeleton"))) *mode = InputMode_Skeleton;
-    else return ctx_fail(ctx, Code_BadParam, "parameter mode: expected full, summary or skeleton");
+    if (!input_mode_parse(v, mode) || *mode == InputMode_Default)
+        return ctx_fail(ctx, Code_BadParam, "parameter mode: expected full, summary or skeleton");
     return 1;
 }
 
@@ -164,7 +162,7 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body
     return summary_body(ctx, input->path, input->data, mode == InputMode_Skeleton, body);
 }
 
-B4 op_build_markdown(Ctx *ctx) {
+B4 op_aggregate(Ctx *ctx) {
     BuildOpts opts = { 0 };
     if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode)) return 0;
     Request *req = ctx->req;
@@ -184,13 +182,9 @@ B4 op_build_markdown(Ctx *ctx) {
     }
     ctx_part_end(ctx);
 
-    ctx_part_begin(ctx);
+    ctx_records_begin(ctx, "Ii");
     for (U4 i = 0; i < req->input_count; i += 1) {
-        if (!errnos[i]) continue;
-        U1 rec[8];
-        put_u4le(rec, i);
-        put_u4le(rec + 4, (U4)errnos[i]);
-        ctx_write(ctx, rec, 8);
+        if (errnos[i]) ctx_rec_u4(ctx, i), ctx_rec_s4(ctx, errnos[i]);
     }
-    return ctx_part_end(ctx);
+    return ctx_records_end(ctx);
 }
