@@ -11,7 +11,14 @@ comptime {
         @compileError("build.zig is written for Zig 0.15.1 (pip install ziglang==0.15.1)");
 }
 
-const c_flags = [_][]const u8{ "-std=c11", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing" };
+/// The C flags of every build: lib/cflags.txt (setup.py and the tests read it too).
+fn cFlags(b: *std.Build) ![]const []const u8 {
+    const text = try b.build_root.handle.readFileAlloc(b.allocator, "lib/cflags.txt", 4096);
+    var list: std.ArrayList([]const u8) = .empty;
+    var words = std.mem.tokenizeAny(u8, text, " \t\r\n");
+    while (words.next()) |word| try list.append(b.allocator, word);
+    return list.items;
+}
 
 fn librarySources(b: *std.Build) ![]const []const u8 {
     var list: std.ArrayList([]const u8) = .empty;
@@ -31,10 +38,10 @@ fn librarySources(b: *std.Build) ![]const []const u8 {
     return list.items;
 }
 
-fn cModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode, sources: []const []const u8, with_main: bool) *std.Build.Module {
+fn cModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.OptimizeMode, sources: []const []const u8, flags: []const []const u8, with_main: bool) *std.Build.Module {
     const module = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true });
-    module.addCSourceFiles(.{ .root = b.path("lib"), .files = sources, .flags = &c_flags });
-    if (with_main) module.addCSourceFiles(.{ .root = b.path("lib"), .files = &.{"main.c"}, .flags = &c_flags });
+    module.addCSourceFiles(.{ .root = b.path("lib"), .files = sources, .flags = flags });
+    if (with_main) module.addCSourceFiles(.{ .root = b.path("lib"), .files = &.{"main.c"}, .flags = flags });
     return module;
 }
 
@@ -43,19 +50,20 @@ pub fn build(b: *std.Build) !void {
     const target = b.standardTargetOptions(.{ .default_target = .{ .cpu_model = .baseline } });
     const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
     const sources = try librarySources(b);
+    const flags = try cFlags(b);
 
     // Windows has no "lib" prefix convention; the package looks for libchunks.dll.
     const lib_name = if (target.result.os.tag == .windows) "libchunks" else "chunks";
     const lib = b.addLibrary(.{
         .name = lib_name,
         .linkage = .dynamic,
-        .root_module = cModule(b, target, optimize, sources, false),
+        .root_module = cModule(b, target, optimize, sources, flags, false),
     });
     b.installArtifact(lib);
 
     const exe = b.addExecutable(.{
         .name = "slopfast-pipeline",
-        .root_module = cModule(b, target, optimize, sources, true),
+        .root_module = cModule(b, target, optimize, sources, flags, true),
     });
     b.installArtifact(exe);
 }

@@ -17,9 +17,10 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 LIB = ROOT / "lib"
 PACKAGE = ROOT / "slopfast"
-# -mcpu=baseline: a library that runs on any CPU of this architecture (and
-# under valgrind), not just the build machine's.
-CFLAGS = ["-std=c11", "-O2", "-mcpu=baseline", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+# lib/cflags.txt: the flags of every build (build.zig, tests, tools read it
+# too). -mcpu=baseline: a library that runs on any CPU of this architecture
+# (and under valgrind), not just the build machine's.
+CFLAGS = (LIB / "cflags.txt").read_text().split() + ["-O2", "-mcpu=baseline"]
 
 
 def library_name() -> str:

@@ -29,7 +29,7 @@ mkdir -p "$work/corpus" "$work/artifacts"
 
 sources=$(ls lib/*.c | grep -v '^lib/main.c$')
 # shellcheck disable=SC2086
-"$CC" -std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
+"$CC" $(cat lib/cflags.txt) -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -o "$work/fuzz_pipeline" fuzz/fuzz_pipeline.c $sources
 

@@ -16,6 +16,7 @@ from slopfast import native
 
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
+CFLAGS = (LIB / "cflags.txt").read_text().split()
 _dir = Path(tempfile.mkdtemp(prefix="slopfast-test-builds-"))
 
 
@@ -24,7 +25,7 @@ def _cc(args: list[str]) -> None:
         import ziglang  # noqa: F401
     except ImportError:
         pytest.skip("ziglang (a test dependency) is not installed")
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", *args]
+    cmd = [sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-O1", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"build failed: {' '.join(cmd)}\n{proc.stderr}")

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+import native_builds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -463,20 +465,9 @@ def test_memory_caps_give_the_same_answer_or_out_of_memory(lib, in_wire, vector,
 
 
 @pytest.fixture(scope="module")
-def hooks_lib(tmp_path_factory):
+def hooks_lib():
     """libchunks built with SLOPFAST_TEST_HOOKS, so fail_after can fail the n-th block."""
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
-        pytest.skip("ziglang (a test dependency) is not installed")
-    out = tmp_path_factory.mktemp("hooks") / native.library_filename()
-    sources = sorted(str(p) for p in (ROOT / "lib").glob("*.c") if p.name != "main.c")
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-shared",
-           "-DSLOPFAST_TEST_HOOKS", "-o", str(out), *sources]
-    if sys.platform != "win32":
-        cmd[5:5] = ["-fPIC"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return native._Library(out)
+    return native_builds.library("-DSLOPFAST_TEST_HOOKS")
 
 
 @pytest.mark.parametrize("vector, form", CASES, ids=CASE_IDS)

@@ -29,7 +29,8 @@ build() {
     mkdir -p "$out"
     local sources flags
     sources=$(ls lib/*.c | grep -v '^lib/main.c$')
-    flags=(-std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -fno-strict-aliasing
+    # shellcheck disable=SC2207
+    flags=($(cat lib/cflags.txt) -g -O1 -fno-omit-frame-pointer
            -fsanitize=address,undefined -fno-sanitize-recover=all -DSLOPFAST_BUILD_ID=\"sanitize\")
     # shellcheck disable=SC2086
     "$CC" "${flags[@]}" -shared -fPIC -fvisibility=hidden -o "$out/libchunks.so" $sources
