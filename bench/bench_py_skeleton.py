@@ -68,7 +68,7 @@ def contenders(docs: list[bytes], with_batch: bool = True):
 
     summarise = slopfast.summarise_python if hasattr(slopfast, "summarise_python") else None
     if summarise is None:
-        from slopfast.python_skeleton import summarise_python as summarise
+        from slopfast.py_skeleton import summarise_python as summarise
 
     def forced(backend):
         def run():

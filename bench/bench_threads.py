@@ -91,7 +91,7 @@ def main() -> None:
           f"{platform.python_version()}; {native.version()}")
     print(f"{'mode':8} {'path':15} {'1 thread':>10} {f'{n} threads':>10} {'speed-up':>9}")
     for mode in ("full", "summary"):
-        ops = [("build_markdown", {"mode": mode})]
+        ops = [("aggregate", {"mode": mode})]
         parts = [wire.encode_request(ops, c) for c in chunks]
 
         def raw(blob):

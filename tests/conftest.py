@@ -23,8 +23,9 @@ def _no_wisdom_file(monkeypatch):
 
 
 def require_native() -> None:
-    """Skip when this is a fallback-only install (SLOPFAST_NO_NATIVE=1 in the
-    environment); anywhere else a library that cannot load is a failure."""
+    """The one policy for a missing native library: a failure, unless this is
+    a fallback-only install by design (SLOPFAST_NO_NATIVE=1), where the
+    native half of a test is skipped with the reason."""
     if native.available():
         return
     if os.environ.get("SLOPFAST_NO_NATIVE", "") not in ("", "0"):
@@ -42,6 +43,28 @@ def lib():
     """The in-process library (slopfast.native's ctypes handle)."""
     require_native()
     return native._load()
+
+
+@pytest.fixture(params=["native", "fallback"])
+def backend(request, monkeypatch) -> str:
+    """The test runs once per backend, forced with SLOPFAST_BACKEND. Op test
+    modules mark themselves `pytest.mark.each_backend`: every test of theirs
+    that does not compare the backends itself (`backends`, `lib`) gets it."""
+    if request.param == "native":
+        require_native()
+    monkeypatch.setenv("SLOPFAST_BACKEND", request.param)
+    return request.param
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "each_backend: run each test of the module on both backends")
+
+
+def pytest_generate_tests(metafunc):
+    names = set(metafunc.fixturenames)
+    if metafunc.definition.get_closest_marker("each_backend") and not names & {"backend", "backends", "lib"}:
+        metafunc.fixturenames.append("backend")
+        metafunc.parametrize("backend", ["native", "fallback"], indirect=True)
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def test_wisdom_persists_across_processes(tmp_path, needs_native):
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)[0]["why"] == "measured"
     saved = json.loads(wisdom.read_text())
-    assert saved["key"] == dispatch.wisdom_key() and saved["decisions"][0]["op"] == "build_markdown"
+    assert saved["key"] == dispatch.wisdom_key() and saved["decisions"][0]["op"] == "aggregate"
     second = run_python(code, SLOPFAST_WISDOM=str(wisdom))
     assert json.loads(second.stdout)[0]["why"] == "wisdom"
 

@@ -16,7 +16,7 @@ from slopfast import markdown as md_api
 from slopfast import native
 from slopfast.errors import PipelineError
 from slopfast.fallbacks import md_outline as fb
-from slopfast.markdown import Heading, markdown_outline, summarise_markdown
+from slopfast.md_outline import Heading, markdown_outline, summarise_markdown
 from slopfast.wire import Input
 
 from conftest import DATA

@@ -18,7 +18,7 @@ import slopfast
 from slopfast import native
 from slopfast.errors import PipelineError
 from slopfast.fallbacks import py_skeleton as fb
-from slopfast.python_skeleton import SkeletonError, summarise_python
+from slopfast.py_skeleton import SkeletonError, summarise_python
 from slopfast.wire import Input
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
