@@ -36,7 +36,7 @@ def contenders(docs: list[bytes]):
     """name -> callable processing every document once."""
     from markdown_it import MarkdownIt
 
-    from slopfast import markdown as sm
+    from slopfast import md_outline as sm
     from slopfast import native
     from slopfast.fallbacks import md_outline as fb
     from slopfast.wire import Input

@@ -62,7 +62,7 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     names = set(metafunc.fixturenames)
-    if metafunc.definition.get_closest_marker("each_backend") and not names & {"backend", "backends", "lib"}:
+    if metafunc.definition.get_closest_marker("each_backend") and not names & {"backend", "backends", "lib", "needs_native"}:
         metafunc.fixturenames.append("backend")
         metafunc.parametrize("backend", ["native", "fallback"], indirect=True)
 

@@ -16,6 +16,8 @@ from slopfast.fallbacks import summary as fb_summary
 
 from conftest import DATA
 
+pytestmark = pytest.mark.each_backend
+
 CORPUS = sorted((DATA / "rust-book").rglob("*.md"))
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 import slopfast
-from slopfast import markdown as md_api
+from slopfast import md_outline as md_api
 from slopfast import native
 from slopfast.errors import PipelineError
 from slopfast.fallbacks import md_outline as fb
@@ -20,6 +20,8 @@ from slopfast.md_outline import Heading, markdown_outline, summarise_markdown
 from slopfast.wire import Input
 
 from conftest import DATA
+
+pytestmark = pytest.mark.each_backend
 
 SPEC_DIR = DATA / "commonmark"
 SPEC_EXAMPLES = json.loads((SPEC_DIR / "commonmark-spec-0.31.2.json").read_text(encoding="utf-8"))
@@ -290,19 +292,3 @@ def test_missing_file_is_input_error(needs_native, tmp_path):
     assert err.value.code == 4
     assert "nope.md" in str(err.value)
 
-
-def test_single_input_request_matches_wire_encoding(needs_native):
-    """An op without parameters (encoded once, then reused) is laid out as the
-    spec says: name length, name, zero parameters."""
-    import struct
-
-    from slopfast import wire
-
-    for op in ("md_outline", "md_summary", "md_outline"):
-        for data in (b"", b"# a\n", bytes(range(256)) * 40):
-            name = op.encode()
-            expected = (b"SLPF\x02\x00\x00\x00" + struct.pack("<IH", 1, len(name)) + name + struct.pack("<HI", 0, 1)
-                        + struct.pack("<BBI", 0, 0, 6) + b"<text>" + struct.pack("<Q", len(data)) + data)
-            assert wire.encode_request([(op, {})], [Input(b"<text>", data)]) == expected
-    with pytest.raises(PipelineError, match="no_such_op"):
-        md_api._run_native("no_such_op", b"# a\n")
