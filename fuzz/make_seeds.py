@@ -6,9 +6,9 @@ Writes one request file per seed into OUT_DIR: every golden wire vector in
 tests/data/wire as it is, then v2 and v1 requests for every op in
 lib/op_table.h built with slopfast.wire.encode_request / encode_request_text
 from the test corpora: rust-book and CommonMark spec markdown, Python
-source (this project's own and a few hand-made edge cases), and snapshot
-tapes of nested values. File inputs name paths relative to tests/data/wire,
-so run the requests with that directory as the working directory.
+source (this project's own and a few hand-made edge cases). File inputs
+name paths relative to tests/data/wire, so run the requests with that
+directory as the working directory.
 
 `requests()` is importable: tools/memcheck.py and tests use the same list.
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from slopfast import wire  # noqa: E402
 from slopfast.wire import Input  # noqa: E402
 
-OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton", "snapshot_encode"]
+OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton"]
 
 PY_SNIPPETS = [
     b'"""Module doc."""\nimport os\nfrom x import (a,\n    b)\nX: int = 1\n\n\nclass A(B, metaclass=M):\n    """Doc."""\n    y = 2\n\n    @property\n    def f(self, a=(1, 2), *args, **kw) -> "T":\n        return a\n\n\nasync def g():\n    await h()\n',
@@ -48,23 +48,6 @@ MD_SNIPPETS = [
     b"[ref]: /url 'title'\n# After ref\n\nSetext with *emph*\n===\n\x00 nul \xff bad utf8\r\nCR\rline\n",
     b">" * 40 + b" # deep\n" + b"- " * 30 + b"# list\n",
 ]
-
-
-def snapshot_tapes() -> list[bytes]:
-    from slopfast.snapshot import tape
-    values = [
-        None, True, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, "", "text \u00e9\u4e2d\U0001f600", b"\x00bin",
-        [1, [2, [3, []]], (4, 5)],
-        {"a": 1, "b": {"c": [None, False, {"d": "e"}]}, "f": ()},
-        {"undo": [{"id": i, "label": f"step {i}", "data": list(range(i))} for i in range(8)]},
-    ]
-    nested: object = 0
-    for _ in range(60):
-        nested = [nested, {"k": nested if isinstance(nested, int) else 1}]
-    values.append(nested)
-    tapes = [tape(v) for v in values]
-    tapes += [b"SFM2", b"SFM2[\x02\x00\x00\x00N", b"SFM2{u\x01\x00\x00\x00ai\x01\x00\x00\x000", b"SFM1N"]
-    return tapes
 
 
 def markdown_docs() -> list[tuple[bytes, bytes]]:
@@ -105,7 +88,6 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
 
     md = markdown_docs()
     py = python_sources()
-    tapes = snapshot_tapes()
     for i, (name, text) in enumerate(md):
         op = "md_outline" if i % 2 == 0 else "md_summary"
         add(f"{op}-{name.decode()}", [(op, {})], [Input(name, text)])
@@ -113,9 +95,6 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     for name, src in py:
         add(f"py_skeleton-{name.decode()}", [("py_skeleton", {})], [Input(name, src)])
     add("py_skeleton-opts", [("py_skeleton", {"full": "A.f\ng", "signatures": "A"})], [Input(b"m.py", PY_SNIPPETS[0])])
-    for i, t in enumerate(tapes):
-        add(f"snapshot_encode-{i}", [("snapshot_encode", {})], [Input(b"", t)], text_too=False)
-    add("snapshot_encode-many", [("snapshot_encode", {})], [Input(b"t%d" % i, t) for i, t in enumerate(tapes[:8])])
 
     mixed = [Input(n, t, mode) for (n, t), mode in zip(md[:3] + py[:3], [0, 1, 2, 3, 2, 3])] + files[:2]
     for mode in ("full", "summary", "skeleton"):

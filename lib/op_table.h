@@ -5,7 +5,7 @@ OP_(echo,           1)
 OP_(aggregate,      2)
 OP_(md_outline,     3)
 OP_(md_summary,     4)
-OP_(snapshot_encode, 6)
+/* id 6 was snapshot_encode, retired (msgspec is faster; docs/snapshot.md): never reuse it */
 OP_(py_skeleton,    5)
 #ifdef SLOPFAST_TEST_HOOKS
 /* test builds only (lib/test_hooks.c): kills the process, for the crash-survival tests */

@@ -42,7 +42,7 @@ def echo(n_ops: int = 1, n_params: int = 0, inputs=()) -> bytes:
 # ---- count limits, on the shipped library --------------------------------------
 
 def test_the_limits_are_named_in_op_h():
-    for name in ("LIMIT_OPS", "LIMIT_PARAMS", "LIMIT_INPUTS", "LIMIT_NAME_BYTES", "LIMIT_DEPTH",
+    for name in ("LIMIT_OPS", "LIMIT_PARAMS", "LIMIT_INPUTS", "LIMIT_NAME_BYTES",
                  "LIMIT_REQUEST_BYTES", "LIMIT_INPUT_BYTES", "LIMIT_OUTPUT_BYTES"):
         assert re.search(rf"\b{name}\b", OP_H), name
 
@@ -86,19 +86,6 @@ def test_name_bytes(lib):
     text = wire.encode_request_text([("echo", {})], [Input(b"p" * (n + 1), b"x")])
     over = call(lib, text)
     assert over.code == 5 and f"path longer than {n} bytes" in over.message
-
-
-def nested_tape(depth: int) -> bytes:
-    return b"SFM2" + b"[\x01\x00\x00\x00" * depth + b"N"
-
-
-def test_nesting_depth(lib):
-    """snapshot_encode follows LIMIT_DEPTH nested containers, and refuses one more."""
-    n = limit("LIMIT_DEPTH")
-    ok = call(lib, wire.encode_request([("snapshot_encode", {})], [Input(b"", nested_tape(n))]))
-    assert ok.code == 0 and ok.parts == [b"\x91" * n + b"\xc0"]
-    over = call(lib, wire.encode_request([("snapshot_encode", {})], [Input(b"", nested_tape(n + 1))]))
-    assert over.code == 5 and "nesting too deep (limit 10000)" in over.message
 
 
 def test_markdown_and_python_nesting_are_bounded(lib):
@@ -179,12 +166,10 @@ def test_output_bytes(op):
 # ---- allocation failure in every op, with real inputs ----------------------------
 
 def _op_requests() -> dict[str, bytes]:
-    from slopfast.snapshot import tape
     md = (DATA / "rust-book" / "src" / "ch01-01-installation.md").read_bytes()[:3000]
     spec = json.loads((DATA / "commonmark" / "commonmark-spec-0.31.2.json").read_text())
     examples = b"".join(ex["markdown"].encode() for ex in spec[:40])
     py = (ROOT / "slopfast" / "errors.py").read_bytes()
-    state = {"undo": [{"id": i, "label": f"step {i}", "tags": ["a", "b"], "x": 1.5} for i in range(30)]}
     return {
         "echo": wire.encode_request([("echo", {})], [Input(b"a.md", md), Input(b"b.py", py)]),
         "build_markdown": wire.encode_request([("build_markdown", {"mode": "summary", "lang": "py\tpython"})],
@@ -193,11 +178,10 @@ def _op_requests() -> dict[str, bytes]:
         "md_outline": wire.encode_request([("md_outline", {})], [Input(b"a.md", md), Input(b"spec.md", examples)]),
         "md_summary": wire.encode_request_text([("md_summary", {})], [Input(b"a.md", md)]),
         "py_skeleton": wire.encode_request([("py_skeleton", {"full": "PipelineError"})], [Input(b"b.py", py)]),
-        "snapshot_encode": wire.encode_request([("snapshot_encode", {})], [Input(b"", tape(state))] * 2),
     }
 
 
-OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton", "snapshot_encode"]
+OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton"]
 
 
 def test_every_op_is_covered():

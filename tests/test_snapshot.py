@@ -1,14 +1,14 @@
-"""Snapshot serialization: byte identity with msgspec on both paths, typed
-round trips over generated dataclass shapes, hostile inputs, error paths,
-and SnapshotHistory."""
+"""Snapshot serialization: msgspec's own bytes (msgpack and JSON) whatever
+SLOPFAST_BACKEND says, typed round trips over generated dataclass shapes,
+hostile inputs, error paths, and SnapshotHistory (its eviction rules, and a
+push that stays O(1) amortized)."""
 import array
 import dataclasses
 import datetime
 import decimal
 import enum
 import itertools
-import marshal
-import os
+import random
 import tracemalloc
 import uuid
 from dataclasses import dataclass, field
@@ -19,12 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slopfast import native, wire
-from slopfast.errors import BackendUnavailable, PipelineError
-from slopfast.snapshot import (
-    SnapshotError, SnapshotHistory, native_encode, snapshot_deserialize, snapshot_serialize,
-    snapshot_serialize_many, tape,
-)
+from slopfast import snapshot as snap_mod
+from slopfast.fallbacks import snapshot as impl
+from slopfast.snapshot import SnapshotError, SnapshotHistory, snapshot_deserialize, snapshot_serialize
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -81,57 +78,61 @@ def reference(n: int = 1) -> UiState:
     )
 
 
-@pytest.fixture
-def native_ok():
-    # A default install builds the native library: its absence is a failure,
-    # not a skip, unless this is a fallback-only install (SLOPFAST_NO_NATIVE=1).
-    if not native.available():
-        if os.environ.get("SLOPFAST_NO_NATIVE") == "1":
-            pytest.skip(f"native library unavailable: {native.load_error()}")
-        pytest.fail(f"native library unavailable (set SLOPFAST_NO_NATIVE=1 to skip): {native.load_error()}")
-
-
-def test_reference_byte_identical_both_paths(native_ok, monkeypatch):
+def test_reference_is_msgspecs_bytes():
     obj = reference()
     want = msgspec.msgpack.encode(obj)
-    assert native_encode(obj) == want
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        assert snapshot_serialize(obj) == want
-        assert snapshot_serialize(obj) == want  # second call: decided path
+    assert snapshot_serialize(obj) == want
+    assert snapshot_serialize(obj) == want  # second call: the type is known
     assert snapshot_deserialize(want, UiState) == obj
+    assert snapshot_deserialize(bytearray(want), UiState) == obj
+    assert snapshot_deserialize(memoryview(want), UiState) == obj
 
 
-def test_fallback_without_native(monkeypatch):
-    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
-    obj = reference()
-    data = snapshot_serialize(obj)
-    assert data == msgspec.msgpack.encode(obj)
-    monkeypatch.delenv("SLOPFAST_BACKEND")
-    assert snapshot_deserialize(data, UiState) == obj
+@pytest.mark.parametrize("backend", ["native", "fallback", "auto", ""])
+def test_backend_setting_does_not_apply(monkeypatch, backend):
+    """Snapshots have one implementation by design: SLOPFAST_BACKEND=native
+    (even with no loadable library) and =fallback both give msgspec's bytes,
+    for msgpack and JSON, and decode; nothing raises BackendUnavailable."""
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    monkeypatch.setenv("SLOPFAST_LIB", "/nonexistent/libchunks.so")
+
+    @dataclass
+    class Fresh:  # a type seen first under this setting
+        name: str
+        mode: Mode
+
+    for obj in (reference(), Fresh("x", Mode.CHAT), [1, "two", {"three": 3.0}]):
+        data = snapshot_serialize(obj)
+        assert data == msgspec.msgpack.encode(obj)
+        assert snapshot_serialize(obj, format="json") == msgspec.json.encode(obj)
+        assert snapshot_deserialize(data, type(obj)) == obj
+    assert snapshot_deserialize(snapshot_serialize(reference(), format="json"), UiState, format="json") == reference()
+    bad = reference()
+    bad.discussion[3]["role"] = Opaque()
+    with pytest.raises(SnapshotError, match=r"^\$\.discussion\[3\]\.role: unsupported type"):
+        snapshot_serialize(bad)
 
 
-def test_many_matches_single(native_ok, monkeypatch):
-    objs = [reference(i) for i in range(20)]
-    want = [msgspec.msgpack.encode(o) for o in objs]
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        assert snapshot_serialize_many(objs) == want
-    assert snapshot_serialize_many([]) == []
+def test_no_native_path_is_left():
+    """No tape, no batch entry point, no dispatch in the snapshot modules."""
+    for name in ("tape", "native_encode", "snapshot_serialize_many", "_fast", "_type_key"):
+        assert not hasattr(snap_mod, name), name
+    assert "dispatch" not in vars(snap_mod) and "native" not in vars(snap_mod)
 
 
-def test_json_format(native_ok, monkeypatch):
+def test_json_format():
     obj = reference()
     data = snapshot_serialize(obj, format="json")
     assert data == msgspec.json.encode(obj)
     assert snapshot_deserialize(data, UiState, format="json") == obj
-    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
-    with pytest.raises(BackendUnavailable, match="no JSON encoder"):
-        snapshot_serialize(obj, format="json")
-    with pytest.raises(BackendUnavailable, match="no snapshot decoder"):
-        snapshot_deserialize(data, UiState, format="json")
-    with pytest.raises(SnapshotError, match="unknown format"):
+    with pytest.raises(SnapshotError, match=r"^\$: unknown format 'yaml'"):
         snapshot_serialize(obj, format="yaml")
+    with pytest.raises(SnapshotError, match=r"^\$: unknown format 'yaml'"):
+        snapshot_deserialize(data, UiState, format="yaml")
+    bad = reference()
+    bad.discussion[5]["meta"]["n"] = Opaque()
+    with pytest.raises(SnapshotError, match=r"^\$\.discussion\[5\]\.meta\.n: unsupported type .*Opaque"):
+        snapshot_serialize(bad, format="json")
 
 
 # ---- generated shapes -------------------------------------------------------
@@ -207,7 +208,7 @@ def instances(draw):
 
 @SETTINGS
 @given(instances())
-def test_generated_fallback_round_trip(case):
+def test_generated_round_trip(case):
     cls, obj = case
     data = snapshot_serialize(obj)
     assert data == msgspec.msgpack.encode(obj)
@@ -219,15 +220,22 @@ def test_generated_fallback_round_trip(case):
 
 @SETTINGS
 @given(instances())
-def test_generated_native_identical(native_ok, case):
+def test_generated_json_identical(case):
     cls, obj = case
-    assert native_encode(obj) == msgspec.msgpack.encode(obj)
+    try:
+        want = msgspec.json.encode(obj)
+    except TypeError:  # bytes keys and the like: msgspec.json refuses, so must we
+        with pytest.raises(SnapshotError):
+            snapshot_serialize(obj, format="json")
+        return
+    assert snapshot_serialize(obj, format="json") == want
 
 
 @SETTINGS
 @given(JSONISH)
-def test_dynamic_values_native_identical(native_ok, value):
-    assert native_encode(value) == msgspec.msgpack.encode(value)
+def test_dynamic_values_identical(value):
+    assert snapshot_serialize(value) == msgspec.msgpack.encode(value)
+    assert snapshot_serialize(value, format="json") == msgspec.json.encode(value)
 
 
 @pytest.mark.parametrize("value", [
@@ -238,11 +246,11 @@ def test_dynamic_values_native_identical(native_ok, value):
     {str(i): i for i in range(70000)}, float("inf"), -0.0, float("nan"), 1e300, (), [], {}, ((), [[]], {"": {}}),
     bytearray(b"ab"), memoryview(b"cd"), Mode.CHAT, Level.HIGH,
 ])
-def test_edge_values_native_identical(native_ok, value):
-    assert native_encode(value) == msgspec.msgpack.encode(value)
+def test_edge_values_identical(value):
+    assert snapshot_serialize(value) == msgspec.msgpack.encode(value)
 
 
-def test_dataclass_field_rules_native_identical(native_ok):
+def test_dataclass_field_rules_identical():
     @dataclass
     class Partial:
         a: int
@@ -257,16 +265,16 @@ def test_dataclass_field_rules_native_identical(native_ok):
 
     obj = Slotted(Partial(1), [Partial(2, c=3)])
     obj.y[0].b = 9
-    assert native_encode(obj) == msgspec.msgpack.encode(obj)
+    assert snapshot_serialize(obj) == msgspec.msgpack.encode(obj)
 
     @dataclass
     class Loose:
         anything: Any
         text: str
 
-    # runtime values outside their hints take the slow conversion; still identical
+    # runtime values outside their hints: msgspec's answer, whatever it is
     weird = Loose(anything=[Message("u", "c"), Mode.EDIT, (1, 2), {"k": Level.LOW}], text=Mode.CHAT)  # type: ignore[arg-type]
-    assert native_encode(weird) == msgspec.msgpack.encode(weird)
+    assert snapshot_serialize(weird) == msgspec.msgpack.encode(weird)
 
 
 @dataclass
@@ -280,13 +288,30 @@ def test_recursive_type():
     data = snapshot_serialize(tree)
     assert data == msgspec.msgpack.encode(tree)
     assert snapshot_deserialize(data, Node) == tree
-    if native.available():
-        assert native_encode(tree) == data
+
+
+def test_type_hints_checked_once_per_type(monkeypatch):
+    """The hint check runs on a type's first serialization only; later calls
+    go straight to msgspec's encoder."""
+    @dataclass
+    class Fresh:
+        name: str
+        mode: Mode
+        inner: Message
+
+    calls = []
+    real = impl._check_dataclass
+    monkeypatch.setattr(impl, "_check_dataclass", lambda tp, *a: calls.append(tp) or real(tp, *a))
+    for i in range(50):
+        obj = Fresh(f"n{i}", Mode.EDIT, Message("u", "c", i))
+        assert snapshot_serialize(obj) == msgspec.msgpack.encode(obj)
+    assert calls.count(Fresh) == 1 and calls.count(Message) <= 1
+    assert Fresh in impl.CHECKED_ROOTS
 
 
 # ---- errors: unsupported types and values -----------------------------------
 
-def test_unsupported_annotation_names_field(monkeypatch):
+def test_unsupported_annotation_names_field():
     @dataclass
     class Inner:
         ok: str
@@ -296,10 +321,10 @@ def test_unsupported_annotation_names_field(monkeypatch):
     class Outer:
         inner: Inner
 
-    for backend in ("fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    for _ in range(2):  # refused every time, not just on first use
         with pytest.raises(SnapshotError, match=r"^\$\.inner\.tags: unsupported type"):
             snapshot_serialize(Outer(Inner("x", {"a"})))
+    assert Outer not in impl.CHECKED_ROOTS
     with pytest.raises(SnapshotError, match=r"^\$\.inner\.tags"):
         snapshot_deserialize(b"\x80", Outer)
 
@@ -315,13 +340,13 @@ class Opaque:
     pass
 
 
-def test_unsupported_value_names_path_both_paths(native_ok, monkeypatch):
+def test_unsupported_value_names_path():
     obj = reference()
     obj.discussion[3]["role"] = Opaque()
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    for _ in range(2):  # first use of the type, then the hot path
         with pytest.raises(SnapshotError, match=r"^\$\.discussion\[3\]\.role: unsupported type .*Opaque"):
             snapshot_serialize(obj)
+    assert type(obj) in impl.CHECKED_ROOTS
 
 
 @pytest.mark.parametrize("bad, where", [
@@ -329,13 +354,11 @@ def test_unsupported_value_names_path_both_paths(native_ok, monkeypatch):
     (-(1 << 63) - 1, "integer .* does not fit in 64 bits"),
     ("a\ud800b", "string is not valid UTF-8"),
 ])
-def test_bad_values_both_paths(native_ok, monkeypatch, bad, where):
+def test_bad_values(bad, where):
     obj = reference()
     obj.discussion[2]["meta"]["n"] = bad
-    for backend in ("native", "fallback"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        with pytest.raises(SnapshotError, match=r"^\$\.discussion\[2\]\.meta\.n: " + where):
-            snapshot_serialize(obj)
+    with pytest.raises(SnapshotError, match=r"^\$\.discussion\[2\]\.meta\.n: " + where):
+        snapshot_serialize(obj)
 
 
 class IntSub(int):
@@ -346,15 +369,13 @@ class IntSub(int):
     (1j, "complex"), (Ellipsis, "ellipsis"), (type("S", (str,), {})("sub"), "S"), (IntSub(3), "IntSub"),
     (Opaque(), "Opaque"), ([1, Opaque()], "Opaque"), ({"k": {1: Opaque()}}, "Opaque"),
 ])
-def test_refused_on_both_paths(native_ok, monkeypatch, bad, kind):
+def test_refused(bad, kind):
     obj = reference()
     obj.discussion[0]["meta"] = bad
+    with pytest.raises(TypeError):
+        msgspec.msgpack.encode(obj)  # msgspec refuses it too: we only add the path
     with pytest.raises(SnapshotError, match=r"^\$\.discussion\[0\]\.meta.*: unsupported type .*" + kind):
-        native_encode(obj)
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        with pytest.raises(SnapshotError, match=r"^\$\.discussion\[0\]\.meta.*: unsupported type .*" + kind):
-            snapshot_serialize(obj)
+        snapshot_serialize(obj)
 
 
 EXTRA_VALUES = [
@@ -366,50 +387,38 @@ EXTRA_VALUES = [
 
 
 @pytest.mark.parametrize("extra", EXTRA_VALUES, ids=repr)
-def test_msgspec_extra_values_identical_both_paths(native_ok, monkeypatch, extra):
+def test_msgspec_extra_values_identical(extra):
     """Values msgspec encodes natively beyond the documented set (in Any
-    slots): the native path gives msgspec's bytes too, never a different
-    answer from the fallback."""
+    slots) are encoded as msgspec encodes them."""
     obj = reference()
     obj.discussion[0]["meta"] = extra
-    want = msgspec.msgpack.encode(obj)
-    assert native_encode(obj) == want
-    assert native_encode(extra) == msgspec.msgpack.encode(extra)
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        assert snapshot_serialize(obj) == want
-        assert snapshot_serialize_many([reference(), obj, extra]) == [
-            msgspec.msgpack.encode(reference()), want, msgspec.msgpack.encode(extra)]
+    assert snapshot_serialize(obj) == msgspec.msgpack.encode(obj)
+    assert snapshot_serialize(extra) == msgspec.msgpack.encode(extra)
 
 
-def test_value_outside_its_hint_identical_both_paths(native_ok):
-    # a set where the hint says list[str]: the fast converter passes the field
-    # through untouched, so the C side meets marshal's set code and refuses it
+def test_value_outside_its_hint_identical():
+    # a set where the hint says list[str]: values are msgspec's business
     obj = reference()
     obj.files = {"only.py"}  # type: ignore[assignment]
-    assert native_encode(obj) == msgspec.msgpack.encode(obj)
+    assert snapshot_serialize(obj) == msgspec.msgpack.encode(obj)
 
 
 @pytest.mark.parametrize("field, value", [
     ("prompt", array.array("b", b"ab")), ("prompt", msgspec.Raw(b"\xc0")), ("prompt", bytearray(b"ab")),
     ("files", [array.array("b", b"ab")]), ("files", ["a", msgspec.Raw(b"\x01")]), ("files", (memoryview(b"m"),)),
 ], ids=repr)
-def test_buffer_objects_outside_their_hint_same_answer_both_paths(native_ok, monkeypatch, field, value):
-    """A buffer object where the hint says str or list[str]: marshal would write
-    it as bytes; every path gives msgspec's answer (its bytes, or its refusal)."""
+def test_buffer_objects_outside_their_hint_same_answer(field, value):
+    """A buffer object where the hint says str or list[str]: msgspec's answer
+    (its bytes, or its refusal with the path)."""
     obj = reference()
     setattr(obj, field, value)
     try:
         want = msgspec.msgpack.encode(obj)
     except TypeError:
-        want = None
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        if want is None:
-            with pytest.raises(SnapshotError, match=r"^\$\." + field):
-                snapshot_serialize(obj)
-        else:
-            assert snapshot_serialize(obj) == want
+        with pytest.raises(SnapshotError, match=r"^\$\." + field):
+            snapshot_serialize(obj)
+    else:
+        assert snapshot_serialize(obj) == want
 
 
 # ---- unions -------------------------------------------------------------------
@@ -427,18 +436,14 @@ class WithUnions:
     WithUnions(1, None, None, None), WithUnions("x", "y", Message("u", "c"), True, [Message("a", "b", 2)]),
     WithUnions(-5, ["p", "q"], 7, 2.5, 3), WithUnions("", [], 0, False, []),
 ])
-def test_unions_round_trip_both_paths(native_ok, monkeypatch, obj):
+def test_unions_round_trip(obj):
     want = msgspec.msgpack.encode(obj)
-    assert native_encode(obj) == want
-    for backend in ("native", "fallback"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        assert snapshot_serialize(obj) == want
-    monkeypatch.delenv("SLOPFAST_BACKEND")
+    assert snapshot_serialize(obj) == want
     assert snapshot_deserialize(want, WithUnions) == obj
     assert snapshot_deserialize(snapshot_serialize(obj, format="json"), WithUnions, format="json") == obj
 
 
-def test_undecodable_union_refused_with_path(native_ok, monkeypatch):
+def test_undecodable_union_refused_with_path():
     @dataclass
     class Other:
         z: int
@@ -453,47 +458,18 @@ def test_undecodable_union_refused_with_path(native_ok, monkeypatch):
         inner: list[Ambiguous]
 
     obj = Holder([Ambiguous(1, Message("u", "c"))])
-    for backend in ("native", "fallback", "auto"):
-        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
-        with pytest.raises(SnapshotError, match=r"^\$\.inner\[\]\.pick: unsupported union Message \| .*Other"):
-            snapshot_serialize(obj)
-    monkeypatch.delenv("SLOPFAST_BACKEND")
+    with pytest.raises(SnapshotError, match=r"^\$\.inner\[\]\.pick: unsupported union Message \| .*Other"):
+        snapshot_serialize(obj)
     with pytest.raises(SnapshotError, match=r"^\$\.inner\[\]\.pick: unsupported union"):
         snapshot_deserialize(b"\x81\xa5inner\x90", Holder)
 
 
-# ---- the per-type plan is compiled once -------------------------------------
-
-def test_plan_compiled_once_per_type(native_ok, monkeypatch):
-    from slopfast import _snapshot_plan, snapshot as snap_mod
-
-    @dataclass
-    class Fresh:
-        name: str
-        mode: Mode
-        inner: Message
-
-    calls = []
-    real = _snapshot_plan.ClassPlan
-
-    def counting(cls):
-        calls.append(cls)
-        return real(cls)
-
-    monkeypatch.setattr(_snapshot_plan, "ClassPlan", counting)
-    for i in range(50):
-        obj = Fresh(f"n{i}", Mode.EDIT, Message("u", "c", i))
-        assert native_encode(obj) == msgspec.msgpack.encode(obj)
-    assert calls.count(Fresh) == 1 and calls.count(Message) <= 1
-    assert Fresh in snap_mod._converters
-
-
-def test_too_deep(native_ok):
+def test_too_deep():
     deep: Any = []
     for _ in range(3000):
         deep = [deep]
     with pytest.raises(SnapshotError, match="nest"):
-        native_encode(deep)
+        snapshot_serialize(deep)
 
 
 # ---- errors: decoding corrupt, truncated, forged ----------------------------
@@ -582,55 +558,6 @@ def test_decode_rejects_non_bytes():
         snapshot_deserialize("not bytes", UiState)  # type: ignore[arg-type]
 
 
-# ---- the native op on hostile tapes -----------------------------------------
-
-def run_tape(blob: bytes) -> list[bytes]:
-    return native.run([("snapshot_encode", {})], [wire.Input(b"", blob)])
-
-
-def u4(n: int) -> bytes:
-    return (n & 0xffffffff).to_bytes(4, "little")
-
-
-@pytest.mark.parametrize("blob, message", [
-    (b"", "bad magic"), (b"SFM", "bad magic"), (b"XXXXN", "bad magic"), (b"SFM2", "truncated"),
-    (b"SFM2NN", "trailing"), (b"SFM2u" + u4(0x7fffffff) + b"ab", "length exceeds"),
-    (b"SFM2u" + u4(-1), "length exceeds"), (b"SFM2s" + u4(5) + b"ab", "length exceeds"),
-    (b"SFM2[" + u4(0x7fffffff) + b"N", "count exceeds"), (b"SFM2(" + u4(-5), "count exceeds"),
-    (b"SFM2[" + u4(2) + b"N", "count exceeds"), (b"SFM2[" + u4(1) + b"NN", "trailing"), (b"SFM2[" + u4(2) + b"Ni", "truncated"),
-    (b"SFM2{uaaaaN", "length exceeds"), (b"SFM2{u" + u4(1) + b"kN", "truncated"), (b"SFM2{" + b"i" + u4(1) + b"N0", "key is not a str"),
-    (b"SFM2l" + u4(6) + b"\x00" * 12, "64-bit"), (b"SFM2l" + u4(5) + b"\xff\x7f" * 4 + b"\x10\x00", "64-bit"),
-    (b"SFM2l" + u4(-5) + b"\x01\x00" + b"\x00\x00" * 3 + b"\x08\x00", "64-bit"), (b"SFM2l" + u4(1) + b"\xff\xff", "digit"),
-    (b"SFM2l" + u4(0x80000000), "64-bit"), (b"SFM2g\x00\x00", "truncated"), (b"SFM2u" + u4(2) + b"\xed\xa0", "UTF-8"),
-    (b"SFM2u" + u4(2) + b"\xc0\x80", "UTF-8"), (b"SFM2u" + u4(1) + b"\xff", "UTF-8"), (b"SFM2<" + u4(0), "unsupported"),
-    (b"SFM2\xe9" + u4(1), "unsupported"), (b"SFM2r" + u4(0), "unsupported"), (b"SFM2" + b"[" + u4(1), "count exceeds"),
-    (b"SFM2" + (b"[" + u4(1)) * 20000 + b"N", "nesting too deep"), (b"SFM2" + (b"{u" + u4(1) + b"k") * 20000, "nesting too deep"),
-], ids=lambda v: v[:24].hex() if isinstance(v, bytes) else str(v))
-def test_hostile_tapes(native_ok, blob, message):
-    with pytest.raises(PipelineError, match=message):
-        run_tape(blob)
-
-
-def test_tape_long_boundaries(native_ok):
-    for v in (-(1 << 63), (1 << 64) - 1, 1 << 31, -(1 << 31) - 1, 1 << 40):
-        assert run_tape(b"SFM2" + marshal.dumps(v, 2)) == [msgspec.msgpack.encode(v)]
-
-
-@SETTINGS
-@given(st.data())
-def test_mutated_tapes_never_crash(native_ok, data):
-    blob = bytearray(tape(reference()))
-    for _ in range(data.draw(st.integers(1, 6))):
-        i = data.draw(st.integers(4, len(blob) - 1))
-        blob[i] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(4, len(blob)))
-    try:
-        out = run_tape(bytes(blob[:cut]))
-    except PipelineError:
-        return
-    msgspec.msgpack.decode(out[0])  # whatever came out is well-formed MessagePack
-
-
 # ---- SnapshotHistory --------------------------------------------------------
 
 def test_history_undo_redo_branch():
@@ -652,7 +579,7 @@ def test_history_undo_redo_branch():
     with pytest.raises(IndexError):
         h.undo()
     h.clear()
-    assert len(h) == 0 and h.nbytes == 0
+    assert len(h) == 0 and h.nbytes == 0 and h.current_bytes() is None
     with pytest.raises(IndexError):
         h.redo()
 
@@ -672,13 +599,120 @@ def test_history_capacity_and_bytes():
     assert h.current().turn == 19
 
 
+def kept(h: SnapshotHistory) -> list[bytes]:
+    """The entries a history holds, oldest first."""
+    return h._entries[h._first:]
+
+
+def test_history_eviction_rules():
+    # capacity: the oldest go first, the count never exceeds capacity
+    h = SnapshotHistory(capacity=2, max_bytes=100)
+    for b in (b"a", b"bb", b"ccc"):
+        h.push_bytes(b)
+    assert kept(h) == [b"bb", b"ccc"] and h.nbytes == 5
+    # bytes: exactly max_bytes is kept, one more evicts the oldest
+    h = SnapshotHistory(capacity=10, max_bytes=10)
+    h.push_bytes(b"x" * 4)
+    h.push_bytes(b"y" * 6)
+    assert len(h) == 2 and h.nbytes == 10
+    h.push_bytes(b"z")
+    assert kept(h) == [b"y" * 6, b"z"] and h.nbytes == 7
+    # the entry just pushed is never evicted: it may push out all the others
+    h.push_bytes(b"w" * 10)
+    assert kept(h) == [b"w" * 10] and h.nbytes == 10 and not h.can_undo
+    # the redo branch is dropped before eviction is judged, and its bytes with it
+    h = SnapshotHistory(capacity=3, max_bytes=12, type=str)
+    for s in ("1", "22", "333"):                 # 2 + 3 + 4 bytes of msgpack
+        h.push(s)
+    assert h.undo() == "22" and h.undo() == "1"
+    h.push("4" * 9)                              # 2 + 10 = 12 once "22" and "333" are gone
+    assert kept(h) == [b"\xa11", b"\xa9" + b"4" * 9] and h.nbytes == 12
+    assert h.undo() == "1" and not h.can_undo and h.redo() == "4" * 9 and not h.can_redo
+    # bytearray / memoryview are stored as bytes, counted in bytes
+    h = SnapshotHistory()
+    assert h.push_bytes(memoryview(array.array("i", [1, 2]))) == 8
+    assert h.nbytes == 8 and type(h.current_bytes()) is bytes
+
+
 def test_history_oversized_snapshot_is_refused():
     h = SnapshotHistory(max_bytes=100)
     small = Message("u", "x")
     h.push(small)
+    h.push(Message("u", "y"))
+    h.undo()
     with pytest.raises(SnapshotError, match="exceeds the history's max_bytes"):
         h.push(reference())
-    assert len(h) == 1 and h.current() == small
+    # unchanged: the redo branch is still there
+    assert len(h) == 2 and h.current() == small and h.can_redo
+    assert h.redo() == Message("u", "y")
+
+
+def _model_push(model: dict, data: bytes, capacity: int, max_bytes: int) -> None:
+    """The eviction rules written the obvious (quadratic) way."""
+    if len(data) > max_bytes:
+        return
+    entries = model["entries"][: model["pos"] + 1] + [data]
+    while len(entries) > capacity or (sum(map(len, entries)) > max_bytes and len(entries) > 1):
+        entries.pop(0)
+    model["entries"], model["pos"] = entries, len(entries) - 1
+
+
+def test_history_running_total_matches_a_model():
+    """Many pushes, undos, redos, branch drops and evictions of both kinds:
+    nbytes is always the sum of the entries kept, and they are the model's."""
+    rng = random.Random(7)
+    for capacity, max_bytes in ((1, 50), (3, 1000), (50, 400), (1000, 10 ** 9)):
+        h = SnapshotHistory(capacity=capacity, max_bytes=max_bytes, type=bytes)
+        model: dict = {"entries": [], "pos": -1}
+        for step in range(3000):
+            r = rng.random()
+            if r < 0.6:
+                data = msgspec.msgpack.encode(bytes([step % 256]) * rng.choice((0, 1, 7, 40, 90, 200, 600)))
+                try:
+                    h.push_bytes(data)
+                except SnapshotError:
+                    assert len(data) > max_bytes
+                _model_push(model, data, capacity, max_bytes)
+            elif r < 0.8 and h.can_undo:
+                model["pos"] -= 1
+                assert h.undo() == msgspec.msgpack.decode(model["entries"][model["pos"]])
+            elif r < 0.95 and h.can_redo:
+                model["pos"] += 1
+                assert h.redo() == msgspec.msgpack.decode(model["entries"][model["pos"]])
+            elif r > 0.999:
+                h.clear()
+                model = {"entries": [], "pos": -1}
+            assert kept(h) == model["entries"] and len(h) == len(model["entries"])
+            assert h.nbytes == sum(map(len, model["entries"]))
+            assert h.current_bytes() == (model["entries"][model["pos"]] if model["entries"] else None)
+            assert h.can_undo == (model["pos"] > 0) and h.can_redo == (model["pos"] + 1 < len(model["entries"]))
+        assert h._first <= max(16, len(h._entries) // 2)   # the evicted slots are cut off
+
+
+def test_history_push_is_amortized_constant(monkeypatch):
+    """Not a timing test: the work per push (here: every len() the history
+    module calls) does not grow with the number of entries kept. The old push
+    summed every entry on each push: n pushes cost n**2 / 2 len() calls."""
+    calls = 0
+    real_len = len
+
+    def counting_len(x):
+        nonlocal calls
+        calls += 1
+        return real_len(x)
+
+    monkeypatch.setattr(snap_mod, "len", counting_len, raising=False)
+    per_push = []
+    for n in (1000, 4000):
+        for capacity in (10 ** 6, 100):     # growing without bound, and evicting on every push
+            h = SnapshotHistory(capacity=capacity, max_bytes=1 << 40)
+            calls = 0
+            for i in range(n):
+                h.push_bytes(b"%d" % i)
+            per_push.append(calls / n)
+            assert h.nbytes == sum(real_len(e) for e in h._entries[h._first:])
+    assert max(per_push) < 8, per_push
+    assert per_push[2] <= per_push[0] * 1.1 + 0.1 and per_push[3] <= per_push[1] * 1.1 + 0.1, per_push
 
 
 def test_history_typed_and_invalid_arguments():
@@ -686,43 +720,14 @@ def test_history_typed_and_invalid_arguments():
     h.push(reference(1))
     h.push(reference(2))
     assert h.undo() == reference(1)
+    assert h.current_bytes() == msgspec.json.encode(reference(1))
     with pytest.raises(ValueError):
         SnapshotHistory(capacity=0)
+    with pytest.raises(ValueError):
+        SnapshotHistory(max_bytes=0)
     with pytest.raises(SnapshotError):
         SnapshotHistory(format="xml")
     raw = SnapshotHistory()
     raw.push_bytes(b"\x01")
     with pytest.raises(SnapshotError, match="no type"):
         raw.current()
-
-
-# ---- the auto hot path --------------------------------------------------------
-
-def test_auto_fast_path_follows_env_and_reset(native_ok, monkeypatch):
-    from slopfast import dispatch
-    from slopfast import snapshot as snap_mod
-
-    obj = reference()
-    want = msgspec.msgpack.encode(obj)
-    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
-    assert snapshot_serialize(obj) == want           # auto decides (and remembers) for UiState
-    assert type(obj) in snap_mod._fast
-    assert snapshot_serialize(obj) == want           # the hot path
-    calls = []
-    real = snap_mod.native_encode
-    monkeypatch.setattr(snap_mod, "native_encode", lambda o: calls.append(o) or real(o))
-    monkeypatch.setenv("SLOPFAST_BACKEND", "native")  # forcing still wins after a decision
-    assert snapshot_serialize(obj) == want and calls == [obj]
-    with pytest.raises(BackendUnavailable):
-        snapshot_serialize(obj, format="json")
-    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
-    assert snapshot_serialize(obj) == want and calls == [obj]
-    monkeypatch.delenv("SLOPFAST_BACKEND")
-    dispatch.reset()                                  # forgets the decision, and the hot path
-    assert type(obj) not in snap_mod._fast
-    assert snapshot_serialize(obj, format="json") == msgspec.json.encode(obj)
-    bad = reference()
-    bad.discussion[1]["role"] = Opaque()
-    snapshot_serialize(obj)
-    with pytest.raises(SnapshotError, match=r"^\$\.discussion\[1\]\.role: unsupported type"):
-        snapshot_serialize(bad)                       # errors keep their path on the hot path

@@ -109,10 +109,6 @@ LANG = "txt\ttext\nmd\tmarkdown\npy\tpython"
 E1 = b"slopfast-request 1\n"
 MD_INLINE = Input(b"inline.md", b"Title\r\n=====\r\n\n### Deep `x`\n")
 PY_INLINE = Input(b"m.py", b'"""Doc."""\nimport os\n\ndef f(x):\n    return x\n\ndef g():\n    return 2\n')
-# "SFM2" + marshal v2 of {"a": [1, 2.5, None, "x"], "b": True}, written out so the
-# vector does not depend on the marshal of the Python that generates it
-SFM2_TAPE = (b"SFM2{u\x01\x00\x00\x00a[\x04\x00\x00\x00i\x01\x00\x00\x00g\x00\x00\x00\x00\x00\x00\x04@N"
-             b"u\x01\x00\x00\x00xu\x01\x00\x00\x00bT0")
 
 
 VECTORS: list[Vector] = [
@@ -247,9 +243,6 @@ VECTORS: list[Vector] = [
     Vector("md_outline_missing_file", 4, [("md_outline", {})], [NOTES, MISSING]),
     Vector("py_skeleton", 0, [("py_skeleton", {"full": "g"})], [PY_INLINE]),
     Vector("py_skeleton_rejected", 7, [("py_skeleton", {})], [Input(b"bad.py", b"def f(:\n")]),
-    Vector("snapshot_encode", 0, [("snapshot_encode", {})], [Input(b"tape0", SFM2_TAPE), Input(b"tape1", b"SFM2N")],
-           response_format=RESPONSE_BINARY),
-    Vector("snapshot_bad_tape", 3, [("snapshot_encode", {})], [Input(b"tape", b"SFM3N")]),
 ]
 
 BY_NAME = {v.name: v for v in VECTORS}
