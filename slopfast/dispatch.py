@@ -7,6 +7,9 @@ and stores the decision -- the "wisdom" -- in the user's cache directory,
 keyed by library build id, Python version and machine, so later processes
 pay nothing. SLOPFAST_WISDOM=off disables the file; SLOPFAST_WISDOM=PATH
 puts it elsewhere. A corrupt or unwritable wisdom file is ignored.
+
+observe() records which paths run (for `slopfast aggregate -v` and
+`slopfast bench`), without changing what the dispatcher decides.
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from . import _env
 from . import native as _native
@@ -37,6 +41,7 @@ _decisions: dict[tuple[str, int], bool] = {}   # (op, size class) -> use native
 _report: dict[tuple[str, int], dict] = {}
 _wisdom_loaded = False
 _lock = threading.Lock()
+_observers: list[list[tuple[str, int, str]]] = []   # the logs of the active observe() blocks
 
 
 def size_class(size: int) -> int:
@@ -60,6 +65,8 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
     """Run `native` or `fallback` for a call of `op` on `size` bytes of input.
 
     `native=None` says the native path cannot serve this call."""
+    if _observers:
+        native, fallback = _observed(op, size, native, fallback)
     setting = _backend_env()
     if setting is None or setting == "auto":
         choice = _decisions.get((op, size.bit_length() // _CLASS_SHIFT))
@@ -78,6 +85,40 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
             raise BackendUnavailable(f"SLOPFAST_BACKEND=native, but {_native.load_error()}")
         return native()
     return _decide(op, size, native, fallback) if native is not None else fallback()
+
+
+@contextmanager
+def observe() -> Iterator[list[tuple[str, int, str]]]:
+    """Record every path the dispatcher runs while the block is active.
+
+    Yields a list that receives (op, size, backend) -- backend "native" or
+    "fallback" -- each time dispatch() runs a path; a calibrating call runs
+    both, several times, and each run is recorded. Process-wide: calls from
+    every thread are recorded meanwhile. Blocks may nest (each log gets
+    every entry). The dispatcher decides exactly as without it; callers
+    that bypass dispatch() once they know its decision (snapshot_serialize's
+    per-type fast path, emptied by reset()) are not seen. Inactive, it costs
+    dispatch() one check of a module-level list."""
+    log: list[tuple[str, int, str]] = []
+    _observers.append(log)
+    try:
+        yield log
+    finally:
+        # by identity: logs with equal contents are still different blocks
+        del _observers[next(i for i, o in enumerate(_observers) if o is log)]
+
+
+def _observed(op: str, size: int, native: Callable[[], T] | None,
+              fallback: Callable[[], T]) -> tuple[Callable[[], T] | None, Callable[[], T]]:
+    """native and fallback, each recording its run in every active observe() log."""
+    def wrap(fn: Callable[[], T], backend: str) -> Callable[[], T]:
+        def run() -> T:
+            for log in tuple(_observers):
+                log.append((op, size, backend))
+            return fn()
+        return run
+
+    return (None if native is None else wrap(native, "native")), wrap(fallback, "fallback")
 
 
 def _decide(op: str, size: int, native: Callable[[], T], fallback: Callable[[], T]) -> T:

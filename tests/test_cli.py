@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from slopfast import cli, native
+import slopfast
+from slopfast import cli, dispatch, native
+from slopfast.ops import OPS
 from slopfast.walk import Found, Skipped, Unreadable, WalkOptions, display_prefix, walk
 
 from conftest import DATA, require_native, subprocess_env
 
 HEADING = re.compile(rb"^### `(.*)`$", re.M)
+# The op behind `aggregate` (the registry row exporting build_markdown): its name in -v, bench, doctor.
+AGGREGATE_OP = next(op.name for op in OPS if "build_markdown" in op.api)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -541,8 +545,8 @@ def test_tiers_native_and_fallback_byte_identical(case, tier_outputs, needs_nati
 @pytest.mark.parametrize("case", list(TIER_CASES))
 def test_tiers_match_the_library_per_file(case, tier_outputs):
     """Each section is what the library's own summarisers give for that file and mode."""
-    from slopfast.markdown import summarise_markdown
-    from slopfast.python_skeleton import summarise_python
+    summarise_markdown = slopfast.summarise_markdown
+    summarise_python = slopfast.summarise_python
 
     args = TIER_CASES[case]
     mode = args[1]
@@ -673,7 +677,22 @@ def test_verbose_summary_names_the_backend(tmp_path, agg, monkeypatch):
     monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
     code, _, err = agg(tmp_path, ".", "-v")
     assert code == 0
-    assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s .*0 skipped, 0 unreadable; backend fallback \(build_markdown\)", err)
+    assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s .*0 skipped, 0 unreadable; "
+                     rf"backend fallback \({AGGREGATE_OP}\)$", err.strip())
+
+
+def test_verbose_summary_forced_native_and_calibrating(tmp_path, agg, monkeypatch, needs_native):
+    write(tmp_path, {"a.py": "a\n", "b.py": "b\n"})
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    code, _, err = agg(tmp_path, ".", "-v")
+    assert code == 0 and err.strip().endswith(f"; backend native ({AGGREGATE_OP})"), err
+    monkeypatch.delenv("SLOPFAST_BACKEND")
+    dispatch.reset()   # auto, no decision yet (SLOPFAST_WISDOM=off): this run measures both paths
+    code, _, err = agg(tmp_path, ".", "-v")
+    assert code == 0
+    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}; both ran to calibrate\)$", err.strip()), err
+    code, _, err = agg(tmp_path, ".", "-v")    # decided now: one path
+    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}\)$", err.strip()), err
 
 
 def test_subprocess_native_and_fallback_give_identical_bytes(needs_native, tmp_path):
@@ -749,8 +768,11 @@ def test_console_script_is_the_same_command(tmp_path):
         # the interpreter's path may differ: bin/python3 in the script's #! line
         same_python = lambda out: re.sub(rb"(?m)^(python: .*\()[^)]*\)", rb"\1PYTHON)", out)  # noqa: E731
         assert a.returncode == b.returncode == expected and same_python(a.stdout) == same_python(b.stdout)
-        # the stderr lines agree but for timings
-        assert re.sub(rb"[\d.]+ s", b"T", a.stderr) == re.sub(rb"[\d.]+ s", b"T", b.stderr)
+        # the stderr lines agree but for timings (and for the winner of a calibration, by a hair)
+        def same_run(err: bytes) -> bytes:
+            err = re.sub(rb"[\d.]+ s", b"T", err)
+            return re.sub(rb"backend \w+ (\(\w+; both ran to calibrate\))", rb"backend WINNER \1", err)
+        assert same_run(a.stderr) == same_run(b.stderr)
 
 
 def test_report_to_a_closed_pipe_ends_quietly():
@@ -864,154 +886,98 @@ def test_walk_events(tmp_path, monkeypatch):
     assert isinstance(next(iter(walk([str(tmp_path / "nope")]))), Unreadable)
 
 
-# ---- bench and doctor ----------------------------------------------------------------------
 
-def test_bench_quick_json(tmp_path):
-    p = run("bench", "--quick", "--json", "--op", "build_markdown", cwd=tmp_path)
+# ---- what `import slopfast.cli` loads ------------------------------------------------------
+
+def test_cli_import_leaves_bench_and_doctor_unloaded():
+    """`slopfast aggregate` and `--version` pay for neither subcommand's module, nor
+    for the libraries the other ops need; bench and doctor load when they run."""
+    code = ("import sys, slopfast.cli as c\n"
+            "heavy = ['slopfast.bench', 'slopfast.doctor', 'matplotlib', 'msgspec', 'markdown_it']\n"
+            "print([m for m in heavy if m in sys.modules], [n for n in ('json', 'platform') if hasattr(c, n)])\n"
+            "assert c.main(['--version']) == 0\n")
+    p = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    report = json.loads(p.stdout)
-    bm = report["rows"]
-    assert [r["size"] for r in bm] == cli.BENCH_SIZES_QUICK
-    for r in bm:
-        assert r["op"] == "build_markdown"
-        assert r["fallback_bps"] > 0 and r["pick"] in ("native", "fallback")
-        if report["native"]:
-            assert r["native_bps"] > 0 and r["ratio"] > 0
+    assert p.stdout.splitlines()[0] == "[] []"
 
 
-def test_bench_every_op_has_rows(monkeypatch):
-    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100])
-    rows = cli.run_bench(quick=True)
-    for op in cli.BENCH_OPS:
-        assert any(r["op"] == op for r in rows)   # a row per op, available or not
-    for r in rows:
-        if r["available"]:
-            assert r["fallback_s"] > 0 or r.get("fallback_error")
-            assert r["pick"] in ("native", "fallback", "error"), r
-        else:
-            assert r["why"].startswith("not available")
+def test_bench_and_doctor_are_dispatched_lazily(monkeypatch):
+    monkeypatch.delitem(sys.modules, "slopfast.doctor", raising=False)
+    calls = []
+
+    class Fake:
+        @staticmethod
+        def command(args):
+            calls.append(args.command)
+            return 7
+
+    monkeypatch.setitem(sys.modules, "slopfast.doctor", Fake)
+    monkeypatch.setattr(slopfast, "doctor", Fake, raising=False)
+    assert cli.main(["doctor"]) == 7 and calls == ["doctor"]
 
 
-def test_bench_table_and_unknown_op(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100, 2000])
-    assert cli.main(["bench", "--quick", "--op", "build_markdown"]) == 0
-    out = capsys.readouterr().out
-    assert "native/fb" in out and "dispatcher picks" in out
-    assert len([line for line in out.splitlines() if line.startswith("build_markdown")]) == 2
-    assert cli.main(["bench", "--op", "nonsense"]) == cli.EXIT_USAGE
+# ---- dispatch.observe(): the dispatcher's observation hook ----------------------------------
+
+def test_observe_records_nothing_when_inactive():
+    with dispatch.observe() as log:
+        pass
+    assert dispatch._observers == []
+    slopfast.build_markdown([("a.py", "a\n")])
+    dispatch.dispatch("t_op", 10, None, lambda: 1)
+    assert log == []
 
 
-def test_bench_missing_op_module_is_a_row(monkeypatch):
-    def missing(size):
-        raise ImportError("No module named 'slopfast.nothing'")
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_observe_reports_the_forced_backend(backend, monkeypatch):
+    if backend == "native":
+        require_native()
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    with dispatch.observe() as log:
+        slopfast.build_markdown([("a.py", "a\n"), ("b.md", "# b\n")])
+    assert log == [(AGGREGATE_OP, len("a\n") + len("# b\n"), backend)]
+    with dispatch.observe() as log:
+        assert dispatch.dispatch("t_op", 5, lambda: "n", lambda: "f") == backend[0]
+    assert log == [("t_op", 5, backend)]
 
-    monkeypatch.setitem(cli.BENCH_OPS, "nothing", missing)
-    rows = cli.run_bench(quick=True, ops=["nothing"])
-    assert rows == [{"op": "nothing", "size": None, "available": False,
-                     "why": "not available: No module named 'slopfast.nothing'"}]
+
+def test_observe_sees_both_paths_while_calibrating(monkeypatch):
+    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
+    monkeypatch.setattr(native, "available", lambda: True)    # calibrate even on a fallback-only install
+    with dispatch.observe() as log:
+        assert dispatch.dispatch("t_calibrate", 100, lambda: "same", lambda: "same") == "same"
+    names = [b for _, _, b in log]
+    assert {"native", "fallback"} == set(names) and len(names) >= 2
+    assert all(entry[:2] == ("t_calibrate", 100) for entry in log)
+    row = cli.decision("t_calibrate", 100)
+    assert row["why"] == "measured"
+    assert cli.backend_used(log) == f"{row['backend']} (t_calibrate; both ran to calibrate)"
+    with dispatch.observe() as log:                      # decided: one path, the one decided
+        dispatch.dispatch("t_calibrate", 100, lambda: "same", lambda: "same")
+    assert log == [("t_calibrate", 100, row["backend"])]
 
 
-def test_bench_forced_backend_pick(monkeypatch):
-    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100])
+def test_observe_nests_spans_threads_and_changes_nothing(monkeypatch):
+    import threading
+
     monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
-    [row] = cli.run_bench(quick=True, ops=["build_markdown"])
-    assert row["pick"] == "fallback" and "forced" in row["why"]
-    assert os.environ["SLOPFAST_BACKEND"] == "fallback"   # restored
+    with dispatch.observe() as outer:
+        with dispatch.observe() as inner:
+            t = threading.Thread(target=dispatch.dispatch, args=("t_thread", 1, None, lambda: None))
+            t.start()
+            t.join()
+        assert dispatch.dispatch("t_after", 2, lambda: 1, lambda: 2) == 2
+    assert inner == [("t_thread", 1, "fallback")]
+    assert outer == [("t_thread", 1, "fallback"), ("t_after", 2, "fallback")]
+    assert dispatch._observers == []
+    # a path that cannot serve the call stays None: forced native says so, and nothing ran
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    with dispatch.observe() as log, pytest.raises(slopfast.BackendUnavailable, match="no native path"):
+        dispatch.dispatch("t_none", 3, None, lambda: 1)
+    assert log == [] and dispatch._observers == []
 
 
-class _FakeAxes:
-    def __init__(self, log):
-        self.log = log
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: self.log.append((name, args, kwargs))
-
-
-def _fake_plt():
-    log = []
-
-    class Fig:
-        def tight_layout(self):
-            pass
-
-        def savefig(self, path, **kwargs):
-            log.append(("savefig", (path,), kwargs))
-
-    class Grid(list):
-        def __getitem__(self, key):   # axes[:, 0]
-            if isinstance(key, tuple):
-                return [row[key[1]] for row in self]
-            return list.__getitem__(self, key)
-
-    class Plt:
-        def subplots(self, rows, cols, **kwargs):
-            log.append(("subplots", (rows, cols), kwargs))
-            return Fig(), Grid([[_FakeAxes(log)] for _ in range(rows)])
-
-    return Plt(), log
-
-
-def test_bench_plot_draws_both_backends_and_the_crossover():
-    rows = [
-        {"op": "build_markdown", "available": True, "bytes": 100, "native_bps": 1e6, "fallback_bps": 2e6, "ratio": 0.5},
-        {"op": "build_markdown", "available": True, "bytes": 10000, "native_bps": 4e7, "fallback_bps": 2e7, "ratio": 2.0},
-        {"op": "snapshot", "available": True, "bytes": 100, "native_bps": 3e6, "fallback_bps": 1e6, "ratio": 3.0},
-        {"op": "md_outline", "size": None, "available": False, "why": "not available"},
-    ]
-    plt, log = _fake_plt()
-    cli._plot(rows, "out.png", plt)
-    assert log[0] == ("subplots", (2, 1), {"figsize": (7, 6.4), "squeeze": False})
-    plots = [(args, kwargs) for name, args, kwargs in log if name == "plot"]
-    assert plots == [((( 100, 10000), (1.0, 40.0), "o-"), {"label": "native"}),
-                     (((100, 10000), (2.0, 20.0), "s--"), {"label": "fallback"}),
-                     (((100,), (3.0,), "o-"), {"label": "native"}),
-                     (((100,), (1.0,), "s--"), {"label": "fallback"})]
-    crossings = [args for name, args, kwargs in log if name == "axvline"]
-    assert crossings == [(1000.0,)]        # the geometric mean of 100 and 10000: one crossover
-    assert [args for name, args, _ in log if name == "set_title"] == [("build_markdown",), ("snapshot",)]
-    assert log[-1] == ("savefig", ("out.png",), {"dpi": 120})
-
-
-def test_bench_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import matplotlib -> ImportError
-    target = tmp_path / "bench.png"
-    assert cli.main(["bench", "--quick", "--op", "build_markdown", "--plot", str(target)]) == cli.EXIT_FATAL
-    assert "pip install 'slopfast[plot]'" in capsys.readouterr().err
-    assert not target.exists()
-
-
-def test_bench_plot(tmp_path, monkeypatch, capsys):
-    """With matplotlib (the `plot` extra) a PNG is written; without it, the error above."""
-    monkeypatch.setattr(cli, "BENCH_SIZES_QUICK", [100, 4000])
-    target = tmp_path / "bench.png"
-    code = cli.main(["bench", "--quick", "--op", "build_markdown", "--plot", str(target)])
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        assert code == cli.EXIT_FATAL
-        assert "pip install 'slopfast[plot]'" in capsys.readouterr().err
-        assert not target.exists()
-    else:
-        assert code == 0 and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_doctor(tmp_path):
-    p = run("doctor", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    text = p.stdout.decode()
-    for word in ("library:", "transport:", "backend:", "wisdom:", "build_markdown", "self-test:"):
-        assert word in text
-    if native.available():
-        assert native.build_id() in text and "ok: native == fallback" in text
-    p = run("doctor", "--json", cwd=tmp_path, SLOPFAST_WISDOM=str(tmp_path / "w.json"))
-    info = json.loads(p.stdout)
-    assert info["wisdom"]["path"] == str(tmp_path / "w.json")
-    assert info["library"]["path"] == str(native.library_path())
-    assert info["ops"]["build_markdown"]["available"] is True
-    assert info["problems"] == []
-
-
-def test_doctor_forced_backends(tmp_path):
-    p = run("doctor", cwd=tmp_path, SLOPFAST_BACKEND="fallback", SLOPFAST_LIB=str(tmp_path / "x.so"))
-    assert p.returncode == 0   # the library is missing but nobody asked for it
-    assert b"forced by SLOPFAST_BACKEND=fallback" in p.stdout
+def test_observe_replaces_monkeypatching():
+    assert not hasattr(cli, "observe_dispatch")
+    original = dispatch.dispatch
+    with dispatch.observe():
+        assert dispatch.dispatch is original
