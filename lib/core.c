@@ -361,6 +361,11 @@ static B4 read_file(Ctx *ctx, FILE *file, Input *input) {
 
 /* The path is copied into a NUL-terminated buffer only here, at the libc
  * boundary; a path with an embedded NUL cannot name a file. */
+#if defined(_WIN32)
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>   /* MultiByteToWideChar: input_load's UTF-8 paths */
+#endif
+
 B4 input_load(Ctx *ctx, Input *input) {
     if (input->loaded) return input->load_errno == 0;
     input->loaded = 1;
@@ -372,7 +377,17 @@ B4 input_load(Ctx *ctx, Input *input) {
     cpath[input->path.len] = 0;
 
     errno = 0;
+#if defined(_WIN32)
+    /* paths are UTF-8; Windows' fopen would read them in the ANSI code page */
+    int wlen = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, 0, 0);
+    if (wlen <= 0) { input->load_errno = ENOENT; return 0; }
+    wchar_t *wpath = farena_push(ctx->arena, (U8)wlen * sizeof(wchar_t), .alignment = sizeof(wchar_t));
+    if (!wpath) { input->load_errno = ENOMEM; return 0; }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, wpath, wlen);
+    FILE *file = _wfopen(wpath, L"rb");
+#else
     FILE *file = fopen(cpath, "rb");
+#endif
     if (!file) { input->load_errno = errno ? errno : EIO; return 0; }
     B4 ok = read_file(ctx, file, input);
     fclose(file);
