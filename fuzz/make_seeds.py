@@ -98,10 +98,10 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
 
     mixed = [Input(n, t, mode) for (n, t), mode in zip(md[:3] + py[:3], [0, 1, 2, 3, 2, 3])] + files[:2]
     for mode in ("full", "summary", "skeleton"):
-        add(f"build_markdown-{mode}", [("build_markdown", {"mode": mode, "lang": "py\tpython\nmd\tmarkdown"})], mixed)
-    add("build_markdown-fences", [("build_markdown", {})],
+        add(f"build_markdown-{mode}", [("aggregate", {"mode": mode, "lang": "py\tpython\nmd\tmarkdown"})], mixed)
+    add("build_markdown-fences", [("aggregate", {})],
         [Input(b"`tick`.md", b"````\n```\n`````x\n"), Input(b" sp ", b""), Input(b"a\nb.txt", b"x\r\n```")])
-    add("build_markdown-files", [("build_markdown", {"mode": "summary"})], files)
+    add("build_markdown-files", [("aggregate", {"mode": "summary"})], files)
     add("every-op", [(op, {}) for op in OPS[:4]] + [("py_skeleton", {})],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out

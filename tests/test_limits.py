@@ -138,7 +138,7 @@ def test_input_bytes(tmp_path, monkeypatch):
         assert ok.code in (0, 7), (op, ok)   # read (py_skeleton may reject "xxx…" as Python: that is its answer)
         over = call(lib, wire.encode_request([(op, {})], [Input(b"over")]))
         assert over.code == 4 and "errno 27" in over.message, (op, over)   # EFBIG
-    doc = call(lib, wire.encode_request([("build_markdown", {})], [Input(b"at"), Input(b"over")]))
+    doc = call(lib, wire.encode_request([("aggregate", {})], [Input(b"at"), Input(b"over")]))
     assert doc.code == 0 and struct.unpack("<Ii", doc.parts[1]) == (1, 27)   # listed as unreadable
 
 
@@ -172,7 +172,7 @@ def _op_requests() -> dict[str, bytes]:
     py = (ROOT / "slopfast" / "errors.py").read_bytes()
     return {
         "echo": wire.encode_request([("echo", {})], [Input(b"a.md", md), Input(b"b.py", py)]),
-        "build_markdown": wire.encode_request([("build_markdown", {"mode": "summary", "lang": "py\tpython"})],
+        "build_markdown": wire.encode_request([("aggregate", {"mode": "summary", "lang": "py\tpython"})],
                                               [Input(b"a.md", md), Input(b"b.py", py, wire.MODE_SKELETON),
                                                Input(b"c.txt", b"line\n" * 50), Input(b"missing/file")]),
         "md_outline": wire.encode_request([("md_outline", {})], [Input(b"a.md", md), Input(b"spec.md", examples)]),

@@ -38,9 +38,9 @@ def requests() -> list[bytes]:
             wire.encode_request([("md_outline", {})], docs),
             wire.encode_request_text([("md_summary", {})], docs),
             wire.encode_request([("py_skeleton", {})], srcs),
-            wire.encode_request([("build_markdown", {"mode": ("full", "summary", "skeleton")[i % 3]})], docs + srcs),
+            wire.encode_request([("aggregate", {"mode": ("full", "summary", "skeleton")[i % 3]})], docs + srcs),
             wire.encode_request([("md_outline", {}), ("py_skeleton", {}), ("echo", {})], [srcs[0]]) if i % 4 == 0
-            else wire.encode_request([("build_markdown", {})], [Input(b"x%d" % i, bytes(rng.randrange(256) for _ in range(5000)))]),
+            else wire.encode_request([("aggregate", {})], [Input(b"x%d" % i, bytes(rng.randrange(256) for _ in range(5000)))]),
         ]
     return out
 
@@ -53,7 +53,7 @@ def test_the_library_is_called_without_the_gil(lib):
 
 def test_python_threads_run_during_a_long_native_call(lib):
     """While one thread is inside a ~100 ms pipeline_run, another keeps counting."""
-    blob = wire.encode_request([("build_markdown", {})], [Input(b"big%d" % i, b"x" * (1 << 20)) for i in range(48)])
+    blob = wire.encode_request([("aggregate", {})], [Input(b"big%d" % i, b"x" * (1 << 20)) for i in range(48)])
     inside, done = threading.Event(), threading.Event()
     count = 0
 

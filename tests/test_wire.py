@@ -280,7 +280,7 @@ def test_pipeline_error_carries_the_c_message(lib, exe, in_wire, monkeypatch, tr
     assert err.value.code == 4
     assert "cannot read 'files/missing.txt' (errno 2)" in str(err.value)
     with pytest.raises(PipelineError) as err:
-        native.run([("build_markdown", {"mode": "loud"})], [])
+        native.run([("aggregate", {"mode": "loud"})], [])
     assert err.value.code == 3
     assert "parameter mode: expected full, summary or skeleton" in str(err.value)
     assert native.run([("echo", {})], [wire.Input(b"files/hello.txt")]) == [b"hello, wire\n"]
@@ -485,7 +485,7 @@ def test_run_blob_opts_binding(lib, in_wire):
 def test_concurrent_calls_match_serial_calls(lib, in_wire):
     big = [wire.Input(b"big%d" % i, os.urandom(1 << 20)) for i in range(4)]
     requests = [request_path(v.name, f).read_bytes() for v, f in CASES]
-    requests += [wire.encode_request([("echo", {}), ("build_markdown", {})], big + [wire.Input(b"files/lines.txt")])]
+    requests += [wire.encode_request([("echo", {}), ("aggregate", {})], big + [wire.Input(b"files/lines.txt")])]
     requests += [wire.encode_request_text([("echo", {})], big[:2])]
     serial = [raw(lib, r) for r in requests]
     work = requests * 6
@@ -590,7 +590,7 @@ def test_doc_v1_example_equals_the_encoded_model(lib, monkeypatch):
     documented response (v1 text, and v2 through native.run)."""
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("SLOPFAST_TRANSPORT", raising=False)
-    v1_ops = [("echo", {}), ("build_markdown", {"mode": "full", "lang": "txt\ttext\nmd\tmarkdown"})]
+    v1_ops = [("echo", {}), ("aggregate", {"mode": "full", "lang": "txt\ttext\nmd\tmarkdown"})]
     v1_inputs = [wire.Input(b"tests/data/wire/files/hello.txt"),
                  wire.Input(b"notes/plan v2.md", b"# Plan\n\nIntro.\n\n## Step one", wire.MODE_SUMMARY)]
     documented = DOC_EXAMPLES["v1-build"]

@@ -129,46 +129,46 @@ VECTORS: list[Vector] = [
     ]),
     Vector("echo_binary_response", 0, [ECHO], [Input(b"x", b"binary\x00response"), HELLO],
            response_format=RESPONSE_BINARY),
-    Vector("two_ops", 0, [ECHO, ("build_markdown", {})], [Input(b"a.txt", b"one\n"), HELLO]),
-    Vector("build_markdown_lang", 0, [("build_markdown", {"lang": LANG})], [
+    Vector("two_ops", 0, [ECHO, ("aggregate", {})], [Input(b"a.txt", b"one\n"), HELLO]),
+    Vector("build_markdown_lang", 0, [("aggregate", {"lang": LANG})], [
         HELLO, NOTES, Input(b"src/main.py", b"print('hi')\n"), Input(b"Makefile", b"all:\n"),
     ]),
-    Vector("build_markdown_modes", 0, [("build_markdown", {"mode": "summary", "lang": LANG})], [
+    Vector("build_markdown_modes", 0, [("aggregate", {"mode": "summary", "lang": LANG})], [
         LINES,                                         # default: the op's mode, summary
         Input(b"files/lines.txt", mode=MODE_FULL),
         Input(b"files/lines.txt", mode=MODE_SKELETON),  # not Python: its content
         Input(b"short.txt", b"one\ntwo\n", MODE_SUMMARY),
     ]),
-    Vector("build_markdown_missing_file", 0, [("build_markdown", {})], [HELLO, MISSING, LINES]),
-    Vector("percent_escapes", 0, [("build_markdown", {"lang": "txt\tx=%y", "mode": "full"})], [
+    Vector("build_markdown_missing_file", 0, [("aggregate", {})], [HELLO, MISSING, LINES]),
+    Vector("percent_escapes", 0, [("aggregate", {"lang": "txt\tx=%y", "mode": "full"})], [
         ODD,
         Input(b"dir/a=b%c d.txt", b"escaped path\n"),
         Input(b"tab\there.txt", b"t\n"),
         Input("caf\u00e9 \u2603.txt".encode(), b"utf-8 path\n"),
     ]),
-    Vector("escapes_handwritten", 0, [("build_markdown", {"lang": "txt\tplain"})], [
+    Vector("escapes_handwritten", 0, [("aggregate", {"lang": "txt\tplain"})], [
         Input(b"files/hello.txt"), Input(b"a b/c%d.txt", b"x\n"),
     ], v1=E1 + b"op build%5fmarkdown l%61ng=txt%09plain\n"
               b"input file files%2fhello.txt\n"
               b"input inline a%20b%2Fc%25d.txt 2\nx\n\nend\n"),
-    Vector("crlf_envelope", 0, [ECHO, ("build_markdown", {"lang": LANG})], [
+    Vector("crlf_envelope", 0, [ECHO, ("aggregate", {"lang": LANG})], [
         Input(b"a.txt", b"crlf data\r\n", MODE_FULL), HELLO,
     ], v1=b"slopfast-request 1\r\n"
           b"# a comment line\r\n"
           b"\r\n"
           b"op   echo\r\n"
-          b"op build_markdown  lang=txt%09text%0Amd%09markdown%0Apy%09python \r\n"
+          b"op aggregate  lang=txt%09text%0Amd%09markdown%0Apy%09python \r\n"
           b"input inline a.txt 11 mode=full\r\ncrlf data\r\n\r\n"
           b"input file files/hello.txt\r\n"
           b"format text\r\n"
           b"end\r\n"),
-    Vector("interleaved", 0, [ECHO, ("build_markdown", {})], [Input(b"a.txt", b"A"), HELLO, Input(b"b", b"")],
+    Vector("interleaved", 0, [ECHO, ("aggregate", {})], [Input(b"a.txt", b"A"), HELLO, Input(b"b", b"")],
            v1=E1 + b"format text\n"
                    b"  # indented comment\n"
                    b"input inline a.txt 1\nA\n"
                    b"op echo\n"
                    b"input file files/hello.txt mode=default\n"
-                   b"op build_markdown\n"
+                   b"op aggregate\n"
                    b"input inline b 0\n\n"
                    b"end\n \n\t\n"),
 
@@ -231,9 +231,9 @@ VECTORS: list[Vector] = [
 
     # ---- requests the ops refuse -----------------------------------------------
     Vector("unknown_op", 2, [("nope", {})], [HELLO]),
-    Vector("unknown_op_after_valid", 2, [ECHO, ("build_markdown", {}), ("no%pe op", {})], [HELLO]),
-    Vector("bad_param_mode", 3, [("build_markdown", {"mode": "bogus"})], [HELLO]),
-    Vector("bad_param_lang", 3, [("build_markdown", {"lang": "txt text"})], [HELLO]),
+    Vector("unknown_op_after_valid", 2, [ECHO, ("aggregate", {}), ("no%pe op", {})], [HELLO]),
+    Vector("bad_param_mode", 3, [("aggregate", {"mode": "bogus"})], [HELLO]),
+    Vector("bad_param_lang", 3, [("aggregate", {"lang": "txt text"})], [HELLO]),
     Vector("missing_file", 4, [ECHO], [HELLO, MISSING]),
 
     # ---- the other ops: their part layouts (docs/wire-format.md, "Ops") ---------
