@@ -14,8 +14,7 @@ enum {
     LIMIT_OPS          = 64,
     LIMIT_PARAMS       = 64,
     LIMIT_INPUTS       = 1u << 20,
-    LIMIT_NAME_BYTES   = (1u << 16) - 1, /* op names, param keys, paths: a v2 U2 length */
-    LIMIT_DEPTH        = 10000,          /* nesting depth any op will follow */
+    LIMIT_NAME_BYTES   = (1u << 16) - 1, /* op names, param keys, paths: a U2 length */
 };
 /* The byte limits can be lowered at build time (-DSLOPFAST_LIMIT_..._BYTES=N),
  * so tests reach them with small inputs; shipped builds keep the defaults. */

@@ -1,8 +1,9 @@
 """Fast reads of slopfast's environment variables.
 
 os.environ.get costs about a microsecond for an unset name (it encodes the key
-and raises internally); dispatch reads two variables per call, and snapshot
-calls take a few microseconds in all. So we look the pre-encoded key up in
+and raises internally; 995 ns here, against 58 ns for a reader), and dispatch
+and the native binding read a variable on every call, where a call on a small
+input takes a few microseconds in all. So we look the pre-encoded key up in
 os.environ's backing dict, which stays in step with os.environ (and with
 pytest's monkeypatch), falling back to os.environ.get where it is absent.
 """

@@ -227,11 +227,6 @@ def _save_wisdom() -> None:
             pass
 
 
-# Functions called by reset(): caches derived from decisions (slopfast.snapshot
-# keeps a per-type fast path) forget them too.
-on_reset: list[Callable[[], None]] = []
-
-
 def reset() -> None:
     """Forget every decision made in this process (wisdom is re-read on next use)."""
     global _wisdom_loaded
@@ -239,8 +234,6 @@ def reset() -> None:
         _decisions.clear()
         _report.clear()
         _wisdom_loaded = False
-    for hook in on_reset:
-        hook()
 
 
 def backend_report() -> list[dict]:
