@@ -162,4 +162,69 @@ IA_ Str8 read_bytes(Reader *r, U8 n) { U1 const *p = 0; return reader_take(r, n,
 IA_ B4 xar_u4(Xar *xar, U4 v) { U1 b[4]; put_u4le(b, v); return xar_append(xar, b, 4); }
 IA_ B4 xar_u8(Xar *xar, U8 v) { U1 b[8]; put_u8le(b, v); return xar_append(xar, b, 8); }
 
+/* ---- XarOf: chunked array of fixed-size elements ------------------------ */
+
+/* The byte Xar's layout for elements, for arrays that grow while pointers
+ * into them are live (a scanner's saved states, a line's statements):
+ * chunk k holds elements [E<<(k-1), E<<k) for k >= 1 and [0, E) for k = 0,
+ * with E = 1 << XAR_OF_SHIFT0, so a push never moves an element and
+ * xar_at is a shift, a mask and a multiply. Set it up with xar_of(arena, T). */
+enum { XAR_OF_SHIFT0 = 6 };
+
+Struct_(XarOf) {
+    Arena *arena;
+    U1 *chunks[XAR_MAX_CHUNKS];
+    U8 len;            /* elements */
+    U8 size;           /* bytes per element */
+};
+
+#define xar_of(arena_, T) ((XarOf){ .arena = (arena_), .size = sizeof(T) })
+
+IA_ U4 xar_of_chunk_of(U8 i) {
+    U8 hi = i >> XAR_OF_SHIFT0;
+    if (hi == 0) return 0;
+#if defined(__GNUC__) || defined(__clang__)
+    return (U4)(64 - __builtin_clzll(hi));
+#else
+    U4 k = 0; while (hi) { k += 1; hi >>= 1; } return k;
+#endif
+}
+IA_ U8 xar_of_chunk_start(U4 k) { return k == 0 ? 0 : ((U8)1 << (XAR_OF_SHIFT0 + k - 1)); }
+IA_ U8 xar_of_chunk_size(U4 k)  { return k == 0 ? ((U8)1 << XAR_OF_SHIFT0) : ((U8)1 << (XAR_OF_SHIFT0 + k - 1)); }
+
+/* Element i, for i < len (unchecked, like an array index). */
+IA_ void *xar_at(XarOf const *x, U8 i) {
+    U4 k = xar_of_chunk_of(i);
+    return x->chunks[k] + (i - xar_of_chunk_start(k)) * x->size;
+}
+/* A new zeroed element at the end; 0, with the arena's flag set, when
+ * memory runs out. Inline while the element's chunk is there. */
+void *xar_of_push_new_chunk_(XarOf *x);
+IA_ void *xar_of_push(XarOf *x) {
+    U4 k = xar_of_chunk_of(x->len);
+    if (EXPECT_(k >= XAR_MAX_CHUNKS || !x->chunks[k] || x->arena->failed, 0)) return xar_of_push_new_chunk_(x);
+    U1 *p = x->chunks[k] + (x->len - xar_of_chunk_start(k)) * x->size;
+    x->len += 1;
+    return memset(p, 0, x->size);
+}
+
+/* Dropping the last elements (or bytes) keeps their chunks for reuse. */
+IA_ void xar_of_truncate(XarOf *x, U8 len) { if (len < x->len) x->len = len; }
+IA_ void xar_truncate(Xar *x, U8 len) { if (len < x->len) x->len = len; }
+
+/* The bytes of a byte Xar as one slice: its first chunk itself when they
+ * fit there (no copy), else one flat copy in `arena`. */
+Str8 xar_contiguous(Xar *xar, Arena *arena);
+
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+/* The one UTF-8 validator, strict as Python's decoder (no overlongs,
+ * surrogates or code points past U+10FFFF). For p[0..n), n >= 1: the
+ * length (1 to 4) of the valid character at p, or minus the length (1 to
+ * 3) of the maximal invalid subpart there: the bytes Python's
+ * decode(errors="replace") turns into one U+FFFD. */
+S4 utf8_seq(U1 const *p, U8 n);
+/* The length of the longest valid UTF-8 prefix of s (s.len: all valid). */
+U8 utf8_valid_len(Str8 s);
+
 #endif

@@ -409,3 +409,62 @@ OpEntry const *op_lookup(Str8 name) {
     }
     return 0;
 }
+
+/* ---- XarOf ------------------------------------------------------------- */
+
+void *xar_of_push_new_chunk_(XarOf *x) {
+    if (x->arena->failed) return 0;
+    U4 k = xar_of_chunk_of(x->len);
+    if (k >= XAR_MAX_CHUNKS) { x->arena->failed = Fail_Limit; return 0; }
+    if (!x->chunks[k]) {
+        /* 16: every element type's alignment divides it (and its size) */
+        x->chunks[k] = arena_push_(x->arena, xar_of_chunk_size(k), x->size, 16, (ArenaPushOpts){ 0 });
+        if (!x->chunks[k]) return 0;   /* the arena says why */
+    }
+    U1 *p = x->chunks[k] + (x->len - xar_of_chunk_start(k)) * x->size;
+    memset(p, 0, x->size);
+    x->len += 1;
+    return p;
+}
+
+Str8 xar_contiguous(Xar *xar, Arena *arena) {
+    if (xar->len == 0) return str8((U1 const *)"", 0);
+    if (xar->len <= xar_chunk_size(0)) return str8(xar->chunks[0], xar->len);
+    return xar_flatten(xar, arena);
+}
+
+/* ---- UTF-8 ------------------------------------------------------------- */
+
+IA_ S4 utf8_seq_(U1 const *p, U8 n) {
+    U1 c = p[0];
+    if (c < 0x80) return 1;
+    S4 need;
+    U1 lo = 0x80, hi = 0xbf;   /* the second byte's range; later ones are 80..BF */
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) { need = 2; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { need = 3; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
+    else return -1;
+    for (S4 i = 1; i <= need; i += 1) {
+        if ((U8)i >= n || p[i] < lo || p[i] > hi) return -i;
+        lo = 0x80; hi = 0xbf;
+    }
+    return need + 1;
+}
+
+S4 utf8_seq(U1 const *p, U8 n) { return utf8_seq_(p, n); }
+
+U8 utf8_valid_len(Str8 s) {
+    U1 const *p = s.ptr;
+    U8 i = 0, len = s.len;
+    while (i < len) {
+        if (i + 8 <= len) {   /* eight ASCII bytes at a time */
+            U8 w;
+            memcpy(&w, p + i, 8);
+            if (!(w & 0x8080808080808080ull)) { i += 8; continue; }
+        }
+        S4 k = utf8_seq_(p + i, len - i);
+        if (k < 0) return i;
+        i += (U8)k;
+    }
+    return len;
+}

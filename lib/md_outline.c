@@ -28,7 +28,22 @@ Enum_(MdParent) {
 };
 Enum_(MdOut) { MdOut_Records, MdOut_Summary };
 
-Struct_(MdBuf) { U1 *ptr; U8 len; U8 cap; };
+/* The reference rule's text: its lines joined, one more each time the
+ * rule asks. While it is one line it is read in place; from the second
+ * line on it is copied into a Xar (never moved: lines are appended).
+ * `win` is a contiguous start of it (the line, or the Xar's first chunk,
+ * which holds nearly every definition): the rule's scans read slices of
+ * it there, and past it chunk-wise. */
+Struct_(MdRef) {
+    Xar lines;
+    U1 const *win;
+    S8 win_len;
+    S8 len;
+    B4 copied;                      /* the text is in `lines` */
+};
+
+/* One line's state, saved while a blockquote re-bases it. */
+Struct_(MdSaved) { S4 bm, ts, sc, bs; };
 
 Struct_(Md) {
     Ctx *ctx;
@@ -43,11 +58,10 @@ Struct_(Md) {
     S4 level;
     MdParent parent;
     MdOut out;
-    S4 *save;                       /* blockquote's saved line state, a LIFO */
-    U8 save_len, save_cap;
-    MdBuf ref;                      /* the reference rule's joined lines */
-    MdBuf text;                     /* a setext heading's lines */
-    B4 failed;
+    Input const *input;             /* the input parsed, named in errors (0: none) */
+    XarOf save;                     /* MdSaved: blockquote's saved line states, a LIFO */
+    MdRef ref;                      /* the reference rule's joined lines */
+    Xar text;                       /* a setext heading's lines */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -59,31 +73,17 @@ IA_ B4 md_digit(U1 c) { return (U1)(c - '0') < 10; }
 IA_ B4 md_alnum(U1 c) { return md_alpha(c) || md_digit(c); }
 IA_ U1 md_lower(U1 c) { return (U1)(c - 'A') < 26 ? (U1)(c | 0x20) : c; }
 
-/* The byte at pos, or -1 outside the text (Python's IndexError). */
+/* The scanner's one peek helper: the byte at pos, or -1 outside the text
+ * (Python's IndexError, which markdown-it's rules meet as a value). Not a
+ * Reader: a Reader takes byte fields front to back and makes running out
+ * an error; these rules look at any position, ahead and behind, and
+ * "outside" is an answer. Everywhere else the rules compare positions
+ * with eMarks or m->len before they index. */
 IA_ S4 md_ch(Md const *m, S4 pos) { return (pos >= 0 && pos < m->len) ? m->src[pos] : -1; }
 
-static B4 md_oom(Md *m) {
-    if (!m->failed) {
-        m->failed = 1;
-        if (m->ctx->code == Code_Ok) ctx_fail(m->ctx, Code_NoMemory, "md_outline: out of memory");
-    }
-    return 0;
-}
-
-static B4 md_buf_append(Md *m, MdBuf *b, U1 const *p, U8 n) {
-    if (b->len + n > b->cap) {
-        U8 cap = max_(b->cap * 2, (U8)256);
-        while (cap < b->len + n) cap *= 2;
-        U1 *q = farena_push(m->ctx->arena, cap, .alignment = 1);
-        if (!q) return md_oom(m);
-        if (b->len) memcpy(q, b->ptr, b->len);
-        b->ptr = q;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->ptr + b->len, p, n);
-    b->len += n;
-    return 1;
-}
+/* Stop work: memory or the output limit gave out (the arena's flag) or an
+ * error was set. */
+IA_ B4 md_stopped(Md const *m) { return m->ctx->arena->failed != Fail_None || m->ctx->code != Code_Ok; }
 
 /* Length of the UTF-8 sequence at p[0..n) if it is a character of the
  * given class, else 0. Python's str.isspace() (regex \s) when `py`,
@@ -207,7 +207,7 @@ static B4 md_lines(Md *m) {
     U1 const *s = m->src;
     S4 n = m->len, lines = md_count_byte(s, n, '\n') + 1;
     S4 *a = farena_push_array(m->ctx->arena, S4, (U8)(lines + 1) * 5);
-    if (!a) return md_oom(m);
+    if (!a) return 0;
     m->bm = a; m->em = a + lines + 1; m->ts = m->em + lines + 1;
     m->sc = m->ts + lines + 1; m->bs = m->sc + lines + 1;
     S4 start = 0, k = 0;
@@ -227,24 +227,14 @@ static B4 md_lines(Md *m) {
 
 /* ---- output ------------------------------------------------------------ */
 
-static B4 md_write(Md *m, U1 const *p, U8 n) {
-    if (m->failed) return 0;
-    if (!ctx_write(m->ctx, p, n)) {
-        m->failed = 1;
-        if (m->ctx->code == Code_Ok) ctx_fail(m->ctx, Code_NoMemory, "md_outline: cannot write output");
-        return 0;
-    }
-    return 1;
-}
+static B4 md_write(Md *m, U1 const *p, U8 n) { return ctx_write(m->ctx, p, n); }
 
+/* One heading: a "BIt" record (level, start line, text: valid UTF-8, as
+ * all of the normalised text is), or a summary line. */
 static void md_emit(Md *m, S4 level, S4 line, U1 const *p, U8 n) {
     Str8 t = md_trim(p, n);
     if (m->out == MdOut_Records) {
-        U1 head[9];
-        head[0] = (U1)level;
-        put_u4le(head + 1, (U4)line);
-        put_u4le(head + 5, (U4)t.len);
-        if (md_write(m, head, 9)) md_write(m, t.ptr, t.len);
+        if (ctx_rec_u1(m->ctx, (U1)level) && ctx_rec_u4(m->ctx, (U4)line)) ctx_rec_text(m->ctx, t);
         return;
     }
     static U1 const pad[13] = "          - ";
@@ -262,7 +252,7 @@ static void md_emit(Md *m, S4 level, S4 line, U1 const *p, U8 n) {
 
 /* StateBlock.getLines(begin, end, indent, keepLastLF=False) into m->text. */
 static B4 md_get_lines(Md *m, S4 begin, S4 end, S4 indent) {
-    m->text.len = 0;
+    xar_truncate(&m->text, 0);
     for (S4 line = begin; line < end; line += 1) {
         S4 n_indent = 0, start = m->bm[line], first = start;
         S4 last = line + 1 < end ? m->em[line] + 1 : m->em[line];
@@ -274,8 +264,8 @@ static B4 md_get_lines(Md *m, S4 begin, S4 end, S4 indent) {
             else break;
             first += 1;
         }
-        for (S4 i = indent; i < n_indent; i += 1) if (!md_buf_append(m, &m->text, (U1 const *)" ", 1)) return 0;
-        if (first < last && !md_buf_append(m, &m->text, m->src + first, (U8)(last - first))) return 0;
+        if (n_indent > indent && !xar_append(&m->text, (U1 const *)"    ", (U8)(n_indent - indent))) return 0;   /* at most 3 */
+        if (first < last && !xar_append(&m->text, m->src + first, (U8)(last - first))) return 0;
     }
     return 1;
 }
@@ -354,27 +344,20 @@ static B4 md_fence(Md *m, S4 start, S4 end, B4 silent) {
 
 /* Save a line's state on the LIFO (blockquote restores it when done). */
 static B4 md_save_line(Md *m, S4 line) {
-    if (m->save_len + 4 > m->save_cap) {
-        U8 cap = max_(m->save_cap * 2, (U8)256);
-        S4 *p = farena_push_array(m->ctx->arena, S4, cap);
-        if (!p) return md_oom(m);
-        if (m->save_len) memcpy(p, m->save, m->save_len * sizeof(S4));
-        m->save = p;
-        m->save_cap = cap;
-    }
-    S4 *p = m->save + m->save_len;
-    p[0] = m->bm[line]; p[1] = m->ts[line]; p[2] = m->sc[line]; p[3] = m->bs[line];
-    m->save_len += 4;
+    MdSaved *p = xar_of_push(&m->save);
+    if (!p) return 0;
+    *p = (MdSaved){ m->bm[line], m->ts[line], m->sc[line], m->bs[line] };
     return 1;
 }
 
+/* Lines first_line.. get back the states saved since `base`. */
 static void md_restore_lines(Md *m, U8 base, S4 first_line) {
-    for (U8 i = base; i + 4 <= m->save_len; i += 4) {
-        S4 line = first_line + (S4)((i - base) / 4);
-        S4 const *p = m->save + i;
-        m->bm[line] = p[0]; m->ts[line] = p[1]; m->sc[line] = p[2]; m->bs[line] = p[3];
+    for (U8 i = base; i < m->save.len; i += 1) {
+        S4 line = first_line + (S4)(i - base);
+        MdSaved const *p = xar_at(&m->save, i);
+        m->bm[line] = p->bm; m->ts[line] = p->ts; m->sc[line] = p->sc; m->bs[line] = p->bs;
     }
-    m->save_len = base;
+    xar_of_truncate(&m->save, base);
 }
 
 /* Re-base one "> ..." line past its marker; pos is just after the '>'. */
@@ -406,37 +389,40 @@ static B4 md_blockquote(Md *m, S4 start, S4 end, B4 silent) {
     S4 pos = m->bm[start] + m->ts[start];
     if (md_is_code(m, start) || md_ch(m, pos) != '>') return 0;
     if (silent) return 1;
-    U8 base = m->save_len;
+    U8 base = m->save.len;
     B4 last_empty = 0;
     if (!md_quote_line(m, start, pos + 1, &last_empty)) return 1;
     MdParent old_parent = m->parent;
     m->parent = MdParent_Blockquote;
     S4 next = start + 1;
+    B4 saved = 1;   /* 0: out of memory; the lines saved so far are still restored */
     for (; next < end; next += 1) {
         B4 outdented = m->sc[next] < m->blk_indent;
         pos = m->bm[next] + m->ts[next];
         if (pos >= m->em[next]) break;
         if (m->src[pos] == '>' && !outdented) {
-            if (!md_quote_line(m, next, pos + 1, &last_empty)) return 1;
+            if (!md_quote_line(m, next, pos + 1, &last_empty)) { saved = 0; break; }
             continue;
         }
         if (last_empty) break;
         if (md_terminates(m, next, end, 0)) {
             m->line_max = next;   /* "hard termination" of the paragraph inside */
             if (m->blk_indent != 0) {
-                if (!md_save_line(m, next)) return 1;
+                if (!md_save_line(m, next)) { saved = 0; break; }
                 m->sc[next] -= m->blk_indent;
             }
             break;
         }
-        if (!md_save_line(m, next)) return 1;
+        if (!md_save_line(m, next)) { saved = 0; break; }
         m->sc[next] = -1;   /* lazy continuation line */
     }
     S4 old_indent = m->blk_indent;
-    m->blk_indent = 0;
-    m->level += 1;
-    md_tokenize(m, start, next);
-    m->level -= 1;
+    if (saved) {
+        m->blk_indent = 0;
+        m->level += 1;
+        md_tokenize(m, start, next);
+        m->level -= 1;
+    }
     m->line_max = old_line_max;
     m->parent = old_parent;
     md_restore_lines(m, base, start);
@@ -536,7 +522,7 @@ static B4 md_list(Md *m, S4 start, S4 end, B4 silent) {
         m->sc[start] = offset;
         if (content >= max && md_is_empty(m, start + 1)) m->line = min_(m->line + 2, end);
         else md_tokenize(m, start, end);
-        if (m->failed) return 1;
+        if (md_stopped(m)) return 1;
         m->blk_indent = m->list_indent;
         m->list_indent = old_list_indent;
         m->ts[start] = old_ts;
@@ -556,7 +542,61 @@ static B4 md_list(Md *m, S4 start, S4 end, B4 silent) {
 
 /* ---- link reference definitions ---------------------------------------- */
 
-/* reference.getNextLine: append the next line to m->ref if a definition
+IA_ U1 md_ref_at_xar(Xar const *x, S8 p) {
+    U4 k = xar_chunk_of((U8)p);
+    return x->chunks[k][(U8)p - xar_chunk_start(k)];
+}
+
+/* Byte p of the reference text, p below m->ref.len. */
+IA_ U1 md_ref_at(Md const *m, S8 p) {
+    return EXPECT_(p < m->ref.win_len, 1) ? m->ref.win[p] : md_ref_at_xar(&m->ref.lines, p);
+}
+
+static void md_ref_begin(Md *m, U1 const *p, S8 n) {
+    m->ref.win = p;
+    m->ref.win_len = m->ref.len = n;
+    m->ref.copied = 0;
+}
+
+static B4 md_ref_add(Md *m, U1 const *p, S8 n) {
+    MdRef *r = &m->ref;
+    if (!r->copied) {
+        xar_truncate(&r->lines, 0);
+        if (!xar_append(&r->lines, r->win, (U8)r->win_len)) return 0;
+        r->copied = 1;
+    }
+    if (!xar_append(&r->lines, p, (U8)n)) return 0;
+    r->len += n;
+    r->win = r->lines.chunks[0];
+    r->win_len = (S8)min_(r->lines.len, xar_chunk_size(0));
+    return 1;
+}
+
+/* Bytes [a, b) of the reference text as one slice, a < b: in place when
+ * they are contiguous (nearly always), else copied once; ptr 0 when
+ * memory ran out. */
+static Str8 md_ref_slice_xar(Md *m, S8 a, S8 b) {
+    MdRef *r = &m->ref;
+    U4 k = xar_chunk_of((U8)a);
+    if (k == xar_chunk_of((U8)(b - 1))) return str8(r->lines.chunks[k] + ((U8)a - xar_chunk_start(k)), (U8)(b - a));
+    U1 *p = farena_push(m->ctx->arena, (U8)(b - a), .alignment = 1);
+    if (!p) return str8(0, 0);
+    xar_copy_out(&r->lines, (U8)a, p, (U8)(b - a));
+    return str8(p, (U8)(b - a));
+}
+IA_ Str8 md_ref_slice(Md *m, S8 a, S8 b) {
+    if (b <= a) return str8((U1 const *)"", 0);
+    return EXPECT_(b <= m->ref.win_len, 1) ? str8(m->ref.win + a, (U8)(b - a)) : md_ref_slice_xar(m, a, b);
+}
+
+/* The scanning loops read the text through a window, [at, at + s.len)
+ * contiguous (a slice as above), taken again from the old end each time
+ * a line is pulled in: byte q is s.ptr[q - at]. */
+Struct_(MdWin) { Str8 s; S8 at; };
+IA_ MdWin md_ref_win(Md *m, S8 from) { return (MdWin){ md_ref_slice(m, from, m->ref.len), from }; }
+IA_ U1 md_win_at(MdWin const *w, S8 q) { return w->s.ptr[q - w->at]; }
+
+/* reference.getNextLine: append the next line to the reference text if a definition
  * may continue on it. */
 static B4 md_ref_next(Md *m, S4 next) {
     if (next >= m->line_max || md_is_empty(m, next)) return 0;
@@ -568,7 +608,7 @@ static B4 md_ref_next(Md *m, S4 next) {
         if (term) return 0;
     }
     S4 pos = m->bm[next] + m->ts[next], stop = min_(m->em[next] + 1, m->len);
-    return pos < stop ? md_buf_append(m, &m->ref, m->src + pos, (U8)(stop - pos)) : 1;
+    return pos < stop ? md_ref_add(m, m->src + pos, stop - pos) : 1;
 }
 
 Struct_(MdTitle) { B4 ok; B4 more; B4 nonempty; S8 pos; U1 marker; };
@@ -771,17 +811,33 @@ static B4 md_link_bad(U1 const *s, S8 n) {
              str8_eq(str8_prefix(p, 16), str8_lit("data:image/webp;")));
 }
 
-/* Skip spaces and tabs in m->ref, pulling in the next line at a newline. */
+/* Skip spaces and tabs in the reference text, pulling in the next line
+ * at a newline (always the text's last byte). */
 static S8 md_ref_skip_ws(Md *m, S8 p, S8 *max, S4 *next) {
-    for (; p < *max; p += 1) {
-        U1 c = m->ref.ptr[p];
+    for (; p < *max; p += 1) {   /* a few bytes: byte by byte */
+        U1 c = md_ref_at(m, p);
         if (c == '\n') {
-            if (md_ref_next(m, *next)) { *max = (S8)m->ref.len; *next += 1; }
+            if (md_ref_next(m, *next)) { *max = m->ref.len; *next += 1; }
         } else if (!md_sp(c)) {
             break;
         }
     }
     return p;
+}
+
+/* md_link_dest and md_link_title over the reference text [p, max). */
+static B4 md_ref_dest(Md *m, S8 p, S8 max, S8 *end, S8 *raw0, S8 *raw1) {
+    Str8 w = md_ref_slice(m, p, max);
+    if (!w.ptr || !md_link_dest(w.ptr, 0, (S8)w.len, end, raw0, raw1)) return 0;
+    *end += p; *raw0 += p; *raw1 += p;
+    return 1;
+}
+
+static void md_ref_title(Md *m, S8 p, S8 max, MdTitle *t) {
+    Str8 w = md_ref_slice(m, p, max);
+    if (!w.ptr) { t->ok = t->more = 0; return; }
+    md_link_title(w.ptr, 0, (S8)w.len, t);
+    if (t->ok) t->pos += p;
 }
 
 /* The label [1, end) is empty once markdown-it trims it. */
@@ -791,50 +847,57 @@ static B4 md_reference(Md *m, S4 start, S4 end, B4 silent) {
     (void)end;
     S4 pos = m->bm[start] + m->ts[start], next = start + 1;
     if (md_is_code(m, start) || md_ch(m, pos) != '[') return 0;
-    m->ref.len = 0;
     S4 stop = min_(m->em[start] + 1, m->len);
-    if (!md_buf_append(m, &m->ref, m->src + pos, (U8)(stop - pos))) return 0;
-    S8 max = (S8)m->ref.len, label_end = -1, p = 1;
+    md_ref_begin(m, m->src + pos, stop - pos);
+    S8 max = m->ref.len, label_end = -1, p = 1;
+    MdWin w = md_ref_win(m, 0);
     for (; p < max; p += 1) {
-        U1 c = m->ref.ptr[p];
+        U1 c = md_win_at(&w, p);
         if (c == '[') return 0;
         if (c == ']') { label_end = p; break; }
-        if (c == '\n' || (c == '\\' && p + 1 < max && m->ref.ptr[p + 1] == '\n')) {
-            if (c == '\\') p += 1;
-            if (md_ref_next(m, next)) { max = (S8)m->ref.len; next += 1; }
+        if (c == '\n' || (c == '\\' && p + 1 < max && md_win_at(&w, p + 1) == '\n')) {
+            if (c == '\\') p += 1;   /* now at the newline, the text's last byte */
+            if (!md_ref_next(m, next)) continue;
+            w = md_ref_win(m, max);
+            max = m->ref.len;
+            next += 1;
+            if (!w.s.ptr) return 0;   /* out of memory */
         } else if (c == '\\') {
             p += 1;
         }
     }
-    if (m->failed || label_end < 0 || label_end + 1 >= max || m->ref.ptr[label_end + 1] != ':') return 0;
+    /* Memory running out on the way reads as "no more lines"; the arena's
+     * flag then ends the tokenizer after this rule. */
+    if (label_end < 0 || label_end + 1 >= max || md_ref_at(m, label_end + 1) != ':') return 0;
     p = md_ref_skip_ws(m, label_end + 2, &max, &next);
     S8 dest_end, raw0, raw1;
-    if (!md_link_dest(m->ref.ptr, p, max, &dest_end, &raw0, &raw1)) return 0;
-    if (md_link_bad(m->ref.ptr + raw0, raw1 - raw0)) return 0;
+    if (!md_ref_dest(m, p, max, &dest_end, &raw0, &raw1)) return 0;
+    Str8 raw = md_ref_slice(m, raw0, raw1);
+    if (!raw.ptr || md_link_bad(raw.ptr, (S8)raw.len)) return 0;
     S4 dest_line = next;
     S8 ws_start = dest_end;
     p = md_ref_skip_ws(m, dest_end, &max, &next);
     MdTitle t = {0};
-    md_link_title(m->ref.ptr, p, max, &t);
+    md_ref_title(m, p, max, &t);
     while (t.more && md_ref_next(m, next)) {
         p = max;
-        max = (S8)m->ref.len;
+        max = m->ref.len;
         next += 1;
-        md_link_title(m->ref.ptr, p, max, &t);
+        md_ref_title(m, p, max, &t);
     }
-    if (m->failed) return 0;
     B4 title = 0;
     if (p < max && ws_start != p && t.ok) { title = t.nonempty; p = t.pos; }
     else { p = dest_end; next = dest_line; }
-    while (p < max && md_sp(m->ref.ptr[p])) p += 1;
-    if (p < max && m->ref.ptr[p] != '\n' && title) {
+    while (p < max && md_sp(md_ref_at(m, p))) p += 1;
+    if (p < max && md_ref_at(m, p) != '\n' && title) {
         /* junk after the title: still a definition if the title goes */
         p = dest_end;
         next = dest_line;
-        while (p < max && md_sp(m->ref.ptr[p])) p += 1;
+        while (p < max && md_sp(md_ref_at(m, p))) p += 1;
     }
-    if (p < max && m->ref.ptr[p] != '\n') return 0;
-    if (md_label_blank(m->ref.ptr + 1, label_end - 1)) return 0;
+    if (p < max && md_ref_at(m, p) != '\n') return 0;
+    Str8 label = md_ref_slice(m, 1, label_end);
+    if (!label.ptr || md_label_blank(label.ptr, (S8)label.len)) return 0;
     if (!silent) m->line = next;
     return 1;
 }
@@ -1009,7 +1072,10 @@ static B4 md_lheading(Md *m, S4 start, S4 end, S4 *stop) {
         if (md_terminates(m, next, end, 0)) break;
     }
     if (!level) { *stop = next; return 0; }
-    if (md_get_lines(m, start, next, m->blk_indent)) md_emit(m, level, start, m->text.ptr, m->text.len);
+    if (md_get_lines(m, start, next, m->blk_indent)) {
+        Str8 text = xar_contiguous(&m->text, m->ctx->arena);
+        if (!md_stopped(m)) md_emit(m, level, start, text.ptr, text.len);
+    }
     m->line = next + 1;
     m->parent = old_parent;
     return 1;
@@ -1031,7 +1097,7 @@ static B4 md_paragraph(Md *m, S4 start, S4 from) {
 /* ParserBlock.tokenize over [start, end). */
 static void md_tokenize(Md *m, S4 start, S4 end) {
     S4 line = start;
-    while (line < end && !m->failed) {
+    while (line < end && !md_stopped(m)) {
         m->line = line = md_skip_empty(m, line);
         if (line >= end || m->sc[line] < m->blk_indent) break;
         if (m->level >= MD_MAX_NESTING) { m->line = end; break; }
@@ -1040,10 +1106,9 @@ static void md_tokenize(Md *m, S4 start, S4 end) {
                 md_hr(m, line, end, 0) || md_list(m, line, end, 0) || md_reference(m, line, end, 0) ||
                 md_html_block(m, line, end, 0) || md_heading(m, line, end, 0) ||
                 md_lheading(m, line, end, &stop) || md_paragraph(m, line, stop < end ? stop : end);
-        if (m->failed) return;
+        if (md_stopped(m)) return;
         if (!ok || m->line <= line) {
-            m->failed = 1;
-            ctx_fail(m->ctx, Code_OpFailed, "md_outline: internal error: no progress at line %d", (int)line);
+            ctx_fail_input(m->ctx, Code_OpFailed, m->input, "internal error: no progress at line %d", (int)line);
             return;
         }
         line = m->line;
@@ -1053,22 +1118,13 @@ static void md_tokenize(Md *m, S4 start, S4 end) {
 
 /* ---- input normalisation ----------------------------------------------- */
 
-/* Length of a valid UTF-8 sequence at p[0..n) (lead byte >= 0x80), or the
- * negated length of its maximal invalid subpart (Python's "replace"
- * substitutes one U+FFFD for it). */
-static S4 md_utf8_seq(U1 const *p, U8 n) {
-    U1 c = p[0];
-    S4 need;
-    U1 lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) need = 1;
-    else if (c >= 0xe0 && c <= 0xef) { need = 2; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
-    else if (c >= 0xf0 && c <= 0xf4) { need = 3; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
-    else return -1;
-    for (S4 i = 1; i <= need; i += 1) {
-        if ((U8)i >= n || p[i] < lo || p[i] > hi) return -i;
-        lo = 0x80; hi = 0xbf;
-    }
-    return need + 1;
+/* The index of the lowest byte of w whose high bit is set in `flags`. */
+IA_ U8 md_low_byte(U8 flags) {
+#if defined(__GNUC__) || defined(__clang__)
+    return (U8)__builtin_ctzll(flags) >> 3;
+#else
+    U8 k = 0; while (!(flags & 0x80)) { flags >>= 8; k += 1; } return k;
+#endif
 }
 
 /* Word-at-a-time test for bytes that need a look: >= 0x80, NUL or CR. */
@@ -1080,7 +1136,10 @@ IA_ B4 md_word_plain(U8 w) {
 }
 
 /* Normalise in into dst (when dst is not 0); returns the output length
- * and sets *changed when the output differs from the input. */
+ * and sets *changed when the output differs from the input. A run of
+ * bytes >= 0x80 is checked as a whole (a valid character never spans its
+ * end: an ASCII byte follows), and each invalid subpart in it becomes one
+ * U+FFFD. */
 static U8 md_normalise_into(Str8 in, U1 *dst, B4 *changed) {
     U1 const *s = in.ptr;
     U8 n = in.len, i = 0, o = 0;
@@ -1096,10 +1155,23 @@ static U8 md_normalise_into(Str8 in, U1 *dst, B4 *changed) {
         }
         U1 c = s[i];
         if (c >= 0x80) {
-            S4 k = md_utf8_seq(s + i, n - i);
-            if (k > 0) { if (dst) memcpy(dst + o, s + i, (size_t)k); i += (U8)k; o += (U8)k; continue; }
-            if (dst) memcpy(dst + o, "\xef\xbf\xbd", 3);
-            i += (U8)-k; o += 3; *changed = 1;
+            U8 end = i + 1;
+            for (; end + 8 <= n; end += 8) {   /* to the next ASCII byte, a word at a time */
+                U8 w;
+                memcpy(&w, s + end, 8);
+                U8 ascii = ~w & 0x8080808080808080ull;
+                if (ascii) { end += md_low_byte(ascii); break; }
+            }
+            while (end < n && s[end] >= 0x80) end += 1;
+            while (i < end) {
+                U8 k = utf8_valid_len(str8(s + i, end - i));
+                if (dst) memcpy(dst + o, s + i, k);
+                i += k; o += k;
+                if (i == end) break;
+                S4 bad = utf8_seq(s + i, n - i);   /* < 0: one U+FFFD for -bad bytes */
+                if (dst) memcpy(dst + o, "\xef\xbf\xbd", 3);
+                i += (U8)-bad; o += 3; *changed = 1;
+            }
         } else if (c == 0) {
             if (dst) memcpy(dst + o, "\xef\xbf\xbd", 3);
             i += 1; o += 3; *changed = 1;
@@ -1117,60 +1189,55 @@ static U8 md_normalise_into(Str8 in, U1 *dst, B4 *changed) {
 
 /* The text markdown-it-py parses: the input itself when it is already
  * normal (the common case: no copy), else a normalised copy. */
-static B4 md_normalise(Ctx *ctx, Str8 in, Str8 *out) {
+static B4 md_normalise(Md *m, Str8 in, Str8 *out) {
     B4 changed = 0;
     U8 n = md_normalise_into(in, 0, &changed);
+    if (n > MD_MAX_TEXT)
+        return ctx_fail_input(m->ctx, Code_Limit, m->input, "text of %llu bytes is over the limit", (unsigned long long)n);
     if (!changed) {
         *out = in;
-    } else {
-        if (n > MD_MAX_TEXT) return ctx_fail(ctx, Code_Limit, "md_outline: text of %llu bytes is over the limit", (unsigned long long)n);
-        U1 *p = farena_push(ctx->arena, n ? n : 1, .alignment = 1);
-        if (!p) return ctx_fail(ctx, Code_NoMemory, "md_outline: out of memory");
-        md_normalise_into(in, p, &changed);
-        *out = str8(p, n);
+        return 1;
     }
-    if (out->len > MD_MAX_TEXT) return ctx_fail(ctx, Code_Limit, "md_outline: text of %llu bytes is over the limit", (unsigned long long)out->len);
+    U1 *p = farena_push(m->ctx->arena, n ? n : 1, .alignment = 1);
+    if (!p) return 0;
+    md_normalise_into(in, p, &changed);
+    *out = str8(p, n);
     return 1;
 }
 
 /* ---- entry points ------------------------------------------------------ */
 
-static B4 md_run(Ctx *ctx, Str8 text, MdOut out) {
+static B4 md_run(Ctx *ctx, Input const *input, Str8 text, MdOut out) {
     Md m = {0};
     m.ctx = ctx;
+    m.input = input;
     m.out = out;
     m.list_indent = -1;
     m.parent = MdParent_Root;
+    m.save = xar_of(ctx->arena, MdSaved);
+    m.ref.lines = (Xar){ .arena = ctx->arena };
+    m.text = (Xar){ .arena = ctx->arena };
     Str8 src = {0};
-    if (!md_normalise(ctx, text, &src)) return 0;
+    if (!md_normalise(&m, text, &src)) return 0;
     m.src = src.ptr;
     m.len = (S4)src.len;
     if (m.len == 0) return 1;
     if (!md_lines(&m)) return 0;
     md_tokenize(&m, 0, m.line_max);
-    return !m.failed;
+    return !md_stopped(&m);
 }
 
-B4 md_summary_write(Ctx *ctx, Str8 text) { return md_run(ctx, text, MdOut_Summary); }
+B4 md_summary_write(Ctx *ctx, Str8 text) { return md_run(ctx, 0, text, MdOut_Summary); }
 
-static B4 md_part_fail(Ctx *ctx, char const *op) {
-    return ctx->code != Code_Ok ? 0 : ctx_fail(ctx, Code_NoMemory, "%s: cannot write output", op);
+static B4 md_outline_input(Ctx *ctx, Input *input, void *state) {
+    (void)state;
+    return ctx_records_begin(ctx, "BIt") && md_run(ctx, input, input->data, MdOut_Records) && ctx_records_end(ctx);
 }
 
-static B4 md_op(Ctx *ctx, MdOut out, char const *op) {
-    Request *req = ctx->req;
-    for (U4 i = 0; i < req->input_count; i += 1) {
-        Input *input = &req->inputs[i];
-        if (!input_load(ctx, input)) {
-            return ctx_fail(ctx, Code_InputError, "%s: cannot read input %.*s (errno %d)", op,
-                            str8_fmt(input->path), (int)input->load_errno);
-        }
-        if (!ctx_part_begin(ctx)) return md_part_fail(ctx, op);
-        if (!md_run(ctx, input->data, out)) return ctx->code != Code_Ok ? 0 : md_part_fail(ctx, op);
-        if (!ctx_part_end(ctx)) return md_part_fail(ctx, op);
-    }
-    return 1;
+static B4 md_summary_input(Ctx *ctx, Input *input, void *state) {
+    (void)state;
+    return ctx_part_begin(ctx) && md_run(ctx, input, input->data, MdOut_Summary) && ctx_part_end(ctx);
 }
 
-B4 op_md_outline(Ctx *ctx) { return md_op(ctx, MdOut_Records, "md_outline"); }
-B4 op_md_summary(Ctx *ctx) { return md_op(ctx, MdOut_Summary, "md_summary"); }
+B4 op_md_outline(Ctx *ctx) { return ctx_each_input(ctx, md_outline_input, 0); }
+B4 op_md_summary(Ctx *ctx) { return ctx_each_input(ctx, md_summary_input, 0); }

@@ -26,29 +26,6 @@ enum {
     PY_PAD         = 8,     /* NUL bytes after the copied source */
 };
 
-/* ---- growable byte buffer in the arena ---------------------------------- */
-
-Struct_(Buf) { Arena *arena; U1 *ptr; U8 len; U8 cap; B4 failed; };
-
-static B4 buf_grow(Buf *b, U8 need) {
-    U8 cap = b->cap ? b->cap : 4096;
-    while (cap < need) cap *= 2;
-    U1 *p = farena_push(b->arena, cap, .alignment = 1);
-    if (!p) { b->failed = 1; return 0; }
-    if (b->len) memcpy(p, b->ptr, b->len);
-    b->ptr = p;
-    b->cap = cap;
-    return 1;
-}
-
-IA_ B4 buf_put(Buf *b, U1 const *p, U8 n) {
-    if (n == 0) return 1;
-    if (EXPECT_(b->len + n > b->cap, 0) && !buf_grow(b, b->len + n)) return 0;
-    memcpy(b->ptr + b->len, p, n);
-    b->len += n;
-    return 1;
-}
-
 /* ---- character classes ---------------------------------------------------- */
 
 /* Identifier bytes: ASCII letters, digits, `_`, and every byte >= 0x80 (a
@@ -96,7 +73,7 @@ Enum_(Kw) {
     Kw_Drop,        /* del pass break continue return raise global nonlocal assert */
 };
 
-Enum_(StmtKind) { Stmt_Drop = 0, Stmt_Keep = 1, Stmt_Doc = 2 };
+Enum_(StmtKind) { StmtKind_Drop = 0, StmtKind_Keep = 1, StmtKind_Doc = 2 };
 
 Struct_(Stmt) { U8 start; U8 end; U1 kind; };
 
@@ -128,11 +105,10 @@ Struct_(Line) {
     U8 first_colon;    /* Kw_Match: first annotation-like colon */
     Str8 name;
     U4 ntok;
-    Stmt *stmts;
-    U4 n;
+    XarOf *stmts;      /* Stmt: the line's simple statements (the scanner's array) */
 };
 
-Enum_(FsKind) { Fs_Str = 0, Fs_Expr = 1, Fs_Spec = 2 };
+Enum_(FsKind) { FsKind_Str = 0, FsKind_Expr = 1, FsKind_Spec = 2 };
 Struct_(FsFrame) { U1 kind; U1 quote; U1 triple; U1 raw; U4 depth; U4 str_ix; };
 
 Struct_(Scan) {
@@ -140,16 +116,14 @@ Struct_(Scan) {
     U8 len;
     U8 pos;
     Arena *arena;
-    Stmt *stmts;
-    U4 stmt_cap;
+    XarOf stmts;       /* Stmt: the current line's statements */
     U4 depth;
-    U1 brackets[PY_MAX_PARENS];
-    U8 bracket_at[PY_MAX_PARENS];   /* where each open bracket is */
-    FsFrame fs[PY_MAX_FSTACK];
+    U1 *brackets;      /* [PY_MAX_PARENS], in SkelStacks */
+    U8 *bracket_at;    /* [PY_MAX_PARENS]: where each open bracket is */
+    FsFrame *fs;       /* [PY_MAX_FSTACK] */
     U8 err_at;
     char const *err;
     char errbuf[96];   /* a formatted message (err points here) */
-    B4 nomem;
     Seg seg;
 };
 
@@ -224,17 +198,13 @@ IA_ B4 kw_is_clause(U1 kw) { return kw == Kw_Elif || kw == Kw_Else || kw == Kw_E
 
 /* ---- statements within a logical line ------------------------------------------ */
 
-static B4 stmt_push(Scan *s, Line *L, Stmt st) {
-    if (L->n == s->stmt_cap) {
-        U4 cap = s->stmt_cap ? s->stmt_cap * 2 : 64;
-        Stmt *n = farena_push_array(s->arena, Stmt, cap);
-        if (!n) { s->nomem = 1; return 0; }
-        if (L->n) memcpy(n, s->stmts, L->n * sizeof(Stmt));
-        s->stmts = n;
-        s->stmt_cap = cap;
-    }
-    s->stmts[L->n++] = st;
-    L->stmts = s->stmts;
+IA_ Stmt const *line_stmt(Line const *L, U8 i) { return xar_at(L->stmts, i); }
+IA_ U8 line_nstmts(Line const *L) { return L->stmts->len; }
+
+static B4 stmt_push(Line *L, Stmt st) {
+    Stmt *p = xar_of_push(L->stmts);
+    if (!p) return 0;
+    *p = st;
     return 1;
 }
 
@@ -242,10 +212,10 @@ static B4 seg_end(Scan *s, Line *L) {
     Seg *g = &s->seg;
     B4 ok = 1;
     if (g->ntok) {
-        U1 kind = Stmt_Drop;
-        if (g->kw == Kw_Import || (g->kw != Kw_Drop && g->assign)) kind = Stmt_Keep;
-        else if ((g->doc == 1 || g->doc == 2) && g->opens == g->closes) kind = Stmt_Doc;
-        ok = stmt_push(s, L, (Stmt){ g->start, g->end, kind });
+        U1 kind = StmtKind_Drop;
+        if (g->kw == Kw_Import || (g->kw != Kw_Drop && g->assign)) kind = StmtKind_Keep;
+        else if ((g->doc == 1 || g->doc == 2) && g->opens == g->closes) kind = StmtKind_Doc;
+        ok = stmt_push(L, (Stmt){ g->start, g->end, kind });
     }
     memset(g, 0, sizeof *g);
     return ok;
@@ -312,7 +282,7 @@ static B4 on_tok(Scan *s, Line *L, U1 kind, U8 a, U8 b) {
 /* ---- strings ------------------------------------------------------------- */
 
 /* Flags of a string prefix (r, u, b, f, t and the two-letter mixes), or -1. */
-enum { Str_Raw = 1, Str_Fmt = 2, Str_Bytes = 4 };
+Enum_(StrFlag) { StrFlag_Raw = 1, StrFlag_Fmt = 2, StrFlag_Bytes = 4 };
 
 static S4 prefix_flags(U1 const *p, U8 n) {
     if (n == 0) return 0;
@@ -321,9 +291,9 @@ static S4 prefix_flags(U1 const *p, U8 n) {
     U4 u = 0;
     for (U8 i = 0; i < n; i += 1) {
         switch (p[i] | 0x20) {
-        case 'r': if (flags & Str_Raw) return -1; flags |= Str_Raw; break;
-        case 'b': if (flags & (Str_Bytes | Str_Fmt)) return -1; flags |= Str_Bytes; break;
-        case 'f': case 't': if (flags & (Str_Bytes | Str_Fmt)) return -1; flags |= Str_Fmt; break;
+        case 'r': if (flags & StrFlag_Raw) return -1; flags |= StrFlag_Raw; break;
+        case 'b': if (flags & (StrFlag_Bytes | StrFlag_Fmt)) return -1; flags |= StrFlag_Bytes; break;
+        case 'f': case 't': if (flags & (StrFlag_Bytes | StrFlag_Fmt)) return -1; flags |= StrFlag_Fmt; break;
         case 'u': u += 1; break;
         default: return -1;
         }
@@ -373,7 +343,7 @@ static B4 fs_literal(Scan *s, U4 *n, U8 *pi, U8 open) {
     U1 const *p = s->p;
     U8 i = *pi;
     FsFrame *top = &s->fs[*n - 1];
-    FsFrame const *str = top->kind == Fs_Str ? top : &s->fs[top->str_ix];
+    FsFrame const *str = top->kind == FsKind_Str ? top : &s->fs[top->str_ix];
     U1 c = p[i];
     if (c == 0) return scan_fail(s, open, "unterminated f-string");
     if (c == '\\') {
@@ -387,20 +357,20 @@ static B4 fs_literal(Scan *s, U4 *n, U8 *pi, U8 open) {
             i += 1;
         } else i += 2;
     } else if (c == str->quote && (!str->triple || (p[i + 1] == c && p[i + 2] == c))) {
-        if (top->kind != Fs_Str) return scan_fail(s, i, "f-string: expecting '}'");
+        if (top->kind != FsKind_Str) return scan_fail(s, i, "f-string: expecting '}'");
         i += str->triple ? 3 : 1;
         *n -= 1;
     } else if (c == '\n' && !str->triple) {
         return scan_fail(s, open, "unterminated f-string");
     } else if (c == '{') {
-        if (top->kind == Fs_Str && p[i + 1] == '{') i += 2;
+        if (top->kind == FsKind_Str && p[i + 1] == '{') i += 2;
         else {
-            U4 six = top->kind == Fs_Str ? *n - 1 : top->str_ix;
-            if (!fs_push(s, n, (FsFrame){ .kind = Fs_Expr, .str_ix = six }, i)) return 0;
+            U4 six = top->kind == FsKind_Str ? *n - 1 : top->str_ix;
+            if (!fs_push(s, n, (FsFrame){ .kind = FsKind_Expr, .str_ix = six }, i)) return 0;
             i += 1;
         }
     } else if (c == '}') {
-        if (top->kind == Fs_Str) {
+        if (top->kind == FsKind_Str) {
             if (p[i + 1] != '}') return scan_fail(s, i, "f-string: single '}' is not allowed");
             i += 2;
         } else { *n -= 1; i += 1; }
@@ -419,11 +389,11 @@ static B4 fs_expr_word(Scan *s, U4 *n, U8 *pi) {
     if (p[i] == '\'' || p[i] == '"') {
         S4 fl = prefix_flags(p + a, i - a);
         if (fl >= 0) {
-            if (fl & Str_Fmt) {
+            if (fl & StrFlag_Fmt) {
                 U1 q = p[i];
                 B4 triple = p[i + 1] == q && p[i + 2] == q;
-                if (!fs_push(s, n, (FsFrame){ .kind = Fs_Str, .quote = q, .triple = (U1)triple,
-                                              .raw = (U1)((fl & Str_Raw) != 0) }, a)) return 0;
+                if (!fs_push(s, n, (FsFrame){ .kind = FsKind_Str, .quote = q, .triple = (U1)triple,
+                                              .raw = (U1)((fl & StrFlag_Raw) != 0) }, a)) return 0;
                 i += triple ? 3 : 1;
             } else {
                 s->pos = i;
@@ -463,7 +433,7 @@ static B4 fs_expr(Scan *s, U4 *n, U8 *pi, U8 open) {
         i += 1;
         break;
     case ':':
-        if (top->depth == 0) top->kind = Fs_Spec;
+        if (top->depth == 0) top->kind = FsKind_Spec;
         i += 1;
         break;
     case '!':
@@ -486,10 +456,10 @@ static B4 lex_fstring(Scan *s, B4 raw) {
     U1 q = p[i];
     B4 triple = p[i + 1] == q && p[i + 2] == q;
     U4 n = 0;
-    if (!fs_push(s, &n, (FsFrame){ .kind = Fs_Str, .quote = q, .triple = (U1)triple, .raw = (U1)raw }, i)) return 0;
+    if (!fs_push(s, &n, (FsFrame){ .kind = FsKind_Str, .quote = q, .triple = (U1)triple, .raw = (U1)raw }, i)) return 0;
     i += triple ? 3 : 1;
     while (n) {
-        B4 ok = s->fs[n - 1].kind == Fs_Expr ? fs_expr(s, &n, &i, open) : fs_literal(s, &n, &i, open);
+        B4 ok = s->fs[n - 1].kind == FsKind_Expr ? fs_expr(s, &n, &i, open) : fs_literal(s, &n, &i, open);
         if (!ok) return 0;
     }
     s->pos = i;
@@ -507,8 +477,8 @@ static B4 lex_word(Scan *s, Line *L) {
         S4 fl = prefix_flags(p + a, i - a);
         if (fl >= 0) {
             s->pos = i;
-            B4 ok = (fl & Str_Fmt) ? lex_fstring(s, (fl & Str_Raw) != 0) : lex_plain(s);
-            return ok && on_tok(s, L, (fl & (Str_Fmt | Str_Bytes)) ? Tok_StrOther : Tok_Str, a, s->pos);
+            B4 ok = (fl & StrFlag_Fmt) ? lex_fstring(s, (fl & StrFlag_Raw) != 0) : lex_plain(s);
+            return ok && on_tok(s, L, (fl & (StrFlag_Fmt | StrFlag_Bytes)) ? Tok_StrOther : Tok_Str, a, s->pos);
         }
     }
     s->pos = i;
@@ -623,7 +593,8 @@ static B4 line_start(Scan *s, Line *L) {
 static B4 scan_line(Scan *s, Line *L) {
     memset(L, 0, sizeof *L);
     memset(&s->seg, 0, sizeof s->seg);
-    L->stmts = s->stmts;
+    xar_of_truncate(&s->stmts, 0);
+    L->stmts = &s->stmts;
     if (!line_start(s, L)) return 0;
     U1 const *p = s->p;
     for (;;) {
@@ -671,26 +642,26 @@ static B4 scan_line(Scan *s, Line *L) {
     }
 done:
     if (!seg_end(s, L)) return 0;
-    if (L->kw == Kw_Match && L->n == 1 && L->first_colon && L->first_colon == L->stmts[0].end) {
+    if (L->kw == Kw_Match && line_nstmts(L) == 1 && L->first_colon && L->first_colon == line_stmt(L, 0)->end) {
         L->kw = Kw_Loop;          /* `match subject:` opens a dropped block */
         L->compound = 1;
         L->colon = L->first_colon - 1;
-        L->n = 0;
+        xar_of_truncate(L->stmts, 0);
     } else if (L->kw == Kw_Match || L->kw == Kw_Async) {
         L->kw = Kw_None;
     }
     if (kw_is_compound(L->kw) && !L->compound) return scan_fail(s, L->first, "expected ':'");
-    if (L->kw == Kw_At && L->n != 1) return scan_fail(s, L->first, "invalid decorator");
+    if (L->kw == Kw_At && line_nstmts(L) != 1) return scan_fail(s, L->first, "invalid decorator");
     return 1;
 }
 
 /* ---- the block machine ------------------------------------------------------ */
 
 Enum_(FrameKind) {
-    Frame_Module, Frame_Class, Frame_Clause,   /* summarised bodies */
-    Frame_Func,                                /* waits for its first body line */
-    Frame_Skip, Frame_Full,                    /* bodies passed over / kept whole */
-    Frame_Cont,                                /* an if/try (or dropped) block between clauses */
+    FrameKind_Module, FrameKind_Class, FrameKind_Clause,   /* summarised bodies */
+    FrameKind_Func,                                        /* waits for its first body line */
+    FrameKind_Skip, FrameKind_Full,                        /* bodies passed over / kept whole */
+    FrameKind_Cont,                                        /* an if/try (or dropped) block between clauses */
 };
 
 Struct_(Frame) {
@@ -706,34 +677,64 @@ Struct_(Frame) {
     U8 deco;           /* start of the pending decorators' first line, or ~0 */
     U8 out_mark;       /* Cont: output length before its first header */
     U8 full_start, full_end;
-    U8 qual_len;
+    U4 qual_depth;     /* k->qual's depth to go back to when the frame closes */
 };
+
+/* One name of the qualified name of the enclosing classes, "A.B": the
+ * dot is there when the name before it is not empty, as a joined string
+ * would have it. */
+Struct_(QualPart) { Str8 name; B4 dot; };
 
 Struct_(Skel) {
     Scan s;
-    Buf out;
-    Buf qual;
+    Xar *out;          /* the caller's: the skeleton is appended */
+    QualPart *qual;    /* [PY_MAX_FRAMES + 1]: one per open class frame, and the def being named */
+    U4 qual_depth;
+    U8 qual_len;       /* bytes of the joined name */
     Str8 *full; U4 nfull;
     Str8 *sigs; U4 nsigs;
-    Frame frames[PY_MAX_FRAMES];
+    Frame *frames;     /* [PY_MAX_FRAMES] */
     U4 nframes;
     U8 at;             /* the line that closes frames (or the end): where their errors are */
-    U4 indents[PY_MAX_INDENT];   /* columns of the open indentation levels, as CPython's tokenizer */
+    U4 *indents;       /* [PY_MAX_INDENT]: columns of the open indentation levels, as CPython's tokenizer */
     U4 nindents;
+};
+
+/* The stacks, apart from Skel and not zeroed (some 40 KiB: clearing them
+ * was a fifth of the time on small files): every entry is written when
+ * pushed, before it is read. */
+Struct_(SkelStacks) {
+    U1 brackets[PY_MAX_PARENS];
+    U8 bracket_at[PY_MAX_PARENS];
+    FsFrame fs[PY_MAX_FSTACK];
+    QualPart qual[PY_MAX_FRAMES + 1];
+    Frame frames[PY_MAX_FRAMES];
+    U4 indents[PY_MAX_INDENT];
 };
 
 Struct_(Ind) { Str8 base; B4 plus4; };
 
+/* One output line; a short one is put together here first: one append. */
 static B4 emit_line(Skel *k, Ind ind, Str8 body) {
-    Buf *o = &k->out;
-    return buf_put(o, ind.base.ptr, ind.base.len) && (!ind.plus4 || buf_put(o, (U1 const *)"    ", 4))
-        && buf_put(o, body.ptr, body.len) && buf_put(o, (U1 const *)"\n", 1);
+    enum { SHORT_LINE = 256 };
+    Xar *o = k->out;
+    U8 n = ind.base.len + (ind.plus4 ? 4 : 0) + body.len + 1;
+    if (n > SHORT_LINE) {
+        return xar_str8(o, ind.base) && (!ind.plus4 || xar_str8(o, str8_lit("    ")))
+            && xar_str8(o, body) && xar_byte(o, '\n');
+    }
+    U1 line[SHORT_LINE], *p = line;
+    if (ind.base.len) memcpy(p, ind.base.ptr, ind.base.len), p += ind.base.len;
+    if (ind.plus4) memcpy(p, "    ", 4), p += 4;
+    if (body.len) memcpy(p, body.ptr, body.len), p += body.len;
+    *p = '\n';
+    return xar_append(o, line, n);
 }
 
 IA_ Str8 src(Skel *k, U8 a, U8 b) { return str8(k->s.p + a, b - a); }
 IA_ Ind ind_of(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 0 }; }
 IA_ Ind ind_inline(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 1 }; }
-IA_ B4 has_inline(Line const *L) { return L->n > 0; }
+IA_ B4 has_inline(Line const *L) { return line_nstmts(L) > 0; }
 
 static B4 emit_dots(Skel *k, Ind ind) { return emit_line(k, ind, str8_lit("...")); }
 
@@ -745,20 +746,40 @@ static Frame *push_frame(Skel *k, U1 kind, S8 head_col) {
     f->head_col = head_col;
     f->body_col = -1;
     f->deco = ~(U8)0;
-    f->qual_len = k->qual.len;
+    f->qual_depth = k->qual_depth;
     return f;
 }
 
-static B4 name_in(Str8 const *names, U4 n, Str8 q) {
-    for (U4 i = 0; i < n; i += 1) if (str8_eq(names[i], q)) return 1;
+IA_ void qual_pop_to(Skel *k, U4 depth) {
+    while (k->qual_depth > depth) {
+        QualPart const *q = &k->qual[--k->qual_depth];
+        k->qual_len -= q->name.len + (q->dot ? 1 : 0);
+    }
+}
+
+/* Is `name` the joined qualified name k->qual? */
+static B4 qual_is(Skel const *k, Str8 name) {
+    if (name.len != k->qual_len) return 0;
+    U8 at = 0;
+    for (U4 i = 0; i < k->qual_depth; i += 1) {
+        QualPart const *q = &k->qual[i];
+        if (q->dot && name.ptr[at++] != '.') return 0;
+        if (q->name.len && memcmp(name.ptr + at, q->name.ptr, q->name.len) != 0) return 0;
+        at += q->name.len;
+    }
+    return 1;
+}
+
+static B4 qual_in(Skel const *k, Str8 const *names, U4 n) {
+    for (U4 i = 0; i < n; i += 1) if (qual_is(k, names[i])) return 1;
     return 0;
 }
 
 /* Simple statements of L into frame F: kept ones and a leading docstring. */
 static B4 emit_stmts(Skel *k, Frame *F, Line const *L, Ind ind) {
-    for (U4 i = 0; i < L->n; i += 1) {
-        Stmt st = L->stmts[i];
-        B4 keep = st.kind == Stmt_Keep || (st.kind == Stmt_Doc && i == 0 && F->doc_ok);
+    for (U8 i = 0; i < line_nstmts(L); i += 1) {
+        Stmt st = *line_stmt(L, i);
+        B4 keep = st.kind == StmtKind_Keep || (st.kind == StmtKind_Doc && i == 0 && F->doc_ok);
         if (keep) {
             if (!emit_line(k, ind, src(k, st.start, st.end))) return 0;
             F->content = 1;
@@ -771,27 +792,27 @@ static B4 emit_stmts(Skel *k, Frame *F, Line const *L, Ind ind) {
 static void close_frame(Skel *k, Frame *F) {
     Frame *parent = k->nframes >= 2 ? &k->frames[k->nframes - 2] : 0;
     switch (F->kind) {
-    case Frame_Class: case Frame_Clause:
+    case FrameKind_Class: case FrameKind_Clause:
         if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
         if (!F->content) emit_dots(k, (Ind){ F->body_ind, 0 });
-        if (F->kind == Frame_Clause && F->content && parent) parent->content = 1;
+        if (F->kind == FrameKind_Clause && F->content && parent) parent->content = 1;
         break;
-    case Frame_Func: scan_fail(&k->s, k->at, "expected an indented block"); break;
-    case Frame_Skip:
+    case FrameKind_Func: scan_fail(&k->s, k->at, "expected an indented block"); break;
+    case FrameKind_Skip:
         if (!F->started) scan_fail(&k->s, k->at, "expected an indented block");
         break;
-    case Frame_Full:
+    case FrameKind_Full:
         if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
         emit_line(k, (Ind){ 0 }, src(k, F->full_start, F->full_end));
         break;
-    case Frame_Cont:
+    case FrameKind_Cont:
         if (F->dropped) break;
         if (F->content) { if (parent) parent->content = 1; }
-        else k->out.len = F->out_mark;     /* no clause kept anything: drop the block */
+        else xar_truncate(k->out, F->out_mark);   /* no clause kept anything: drop the block */
         break;
     default: break;
     }
-    k->qual.len = F->qual_len;
+    qual_pop_to(k, F->qual_depth);
     k->nframes -= 1;
 }
 
@@ -804,16 +825,17 @@ static B4 emit_header(Skel *k, Frame *T, Line const *L) {
 
 static B4 on_def(Skel *k, Frame *T, Line const *L) {
     U8 start = T->deco != ~(U8)0 ? T->deco : L->phys;
-    U8 qlen = k->qual.len;
-    if ((qlen && !buf_put(&k->qual, (U1 const *)".", 1)) || !buf_put(&k->qual, L->name.ptr, L->name.len)) return 0;
-    Str8 q = str8(k->qual.ptr, k->qual.len);
-    B4 full = name_in(k->full, k->nfull, q), sig = !full && name_in(k->sigs, k->nsigs, q);
+    U4 qdepth = k->qual_depth;   /* the frames bound it: at most one part per open frame, plus this one */
+    B4 dot = k->qual_len != 0;
+    k->qual[k->qual_depth++] = (QualPart){ L->name, dot };
+    k->qual_len += L->name.len + (dot ? 1 : 0);
+    B4 full = qual_in(k, k->full, k->nfull), sig = !full && qual_in(k, k->sigs, k->nsigs);
     T->content = 1;
     if (full) {
         T->deco = ~(U8)0;
-        k->qual.len = qlen;
+        qual_pop_to(k, qdepth);
         if (has_inline(L)) return emit_line(k, (Ind){ 0 }, src(k, start, L->nl));
-        Frame *F = push_frame(k, Frame_Full, L->col);
+        Frame *F = push_frame(k, FrameKind_Full, L->col);
         if (!F) return 0;
         F->full_start = start;
         F->full_end = L->nl;
@@ -821,9 +843,9 @@ static B4 on_def(Skel *k, Frame *T, Line const *L) {
     }
     if (!emit_header(k, T, L)) return 0;
     if (L->kw == Kw_Class && !sig) {
-        Frame *F = push_frame(k, Frame_Class, L->col);
+        Frame *F = push_frame(k, FrameKind_Class, L->col);
         if (!F) return 0;
-        F->qual_len = qlen;
+        F->qual_depth = qdepth;
         F->doc_ok = 1;
         if (!has_inline(L)) return 1;
         F->started = 1;
@@ -833,14 +855,14 @@ static B4 on_def(Skel *k, Frame *T, Line const *L) {
         close_frame(k, F);
         return 1;
     }
-    k->qual.len = qlen;
+    qual_pop_to(k, qdepth);
     if (has_inline(L)) {
         Ind ind = ind_inline(k, L);
-        if (!sig && L->stmts[0].kind == Stmt_Doc && !emit_line(k, ind, src(k, L->stmts[0].start, L->stmts[0].end)))
-            return 0;
+        Stmt const *doc = line_stmt(L, 0);
+        if (!sig && doc->kind == StmtKind_Doc && !emit_line(k, ind, src(k, doc->start, doc->end))) return 0;
         return emit_dots(k, ind);
     }
-    Frame *F = push_frame(k, Frame_Func, L->col);
+    Frame *F = push_frame(k, FrameKind_Func, L->col);
     if (!F) return 0;
     F->no_doc = sig;
     return 1;
@@ -850,11 +872,11 @@ static B4 on_def(Skel *k, Frame *T, Line const *L) {
 static B4 on_clause(Skel *k, Frame *cont, Line const *L) {
     if (cont->dropped) {
         if (has_inline(L)) return 1;
-        Frame *F = push_frame(k, Frame_Skip, L->col);
+        Frame *F = push_frame(k, FrameKind_Skip, L->col);
         return F != 0;
     }
     if (!emit_line(k, (Ind){ 0 }, src(k, L->phys, L->colon + 1))) return 0;
-    Frame *F = push_frame(k, Frame_Clause, L->col);
+    Frame *F = push_frame(k, FrameKind_Clause, L->col);
     if (!F) return 0;
     if (!has_inline(L)) return 1;
     F->started = 1;
@@ -868,10 +890,10 @@ static B4 on_clause(Skel *k, Frame *cont, Line const *L) {
 static B4 on_compound(Skel *k, Frame *T, Line const *L) {
     if (L->kw == Kw_Def || L->kw == Kw_Class) return on_def(k, T, L);
     if (kw_is_clause(L->kw)) return scan_fail(&k->s, L->first, "invalid syntax: clause without its block");
-    Frame *C = push_frame(k, Frame_Cont, L->col);
+    Frame *C = push_frame(k, FrameKind_Cont, L->col);
     if (!C) return 0;
     C->dropped = L->kw == Kw_Loop;
-    C->out_mark = k->out.len;
+    C->out_mark = k->out->len;
     return on_clause(k, C, L);
 }
 
@@ -896,25 +918,26 @@ static B4 on_line(Skel *k, Line const *L) {
     k->at = L->first;
     for (;;) {
         Frame *T = &k->frames[k->nframes - 1];
-        if (T->kind == Frame_Module) break;
-        if (T->kind == Frame_Cont) {
+        if (T->kind == FrameKind_Module) break;
+        if (T->kind == FrameKind_Cont) {
             if ((S8)L->col == T->head_col && kw_is_clause(L->kw)) return on_clause(k, T, L);
             if ((S8)L->col > T->head_col) return scan_fail(&k->s, L->first, "unexpected indent");
         } else if ((S8)L->col > T->head_col) {
             break;
         }
         close_frame(k, T);
-        if (k->s.err || k->out.failed) return 0;
+        if (k->s.err || k->s.arena->failed) return 0;
     }
     Frame *T = &k->frames[k->nframes - 1];
     switch (T->kind) {
-    case Frame_Skip: T->started = 1; return 1;
-    case Frame_Full: T->started = 1; T->full_end = L->nl; return 1;
-    case Frame_Func: {
+    case FrameKind_Skip: T->started = 1; return 1;
+    case FrameKind_Full: T->started = 1; T->full_end = L->nl; return 1;
+    case FrameKind_Func: {
         Ind ind = ind_of(k, L);
-        B4 doc = !T->no_doc && L->kw != Kw_At && !L->compound && L->n && L->stmts[0].kind == Stmt_Doc;
-        if (doc && !emit_line(k, ind, src(k, L->stmts[0].start, L->stmts[0].end))) return 0;
-        T->kind = Frame_Skip;
+        Stmt const *first = has_inline(L) ? line_stmt(L, 0) : 0;
+        B4 doc = !T->no_doc && L->kw != Kw_At && !L->compound && first && first->kind == StmtKind_Doc;
+        if (doc && !emit_line(k, ind, src(k, first->start, first->end))) return 0;
+        T->kind = FrameKind_Skip;
         T->started = 1;
         return emit_dots(k, ind);
     }
@@ -923,33 +946,6 @@ static B4 on_line(Skel *k, Line const *L) {
 }
 
 /* ---- source preparation ---------------------------------------------------- */
-
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF), as
- * Python's decoder; returns the offset of the first bad byte or len. */
-static U8 utf8_bad_at(U1 const *p, U8 len) {
-    U8 i = 0;
-    while (i < len) {
-        if (i + 8 <= len) {
-            U8 w;
-            memcpy(&w, p + i, 8);
-            if (!(w & 0x8080808080808080ull)) { i += 8; continue; }
-        }
-        U1 c = p[i];
-        if (c < 0x80) { i += 1; continue; }
-        if (c < 0xC2 || c > 0xF4) return i;
-        U4 n = c >= 0xF0 ? 3 : (c >= 0xE0 ? 2 : 1);
-        if (n >= len - i) return i;
-        U1 c1 = p[i + 1];
-        if ((c1 & 0xC0) != 0x80) return i;
-        if (c == 0xE0 && c1 < 0xA0) return i;
-        if (c == 0xED && c1 > 0x9F) return i;
-        if (c == 0xF0 && c1 < 0x90) return i;
-        if (c == 0xF4 && c1 > 0x8F) return i;
-        for (U4 j = 2; j <= n; j += 1) if ((p[i + j] & 0xC0) != 0x80) return i;
-        i += n + 1;
-    }
-    return len;
-}
 
 /* Copy without BOM, with CR LF and lone CR as LF, NUL-padded. */
 static U1 *prepare(Arena *arena, Str8 source, U8 *len) {
@@ -988,15 +984,6 @@ static Str8 *split_names(Arena *arena, Str8 list, U4 *count) {
     return names;
 }
 
-static Str8 error_text(Arena *arena, Scan const *s, char const *why, U8 at) {
-    U8 line = 1;
-    for (U8 i = 0; i < at && i < s->len; i += 1) line += s->p[i] == '\n';
-    char tmp[160];
-    int n = snprintf(tmp, sizeof tmp, "line %llu: %s", (unsigned long long)line, why);
-    if (n < 0) n = 0;
-    return arena_copy(arena, str8((U1 const *)tmp, (U8)min_((U8)n, sizeof tmp - 1)));
-}
-
 /* The tokenizer's INDENT/DEDENT rule over every logical line (skipped
  * bodies included): a dedent must land on an open level, and at most
  * PY_MAX_INDENT levels. Whether an indent is allowed is the block machine's. */
@@ -1017,78 +1004,71 @@ static void run_lines(Skel *k) {
     Line L;
     k->indents[0] = 0;
     k->nindents = 1;
-    while (!k->s.err && !k->out.failed && !k->s.nomem && scan_line(&k->s, &L)) {
+    while (!k->s.err && !k->s.arena->failed && scan_line(&k->s, &L)) {
         if (!indent_check(k, &L) || !on_line(k, &L)) break;
     }
     k->at = k->s.len ? k->s.len - 1 : 0;
-    while (!k->s.err && !k->out.failed && k->nframes > 1) close_frame(k, &k->frames[k->nframes - 1]);
+    while (!k->s.err && !k->s.arena->failed && k->nframes > 1) close_frame(k, &k->frames[k->nframes - 1]);
     if (!k->s.err && k->frames[0].deco != ~(U8)0) scan_fail(&k->s, k->s.len, "a decorator must precede def or class");
 }
 
-PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Str8 *out, Str8 *error) {
-    *out = (Str8){ 0 };
-    *error = (Str8){ 0 };
+PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Xar *out, PySkelError *error) {
+    *error = (PySkelError){ 0 };
     Skel *k = farena_push_type(arena, Skel);
-    if (!k) return PySkel_NoMemory;
+    SkelStacks *st = farena_push_array(arena, SkelStacks, 1);   /* not zeroed */
+    if (!k || !st) return PySkelStatus_NoMemory;
+    k->s.brackets = st->brackets;
+    k->s.bracket_at = st->bracket_at;
+    k->s.fs = st->fs;
+    k->qual = st->qual;
+    k->frames = st->frames;
+    k->indents = st->indents;
     k->s.arena = arena;
+    k->s.stmts = xar_of(arena, Stmt);
     k->s.p = prepare(arena, source, &k->s.len);
-    if (!k->s.p) return PySkel_NoMemory;
-    k->out = (Buf){ .arena = arena };
-    k->qual = (Buf){ .arena = arena };
-    if (!buf_grow(&k->out, k->s.len / 2 + 256)) return PySkel_NoMemory;
+    if (!k->s.p) return PySkelStatus_NoMemory;
+    k->out = out;
     k->full = split_names(arena, opts.full, &k->nfull);
     k->sigs = split_names(arena, opts.signatures, &k->nsigs);
-    if (!k->full || !k->sigs) return PySkel_NoMemory;
-    U8 bad = utf8_bad_at(k->s.p, k->s.len);
+    if (!k->full || !k->sigs) return PySkelStatus_NoMemory;
+    U8 bad = utf8_valid_len(str8(k->s.p, k->s.len));
     if (bad < k->s.len) {
-        *error = error_text(arena, &k->s, "source is not valid UTF-8", bad);
-        return PySkel_Syntax;
+        *error = (PySkelError){ line_at(&k->s, bad), "source is not valid UTF-8" };
+        return PySkelStatus_Syntax;
     }
     U1 const *nul = k->s.len ? memchr(k->s.p, 0, k->s.len) : 0;
     if (nul) {   /* first, as the fallback does: the scanning loops then stop at the sentinel only */
-        *error = error_text(arena, &k->s, "source code cannot contain null bytes", (U8)(nul - k->s.p));
-        return PySkel_Syntax;
+        *error = (PySkelError){ line_at(&k->s, (U8)(nul - k->s.p)), "source code cannot contain null bytes" };
+        return PySkelStatus_Syntax;
     }
-    push_frame(k, Frame_Module, -1);
+    U8 mark = out->len;
+    push_frame(k, FrameKind_Module, -1);
     k->frames[0].doc_ok = 1;
     run_lines(k);
-    if (k->out.failed || k->qual.failed || k->s.nomem) return PySkel_NoMemory;
+    if (arena->failed) return PySkelStatus_NoMemory;
     if (k->s.err) {
-        *error = error_text(arena, &k->s, k->s.err, k->s.err_at);
-        return PySkel_Syntax;
+        xar_truncate(out, mark);
+        *error = (PySkelError){ line_at(&k->s, k->s.err_at), k->s.err };
+        return PySkelStatus_Syntax;
     }
-    *out = str8(k->out.ptr, k->out.len);
-    return PySkel_Ok;
+    return PySkelStatus_Ok;
 }
 
 /* ---- the op ---------------------------------------------------------------- */
 
-static B4 skeleton_fail(Ctx *ctx, PySkelStatus st, Str8 path, Str8 error) {
-    if (st == PySkel_NoMemory) return ctx_fail(ctx, Code_NoMemory, "py_skeleton: out of memory");
-    return ctx_fail(ctx, Code_OpFailed, "py_skeleton: %.*s: %.*s", (int)min_(path.len, 400), (char const *)path.ptr,
-                    str8_fmt(error));
-}
-
-B4 py_skeleton_write(Ctx *ctx, Str8 source) {
-    Str8 out, error;
-    PySkelStatus st = py_skeleton_make(ctx->arena, source, (PySkelOpts){ 0 }, &out, &error);
-    if (st != PySkel_Ok) return skeleton_fail(ctx, st, str8_lit("<source>"), error);
-    return ctx_str8(ctx, out);
+static B4 skeleton_input(Ctx *ctx, Input *input, void *state) {
+    PySkelOpts const *opts = state;
+    PySkelError error;
+    if (!ctx_part_begin(ctx)) return 0;
+    PySkelStatus st = py_skeleton_make(ctx->arena, input->data, *opts, ctx->out, &error);
+    if (st == PySkelStatus_Syntax)
+        return ctx_fail_input(ctx, Code_OpFailed, input, "line %llu: %s", (unsigned long long)error.line, error.why);
+    return st == PySkelStatus_Ok && ctx_part_end(ctx);
 }
 
 B4 op_py_skeleton(Ctx *ctx) {
     PySkelOpts opts = { 0 };
     ctx_param(ctx, "full", &opts.full);
     ctx_param(ctx, "signatures", &opts.signatures);
-    for (U4 i = 0; i < ctx->req->input_count; i += 1) {
-        Input *input = &ctx->req->inputs[i];
-        if (!input_load(ctx, input))
-            return ctx_fail(ctx, Code_InputError, "py_skeleton: cannot read '%.*s' (errno %d)",
-                            (int)min_(input->path.len, 400), (char const *)input->path.ptr, input->load_errno);
-        Str8 out, error;
-        PySkelStatus st = py_skeleton_make(ctx->arena, input->data, opts, &out, &error);
-        if (st != PySkel_Ok) return skeleton_fail(ctx, st, input->path, error);
-        if (!ctx_part_begin(ctx) || !ctx_str8(ctx, out) || !ctx_part_end(ctx)) return 0;
-    }
-    return 1;
+    return ctx_each_input(ctx, skeleton_input, &opts);
 }

@@ -13,15 +13,14 @@
  * source (full) or header only (signatures) the skeleton keeps. */
 Struct_(PySkelOpts) { Str8 full; Str8 signatures; };
 
-Enum_(PySkelStatus) { PySkel_Ok = 0, PySkel_Syntax = 1, PySkel_NoMemory = 2 };
+/* NoMemory: the arena's flag says why (memory or the output limit). */
+Enum_(PySkelStatus) { PySkelStatus_Ok = 0, PySkelStatus_Syntax = 1, PySkelStatus_NoMemory = 2 };
 
-/* The skeleton of `source` in arena memory at *out. PySkel_Syntax when the
- * scanner rejects the source, with a message ("line N: why") at *error. */
-PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Str8 *out, Str8 *error);
+/* Why the scanner rejected a source: the 1-based line and CPython's wording. */
+Struct_(PySkelError) { U8 line; char const *why; };
 
-/* Writes the default skeleton of `source` into the currently open part
- * (build_markdown's skeleton mode). Rejected source: ctx_fail with
- * Code_OpFailed and the scanner's message; nothing is written. */
-B4 py_skeleton_write(Ctx *ctx, Str8 source);
+/* Appends the skeleton of `source` to *out (arena memory). On
+ * PySkelStatus_Syntax, *error says why and *out is as it was. */
+PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Xar *out, PySkelError *error);
 
 #endif

@@ -1,4 +1,4 @@
-/* summary.c: summaries for build_markdown's summary and skeleton modes
+/* summary.c: summaries for the aggregate op's summary and skeleton modes
  * (summary.h has the rules). */
 #include "summary.h"
 #include "md_outline.h"
@@ -67,17 +67,20 @@ static B4 markdown_summary(Ctx *ctx, Xar *scratch, Str8 data) {
     return scratch->len ? 1 : generic_summary(ctx, data);
 }
 
+/* The default skeleton; 0 when the scanner rejects the source (or memory
+ * gave out: the arena's flag). */
 static B4 python_skeleton(Ctx *ctx, Str8 data, Str8 *body) {
-    Str8 error;
-    PySkelStatus st = py_skeleton_make(ctx->arena, data, (PySkelOpts){ 0 }, body, &error);
-    if (st == PySkel_NoMemory) return ctx_fail(ctx, Code_NoMemory, "out of memory");
-    return st == PySkel_Ok;
+    Xar out = { .arena = ctx->arena };
+    PySkelError error;
+    if (py_skeleton_make(ctx->arena, data, (PySkelOpts){ 0 }, &out, &error) != PySkelStatus_Ok) return 0;
+    *body = xar_contiguous(&out, ctx->arena);
+    return ctx->arena->failed == Fail_None;
 }
 
 B4 summary_body(Ctx *ctx, Str8 path, Str8 data, B4 skeleton, Str8 *body) {
     FileKind kind = file_kind(path);
     if (kind == FileKind_Python && python_skeleton(ctx, data, body)) return 1;
-    if (ctx->code != Code_Ok) return 0;
+    if (ctx->arena->failed || ctx->code != Code_Ok) return 0;
     if (skeleton && kind != FileKind_Python) { *body = data; return 1; }
 
     /* write into scratch output, then hand back one flat copy */
@@ -86,7 +89,7 @@ B4 summary_body(Ctx *ctx, Str8 path, Str8 data, B4 skeleton, Str8 *body) {
     ctx->out = &scratch;
     B4 ok = kind == FileKind_Markdown && !skeleton ? markdown_summary(ctx, &scratch, data) : generic_summary(ctx, data);
     ctx->out = saved;
-    if (!ok || ctx->arena->failed) return ctx->code != Code_Ok ? 0 : ctx_fail(ctx, Code_NoMemory, "out of memory");
-    *body = xar_flatten(&scratch, ctx->arena);
-    return body->ptr ? 1 : ctx_fail(ctx, Code_NoMemory, "out of memory");
+    if (!ok || ctx->arena->failed) return 0;   /* the arena's flag or ctx says why */
+    *body = xar_contiguous(&scratch, ctx->arena);
+    return ctx->arena->failed == Fail_None;
 }

@@ -1,4 +1,4 @@
-/* summary.h: the body build_markdown writes for an input in summary or
+/* summary.h: the body the aggregate op writes for an input in summary or
  * skeleton mode (docs/build-markdown.md). */
 #ifndef SLOPFAST_SUMMARY_H
 #define SLOPFAST_SUMMARY_H
