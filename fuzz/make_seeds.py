@@ -3,7 +3,7 @@
     python fuzz/make_seeds.py OUT_DIR [--max-bytes N]
 
 Writes one request file per seed into OUT_DIR: every golden wire vector in
-tests/data/wire as it is, then v2 and v1 requests for every op in
+tests/data/wire as it is, then v3 and v1 requests for every op in
 lib/op_table.h built with slopfast.wire.encode_request / encode_request_text
 from the test corpora: rust-book and CommonMark spec markdown, Python
 source (this project's own and a few hand-made edge cases). File inputs
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 sys.path.insert(0, str(ROOT))
 
-from slopfast import wire  # noqa: E402
+from slopfast import ops, wire  # noqa: E402
 from slopfast.wire import Input  # noqa: E402
 
-OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton"]
+OPS = [op.name for op in ops.NATIVE]
 
 PY_SNIPPETS = [
     b'"""Module doc."""\nimport os\nfrom x import (a,\n    b)\nX: int = 1\n\n\nclass A(B, metaclass=M):\n    """Doc."""\n    y = 2\n\n    @property\n    def f(self, a=(1, 2), *args, **kw) -> "T":\n        return a\n\n\nasync def g():\n    await h()\n',
@@ -71,7 +71,7 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
 
     def add(name: str, ops, inputs, text_too: bool = True) -> None:
-        forms = [("v2", wire.encode_request(ops, inputs))]
+        forms = [("v3", wire.encode_request(ops, inputs))]
         if text_too and all(i.path for i in inputs) and all(n for n, _ in ops):
             forms.append(("v1", wire.encode_request_text(ops, inputs)))
         for form, blob in forms:
@@ -79,30 +79,29 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
                 out.append((f"{name}.{form}", blob))
 
     for path in sorted((DATA / "wire").iterdir()):
-        if path.is_file() and (path.name.endswith(".v1.txt") or path.name.endswith(".v2.bin")):
+        if path.is_file() and (path.name.endswith(".v1.txt") or path.name.endswith(".v3.bin")):
             out.append((f"wire-{path.name}", path.read_bytes()))
 
     files = [Input(b"files/hello.txt"), Input(b"files/notes.md"), Input(b"files/crlf.txt"), Input(b"files/missing.txt")]
-    add("echo-files", [("echo", {})], files)
-    add("echo-mixed", [("echo", {}), ("echo", {"x": "y"})], [Input(b"a", b"A"), Input(b"b", b""), files[0]])
-
     md = markdown_docs()
     py = python_sources()
-    for i, (name, text) in enumerate(md):
-        op = "md_outline" if i % 2 == 0 else "md_summary"
-        add(f"{op}-{name.decode()}", [(op, {})], [Input(name, text)])
-    add("md-both", [("md_outline", {}), ("md_summary", {})], [Input(n, t) for n, t in md[:6]])
-    for name, src in py:
-        add(f"py_skeleton-{name.decode()}", [("py_skeleton", {})], [Input(name, src)])
-    add("py_skeleton-opts", [("py_skeleton", {"full": "A.f\ng", "signatures": "A"})], [Input(b"m.py", PY_SNIPPETS[0])])
-
     mixed = [Input(n, t, mode) for (n, t), mode in zip(md[:3] + py[:3], [0, 1, 2, 3, 2, 3])] + files[:2]
+    # every op of the registry on the inputs of its kind, one request per input
+    corpus = {"markdown": [Input(n, t) for n, t in md], "python": [Input(n, t) for n, t in py], "any": mixed}
+    for op in ops.NATIVE:
+        for item in corpus[op.inputs]:
+            add(f"{op.name}-{item.path.decode()}", [(op.name, {})], [item])
+        add(f"{op.name}-files", [(op.name, {})], files)
+
+    add("echo-mixed", [("echo", {}), ("echo", {"x": "y"})], [Input(b"a", b"A"), Input(b"b", b""), files[0]])
+    add("md-both", [("md_outline", {}), ("md_summary", {})], [Input(n, t) for n, t in md[:6]])
+    add("py_skeleton-opts", [("py_skeleton", {"full": "A.f\ng", "signatures": "A"})], [Input(b"m.py", PY_SNIPPETS[0])])
     for mode in ("full", "summary", "skeleton"):
-        add(f"build_markdown-{mode}", [("aggregate", {"mode": mode, "lang": "py\tpython\nmd\tmarkdown"})], mixed)
-    add("build_markdown-fences", [("aggregate", {})],
+        add(f"aggregate-{mode}", [("aggregate", {"mode": mode, "lang": "py\tpython\nmd\tmarkdown"})], mixed)
+    add("aggregate-fences", [("aggregate", {})],
         [Input(b"`tick`.md", b"````\n```\n`````x\n"), Input(b" sp ", b""), Input(b"a\nb.txt", b"x\r\n```")])
-    add("build_markdown-files", [("aggregate", {"mode": "summary"})], files)
-    add("every-op", [(op, {}) for op in OPS[:4]] + [("py_skeleton", {})],
+    add("aggregate-files-summary", [("aggregate", {"mode": "summary"})], files)
+    add("every-op", [(op, {}) for op in OPS],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out
 

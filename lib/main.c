@@ -1,4 +1,4 @@
-/* main.c: the standalone pipeline binary. A request on stdin (wire v2 or a
+/* main.c: the standalone pipeline binary. A request on stdin (wire v3 or a
  * v1 text envelope), the response on stdout; exit status 0 when the
  * response code is 0, else 1. Used for debugging, fuzzing and the
  * subprocess transport. */

@@ -106,14 +106,13 @@ static B4 decode_request(Ctx *ctx, Str8 blob, Request *req) {
 /* The call's failure flag, when set, says why the op stopped, whatever the
  * op said: the output limit or out of memory. Otherwise the op failed
  * without saying why. */
-static B4 fail_output(Ctx *ctx, OpEntry const *entry) {
+static B4 fail_output(Ctx *ctx) {
     Fail why = ctx->arena->failed;
     ctx->arena->failed = Fail_None;   /* ctx_fail needs memory for the message */
     if (why == Fail_Limit)
-        return ctx_fail(ctx, Code_Limit, "op %s: output larger than the limit of %llu bytes",
-                        entry->name, (unsigned long long)LIMIT_OUTPUT_BYTES);
+        return ctx_fail(ctx, Code_Limit, "output larger than the limit of %llu bytes", (unsigned long long)LIMIT_OUTPUT_BYTES);
     if (why == Fail_NoMemory) { ctx->code = Code_NoMemory; ctx->message = str8_lit("out of memory"); return 0; }
-    return ctx_fail(ctx, Code_OpFailed, "op %s failed", entry->name);
+    return ctx_fail(ctx, Code_OpFailed, "failed");
 }
 
 static B4 run_ops(Ctx *ctx, Request *req) {
@@ -127,7 +126,7 @@ static B4 run_ops(Ctx *ctx, Request *req) {
         OpEntry const *entry = op_lookup(op->name);
         ctx->op = op;
         B4 ok = entry->fn(ctx);
-        if (ctx->arena->failed || (!ok && !ctx->code)) return fail_output(ctx, entry);
+        if (ctx->arena->failed || (!ok && !ctx->code)) return fail_output(ctx);
         if (!ok) return 0;
     }
     return 1;

@@ -147,7 +147,7 @@ def build_id() -> str | None:
 
 
 def run_blob(request: bytes) -> wire.Response:
-    """Send one encoded request (v1 or v2), return the decoded response."""
+    """Send one encoded request (v1 or v3), return the decoded response."""
     if transport() == "subprocess":
         return _run_subprocess(request)
     lib = _load()

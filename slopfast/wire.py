@@ -1,7 +1,7 @@
 """The wire format between Python and libchunks (docs/wire-format.md).
 
 A request is a list of ops (name + string parameters) and a list of inputs
-(inline bytes, or a file path the C side reads). v2 is the binary form used
+(inline bytes, or a file path the C side reads). v3 is the binary form used
 in-process; v1 is the text envelope a person can write. Both decode to the
 same request in C. The response is a code, a message and a list of parts.
 """
@@ -65,13 +65,13 @@ def _b(value: str | bytes) -> bytes:
 
 @functools.lru_cache(maxsize=64)
 def _bare_op(name: str) -> bytes:
-    """The v2 bytes of an op with no parameters (most calls: built once)."""
+    """The v3 bytes of an op with no parameters (most calls: built once)."""
     name_b = name.encode()
     return _u2(len(name_b)) + name_b + _u2(0)
 
 
 def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: int = RESPONSE_BINARY) -> bytes:
-    """The v2 binary request."""
+    """The v3 binary request."""
     if len(ops) == 1 and len(inputs) == 1 and response_format == RESPONSE_BINARY:
         (name, params), (path, data, mode) = ops[0], inputs[0]
         if not params and data is not None and not mode:
@@ -117,7 +117,7 @@ def _escape(token: bytes) -> bytes:
 def encode_request_text(ops: Sequence[Op], inputs: Sequence[Input], response_format: int = RESPONSE_TEXT) -> bytes:
     """The v1 text envelope of the same request.
 
-    A v1 token cannot be empty, so an empty op name or path (which v2 can
+    A v1 token cannot be empty, so an empty op name or path (which v3 can
     carry) raises ValueError."""
     lines = [MAGIC_V1 + b"1\n"]
     for name, params in ops:

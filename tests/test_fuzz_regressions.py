@@ -88,7 +88,7 @@ def test_asan_binary_with_leak_detection(asan_exe):
 @pytest.mark.skipif(shutil.which("valgrind") is None or os.environ.get("SLOPFAST_VALGRIND") != "1",
                     reason="set SLOPFAST_VALGRIND=1 to run every op's requests under valgrind memcheck")
 def test_every_op_under_valgrind():
-    """The regressions and seed sample (every op, v1 and v2) through the shipped
+    """The regressions and seed sample (every op, v1 and v3) through the shipped
     binary under memcheck: no invalid access, no leak (tools/replay.py does all seeds)."""
     exe = native.binary_path()
     if not exe.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import native_builds
-from slopfast import native, wire
+from slopfast import native, ops, wire
 from slopfast.wire import Input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def test_the_limits_are_named_in_op_h():
         assert re.search(rf"\b{name}\b", OP_H), name
 
 
-@pytest.mark.parametrize("encode", [wire.encode_request, wire.encode_request_text], ids=["v2", "v1"])
+@pytest.mark.parametrize("encode", [wire.encode_request, wire.encode_request_text], ids=["v3", "v1"])
 def test_op_count(lib, encode):
     n = limit("LIMIT_OPS")
     ok = call(lib, encode([("echo", {})] * n, [Input(b"a", b"x")]))
@@ -57,7 +57,7 @@ def test_op_count(lib, encode):
     assert over.message in (f"{n + 1} ops; the limit is {n}", f"line {n + 2}: more than {n} ops")
 
 
-@pytest.mark.parametrize("encode", [wire.encode_request, wire.encode_request_text], ids=["v2", "v1"])
+@pytest.mark.parametrize("encode", [wire.encode_request, wire.encode_request_text], ids=["v3", "v1"])
 def test_param_count(lib, encode):
     n = limit("LIMIT_PARAMS")
     params = {f"k{i}": "v" for i in range(n)}
@@ -106,7 +106,7 @@ REQUEST_LIMIT, INPUT_LIMIT, OUTPUT_LIMIT = 4096, 1000, 8192
 
 
 def sized_echo(total: int) -> bytes:
-    """A valid v2 echo request of exactly `total` bytes."""
+    """A valid v3 echo request of exactly `total` bytes."""
     base = len(echo(inputs=[Input(b"a", b"")]))
     return echo(inputs=[Input(b"a", b"x" * (total - base))])
 
@@ -120,7 +120,7 @@ def test_request_bytes():
 
 def test_request_bytes_of_the_shipped_library(lib):
     """4 GiB: checked against the length before any byte is read."""
-    resp = lib.run(b"SLPF\x02", (1 << 32) + 1)   # a length past the 5 bytes given: never read
+    resp = lib.run(b"SLPF\x03", (1 << 32) + 1)   # a length past the 5 bytes given: never read
     try:
         assert resp.contents.code == 5
     finally:
@@ -142,13 +142,13 @@ def test_input_bytes(tmp_path, monkeypatch):
     assert doc.code == 0 and struct.unpack("<Ii", doc.parts[1]) == (1, 27)   # listed as unreadable
 
 
-@pytest.mark.parametrize("op", ["echo", "build_markdown", "md_summary"])
+@pytest.mark.parametrize("op", ["echo", "aggregate", "md_summary"])
 def test_output_bytes(op):
     """The response parts (with their 8-byte length fields) up to LIMIT_OUTPUT_BYTES."""
     lib = native_builds.library(f"-DSLOPFAST_LIMIT_OUTPUT_BYTES={OUTPUT_LIMIT}")
     if op == "echo":
         make = lambda n: [Input(b"a", b"x" * n)]                        # 8 + n bytes
-    elif op == "build_markdown":
+    elif op == "aggregate":
         make = lambda n: [Input(b"a", b"x" * n)]                        # heading, fences, body; part 1 empty
     else:
         make = lambda n: [Input(b"a.md", b"# " + b"h" * n + b"\n")]    # "- " + text + "\n"
@@ -172,7 +172,7 @@ def _op_requests() -> dict[str, bytes]:
     py = (ROOT / "slopfast" / "errors.py").read_bytes()
     return {
         "echo": wire.encode_request([("echo", {})], [Input(b"a.md", md), Input(b"b.py", py)]),
-        "build_markdown": wire.encode_request([("aggregate", {"mode": "summary", "lang": "py\tpython"})],
+        "aggregate": wire.encode_request([("aggregate", {"mode": "summary", "lang": "py\tpython"})],
                                               [Input(b"a.md", md), Input(b"b.py", py, wire.MODE_SKELETON),
                                                Input(b"c.txt", b"line\n" * 50), Input(b"missing/file")]),
         "md_outline": wire.encode_request([("md_outline", {})], [Input(b"a.md", md), Input(b"spec.md", examples)]),
@@ -181,12 +181,11 @@ def _op_requests() -> dict[str, bytes]:
     }
 
 
-OPS = ["echo", "build_markdown", "md_outline", "md_summary", "py_skeleton"]
+OPS = [op.name for op in ops.NATIVE]
 
 
 def test_every_op_is_covered():
-    table = (ROOT / "lib" / "op_table.h").read_text().split("#ifdef SLOPFAST_TEST_HOOKS")[0]
-    assert sorted(re.findall(r"^OP_\((\w+),", table, re.M)) == sorted(OPS)
+    assert sorted(_op_requests()) == sorted(OPS)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -23,7 +23,7 @@ THREADS = 8
 
 
 def requests() -> list[bytes]:
-    """Requests for every op (v2 and v1), each with its own inputs."""
+    """Requests for every op (v3 and v1), each with its own inputs."""
     rng = random.Random(11)
     md = [p.read_bytes() for p in sorted((DATA / "rust-book" / "src").glob("ch0*.md"))[:24]]
     spec = [ex["markdown"].encode() for ex in json.loads((DATA / "commonmark" / "commonmark-spec-0.31.2.json").read_text())]

@@ -3,16 +3,16 @@
 Each vector is a request in one or both encodings:
 
     NAME.v1.txt          the v1 text envelope
-    NAME.v2.bin          the v2 binary request
+    NAME.v3.bin          the v3 binary request
     NAME.response.txt    the expected response (text format), or
     NAME.response.bin    (binary format), when both encodings answer the same bytes;
     NAME.v1.response.*   per encoding when they do not (e.g. error messages that
-    NAME.v2.response.*   name a line or an offset)
+    NAME.v3.response.*   name a line or an offset)
 
 A request form is GEN when slopfast.wire.encode_request(_text) of the model
 produces it byte for byte; a bytes value is a hand-written envelope (CRLF,
 comments, escapes the encoder does not emit); a callable derives a malformed
-v2 request from the encoded model. File inputs name paths relative to
+v3 request from the encoded model. File inputs name paths relative to
 tests/data/wire: requests run with that directory as the working directory.
 
     python tests/wire_vectors.py
@@ -61,10 +61,10 @@ class Vector:
     inputs: list = field(default_factory=list)
     response_format: int = RESPONSE_TEXT
     v1: Form = GEN
-    v2: Form = GEN
+    v3: Form = GEN
 
     def request(self, form: str) -> bytes | None:
-        how = self.v1 if form == "v1" else self.v2
+        how = self.v1 if form == "v1" else self.v3
         if how is None:
             return None
         if isinstance(how, bytes):
@@ -76,10 +76,10 @@ class Vector:
         return blob if how is GEN else how(blob)
 
     def forms(self) -> list[str]:
-        return [f for f in ("v1", "v2") if (self.v1 if f == "v1" else self.v2) is not None]
+        return [f for f in ("v1", "v3") if (self.v1 if f == "v1" else self.v3) is not None]
 
 
-# ---- helpers for malformed v2 requests -------------------------------------
+# ---- helpers for malformed v3 requests -------------------------------------
 
 def put(blob: bytes, offset: int, fmt: str, value: int) -> bytes:
     """`blob` with the little-endian field `fmt` at `offset` set to `value`."""
@@ -148,7 +148,7 @@ VECTORS: list[Vector] = [
     ]),
     Vector("escapes_handwritten", 0, [("aggregate", {"lang": "txt\tplain"})], [
         Input(b"files/hello.txt"), Input(b"a b/c%d.txt", b"x\n"),
-    ], v1=E1 + b"op build%5fmarkdown l%61ng=txt%09plain\n"
+    ], v1=E1 + b"op a%67gregate l%61ng=txt%09plain\n"
               b"input file files%2fhello.txt\n"
               b"input inline a%20b%2Fc%25d.txt 2\nx\n\nend\n"),
     Vector("crlf_envelope", 0, [ECHO, ("aggregate", {"lang": LANG})], [
@@ -174,55 +174,57 @@ VECTORS: list[Vector] = [
 
     # ---- malformed: the envelope ---------------------------------------------
     Vector("bad_magic", 1, [ECHO], [HELLO],
-           v1=b"slopfast-reqest 1\nop echo\nend\n", v2=lambda b: b"SLPX" + b[4:]),
-    Vector("empty_blob", 1, v1=None, v2=b""),
-    Vector("magic_only", 1, v1=None, v2=b"SLPF"),
+           v1=b"slopfast-reqest 1\nop echo\nend\n", v3=lambda b: b"SLPX" + b[4:]),
+    Vector("empty_blob", 1, v1=None, v3=b""),
+    Vector("magic_only", 1, v1=None, v3=b"SLPF"),
     Vector("bad_version", 1, [ECHO], [HELLO],
-           v1=b"slopfast-request 2\nop echo\nend\n", v2=lambda b: put(b, 4, "B", 3)),
-    Vector("binary_version_1", 1, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, 4, "B", 1)),
+           v1=b"slopfast-request 2\nop echo\nend\n", v3=lambda b: put(b, 4, "B", 4)),
+    Vector("binary_version_1", 1, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, 4, "B", 1)),
+    # the version before record parts: an old client gets a clear refusal
+    Vector("binary_version_2", 1, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, 4, "B", 2)),
     Vector("bad_response_format", 1, [ECHO], [HELLO],
-           v1=E1 + b"op echo\nformat json\nend\n", v2=lambda b: put(b, 5, "B", 2)),
-    Vector("reserved_not_zero", 1, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, 6, "H", 1)),
-    Vector("truncated_header", 1, [ECHO], [HELLO], v1=None, v2=lambda b: b[:7]),
-    Vector("truncated_op", 1, [ECHO], [HELLO], v1=None, v2=lambda b: b[:OPS_AT + 4]),
+           v1=E1 + b"op echo\nformat json\nend\n", v3=lambda b: put(b, 5, "B", 2)),
+    Vector("reserved_not_zero", 1, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, 6, "H", 1)),
+    Vector("truncated_header", 1, [ECHO], [HELLO], v1=None, v3=lambda b: b[:7]),
+    Vector("truncated_op", 1, [ECHO], [HELLO], v1=None, v3=lambda b: b[:OPS_AT + 4]),
     Vector("truncated_input", 1, [ECHO], [Input(b"a", b"0123456789")],
-           v1=E1 + b"op echo\ninput inline a 10\n01234", v2=lambda b: b[:-5]),
+           v1=E1 + b"op echo\ninput inline a 10\n01234", v3=lambda b: b[:-5]),
     Vector("trailing_bytes", 1, [ECHO], [HELLO],
-           v1=E1 + b"op echo\ninput file files/hello.txt\nend\njunk\n", v2=lambda b: b + b"\0"),
-    Vector("missing_end", 1, [ECHO], [HELLO], v1=E1 + b"op echo\ninput file files/hello.txt\n", v2=None),
-    Vector("end_with_words", 1, v1=E1 + b"end now\n", v2=None),
-    Vector("unknown_keyword", 1, v1=E1 + b"opp echo\nend\n", v2=None),
-    Vector("op_without_name", 1, v1=E1 + b"op\nend\n", v2=None),
-    Vector("param_without_eq", 1, v1=E1 + b"op echo verbose\nend\n", v2=None),
-    Vector("bad_escape", 1, v1=E1 + b"op ech%6\nend\n", v2=None),
-    Vector("bad_escape_hex", 1, v1=E1 + b"input file a%zz\nend\n", v2=None),
-    Vector("inline_without_length", 1, v1=E1 + b"input inline a.txt\nend\n", v2=None),
-    Vector("inline_bad_length", 1, v1=E1 + b"input inline a.txt -1\nend\n", v2=None),
-    Vector("inline_no_line_end", 1, v1=E1 + b"input inline a.txt 2\nabcend\n", v2=None),
-    Vector("input_without_path", 1, v1=E1 + b"input file\nend\n", v2=None),
+           v1=E1 + b"op echo\ninput file files/hello.txt\nend\njunk\n", v3=lambda b: b + b"\0"),
+    Vector("missing_end", 1, [ECHO], [HELLO], v1=E1 + b"op echo\ninput file files/hello.txt\n", v3=None),
+    Vector("end_with_words", 1, v1=E1 + b"end now\n", v3=None),
+    Vector("unknown_keyword", 1, v1=E1 + b"opp echo\nend\n", v3=None),
+    Vector("op_without_name", 1, v1=E1 + b"op\nend\n", v3=None),
+    Vector("param_without_eq", 1, v1=E1 + b"op echo verbose\nend\n", v3=None),
+    Vector("bad_escape", 1, v1=E1 + b"op ech%6\nend\n", v3=None),
+    Vector("bad_escape_hex", 1, v1=E1 + b"input file a%zz\nend\n", v3=None),
+    Vector("inline_without_length", 1, v1=E1 + b"input inline a.txt\nend\n", v3=None),
+    Vector("inline_bad_length", 1, v1=E1 + b"input inline a.txt -1\nend\n", v3=None),
+    Vector("inline_no_line_end", 1, v1=E1 + b"input inline a.txt 2\nabcend\n", v3=None),
+    Vector("input_without_path", 1, v1=E1 + b"input file\nend\n", v3=None),
     Vector("unknown_input_kind", 1, [ECHO], [HELLO],
-           v1=E1 + b"input blob files/hello.txt\nend\n", v2=lambda b: put(b, echo_input_at() + 4, "B", 2)),
+           v1=E1 + b"input blob files/hello.txt\nend\n", v3=lambda b: put(b, echo_input_at() + 4, "B", 2)),
     Vector("unknown_input_mode", 1, [ECHO], [HELLO],
-           v1=E1 + b"input file files/hello.txt mode=brief\nend\n", v2=lambda b: put(b, echo_input_at() + 5, "B", 4)),
+           v1=E1 + b"input file files/hello.txt mode=brief\nend\n", v3=lambda b: put(b, echo_input_at() + 5, "B", 4)),
 
     # ---- malformed: forged counts and lengths ----------------------------------
-    Vector("forged_op_count", 5, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, HEADER, "I", 0xFFFFFFFF)),
+    Vector("forged_op_count", 5, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, HEADER, "I", 0xFFFFFFFF)),
     # two ops declared, one present: the input count is read as a second op
     # (empty name, no parameters), then the input count is missing
-    Vector("forged_op_count_small", 1, [ECHO], [], v1=None, v2=lambda b: put(b, HEADER, "I", 2)),
-    Vector("forged_name_len", 1, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, OPS_AT, "H", 0xFFFF)),
-    Vector("forged_param_count", 5, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, OPS_AT + 6, "H", 0xFFFF)),
+    Vector("forged_op_count_small", 1, [ECHO], [], v1=None, v3=lambda b: put(b, HEADER, "I", 2)),
+    Vector("forged_name_len", 1, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, OPS_AT, "H", 0xFFFF)),
+    Vector("forged_param_count", 5, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, OPS_AT + 6, "H", 0xFFFF)),
     Vector("forged_value_len", 1, [("echo", {"k": "v"})], [HELLO], v1=None,
-           v2=lambda b: put(b, OPS_AT + 2 + 4 + 2 + 2 + 1, "I", 0xFFFFFFFF)),
-    Vector("forged_input_count", 5, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, echo_input_at(), "I", 0xFFFFFFFF)),
-    Vector("forged_input_count_small", 1, [ECHO], [HELLO], v1=None, v2=lambda b: put(b, echo_input_at(), "I", 100000)),
+           v3=lambda b: put(b, OPS_AT + 2 + 4 + 2 + 2 + 1, "I", 0xFFFFFFFF)),
+    Vector("forged_input_count", 5, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, echo_input_at(), "I", 0xFFFFFFFF)),
+    Vector("forged_input_count_small", 1, [ECHO], [HELLO], v1=None, v3=lambda b: put(b, echo_input_at(), "I", 100000)),
     Vector("forged_path_len", 5, [ECHO], [HELLO], v1=None,
-           v2=lambda b: put(b, echo_input_at() + 6, "I", 0xFFFFFFFF)),
+           v3=lambda b: put(b, echo_input_at() + 6, "I", 0xFFFFFFFF)),
     Vector("forged_path_len_small", 1, [ECHO], [HELLO], v1=None,
-           v2=lambda b: put(b, echo_input_at() + 6, "I", 60000)),
+           v3=lambda b: put(b, echo_input_at() + 6, "I", 60000)),
     Vector("forged_data_len", 1, [ECHO], [Input(b"a", b"data")], v1=E1 + b"op echo\ninput inline a 9999999999999999999\ndata\nend\n",
-           v2=lambda b: put(b, echo_input_at() + 4 + 6 + 1, "Q", 0xFFFFFFFFFFFFFFFF)),
-    Vector("forged_data_len_v1_digits", 1, v1=E1 + b"input inline a 99999999999999999999\nx\nend\n", v2=None),
+           v3=lambda b: put(b, echo_input_at() + 4 + 6 + 1, "Q", 0xFFFFFFFFFFFFFFFF)),
+    Vector("forged_data_len_v1_digits", 1, v1=E1 + b"input inline a 99999999999999999999\nx\nend\n", v3=None),
 
     # ---- malformed: limits -----------------------------------------------------
     Vector("too_many_ops", 5, [ECHO] * 65),
@@ -248,7 +250,7 @@ VECTORS: list[Vector] = [
 BY_NAME = {v.name: v for v in VECTORS}
 assert len(BY_NAME) == len(VECTORS), "duplicate vector names"
 
-REQUEST_SUFFIX = {"v1": ".v1.txt", "v2": ".v2.bin"}
+REQUEST_SUFFIX = {"v1": ".v1.txt", "v3": ".v3.bin"}
 
 
 def request_path(name: str, form: str) -> Path:
@@ -271,7 +273,7 @@ def _run_binary(exe: Path, request: bytes) -> bytes:
 
 
 def _ext(response: bytes) -> str:
-    return ".txt" if response.startswith(b"slopfast-response 1\n") else ".bin"
+    return ".txt" if response.startswith(b"slopfast-response 2\n") else ".bin"
 
 
 def generate() -> None:

@@ -3,7 +3,7 @@
     python tools/replay.py --exe PATH [--wrap CMD] [--jobs N] [--sample K] [FILE_OR_DIR ...]
 
 The requests are every seed of fuzz/make_seeds.py (the golden wire vectors,
-then v2 and v1 requests for every op over the test corpora) and every file
+then v3 and v1 requests for every op over the test corpora) and every file
 in tests/data/fuzz-regressions, plus any FILE_OR_DIR given. Each runs as
 `WRAP EXE < request` in tests/data/wire (where the vectors' file inputs
 live). A run passes when the binary exits 0 (ok response) or 1 (error
