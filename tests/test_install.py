@@ -1,25 +1,32 @@
-"""Installs: the wheel a user gets, with and without the native build.
+"""Installs: the wheel a user gets, with and without the native build, and
+the sdist and the published wheels installed into fresh virtual environments.
 
-Each test builds a wheel from a copy of the project's sources (an in-tree
-build with SLOPFAST_NO_NATIVE=1 would delete the checkout's own library),
-unpacks it, and imports slopfast from there in a fresh interpreter.
+The wheel tests build from a copy of the project's sources (builds leave
+build/ and egg-info behind), unpack the wheel, and import slopfast from
+there in a fresh interpreter.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tarfile
+import venv
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import packaging_builds
 from conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["pyproject.toml", "setup.py", "README.md", "lib", "slopfast", "fallbacks"]
+SOURCES = ["pyproject.toml", "setup.py", "MANIFEST.in", "LICENSE", "README.md", "_build", "lib", "slopfast",
+           "fallbacks"]
 BUILT = ("libchunks.", "slopfast-pipeline")
 
 PROBE = r"""
@@ -38,7 +45,7 @@ print(json.dumps(out))
 """
 
 
-def _wheel(tmp_path: Path, **env: str) -> Path:
+def _sources(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     src.mkdir()
     for name in SOURCES:
@@ -48,6 +55,11 @@ def _wheel(tmp_path: Path, **env: str) -> Path:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
+    return src
+
+
+def _wheel(tmp_path: Path, src: Path | None = None, **env: str) -> Path:
+    src = src or _sources(tmp_path)
     dist = tmp_path / "dist"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
@@ -81,7 +93,15 @@ EXPECTED_DOC = ("### `a.md`\n\n```md\n- Hi\n\n```\n\n---\n\n"
 
 
 def test_fallback_only_install(tmp_path):
-    wheel = _wheel(tmp_path, SLOPFAST_NO_NATIVE="1")
+    src = _sources(tmp_path)
+    # a checkout with built files, and a build directory an earlier native build left
+    planted = [src / "slopfast" / "libchunks.so", src / "slopfast" / "slopfast-pipeline",
+               src / "build" / "lib" / "slopfast" / "libchunks.so"]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"built earlier")
+    wheel = _wheel(tmp_path, src, SLOPFAST_NO_NATIVE="1")
+    assert all(path.read_bytes() == b"built earlier" for path in planted[:2]), "the checkout's files were touched"
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.rsplit("/", 1)[-1].startswith(BUILT)]
     assert "slopfast/fallbacks/aggregate.py" in names and not [n for n in names if n.startswith("fallbacks/")]
@@ -98,7 +118,99 @@ def test_default_install_ships_the_native_library(tmp_path):
     built = {n.rsplit("/", 1)[-1] for n in names if n.rsplit("/", 1)[-1].startswith(BUILT)}
     if sys.platform.startswith("linux"):
         assert built == {"libchunks.so", "slopfast-pipeline"}
-    assert "-py3-none-any" not in wheel.name   # a platform wheel: it carries a binary
+    # a platform wheel (it carries binaries) for any Python 3 (ctypes: no CPython ABI)
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    assert wheel.name.endswith(f"-py3-none-{platform}.whl"), wheel.name
     out = _probe(wheel, tmp_path)
     assert out["available"], out["error"]
     assert out["doc"] == EXPECTED_DOC and out["forced"] == "ran"
+
+
+def test_only_a_native_build_requires_ziglang(tmp_path, monkeypatch):
+    """The backend's build requirements: ziglang for a native wheel only."""
+    build = pytest.importorskip("build", reason="build is part of the [test] extra")
+    import build.env
+
+    src = _sources(tmp_path)
+    with build.env.DefaultIsolatedEnv() as env:
+        builder = build.ProjectBuilder.from_isolated_env(env, src)
+        env.install(builder.build_system_requires)
+        monkeypatch.delenv("SLOPFAST_NO_NATIVE", raising=False)
+        assert "ziglang==0.15.1" in builder.get_requires_for_build("wheel")
+        assert "ziglang==0.15.1" in builder.get_requires_for_build("editable")
+        assert not [r for r in builder.get_requires_for_build("sdist") if r.startswith("ziglang")]
+        monkeypatch.setenv("SLOPFAST_NO_NATIVE", "1")
+        assert not [r for r in builder.get_requires_for_build("wheel") if r.startswith("ziglang")]
+
+
+# ---- fresh virtual environments ------------------------------------------------
+
+def _venv(path: Path, python: str = sys.executable) -> Path:
+    subprocess.run([python, "-m", "venv", str(path)], check=True, capture_output=True, timeout=300)
+    return path / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+
+
+def _install_and_probe(python: Path, target: str, tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLOPFAST_", "PYTHON")) and k != "VIRTUAL_ENV"}
+    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", target],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env["SLOPFAST_WISDOM"] = "off"
+    proc = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert Path(out["file"]).is_relative_to(python.parent.parent), out["file"]
+    assert out["available"], out["error"]
+    assert out["doc"] == EXPECTED_DOC and out["forced"] == "ran"
+    return out
+
+
+@pytest.mark.packaging
+def test_sdist_has_what_the_build_needs(tmp_path):
+    names = {n.split("/", 1)[1] for n in tarfile.open(packaging_builds.sdist()).getnames() if "/" in n}
+    for name in ["LICENSE", "README.md", "MANIFEST.in", "pyproject.toml", "setup.py", "build.zig",
+                 "lib/cflags.txt", "_build/slopfast_build.py", "fallbacks/__init__.py", "slopfast/py.typed"]:
+        assert name in names, name
+    for pattern in ["lib/*.c", "lib/*.h", "fallbacks/*.py", "slopfast/*.py"]:
+        want = {str(p.relative_to(ROOT)) for p in ROOT.glob(pattern)}
+        assert want and want <= names, want - names
+    assert not [n for n in names if n.rsplit("/", 1)[-1].startswith(BUILT) or "__pycache__" in n], names
+    assert not [n for n in names if n.startswith("tests/")]
+
+
+@pytest.mark.packaging
+def test_sdist_builds_and_installs_in_a_fresh_venv(tmp_path):
+    python = _venv(tmp_path / "venv")
+    _install_and_probe(python, str(packaging_builds.sdist()), tmp_path)
+    script = python.parent / ("slopfast.exe" if sys.platform == "win32" else "slopfast")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0 and "aggregate" in proc.stdout, proc.stderr
+
+
+def _other_pythons() -> list[str]:
+    """Interpreters of other Python versions (3.10-3.13) found here."""
+    found = {}
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for minor in (10, 11, 12, 13):
+        if minor == sys.version_info.minor:
+            continue
+        for candidate in [shutil.which(f"python3.{minor}"),
+                          *sorted(glob.glob(os.path.join(root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))]:
+            if candidate and subprocess.run([candidate, "-c", "import venv"], capture_output=True).returncode == 0:
+                found[minor] = candidate
+                break
+    return [found[m] for m in sorted(found)]
+
+
+@pytest.mark.packaging
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"),
+                    reason="installs the x86_64 Linux wheel")
+def test_the_linux_wheel_installs_on_other_pythons(tmp_path):
+    pythons = _other_pythons()
+    if not pythons:
+        pytest.skip("no other Python 3.10-3.13 here")
+    wheel = packaging_builds.wheels()["manylinux_2_17_x86_64.manylinux2014_x86_64"]
+    for i, other in enumerate(pythons[:1] + pythons[-1:] if len(pythons) > 1 else pythons):
+        _install_and_probe(_venv(tmp_path / f"venv{i}", other), str(wheel), tmp_path)
