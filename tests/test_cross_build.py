@@ -173,9 +173,12 @@ NON_ASCII = "ünïcødé-名前.txt"
 
 
 def requests(tmp: Path) -> list[tuple[str, bytes, Path]]:
-    """(name, request, working directory): every wire vector, and requests
+    """(name, request, working directory): every wire vector (text and
+    binary, whatever the binary version), and requests
     naming a file with a non-ASCII name (created in `tmp`)."""
-    out = [(p.name, p.read_bytes(), WIRE) for p in sorted([*WIRE.glob("*.v1.txt"), *WIRE.glob("*.v2.bin")])]
+    vectors = [p for p in [*WIRE.glob("*.v1.txt"), *WIRE.glob("*.v[0-9]*.bin")] if ".response." not in p.name]
+    assert len(vectors) > 20, "the wire vectors are missing"
+    out = [(p.name, p.read_bytes(), WIRE) for p in sorted(vectors)]
     (tmp / "files").mkdir()
     (tmp / "files" / NON_ASCII).write_text("# Ünïcødé\n\nnon-ASCII name, read by path\n", encoding="utf-8")
     for op in ("echo", "aggregate"):
