@@ -256,7 +256,24 @@ Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len) {
     arena_reset(&context->arena);
     /* the context owns the memory: a stray pipeline_free of this response
      * finds an empty arena and releases nothing */
-    return run_in_arena(&context->arena, ptr, len);
+    Response *resp = run_in_arena(&context->arena, ptr, len);
+    if (context->copy && resp != &out_of_memory_response && resp->len <= context->copy_cap - RESPONSE_ABI_BYTES) {
+        memcpy(context->copy + RESPONSE_ABI_BYTES, resp->data, resp->len);
+        resp->data = context->copy + RESPONSE_ABI_BYTES;
+    }
+    if (context->copy) memcpy(context->copy, resp, RESPONSE_ABI_BYTES);
+    return resp;
+}
+
+void pipeline_context_buffer(PipelineContext *context, U1 *buf, U8 cap) {
+    if (!context) return;
+    B4 usable = buf && cap >= RESPONSE_ABI_BYTES;
+    context->copy = usable ? buf : 0;
+    context->copy_cap = usable ? cap : 0;
+}
+
+void pipeline_context_trim(PipelineContext *context) {
+    if (context) arena_reset(&context->arena);
 }
 
 void pipeline_context_free(PipelineContext *context) {

@@ -26,6 +26,7 @@ Struct_(Response) {
     U8 message_len;
     Arena arena_;
 };
+#define RESPONSE_ABI_BYTES offsetof(Response, arena_)   /* 40 on 64-bit targets */
 
 /* memory_limit: cap on the bytes one call may take (0: none).
  * fail_after: fail the n-th arena block allocation (test builds only). */
@@ -40,10 +41,18 @@ EXPORT_ void pipeline_free(Response *resp);
  * shared by two threads at once. pipeline_run_in's response lives in the
  * context until its next call or pipeline_context_free; it is not passed to
  * pipeline_free. NULL from pipeline_context_new: out of memory. */
-Struct_(PipelineContext) { Arena arena; };
+Struct_(PipelineContext) { Arena arena; U1 *copy; U8 copy_cap; };
 
 EXPORT_ PipelineContext *pipeline_context_new(void);
 EXPORT_ Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len);
+/* A caller buffer the context answers into: after each pipeline_run_in the
+ * first RESPONSE_ABI_BYTES of `buf` hold the Response's ABI fields and, when
+ * the encoded response fits in the rest, `data` points into `buf` (the
+ * binding then reads the answer without a call per field). NULL: none. */
+EXPORT_ void pipeline_context_buffer(PipelineContext *context, U1 *buf, U8 cap);
+/* Let the context's memory go down to what it keeps between calls (the
+ * last response is then invalid): for a caller done with a large answer. */
+EXPORT_ void pipeline_context_trim(PipelineContext *context);
 EXPORT_ void pipeline_context_free(PipelineContext *context);
 EXPORT_ char const *pipeline_version(void);
 

@@ -11,6 +11,7 @@ used as they are and, where they are not valid UTF-8, read as
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 from . import native as _native
@@ -44,9 +45,12 @@ def _text(data: bytes, text: str | None) -> str:
     return text if text is not None else data.decode("utf-8", "replace")
 
 
+_heading = partial(tuple.__new__, Heading)
+
+
 def _decode_outline(part: bytes) -> list[Heading]:
     """md_outline's part: records "BIt" (level, line, text)."""
-    return [Heading(level, text, line) for level, line, text in decode_records(part)]
+    return [_heading((level, text, line)) for level, line, text in decode_records(part)]
 
 
 def _run_native(op: str, data: bytes) -> bytes:

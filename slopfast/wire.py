@@ -151,21 +151,21 @@ class Response(NamedTuple):
 def decode_response(blob: bytes | memoryview) -> Response:
     """The one response reader: a binary or text response, from bytes or from
     a memoryview of the library's memory (each part is copied out once)."""
-    head = bytes(blob[:4])
-    if head == MAGIC_RESPONSE:
-        return _decode_binary(blob)
-    if bytes(blob[:len(MAGIC_RESPONSE_TEXT)]) == MAGIC_RESPONSE_TEXT:
-        return _decode_text(bytes(blob))
-    raise PipelineError("malformed response: bad magic", code=CODE_BAD_REQUEST)
-
-
-def _decode_binary(blob: bytes | memoryview) -> Response:
     try:
-        if blob[4] != WIRE_VERSION:
-            raise PipelineError(f"unsupported response version {blob[4]} (this package speaks {WIRE_VERSION})", code=CODE_BAD_REQUEST)
-        code, msg_len = _code_len(blob, 8)
+        magic, version, code, msg_len = _head_from(blob)
+    except struct.error:
+        magic = None
+    if magic != MAGIC_RESPONSE:
+        if bytes(blob[: len(MAGIC_RESPONSE_TEXT)]) == MAGIC_RESPONSE_TEXT:
+            return _decode_text(bytes(blob))
+        raise PipelineError("malformed response: bad magic", code=CODE_BAD_REQUEST)
+    if version != WIRE_VERSION:
+        raise PipelineError(f"unsupported response version {version} (this package speaks {WIRE_VERSION})",
+                            code=CODE_BAD_REQUEST)
+    copy = type(blob) is not bytes   # a memoryview: parts are copied out of it
+    try:
         at = 16 + msg_len
-        message = bytes(blob[16:at]).decode("utf-8", "replace")
+        message = bytes(blob[16:at]).decode("utf-8", "replace") if msg_len else ""
         (count,) = _u4_from(blob, at)
         at += 4
         parts = []
@@ -175,14 +175,14 @@ def _decode_binary(blob: bytes | memoryview) -> Response:
             at += 8
             if n > end - at:
                 raise PipelineError("malformed response: part longer than the response", code=CODE_BAD_REQUEST)
-            parts.append(bytes(blob[at : at + n]))
+            parts.append(blob[at : at + n].tobytes() if copy else blob[at : at + n])
             at += n
-    except (IndexError, struct.error) as exc:
+    except struct.error as exc:
         raise PipelineError(f"malformed response: {exc}", code=CODE_BAD_REQUEST) from None
     return Response(code, message, parts)
 
 
-_code_len = struct.Struct("<iI").unpack_from
+_head_from = struct.Struct("<4sB3xiI").unpack_from   # magic, version, code, message length
 _u4_from = struct.Struct("<I").unpack_from
 _u8_from = struct.Struct("<Q").unpack_from
 
@@ -221,57 +221,76 @@ def _decode_text(blob: bytes) -> Response:
 # t the same holding UTF-8 text (decoded to str).
 
 _FIXED = {"B": 1, "I": 4, "i": 4, "Q": 8, "q": 8}
+_readers: dict[bytes, object] = {}
 
 
-@functools.lru_cache(maxsize=32)
-def _row_reader(schema: str):
-    """(struct of the fixed columns up to each string, is it text) per segment."""
+def _row_reader(schema: bytes):
+    """A function (part, at, count) -> rows for this schema, made once: the
+    fixed columns before each string column are read in one unpack."""
     segments, fmt = [], "<"
-    for letter in schema:
+    for letter in schema.decode("ascii"):
         if letter in _FIXED:
             fmt += letter
         elif letter in "st":
-            segments.append((struct.Struct(fmt + "I"), letter == "t"))
+            segments.append((struct.Struct(fmt + "I").unpack_from, struct.calcsize(fmt + "I"), letter == "t"))
             fmt = "<"
         else:
             raise PipelineError(f"malformed record part: column type {letter!r}", code=CODE_BAD_REQUEST)
-    tail = struct.Struct(fmt) if fmt != "<" else None
-    return tuple(segments), tail
+    tail = struct.Struct(fmt)
+    if not segments:
+        def fixed_rows(part: bytes, at: int, count: int) -> list[tuple]:
+            if len(part) - at != count * tail.size:
+                raise PipelineError("malformed record part: row count", code=CODE_BAD_REQUEST)
+            return list(tail.iter_unpack(part[at:])) if tail.size else []
+        return fixed_rows
+    tail_from, tail_size = tail.unpack_from, tail.size
+    # A string past the end leaves `at` past it too: one check at the end.
+    if len(segments) == 1 and not tail_size:   # fixed columns, then one string (md_outline's BIt)
+        (unpack_one, size_one, text_one), = segments
+
+        def one_string_rows(part: bytes, at: int, count: int) -> list[tuple]:
+            out = []
+            for _ in range(count):
+                fields = unpack_one(part, at)
+                at += size_one
+                end = at + fields[-1]
+                out.append(fields[:-1] + ((part[at:end].decode("utf-8") if text_one else part[at:end]),))
+                at = end
+            if at != len(part):
+                raise PipelineError("malformed record part: length past the end or trailing bytes", code=CODE_BAD_REQUEST)
+            return out
+        return one_string_rows
+
+    def rows(part: bytes, at: int, count: int) -> list[tuple]:
+        out = []
+        for _ in range(count):
+            row: tuple = ()
+            for unpack_from, size, text in segments:
+                fields = unpack_from(part, at)
+                at += size
+                end = at + fields[-1]
+                row += fields[:-1] + ((part[at:end].decode("utf-8") if text else part[at:end]),)
+                at = end
+            if tail_size:
+                row += tail_from(part, at)
+                at += tail_size
+            out.append(row)
+        if at != len(part):
+            raise PipelineError("malformed record part: length past the end or trailing bytes", code=CODE_BAD_REQUEST)
+        return out
+    return rows
 
 
 def decode_records(part: bytes) -> list[tuple]:
     """The rows of a record part, as tuples (strings: bytes for s, str for t)."""
     try:
-        columns = part[0]
-        schema = part[1 : 1 + columns].decode("ascii")
-        at = 1 + columns
+        at = 1 + part[0]
+        schema = part[1:at]
+        reader = _readers.get(schema)
+        if reader is None:
+            reader = _readers.setdefault(schema, _row_reader(schema)) if len(_readers) < 64 else _row_reader(schema)
         (count,) = _u4_from(part, at)
-        at += 4
-        segments, tail = _row_reader(schema)
-        if not segments:
-            rows = list(tail.iter_unpack(part[at:])) if tail else []
-            if len(rows) != count or (tail and len(part) - at != count * tail.size):
-                raise PipelineError("malformed record part: row count", code=CODE_BAD_REQUEST)
-            return rows
-        rows = []
-        for _ in range(count):
-            row: tuple = ()
-            for st, text in segments:
-                fields = st.unpack_from(part, at)
-                at += st.size
-                n = fields[-1]
-                value = part[at : at + n]
-                if len(value) != n:
-                    raise PipelineError("malformed record part: string past the end", code=CODE_BAD_REQUEST)
-                at += n
-                row += fields[:-1] + (value.decode("utf-8") if text else value,)
-            if tail:
-                row += tail.unpack_from(part, at)
-                at += tail.size
-            rows.append(row)
-        if at != len(part):
-            raise PipelineError("malformed record part: trailing bytes", code=CODE_BAD_REQUEST)
-        return rows
+        return reader(part, at + 4, count)
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
         raise PipelineError(f"malformed record part: {exc}", code=CODE_BAD_REQUEST) from None
 

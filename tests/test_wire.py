@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from slopfast import native, wire
 from slopfast.errors import PipelineError
 
+from conftest import subprocess_env
 from wire_vectors import GEN, VECTORS, WIRE, request_path, response_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -674,6 +675,55 @@ def test_one_context_answers_every_vector_as_pipeline_run(lib, in_wire):
             assert _run_in(lib, context, request) == raw(lib, request)
     finally:
         lib.context_free(context)
+
+
+@pytest.mark.parametrize("cap", [0, 39, 40, 64, 1 << 16])
+def test_a_context_buffer_answers_what_pipeline_run_answers(lib, in_wire, cap):
+    """With a caller buffer (pipeline_context_buffer) the ABI fields land in
+    its first 40 bytes and an answer that fits right after them; bigger
+    answers stay in the context, and the bytes are the same either way."""
+    buffer = ctypes.create_string_buffer(max(cap, 1))
+    context = lib.context_new()
+    lib.context_buffer(context, buffer if cap else None, cap)
+    try:
+        for v, f in CASES:
+            request = request_path(v.name, f).read_bytes()
+            addr = lib.run_in(context, request, len(request))
+            fields = native._HEADER.unpack(ctypes.string_at(addr, 40))
+            code, message, data = _run_in_fields(fields)
+            assert (code, message, data) == raw(lib, request)
+            if cap >= 40:
+                assert native._HEADER.unpack_from(buffer) == fields
+                inline = ctypes.addressof(buffer) + 40
+                assert (fields[0] == inline) == (fields[1] <= cap - 40)
+    finally:
+        lib.context_free(context)
+
+
+def _run_in_fields(fields) -> tuple[int, bytes, bytes]:
+    data, length, code, message, message_len = fields
+    return code, ctypes.string_at(message, message_len) if message_len else b"", ctypes.string_at(data, length) if length else b""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
+def test_a_thread_keeps_at_most_its_workspace_after_a_large_call():
+    """After a 300 MB answer has been read, the thread's context lets its
+    memory go down to the 64 MiB it keeps between calls (README)."""
+    script = (
+        "import os, resource\n"
+        "from slopfast import native, wire\n"
+        "page = os.sysconf('SC_PAGE_SIZE')\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * page\n"
+        "native.run_blob(wire.encode_request([('echo', {})], [wire.Input(b'a', b'x')]))\n"
+        "before = rss()\n"
+        "parts = native.run([('echo', {})], [wire.Input(b'a', b'y' * (300 << 20))])\n"
+        "assert len(parts[0]) == 300 << 20\n"
+        "del parts\n"
+        "print(before, rss())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after - before <= (64 + 16) << 20, (before >> 20, after >> 20)
 
 
 def test_a_context_past_the_retained_size_starts_afresh(lib):
