@@ -1,44 +1,59 @@
-"""Choosing native or fallback, per op and input-size class.
+"""Choosing native or fallback, per op, variant and input-size class.
 
 SLOPFAST_BACKEND=native|fallback forces a path; auto (the default) measures.
-The first call of an op in a size class with no stored decision runs both
-paths on that very call (alternating, within about 100 ms), keeps the faster
-and stores the decision -- the "wisdom" -- in the user's cache directory,
-keyed by library build id, Python version and machine, so later processes
-pay nothing. SLOPFAST_WISDOM=off disables the file; SLOPFAST_WISDOM=PATH
-puts it elsewhere. A corrupt or unwritable wisdom file is ignored.
+A decision is keyed by what changes the cost: the op, its variant (the
+parameters that change its work, e.g. aggregate's modes and whether it reads
+files) and the size class of the input (powers of 8 bytes).
+
+The first call with no decision calibrates at a bounded cost: both paths run
+on samples of the input (its first lines or items: 1 KiB, then 4 and 16 KiB,
+stopping as soon as native is over twice as fast; the whole input when it is
+smaller), native first as a warm-up, then each timed in alternating rounds
+within CALIBRATION_BUDGET_S; the caller's own input runs on native once. The
+fallback wins only when it is faster by MARGIN on the last sample: the native
+path's cost is linear in the input and the fallback's may not be (a
+pathological markdown document costs markdown-it-py n^1.6), so a near tie
+goes to native and never flips on noise. The decision -- the "wisdom" -- is
+stored in the user's cache directory, keyed by library build id, Python
+version and machine, so later processes pay nothing. SLOPFAST_WISDOM=off
+disables the file; SLOPFAST_WISDOM=PATH puts it elsewhere. A wisdom file
+that is not exactly what this module writes is ignored.
 
 observe() records which paths run (for `slopfast aggregate -v` and
 `slopfast bench`), without changing what the dispatcher decides.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
-import platform
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from . import _env
 from . import native as _native
 from .errors import BackendUnavailable
 
 T = TypeVar("T")
+# A sampler: given a byte budget, (native on a sample, fallback on it, its bytes).
+Sampler = Callable[[int], "tuple[Callable[[], Any], Callable[[], Any], int]"]
 
-CALIBRATION_BUDGET_S = 0.1
+SAMPLE_BYTES = 16 << 10
+SAMPLE_STEPS = (1 << 10, 4 << 10, SAMPLE_BYTES)
+CALIBRATION_BUDGET_S = 0.005
 CALIBRATION_MAX_ROUNDS = 5
+MARGIN = 0.2
+WISDOM_VERSION = 2
 _CLASS_SHIFT = 3  # size classes are powers of 8 bytes
+_MAX_CLASS = 64 // _CLASS_SHIFT + 1
 
 _backend_env = _env.reader("SLOPFAST_BACKEND")
 _wisdom_env = _env.reader("SLOPFAST_WISDOM")
-_decisions: dict[tuple[str, int], bool] = {}   # (op, size class) -> use native
-_report: dict[tuple[str, int], dict] = {}
+_decisions: dict[tuple[str, str, int], bool] = {}   # (op, variant, size class) -> use native
+_report: dict[tuple[str, str, int], dict] = {}
 _wisdom_loaded = False
 _lock = threading.Lock()
 _observers: list[list[tuple[str, int, str]]] = []   # the logs of the active observe() blocks
@@ -61,20 +76,25 @@ def backend_setting() -> str:
     return value
 
 
-def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Callable[[], T]) -> T:
+def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Callable[[], T], *,
+             variant: str = "", sample: Sampler | None = None) -> T:
     """Run `native` or `fallback` for a call of `op` on `size` bytes of input.
 
-    `native=None` says the native path cannot serve this call."""
+    `native=None` says the native path cannot serve this call. `variant`
+    names the parameters that change the work (decisions are kept apart per
+    variant). `sample(budget)` gives both paths on a part of the input of at
+    most `budget` bytes, for calibrating inputs larger than SAMPLE_BYTES;
+    without it such an input is decided for native unmeasured."""
     if _observers:
         native, fallback = _observed(op, size, native, fallback)
     setting = _backend_env()
     if setting is None or setting == "auto":
-        choice = _decisions.get((op, size.bit_length() // _CLASS_SHIFT))
+        choice = _decisions.get((op, variant, size.bit_length() // _CLASS_SHIFT))
         if choice is True:
             return native() if native is not None else fallback()
         if choice is False or native is None:
             return fallback()
-        return _decide(op, size, native, fallback)
+        return _decide(op, variant, size, native, fallback, sample)
     setting = backend_setting()
     if setting == "fallback":
         return fallback()
@@ -84,7 +104,7 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
         if not _native.available():
             raise BackendUnavailable(f"SLOPFAST_BACKEND=native, but {_native.load_error()}")
         return native()
-    return _decide(op, size, native, fallback) if native is not None else fallback()
+    return _decide(op, variant, size, native, fallback, sample) if native is not None else fallback()
 
 
 @contextmanager
@@ -95,10 +115,9 @@ def observe() -> Iterator[list[tuple[str, int, str]]]:
     "fallback" -- each time dispatch() runs a path; a calibrating call runs
     both, several times, and each run is recorded. Process-wide: calls from
     every thread are recorded meanwhile. Blocks may nest (each log gets
-    every entry). The dispatcher decides exactly as without it; callers
-    that bypass dispatch() once they know its decision (snapshot_serialize's
-    per-type fast path, emptied by reset()) are not seen. Inactive, it costs
-    dispatch() one check of a module-level list."""
+    every entry). The dispatcher decides exactly as without it. Inactive, it costs
+    dispatch() one check of a module-level list. Calibration's runs on a
+    sample of a large input are not recorded (only the caller's input is)."""
     log: list[tuple[str, int, str]] = []
     _observers.append(log)
     try:
@@ -121,48 +140,85 @@ def _observed(op: str, size: int, native: Callable[[], T] | None,
     return (None if native is None else wrap(native, "native")), wrap(fallback, "fallback")
 
 
-def _decide(op: str, size: int, native: Callable[[], T], fallback: Callable[[], T]) -> T:
+def _decide(op: str, variant: str, size: int, native: Callable[[], T], fallback: Callable[[], T],
+            sample: Sampler | None) -> T:
     cls = size_class(size)
+    key = (op, variant, cls)
     _load_wisdom()
-    choice = _decisions.get((op, cls))
+    choice = _decisions.get(key)
     if choice is not None:
         return native() if choice else fallback()
     if not _native.available():
-        _decisions[(op, cls)] = False
-        _report[(op, cls)] = {"backend": "fallback", "why": f"native unavailable: {_native.load_error()}"}
+        _decisions[key] = False
+        _report[key] = {"backend": "fallback", "why": f"native unavailable: {_native.load_error()}"}
         return fallback()
-    result, native_s, fallback_s = _calibrate(native, fallback)
-    use_native = native_s < fallback_s
-    _decisions[(op, cls)] = use_native
-    _report[(op, cls)] = {
-        "backend": "native" if use_native else "fallback",
-        "why": "measured",
-        "native_s": native_s,
-        "fallback_s": fallback_s,
-    }
+    timings, sample_bytes = None, 0
+    if sample is not None:
+        timings, sample_bytes = _calibrate_on_samples(sample)
+        result = native()
+    elif size <= SAMPLE_BYTES:
+        result = native()   # the warm-up run gives the caller's answer
+        timings, sample_bytes = _calibrate(native, fallback), size
+    else:
+        result = native()
+    if timings is None:
+        _decisions[key] = True
+        _report[key] = {"backend": "native", "why": "assumed: no sample to measure on"}
+        return result
+    native_s, fallback_s = timings
+    use_native = fallback_s >= native_s * (1 - MARGIN)
+    _decisions[key] = use_native
+    _report[key] = {"backend": "native" if use_native else "fallback", "why": "measured",
+                    "native_s": native_s, "fallback_s": fallback_s, "sample_bytes": sample_bytes}
     _save_wisdom()
     return result
 
 
-def _calibrate(native: Callable[[], T], fallback: Callable[[], T]) -> tuple[T, float, float]:
-    """Best-of time of each path on the real call, alternating which goes first."""
-    best = {native: float("inf"), fallback: float("inf")}
+def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[float, float]:
+    """Best-of time of each path, alternating which goes first, within the budget."""
+    best = [math.inf, math.inf]
     start = time.perf_counter()
-    result = None
     for round_ in range(CALIBRATION_MAX_ROUNDS):
-        order = (native, fallback) if round_ % 2 == 0 else (fallback, native)
-        for fn in order:
+        for i in ((1, 0) if round_ % 2 == 0 else (0, 1)):
             t0 = time.perf_counter()
-            result = fn()
-            best[fn] = min(best[fn], time.perf_counter() - t0)
+            (native, fallback)[i]()
+            best[i] = min(best[i], time.perf_counter() - t0)
         if time.perf_counter() - start > CALIBRATION_BUDGET_S:
             break
-    return result, best[native], best[fallback]
+    return best[0], best[1]
+
+
+def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float] | None, int]:
+    """Timings on samples growing by 4x up to SAMPLE_BYTES, stopping as soon as
+    native wins clearly (the fallback over twice as slow): on an input the
+    fallback handles badly, it runs on a kilobyte only."""
+    timings, sample_bytes = None, 0
+    for budget in SAMPLE_STEPS:
+        native_on_sample, fallback_on_sample, sample_bytes = sample(budget)
+        try:
+            native_on_sample()   # warm-up
+            timings = _calibrate(native_on_sample, fallback_on_sample)
+        except Exception:   # noqa: BLE001 - a sample one path refuses is no evidence
+            return None, 0
+        if timings[1] > 2 * timings[0] or sample_bytes < budget:
+            break
+    return timings, sample_bytes
+
+
+def line_sample(data: bytes, budget: int) -> bytes:
+    """At most `budget` bytes of data, cut after a line end where there is one."""
+    if len(data) <= budget:
+        return data
+    cut = data.rfind(b"\n", 0, budget)
+    return data[: cut + 1] if cut > 0 else data[:budget]
 
 
 # ---- wisdom -------------------------------------------------------------
 
 def wisdom_key() -> str:
+    import hashlib
+    import platform
+
     parts = [
         _native.build_id() or "no-native",
         _native.transport(),
@@ -185,6 +241,25 @@ def wisdom_path() -> Path | None:
     return Path(user_cache_dir("slopfast")) / f"wisdom-{wisdom_key()}.json"
 
 
+_WISDOM_MAX_BYTES = 1 << 20
+_ENTRY_KEYS = {"op", "variant", "size_class", "backend", "native_s", "fallback_s", "sample_bytes"}
+
+
+def _entry(entry: Any) -> tuple[tuple[str, str, int], dict] | None:
+    """A decision exactly as _save_wisdom writes it, or None."""
+    if type(entry) is not dict or set(entry) != _ENTRY_KEYS:
+        return None
+    op, variant, cls, backend = entry["op"], entry["variant"], entry["size_class"], entry["backend"]
+    timings = (entry["native_s"], entry["fallback_s"])
+    if not (type(op) is str and type(variant) is str and type(cls) is int and 0 <= cls <= _MAX_CLASS
+            and backend in ("native", "fallback") and type(entry["sample_bytes"]) is int
+            and all(type(t) is float and math.isfinite(t) and t >= 0 for t in timings)):
+        return None
+    info = {"backend": backend, "why": "wisdom", "native_s": timings[0], "fallback_s": timings[1],
+            "sample_bytes": entry["sample_bytes"]}
+    return (op, variant, cls), info
+
+
 def _load_wisdom() -> None:
     global _wisdom_loaded
     if _wisdom_loaded:
@@ -195,36 +270,53 @@ def _load_wisdom() -> None:
         if path is None:
             return
         try:
-            data = json.loads(path.read_text())
-            if data.get("key") != wisdom_key():
+            with open(path, "rb") as f:
+                text = f.read(_WISDOM_MAX_BYTES + 1)
+            if len(text) > _WISDOM_MAX_BYTES:
                 return
-            for entry in data["decisions"]:
-                key = (str(entry["op"]), int(entry["size_class"]))
-                _decisions.setdefault(key, entry["backend"] == "native")
-                _report.setdefault(key, {k: entry[k] for k in entry if k not in ("op", "size_class")} | {"why": "wisdom"})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return  # no file, or corrupt: measure again
+            import json
+
+            data = json.loads(text)
+        except (OSError, ValueError, RecursionError, MemoryError):
+            return  # no file, or not ours: measure again
+        if type(data) is not dict or set(data) != {"key", "version", "decisions"} \
+                or data["version"] != WISDOM_VERSION or data["key"] != wisdom_key() \
+                or type(data["decisions"]) is not list:
+            return
+        entries = [_entry(e) for e in data["decisions"]]
+        if None in entries:
+            return   # one entry we did not write: the file is not ours
+        for key, info in entries:
+            _decisions.setdefault(key, info["backend"] == "native")
+            _report.setdefault(key, info)
 
 
 def _save_wisdom() -> None:
     path = wisdom_path()
     if path is None:
         return
+    import json
+    import tempfile
+
     decisions = [
-        {"op": op, "size_class": cls, **{k: v for k, v in info.items() if k != "why"}}
-        for (op, cls), info in sorted(_report.items())
+        {"op": op, "variant": variant, "size_class": cls, "backend": info["backend"],
+         "native_s": float(info["native_s"]), "fallback_s": float(info["fallback_s"]),
+         "sample_bytes": info["sample_bytes"]}
+        for (op, variant, cls), info in sorted(_report.items())
         if info.get("why") in ("measured", "wisdom")
     ]
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-            json.dump({"key": wisdom_key(), "decisions": decisions}, tmp, indent=1)
+            json.dump({"key": wisdom_key(), "version": WISDOM_VERSION, "decisions": decisions}, tmp, indent=1)
         os.replace(tmp.name, path)
     except OSError:
-        try:
-            os.unlink(tmp.name)  # type: ignore[possibly-undefined]
-        except (OSError, NameError):
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp.name)
+            except OSError:
+                pass
 
 
 def reset() -> None:
@@ -237,10 +329,15 @@ def reset() -> None:
 
 
 def backend_report() -> list[dict]:
-    """Every decision this process made or loaded, with its timings."""
+    """Every decision this process made or loaded, with its timings, and a
+    row for each op that has no native path by design."""
+    from .ops import OPS
+
     _load_wisdom()
     rows = []
-    for (op, cls), info in sorted(_report.items()):
+    for (op, variant, cls), info in sorted(_report.items()):
         low, high = size_class_range(cls)
-        rows.append({"op": op, "size_class": cls, "bytes_from": low, "bytes_to": high, **info})
-    return rows
+        rows.append({"op": op, "variant": variant, "size_class": cls, "bytes_from": low, "bytes_to": high, **info})
+    return rows + [{"op": op.name, "variant": "", "size_class": None, "bytes_from": 0, "bytes_to": None,
+                    "backend": "fallback", "why": "no native path by design: one implementation"}
+                   for op in OPS if op.op_id is None]

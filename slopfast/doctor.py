@@ -91,7 +91,7 @@ def doctor_report() -> tuple[dict, list[str]]:
         "exists": bool(wisdom and wisdom.exists()),
     }
     report = dispatch.backend_report()
-    info["decisions"] = report
+    info["decisions"] = [r for r in report if r["size_class"] is not None]   # the ops list says the rest
     info["ops"] = {op.name: _op_status(op, setting, info, report) for op in DOCTOR_OPS}
     # A quick self-check: both paths give the same bytes on a small input.
     if info["native_available"] and setting is not None:
@@ -159,6 +159,8 @@ def command(args: argparse.Namespace) -> int:
         print("decisions (op, input size, backend, why, native vs fallback time):")
         for r in info["decisions"]:
             sizes = f"{human_bytes(r['bytes_from'])}..{human_bytes(r['bytes_to'])}"
+            if r.get("variant"):
+                sizes = f"{r['variant']} {sizes}"
             timing = ""
             if "native_s" in r or "fallback_s" in r:
                 timing = f"native {_fmt_seconds(r.get('native_s'))} vs fallback {_fmt_seconds(r.get('fallback_s'))}"

@@ -15,7 +15,7 @@ from functools import partial
 from typing import NamedTuple
 
 from . import native as _native
-from .dispatch import dispatch
+from .dispatch import dispatch, line_sample
 from .fallbacks import md_outline as _fallback
 from .wire import Input, decode_records
 
@@ -57,6 +57,30 @@ def _run_native(op: str, data: bytes) -> bytes:
     return _native.run([(op, {})], [Input(b"<text>", data)])[0]
 
 
+def _outline_native(data: bytes) -> list[Heading]:
+    return _decode_outline(_run_native("md_outline", data))
+
+
+def _outline_fallback(data: bytes, text: str | None = None) -> list[Heading]:
+    return [Heading(*h) for h in _fallback.outline(_text(data, text))]
+
+
+def _summary_native(data: bytes) -> str:
+    return _run_native("md_summary", data).decode("utf-8")
+
+
+def _summary_fallback(data: bytes, text: str | None = None) -> str:
+    return _fallback.summary(_text(data, text))
+
+
+def _sampler(native, fallback, data: bytes):
+    """Both paths on the document's first lines, for calibrating a large one."""
+    def sample(budget: int):
+        part = line_sample(data, budget)
+        return (lambda: native(part)), (lambda: fallback(part)), len(part)
+    return sample
+
+
 def markdown_outline(text: str | bytes) -> list[Heading]:
     """Every heading of a CommonMark document, in order: level (1-6), text
     (markdown-it-py's inline content: raw markdown, trimmed) and 0-based start
@@ -65,8 +89,9 @@ def markdown_outline(text: str | bytes) -> list[Heading]:
     return dispatch(
         "md_outline",
         len(data),
-        lambda: _decode_outline(_run_native("md_outline", data)),
-        lambda: [Heading(*h) for h in _fallback.outline(_text(data, decoded))],
+        lambda: _outline_native(data),
+        lambda: _outline_fallback(data, decoded),
+        sample=_sampler(_outline_native, _outline_fallback, data),
     )
 
 
@@ -77,6 +102,7 @@ def summarise_markdown(text: str | bytes) -> str:
     return dispatch(
         "md_summary",
         len(data),
-        lambda: _run_native("md_summary", data).decode("utf-8"),
-        lambda: _fallback.summary(_text(data, decoded)),
+        lambda: _summary_native(data),
+        lambda: _summary_fallback(data, decoded),
+        sample=_sampler(_summary_native, _summary_fallback, data),
     )
