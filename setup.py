@@ -114,9 +114,9 @@ class BuildWithNative(build_py):
             if NATIVE:
                 compile_native(PACKAGE, work, release=False)
             elif stale := [name for name in built_names() if (PACKAGE / name).exists()]:
-                print(f"slopfast: warning: SLOPFAST_NO_NATIVE set, but slopfast/{' and '.join(stale)} "
-                      "from an earlier build stay in the checkout, and this editable install loads "
-                      "them; delete them to run on the fallbacks only", flush=True)
+                print(f"slopfast: warning: SLOPFAST_NO_NATIVE set, but the checkout holds an earlier "
+                      f"build ({', '.join('slopfast/' + name for name in stale)}), which this editable "
+                      "install will load; delete those files to run on the fallbacks only", flush=True)
             return
         out = Path(self.build_lib).resolve() / "slopfast"
         for stale in [*out.glob("libchunks.*"), *out.glob("slopfast-pipeline*")]:
