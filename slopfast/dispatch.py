@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -77,14 +78,16 @@ def backend_setting() -> str:
 
 
 def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Callable[[], T], *,
-             variant: str = "", sample: Sampler | None = None) -> T:
+             variant: str = "", sample: Callable[..., Any] | None = None, sample_of: Any = None) -> T:
     """Run `native` or `fallback` for a call of `op` on `size` bytes of input.
 
     `native=None` says the native path cannot serve this call. `variant`
     names the parameters that change the work (decisions are kept apart per
-    variant). `sample(budget)` gives both paths on a part of the input of at
-    most `budget` bytes, for calibrating inputs larger than SAMPLE_BYTES;
-    without it such an input is decided for native unmeasured."""
+    variant). `sample(sample_of, budget)` gives (native on a sample, fallback
+    on it, its bytes), a part of the input of at most `budget` bytes, for
+    calibration (a function and its argument rather than a closure: nothing
+    is built per call); without it an input larger than SAMPLE_BYTES is
+    decided for native unmeasured."""
     if _observers:
         native, fallback = _observed(op, size, native, fallback)
     setting = _backend_env()
@@ -94,7 +97,7 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
             return native() if native is not None else fallback()
         if choice is False or native is None:
             return fallback()
-        return _decide(op, variant, size, native, fallback, sample)
+        return _decide(op, variant, size, native, fallback, sample and partial(sample, sample_of))
     setting = backend_setting()
     if setting == "fallback":
         return fallback()
@@ -104,7 +107,9 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
         if not _native.available():
             raise BackendUnavailable(f"SLOPFAST_BACKEND=native, but {_native.load_error()}")
         return native()
-    return _decide(op, variant, size, native, fallback, sample) if native is not None else fallback()
+    if native is None:
+        return fallback()
+    return _decide(op, variant, size, native, fallback, sample and partial(sample, sample_of))
 
 
 @contextmanager

@@ -11,13 +11,12 @@ used as they are and, where they are not valid UTF-8, read as
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 from . import native as _native
 from .dispatch import dispatch, line_sample
 from .fallbacks import md_outline as _fallback
-from .wire import Input, decode_records
+from .wire import Input, records_reader
 
 __all__ = ["Heading", "markdown_outline", "summarise_markdown"]
 
@@ -45,40 +44,30 @@ def _text(data: bytes, text: str | None) -> str:
     return text if text is not None else data.decode("utf-8", "replace")
 
 
-_heading = partial(tuple.__new__, Heading)
-
-
-def _decode_outline(part: bytes) -> list[Heading]:
-    """md_outline's part: records "BIt" (level, line, text)."""
-    return [_heading((level, text, line)) for level, line, text in decode_records(part)]
+# md_outline's part: records "BIt" (level, line, text), read as Headings
+_decode_outline = records_reader("BIt", Heading, order=(0, 2, 1))
 
 
 def _run_native(op: str, data: bytes) -> bytes:
     return _native.run([(op, {})], [Input(b"<text>", data)])[0]
 
 
-def _outline_native(data: bytes) -> list[Heading]:
-    return _decode_outline(_run_native("md_outline", data))
-
-
 def _outline_fallback(data: bytes, text: str | None = None) -> list[Heading]:
     return [Heading(*h) for h in _fallback.outline(_text(data, text))]
-
-
-def _summary_native(data: bytes) -> str:
-    return _run_native("md_summary", data).decode("utf-8")
 
 
 def _summary_fallback(data: bytes, text: str | None = None) -> str:
     return _fallback.summary(_text(data, text))
 
 
-def _sampler(native, fallback, data: bytes):
-    """Both paths on the document's first lines, for calibrating a large one."""
-    def sample(budget: int):
-        part = line_sample(data, budget)
-        return (lambda: native(part)), (lambda: fallback(part)), len(part)
-    return sample
+def _outline_sample(data: bytes, budget: int):
+    part = line_sample(data, budget)
+    return (lambda: _decode_outline(_run_native("md_outline", part))), (lambda: _outline_fallback(part)), len(part)
+
+
+def _summary_sample(data: bytes, budget: int):
+    part = line_sample(data, budget)
+    return (lambda: _run_native("md_summary", part)), (lambda: _summary_fallback(part)), len(part)
 
 
 def markdown_outline(text: str | bytes) -> list[Heading]:
@@ -89,9 +78,9 @@ def markdown_outline(text: str | bytes) -> list[Heading]:
     return dispatch(
         "md_outline",
         len(data),
-        lambda: _outline_native(data),
+        lambda: _decode_outline(_run_native("md_outline", data)),
         lambda: _outline_fallback(data, decoded),
-        sample=_sampler(_outline_native, _outline_fallback, data),
+        sample=_outline_sample, sample_of=data,
     )
 
 
@@ -102,7 +91,7 @@ def summarise_markdown(text: str | bytes) -> str:
     return dispatch(
         "md_summary",
         len(data),
-        lambda: _summary_native(data),
+        lambda: _run_native("md_summary", data).decode("utf-8"),
         lambda: _summary_fallback(data, decoded),
-        sample=_sampler(_summary_native, _summary_fallback, data),
+        sample=_summary_sample, sample_of=data,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from .errors import PipelineError
 
@@ -221,64 +221,67 @@ def _decode_text(blob: bytes) -> Response:
 # t the same holding UTF-8 text (decoded to str).
 
 _FIXED = {"B": 1, "I": 4, "i": 4, "Q": 8, "q": 8}
-_readers: dict[bytes, object] = {}
+_readers: dict[bytes, Callable] = {}
 
 
-def _row_reader(schema: bytes):
-    """A function (part, at, count) -> rows for this schema, made once: the
-    fixed columns before each string column are read in one unpack."""
-    segments, fmt = [], "<"
-    for letter in schema.decode("ascii"):
+def _row_reader(schema: bytes, row: type | None = None, order: Sequence[int] | None = None):
+    """A function (part, at, count) -> rows for this schema, compiled once
+    (as namedtuple compiles its class): each run of fixed columns and the
+    length of the string after it are one unpack, a row is built in one go.
+    `row` and `order`: rows as row(columns in that order) instead of tuples."""
+    letters = schema.decode("ascii")
+    if not letters or any(c not in _FIXED and c not in "st" for c in letters):
+        raise PipelineError(f"malformed record part: schema {letters!r}", code=CODE_BAD_REQUEST)
+    env: dict[str, Any] = {"PipelineError": PipelineError, "CODE": CODE_BAD_REQUEST, "new": tuple.__new__, "row": row}
+    body, names, fmt = [], [], "<"
+
+    def flush(length: str | None) -> None:
+        nonlocal fmt
+        fields = names[len(names) - (len(fmt) - 1):] + ([length] if length else [])
+        if fields:
+            key = f"u{len(env)}"
+            env[key] = struct.Struct(fmt + ("I" if length else "")).unpack_from
+            body.append(f"{', '.join(fields)}, = {key}(part, at); at += {struct.calcsize(fmt + ('I' if length else ''))}")
+        fmt = "<"
+
+    for i, letter in enumerate(letters):
         if letter in _FIXED:
+            names.append(f"c{i}")
             fmt += letter
-        elif letter in "st":
-            segments.append((struct.Struct(fmt + "I").unpack_from, struct.calcsize(fmt + "I"), letter == "t"))
-            fmt = "<"
         else:
-            raise PipelineError(f"malformed record part: column type {letter!r}", code=CODE_BAD_REQUEST)
-    tail = struct.Struct(fmt)
-    if not segments:
-        def fixed_rows(part: bytes, at: int, count: int) -> list[tuple]:
-            if len(part) - at != count * tail.size:
-                raise PipelineError("malformed record part: row count", code=CODE_BAD_REQUEST)
-            return list(tail.iter_unpack(part[at:])) if tail.size else []
-        return fixed_rows
-    tail_from, tail_size = tail.unpack_from, tail.size
-    # A string past the end leaves `at` past it too: one check at the end.
-    if len(segments) == 1 and not tail_size:   # fixed columns, then one string (md_outline's BIt)
-        (unpack_one, size_one, text_one), = segments
+            flush(f"n{i}")
+            names.append(f"c{i}")
+            body.append(f"e = at + n{i}; c{i} = part[at:e]{'.decode()' if letter == 't' else ''}; at = e")
+    flush(None)
+    values = ", ".join(names[j] for j in (order or range(len(names)))) + ","
+    make = f"new(row, ({values}))" if row is not None else f"({values})"
+    source = "\n".join(
+        ["def read(part, at, count):", "    out = []", "    append = out.append", "    for _ in range(count):"]
+        + [f"        {line}" for line in body]
+        + [f"        append({make})",
+           "    if at != len(part):",
+           "        raise PipelineError('malformed record part: a length past the end, or trailing bytes', code=CODE)",
+           "    return out"])
+    exec(source, env)
+    return env["read"]
 
-        def one_string_rows(part: bytes, at: int, count: int) -> list[tuple]:
-            out = []
-            for _ in range(count):
-                fields = unpack_one(part, at)
-                at += size_one
-                end = at + fields[-1]
-                out.append(fields[:-1] + ((part[at:end].decode("utf-8") if text_one else part[at:end]),))
-                at = end
-            if at != len(part):
-                raise PipelineError("malformed record part: length past the end or trailing bytes", code=CODE_BAD_REQUEST)
-            return out
-        return one_string_rows
 
-    def rows(part: bytes, at: int, count: int) -> list[tuple]:
-        out = []
-        for _ in range(count):
-            row: tuple = ()
-            for unpack_from, size, text in segments:
-                fields = unpack_from(part, at)
-                at += size
-                end = at + fields[-1]
-                row += fields[:-1] + ((part[at:end].decode("utf-8") if text else part[at:end]),)
-                at = end
-            if tail_size:
-                row += tail_from(part, at)
-                at += tail_size
-            out.append(row)
-        if at != len(part):
-            raise PipelineError("malformed record part: length past the end or trailing bytes", code=CODE_BAD_REQUEST)
-        return out
-    return rows
+def records_reader(schema: str, row: type | None = None, order: Sequence[int] | None = None) -> Callable[[bytes], list]:
+    """decode_records for the parts an op documents with this schema, rows
+    made as `row` (a tuple subclass) of the columns in `order`. The header is
+    still checked: a part of another schema is decoded as what it says."""
+    header = bytes((len(schema),)) + schema.encode("ascii")
+    reader = _row_reader(header[1:], row, order)
+    at = len(header) + 4
+
+    def read(part: bytes) -> list:
+        if not part.startswith(header):
+            return decode_records(part)
+        try:
+            return reader(part, at, _u4_from(part, at - 4)[0])
+        except (IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise PipelineError(f"malformed record part: {exc}", code=CODE_BAD_REQUEST) from None
+    return read
 
 
 def decode_records(part: bytes) -> list[tuple]:
