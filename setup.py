@@ -94,8 +94,10 @@ def compile_native(out: Path, work: Path, release: bool) -> None:
     library_sources = sorted(p for p in LIB.glob("*.c") if p.name != "main.c")
     define = f"-DSLOPFAST_BUILD_ID=\"{build_id(library_sources, flags)}\""
     names = [p.name for p in library_sources]
-    shared = ["-shared"] + ([] if target_os() == "windows" else ["-fPIC", "-fvisibility=hidden"])
     library, exe = built_names()
+    shared = ["-shared"] + ([] if target_os() == "windows" else ["-fPIC", "-fvisibility=hidden"])
+    if target_os() == "darwin":   # else the dylib's id is its path in the build directory
+        shared.append(f"-Wl,-install_name,@rpath/{library}")
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     zig_cc(flags, [*shared, define, "-o", str(work / library), *names])

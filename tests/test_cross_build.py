@@ -135,6 +135,7 @@ def test_wheel_tag_and_binaries(wheels, tag, tmp_path):
         assert binary is not None and binary.format == fmt, name
         assert binary.abstract.header.architecture == arch, name
         assert debug_info(binary) == [], f"{name} ships debug info"
+        assert b"build/temp" not in (package / name).read_bytes(), f"{name} names the build directory"
         if fmt == lief.Binary.FORMATS.MACHO:   # the tag's macOS version is the binary's minimum
             assert binary.build_version.minos[:2] == [int(v) for v in tag.split("_")[1:3]], name
     assert EXPORTS <= exported_names(package / library)
