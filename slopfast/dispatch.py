@@ -31,12 +31,14 @@ import threading
 import time
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from . import _env
 from . import native as _native
 from .errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T = TypeVar("T")
 # A sampler: given a byte budget, (native on a sample, fallback on it, its bytes).
@@ -236,6 +238,8 @@ def wisdom_key() -> str:
 
 
 def wisdom_path() -> Path | None:
+    from pathlib import Path
+
     setting = (_wisdom_env() or "").strip()
     if setting.lower() in ("off", "0", "no", "false"):
         return None

@@ -7,20 +7,22 @@ in native code then becomes an error here, not a dead interpreter).
 """
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
-import signal
 import struct
-import subprocess
 import sys
 import threading
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import _env, wire
 from .errors import BackendUnavailable, PipelineError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# ctypes, subprocess and pathlib load on first use (their import costs more
+# than the command's whole start-up budget allows)
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def library_filename() -> str:
@@ -31,13 +33,23 @@ def library_filename() -> str:
     return "libchunks.so"
 
 
+def _library_file() -> str:
+    return os.environ.get("SLOPFAST_LIB") or os.path.join(PACKAGE_DIR, library_filename())
+
+
+def _binary_file() -> str:
+    exe = "slopfast-pipeline.exe" if sys.platform == "win32" else "slopfast-pipeline"
+    return os.environ.get("SLOPFAST_PIPELINE") or os.path.join(PACKAGE_DIR, exe)
+
+
 def library_path() -> Path:
-    return Path(os.environ.get("SLOPFAST_LIB") or PACKAGE_DIR / library_filename())
+    from pathlib import Path
+    return Path(_library_file())
 
 
 def binary_path() -> Path:
-    exe = "slopfast-pipeline.exe" if sys.platform == "win32" else "slopfast-pipeline"
-    return Path(os.environ.get("SLOPFAST_PIPELINE") or PACKAGE_DIR / exe)
+    from pathlib import Path
+    return Path(_binary_file())
 
 
 _transport_env = _env.reader("SLOPFAST_TRANSPORT")
@@ -53,31 +65,36 @@ def transport() -> str:
     return value
 
 
-class _Response(ctypes.Structure):
-    # The ABI prefix of `Response` in lib/pipeline.h.
-    _fields_ = [
-        ("data", ctypes.c_void_p),
-        ("len", ctypes.c_uint64),
-        ("code", ctypes.c_int32),
-        ("message", ctypes.c_void_p),
-        ("message_len", ctypes.c_uint64),
-    ]
+ctypes = None   # bound by the first _Library
 
 
-class _PipelineOpts(ctypes.Structure):
-    # `PipelineOpts` in lib/pipeline.h, passed by value to pipeline_run_opts.
-    _fields_ = [("memory_limit", ctypes.c_uint64), ("fail_after", ctypes.c_uint64)]
+@functools.lru_cache(maxsize=None)
+def _abi_types():
+    """The ctypes structures of lib/pipeline.h: `Response`'s ABI prefix, and
+    `PipelineOpts`, passed by value to pipeline_run_opts."""
+    import ctypes
+
+    class Response(ctypes.Structure):
+        _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_uint64), ("code", ctypes.c_int32),
+                    ("message", ctypes.c_void_p), ("message_len", ctypes.c_uint64)]
+
+    class PipelineOpts(ctypes.Structure):
+        _fields_ = [("memory_limit", ctypes.c_uint64), ("fail_after", ctypes.c_uint64)]
+
+    return ctypes, Response, PipelineOpts
 
 
 class _Library:
-    def __init__(self, path: Path):
+    def __init__(self, path):
+        global ctypes
+        ctypes, _Response, self.Opts = _abi_types()
         lib = ctypes.CDLL(str(path))
         self.path = path
         self.run = lib.pipeline_run
         self.run.argtypes = [ctypes.c_char_p, ctypes.c_uint64]
         self.run.restype = ctypes.POINTER(_Response)
         self.run_opts = lib.pipeline_run_opts
-        self.run_opts.argtypes = [ctypes.c_char_p, ctypes.c_uint64, _PipelineOpts]
+        self.run_opts.argtypes = [ctypes.c_char_p, ctypes.c_uint64, self.Opts]
         self.run_opts.restype = ctypes.POINTER(_Response)
         self.free = lib.pipeline_free
         self.free.argtypes = [ctypes.POINTER(_Response)]
@@ -115,8 +132,8 @@ def _load() -> _Library | None:
         return _library
     with _lock:
         if _library is None and _load_error is None:
-            path = library_path()
-            if not path.exists():
+            path = _library_file()
+            if not os.path.exists(path):
                 _load_error = f"native library not found at {path} (installed with SLOPFAST_NO_NATIVE=1, or not built)"
             else:
                 try:
@@ -129,14 +146,14 @@ def _load() -> _Library | None:
 def available() -> bool:
     """True when the native path can run (library loaded, or binary present for subprocess)."""
     if transport() == "subprocess":
-        return binary_path().exists()
+        return os.path.exists(_binary_file())
     return _load() is not None
 
 
 def load_error() -> str | None:
     """Why the native path cannot run, or None."""
     if transport() == "subprocess":
-        return None if binary_path().exists() else f"pipeline binary not found at {binary_path()}"
+        return None if os.path.exists(_binary_file()) else f"pipeline binary not found at {_binary_file()}"
     _load()
     return _load_error
 
@@ -215,7 +232,7 @@ def run_blob_opts(request: bytes, memory_limit: int = 0, fail_after: int = 0, li
     lib = lib or _load()
     if lib is None:
         raise BackendUnavailable(_load_error or "native library unavailable")
-    resp = lib.run_opts(request, len(request), _PipelineOpts(memory_limit, fail_after))
+    resp = lib.run_opts(request, len(request), lib.Opts(memory_limit, fail_after))
     try:
         return _read_response(ctypes.addressof(resp.contents))
     finally:
@@ -241,6 +258,8 @@ def _read_response(addr: int) -> wire.Response:
 
 def _died(returncode: int, stderr: bytes) -> str:
     """The message for a pipeline process that ended without a response."""
+    import signal
+
     if returncode < 0:
         try:
             name = f", {signal.Signals(-returncode).name}"
@@ -254,10 +273,12 @@ def _died(returncode: int, stderr: bytes) -> str:
 
 
 def _run_subprocess(request: bytes) -> wire.Response:
-    exe = binary_path()
-    if not exe.exists():
+    import subprocess
+
+    exe = _binary_file()
+    if not os.path.exists(exe):
         raise BackendUnavailable(f"pipeline binary not found at {exe}")
-    proc = subprocess.run([str(exe)], input=request, capture_output=True)
+    proc = subprocess.run([exe], input=request, capture_output=True)
     if proc.returncode < 0 or proc.returncode > 1:
         raise PipelineError(_died(proc.returncode, proc.stderr), code=-1)
     if not proc.stdout:

@@ -57,7 +57,7 @@ def raw(lib, request: bytes | None, length: int | None = None, memory_limit: int
     """(code, message, response bytes) straight from pipeline_run(_opts)."""
     n = len(request) if length is None else length
     if memory_limit or fail_after:
-        resp = lib.run_opts(request, n, native._PipelineOpts(memory_limit, fail_after))
+        resp = lib.run_opts(request, n, lib.Opts(memory_limit, fail_after))
     else:
         resp = lib.run(request, n)
     try:
