@@ -63,6 +63,41 @@ class _Skel:
         nl = self.src.find(b"\n", off)
         return len(self.src) if nl < 0 else nl
 
+    def logical_end(self, off: int) -> int:
+        """End of the logical line whose last token ends at off: its newline
+        (a backslash continuation carries it over to the next physical line),
+        or the end of the source. Only `;`, blanks, a comment and continuations
+        can follow the last token there."""
+        src, n = self.src, len(self.src)
+        while off < n:
+            c = src[off]
+            if c == 0x0A:
+                return off
+            if c == 0x23:
+                return self.line_end(off)
+            off += 2 if c == 0x5C and src[off + 1 : off + 2] == b"\n" else 1
+        return n
+
+    def same_logical_line(self, end: int, start: int) -> bool:
+        """Do the statements ending at end and starting at start share one
+        logical line (`a;` then a backslash continuation then `b`)?"""
+        gap = self.src[end:start]
+        return b";" in gap and b"#" not in gap and b"\n" not in gap.replace(b"\\\n", b"")
+
+    def decorator_line(self, node) -> int:
+        """Start of the physical line holding the `@` of the decorator whose
+        expression is node: between the two lie only blanks, `(`, comments and
+        continuations (no string), so the first line back whose text before any
+        `#` holds an `@` is the one."""
+        off = self.start(node)
+        ls = self.line_start(off)
+        text = self.src[ls:off]
+        while b"@" not in text:
+            off = ls - 1
+            ls = self.line_start(off)
+            text = self.src[ls:off].split(b"#", 1)[0]
+        return ls
+
     def colon_after(self, off: int) -> int:
         """The first `:` at or after off outside comments (no strings can occur there)."""
         src = self.src
@@ -132,13 +167,13 @@ class _Skel:
         """Summarised statements; block_indent is set for one-line bodies."""
         content = False
         indent = b""
-        prev_end_line = -1
+        prev_end = -1
         for i, node in enumerate(body):
             if block_indent is not None:
                 indent = block_indent
-            elif node.lineno != prev_end_line:
-                indent = self.indent_of(node)
-            prev_end_line = node.end_lineno
+            elif prev_end < 0 or not self.same_logical_line(prev_end, self.start(node)):
+                indent = self.indent_of(node)   # a logical line's statements share its indentation
+            prev_end = self.end(node)
             if isinstance(node, _DEF):
                 self.define(node, quals)
                 content = True
@@ -164,10 +199,12 @@ class _Skel:
     def define(self, node, quals: tuple) -> None:
         name = self.name_of(node)
         qual = b".".join(quals + (name,))
-        first = node.decorator_list[0] if node.decorator_list else node
-        start = self.line_start(self.start(first))
+        if node.decorator_list:
+            start = self.decorator_line(node.decorator_list[0])
+        else:
+            start = self.line_start(self.start(node))
         if qual in self.full:
-            self.out.append(self.src[start : self.line_end(self.end(node))] + b"\n")
+            self.out.append(self.src[start : self.logical_end(self.end(node))] + b"\n")
             return
         colon = self.header_colon(node)
         self.out.append(self.src[start : colon + 1] + b"\n")

@@ -572,6 +572,8 @@ static B4 line_start(Scan *s, Line *L) {
         U1 c = p[i];
         if (c == '#') { i = comment_end(p, i, s->len); c = p[i]; }
         if (c == '\n') { i += 1; col = cont_col = 0; continue; }
+        if (c == '\\' && (p[i + 1] == 0 || (p[i + 1] == '\n' && i + 2 >= s->len)))
+            return scan_fail(s, i, "unexpected EOF while parsing");
         if (c == '\\' && p[i + 1] == '\n') {
             /* As CPython's tokenizer: the column before the first backslash
              * is the line's indentation, unless it is 0; then counting goes
@@ -616,10 +618,15 @@ static B4 scan_line(Scan *s, Line *L) {
             L->nl = s->pos;
             goto done;
         case '#': s->pos = comment_end(p, s->pos, s->len); break;
-        case '\\':
-            if (p[s->pos + 1] != '\n') return scan_fail(s, s->pos, "unexpected character after line continuation character");
-            s->pos += 2;
+        case '\\': {
+            U8 at = s->pos;
+            U1 d = p[at + 1];   /* 0: the end of the source (it holds no NUL) */
+            if (d != '\n' && d != 0) return scan_fail(s, at, "unexpected character after line continuation character");
+            s->pos += d ? 2 : 1;
+            /* a continuation into the end of the source (an open bracket says so first) */
+            if (s->pos >= s->len && !s->depth) return scan_fail(s, at, "unexpected EOF while parsing");
             break;
+        }
         case '\'': case '"': { U8 a = s->pos; ok = lex_plain(s) && on_tok(s, L, Tok_Str, a, s->pos); break; }
         case '(': case '[': case '{': ok = lex_open(s, L, c); break;
         case ')': case ']': case '}': ok = lex_close(s, L, c); break;
@@ -1044,6 +1051,8 @@ PySkelStatus py_skeleton_make(Arena *arena, Str8 source, PySkelOpts opts, Xar *o
     U8 mark = out->len;
     push_frame(k, FrameKind_Module, -1);
     k->frames[0].doc_ok = 1;
+    k->frames[0].started = 1;   /* the module's body is at column 0: an indented first line is */
+    k->frames[0].body_col = 0;  /* CPython's "unexpected indent" (`    \` then `x = 1` too) */
     run_lines(k);
     if (arena->failed) return PySkelStatus_NoMemory;
     if (k->s.err) {

@@ -959,6 +959,100 @@ def test_continuation_at_line_start(monkeypatch, needs_native, source, outcome):
         ast.parse(fall)
 
 
+@pytest.mark.parametrize(
+    "source, full, want",
+    [
+        # statements of one logical line share its indentation, on any physical line
+        ("import a;\\\n import b\n", (), "import a\nimport b\n"),
+        ("class C:\n    x = 1;\\\n  y = 2\n", (), "class C:\n    x = 1\n    y = 2\n"),
+        ("x = 1;  # c \\\ny = 2\n", (), "x = 1\ny = 2\n"),
+        # a header starts at the line of its first decorator's `@`
+        ("@\\\nd\ndef f(): pass\n", (), "@\\\nd\ndef f():\n    ...\n"),
+        ("class C:\n    @\\\n    d\n    def f(self): pass\n", (), "class C:\n    @\\\n    d\n    def f(self):\n        ...\n"),
+        ("@(\nd)\ndef f(): pass\n", (), "@(\nd)\ndef f():\n    ...\n"),
+        ("@(  # see @x\n d)\nclass C: pass\n", (), "@(  # see @x\n d)\nclass C:\n    ...\n"),
+        # full= keeps the definition through the end of its last logical line
+        ("def f(): pass\\\n\n", ("f",), "def f(): pass\\\n\n"),
+        ("def f():\n    return 1;\\\n  # c\nx = 1\n", ("f",), "def f():\n    return 1;\\\n  # c\nx = 1\n"),
+        ("def f(): pass  # c \\\nx = 1\n", ("f",), "def f(): pass  # c \\\nx = 1\n"),
+    ],
+)
+def test_backslash_continuations(backends_same, source, full, want):
+    """Continuations between the statements of a line, after a decorator's
+    `@`, and after a kept definition's last token: same text, and it parses."""
+    assert backends_same(source, full=full) == want
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("    \\\nx = 1", "line 2: unexpected indent"),   # CPython counts the column before the backslash
+        ("  x = 1\n", "line 1: unexpected indent"),
+        ("# c\n\\\n  x = 1\n", "line 3: unexpected indent"),
+        ("x = 1 \\", "line 1: unexpected EOF while parsing"),
+        ("x = 1;\\\n", "line 1: unexpected EOF while parsing"),
+        ("if 1:\n    x = 1\n\\\n", "line 3: unexpected EOF while parsing"),
+        ("x = (1, \\\n", "line 1: '(' was never closed"),
+    ],
+)
+def test_continuation_errors(monkeypatch, needs_native, source, message):
+    assert errors(source, monkeypatch=monkeypatch) == (message, message)
+
+
+def test_stdlib_continuations(stdlib_results):
+    """Stdlib files with backslash continuations inserted after random tokens
+    (seeded): wherever ast accepts the result, both paths give the same
+    skeleton (with full= on some definitions too), and it parses."""
+    import io
+    import random
+    import re
+    import tokenize
+
+    rng = random.Random(20261201)
+    small = [d for _, d, _, f in stdlib_results if isinstance(f, bytes) and len(d) < 12_000]
+    skip = (tokenize.ENCODING, tokenize.INDENT, tokenize.DEDENT, tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT,
+            tokenize.ENDMARKER)
+    inserts = [b"\\\n", b" \\\n", b"\\\n    ", b"\\\n\t", b";\\\n", b"\\\n\\\n"]
+    defs = re.compile(rb"^[ \t]*(?:async\s+)?(?:def|class)\s+(\w+)", re.M)
+    checked, bad = 0, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(500):
+            data = rng.choice(small)
+            try:
+                toks = list(tokenize.tokenize(io.BytesIO(data).readline))
+            except (tokenize.TokenError, SyntaxError):
+                continue
+            lines = data.split(b"\n")
+            starts = [0]
+            for line in lines:
+                starts.append(starts[-1] + len(line) + 1)
+            cand = []
+            for a, b in zip(toks, toks[1:]):
+                if a.type in skip or b.type in skip or a.end[0] != b.start[0]:
+                    continue
+                text = lines[b.start[0] - 1].decode("utf-8", "surrogateescape")
+                cand.append(starts[b.start[0] - 1] + len(text[: b.start[1]].encode("utf-8", "surrogateescape")))
+            if not cand:
+                continue
+            for at in sorted(rng.sample(cand, min(len(cand), rng.randint(1, 4))), reverse=True):
+                data = data[:at] + rng.choice(inserts) + data[at:]
+            if not parses(data):
+                continue
+            full = [m.decode() for m in defs.findall(data)[:2]] if rng.random() < 0.5 else []
+            checked += 1
+            want = fallback_or_error(data, full)
+            if native_or_error(data, full) != want:
+                bad.append(data)
+            elif isinstance(want, bytes):
+                try:
+                    ast.parse(want)
+                except SyntaxError:
+                    bad.append(data)
+    assert checked > 200
+    assert not bad, bad[:3]
+
+
 def test_continuation_at_line_start_known_limit(monkeypatch, needs_native):
     """Documented limit: the kept text takes the whitespace of its first
     token's physical line, so here the skeleton does not parse (both paths)."""
