@@ -4,10 +4,19 @@ Every operation has a native path (libchunks, C11, through ctypes) and a
 pure-Python fallback giving the same bytes; a dispatcher picks per op and
 input size by measured speed (SLOPFAST_BACKEND=auto|native|fallback).
 """
-from .aggregate import BuildResult, build_markdown
-from .dispatch import backend_report
-from .errors import BackendUnavailable, InputError, PipelineError, SlopfastError
-from .ops import exports as _exports
+import os as _os
+
+# A source checkout keeps fallbacks/ beside slopfast/ (an install maps it into
+# slopfast.fallbacks): `import slopfast` from the repository root finds it there.
+_checkout = _os.path.dirname(__path__[0])
+if not _os.path.isdir(_os.path.join(__path__[0], "fallbacks")) and \
+        _os.path.isfile(_os.path.join(_checkout, "fallbacks", "__init__.py")):
+    __path__.append(_checkout)
+
+from .aggregate import BuildResult, build_markdown  # noqa: E402
+from .dispatch import backend_report  # noqa: E402
+from .errors import BackendUnavailable, InputError, PipelineError, SlopfastError  # noqa: E402
+from .ops import exports as _exports  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -23,3 +23,15 @@ def test_import_loads_nothing_it_does_not_need(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == []
+
+
+def test_import_from_the_repository_root_finds_the_fallbacks():
+    """The checkout's slopfast/ shadows an install when Python starts in the
+    repository root; its fallbacks/ (beside it) must still be found."""
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    code = "import slopfast, slopfast.fallbacks.md_outline as m; print(slopfast.__file__, m.__file__)"
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
+    assert out.returncode == 0, out.stderr
+    package, fallback = out.stdout.split()
+    assert package == str(root / "slopfast" / "__init__.py") and fallback == str(root / "fallbacks" / "md_outline.py")
