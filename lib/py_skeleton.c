@@ -801,6 +801,7 @@ static void close_frame(Skel *k, Frame *F) {
     switch (F->kind) {
     case FrameKind_Class: case FrameKind_Clause:
         if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
+        if (F->deco != ~(U8)0) { scan_fail(&k->s, k->at, "a decorator must precede def or class"); break; }
         if (!F->content) emit_dots(k, (Ind){ F->body_ind, 0 });
         if (F->kind == FrameKind_Clause && F->content && parent) parent->content = 1;
         break;

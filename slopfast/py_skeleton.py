@@ -4,16 +4,17 @@
 and def headers as written (with their docstrings) and the if/try blocks
 holding any of these; every other body becomes an indented `...`. The
 native path (lib/py_skeleton.c, a lexical scanner) and the fallback
-(fallbacks/py_skeleton.py, `ast`) give identical text for every source
-`ast.parse` accepts.
+(fallbacks/py_skeleton.py: `ast`, and a port of the scanner where ast cannot
+build the module) give identical results for every source.
 
-Source that is not valid Python raises `SkeletonError`: always on the
-fallback path; on the native path whenever the scanner sees the error (bad
-UTF-8, NUL, unterminated string, unbalanced bracket, bad indentation, a
-header without its colon, a stray clause...). A grammar error inside one
-statement (`x = = 1`) is seen by `ast` only: there the native path returns
-a best-effort skeleton. `strict=True` makes both paths check the source with
-`ast.parse` first, so behaviour is identical at the price of the parse.
+The rule is the scanner's verdict: source the scanner rejects (bad UTF-8,
+NUL, unterminated string, unbalanced bracket, bad indentation, a header
+without its colon, a stray clause...) raises `SkeletonError` with the
+scanner's message on both paths. A grammar error inside one statement
+(`x = = 1`, Python 2 `print "x"`) is seen by `ast` only: there both paths
+return the scanner's best-effort skeleton. `strict=True` checks the source
+with `ast.parse` first on both paths: every source ast rejects then raises,
+with CPython's message, at the price of the parse.
 """
 from __future__ import annotations
 

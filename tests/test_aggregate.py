@@ -208,6 +208,18 @@ def test_python_the_scanner_rejects_gets_the_generic_summary(backends):
             assert _body(both(backends, [("bad.py", bad)], mode=mode)) == fb_summary.generic_summary(raw)
 
 
+def test_python_only_ast_rejects_gets_the_scanners_skeleton(backends):
+    """Grammar errors inside a statement, Python 2, and valid Python too deep
+    for CPython's parser: the scanner's verdict (a skeleton) on both paths, so
+    the document does not depend on which path ran."""
+    deep = "if x == 0:\n    a = 0\n" + "".join(f"elif x == {i}:\n    a = {i}\n" for i in range(1, 5000))
+    for source in ("x = = 1\ndef f():\n    pass\n", 'import os\nprint "hello"\ndef main():\n    print os.name\n',
+                   "x = " + "-" * 100_000 + "1\n", deep):
+        want = slopfast.summarise_python(source).encode()
+        for mode in ("summary", "skeleton"):
+            assert _body(both(backends, [("old.py", source)], mode=mode)) == want
+
+
 def test_tiers_some_files_full_the_rest_skeletons(backends):
     items = [("app/main.py", PYTHON, "full"), ("app/util.py", PYTHON), ("README.md", MARKDOWN, "full")]
     doc = both(backends, items, mode="skeleton")
