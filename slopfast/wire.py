@@ -162,7 +162,7 @@ def decode_response(blob: bytes | memoryview) -> Response:
     if version != WIRE_VERSION:
         raise PipelineError(f"unsupported response version {version} (this package speaks {WIRE_VERSION})",
                             code=CODE_BAD_REQUEST)
-    copy = type(blob) is not bytes   # a memoryview: parts are copied out of it
+    copy = type(blob) is not bytes   # a memoryview (or bytearray): parts are copied out of it
     try:
         at = 16 + msg_len
         message = bytes(blob[16:at]).decode("utf-8", "replace") if msg_len else ""
@@ -175,7 +175,7 @@ def decode_response(blob: bytes | memoryview) -> Response:
             at += 8
             if n > end - at:
                 raise PipelineError("malformed response: part longer than the response", code=CODE_BAD_REQUEST)
-            parts.append(blob[at : at + n].tobytes() if copy else blob[at : at + n])
+            parts.append(bytes(blob[at : at + n]) if copy else blob[at : at + n])
             at += n
     except struct.error as exc:
         raise PipelineError(f"malformed response: {exc}", code=CODE_BAD_REQUEST) from None
