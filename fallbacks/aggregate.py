@@ -1,13 +1,51 @@
-"""build_markdown in pure Python: the same bytes as lib/build_markdown.c."""
+"""build_markdown in pure Python: the same bytes, limits and errors as
+lib/aggregate.c (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import errno as _errno
+import os
 import re
+import stat
 from typing import Callable, Sequence
 
-from slopfast.wire import MODE_DEFAULT, MODE_FULL, MODE_SKELETON, Input
+from slopfast.errors import PipelineError
+from slopfast.wire import CODE_LIMIT, MODE_DEFAULT, MODE_FULL, MODE_SKELETON, Input
 
 SEPARATOR = b"\n\n---\n\n"
+
+# The limits of lib/op.h that build_markdown meets (tests/test_aggregate.py
+# checks them against it). Both paths apply them alike.
+LIMIT_INPUTS = 1 << 20              # inputs per request: the native path sends more in several
+LIMIT_NAME_BYTES = (1 << 16) - 1    # an item's path
+LIMIT_REQUEST_BYTES = 1 << 32       # one request: the native path splits to stay under it
+LIMIT_INPUT_BYTES = 1 << 31         # an item's content, read from a file or inline: past it EFBIG
+LIMIT_OUTPUT_BYTES = 1 << 33        # the response: document + 8-byte length, skipped records part
+RESPONSE_OVERHEAD = 8 + 15          # the document's length field; the records part's header ("Ii")
+RECORD_BYTES = 8                    # one skipped input: U4 index, S4 errno
+
+# O_NONBLOCK: a FIFO opens without waiting for a writer (then it is refused,
+# unread); O_NOCTTY: a terminal never becomes the controlling one.
+_OPEN_FLAGS = os.O_RDONLY
+for _flag in ("O_BINARY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"):
+    _OPEN_FLAGS |= getattr(os, _flag, 0)
+_READ_CHUNK = 1 << 20
+
+
+def output_limit_error() -> PipelineError:
+    """What the native path raises for a document past LIMIT_OUTPUT_BYTES."""
+    detail = f"output larger than the limit of {LIMIT_OUTPUT_BYTES} bytes"
+    return PipelineError(f"aggregate: {detail} (limit exceeded)", code=CODE_LIMIT, op="aggregate", detail=detail)
+
+
+def path_limit_error(length: int) -> PipelineError:
+    """What the native path raises for an item path past LIMIT_NAME_BYTES."""
+    detail = f"input path of {length} bytes; the limit is {LIMIT_NAME_BYTES}"
+    return PipelineError(f"{detail} (limit exceeded)", code=CODE_LIMIT, detail=detail)
+
+
+def response_bytes(document: bytes, skipped: int) -> int:
+    """The size of the native response's parts for this document."""
+    return len(document) + RESPONSE_OVERHEAD + RECORD_BYTES * skipped
 
 # A backtick run that could close a fence: alone on its line behind at most
 # three spaces, followed only by spaces or tabs. Lines end at \n, \r\n or \r.
@@ -51,23 +89,53 @@ def language(path: bytes, languages: dict[bytes, bytes]) -> bytes:
     return tag if _safe_info(tag) else b""
 
 
+def _error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
 def read_input(item: Input) -> bytes:
-    """The bytes of an input; OSError (with errno) when a file cannot be read."""
+    """The bytes of an input; OSError (with errno) when it cannot be read, as
+    lib/core.c's input_load: only a regular file of at most LIMIT_INPUT_BYTES
+    is read, checked on the open descriptor before any byte is (a directory
+    EISDIR, anything else EINVAL, too big EFBIG), and the read stops past the
+    limit (a file that grows). Inline content past the limit is EFBIG too."""
     if item.data is not None:
+        if len(item.data) > LIMIT_INPUT_BYTES:
+            raise _error(_errno.EFBIG)
         return item.data
     if b"\0" in item.path:
-        raise FileNotFoundError(_errno.ENOENT, "No such file or directory")
-    with open(item.path, "rb") as f:
-        return f.read()
+        raise _error(_errno.ENOENT)
+    fd = os.open(item.path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _error(_errno.EISDIR if stat.S_ISDIR(st.st_mode) else _errno.EINVAL)
+        if st.st_size > LIMIT_INPUT_BYTES:
+            raise _error(_errno.EFBIG)
+        chunks, total, want = [], 0, st.st_size + 1   # one past the size: a file that grew reads on
+        while True:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > LIMIT_INPUT_BYTES:
+                raise _error(_errno.EFBIG)
+            chunks.append(chunk)
+            want = max(want - len(chunk), _READ_CHUNK)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 Summariser = Callable[[bytes, bytes, bool], bytes]
 
 
 def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], summarise: Summariser) -> tuple[bytes, list[tuple[int, int]]]:
-    """The document and the (index, errno) of each input that could not be read."""
+    """The document and the (index, errno) of each input that could not be
+    read; PipelineError past LIMIT_OUTPUT_BYTES, as the native path."""
     sections = []
     skipped = []
+    size = -len(SEPARATOR)
     for index, item in enumerate(inputs):
         try:
             data = read_input(item)
@@ -81,4 +149,10 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
             b"### ", path_span(item.path), b"\n\n",
             fence, language(item.path, languages), b"\n", body, b"\n", fence,
         )))
-    return SEPARATOR.join(sections), skipped
+        size += len(SEPARATOR) + len(sections[-1])
+        if size + RESPONSE_OVERHEAD > LIMIT_OUTPUT_BYTES:   # stop early: the native path stops here too
+            raise output_limit_error()
+    document = SEPARATOR.join(sections)
+    if response_bytes(document, len(skipped)) > LIMIT_OUTPUT_BYTES:
+        raise output_limit_error()
+    return document, skipped

@@ -3,9 +3,12 @@
  * Each input becomes
  *     "### " CODE_SPAN(PATH) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
  * and sections are joined by "\n\n---\n\n". Part 0 is the document; part 1
- * lists the inputs that could not be read: records "Ii" (index, errno). */
+ * lists the inputs that could not be read: records "Ii" (index, errno); an
+ * input past LIMIT_INPUT_BYTES (inline ones too) is one, with EFBIG. */
 #include "op.h"
 #include "summary.h"
+
+#include <errno.h>
 
 Struct_(LangMap) { Str8 *suffixes; Str8 *names; U4 count; };
 
@@ -175,6 +178,8 @@ B4 op_aggregate(Ctx *ctx) {
         Input *input = &req->inputs[i];
         Str8 body;
         if (!input_load(ctx, input)) { errnos[i] = input->load_errno; continue; }
+        /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
+        if (input->data.len > LIMIT_INPUT_BYTES) { errnos[i] = EFBIG; continue; }
         if (!section_body(ctx, &opts, input, &body)) return 0;
         if (!first) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
         first = 0;

@@ -1,10 +1,21 @@
 /* core.c: arena, Xar, and the helpers ops use (parts, params, input loading). */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#  define _POSIX_C_SOURCE 200809L   /* open, fstat, fdopen: input_load */
+#endif
 #include "op.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#if defined(_WIN32)
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>   /* MultiByteToWideChar: input_load's UTF-8 paths */
+#else
+#  include <fcntl.h>
+#  include <unistd.h>
+#endif
 
 /* ---- arena ------------------------------------------------------------- */
 
@@ -308,8 +319,7 @@ B4 ctx_param_u8(Ctx *ctx, char const *key, U8 *out) {
     return 1;
 }
 
-static B4 read_rest(Ctx *ctx, FILE *file, Xar *buf, Input *input) {
-    (void)ctx;
+static B4 read_rest(FILE *file, Xar *buf, Input *input) {
     U1 chunk[1 << 14];
     for (;;) {
         size_t n = fread(chunk, 1, sizeof chunk, file);
@@ -324,48 +334,49 @@ static B4 read_rest(Ctx *ctx, FILE *file, Xar *buf, Input *input) {
     }
 }
 
-/* Read a whole file: one read into an exact buffer when the size is known
- * (the common case), else, or if the file grew, chunk by chunk into a Xar. */
-static B4 read_file(Ctx *ctx, FILE *file, Input *input) {
-    /* one byte first, so a directory or unreadable file fails with the same
-     * errno a plain read gives, before any seek */
-    if (fgetc(file) == EOF) {
-        if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
-        input->data = str8((U1 const *)"", 0);
-        return 1;
-    }
-    long size = -1;
-    if (fseek(file, 0, SEEK_END) == 0) size = ftell(file);
-    if (size < 0 || fseek(file, 0, SEEK_SET) != 0) { size = -1; clearerr(file); }
-    if (size >= 0 && (U8)size > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
-    if (size >= 0) {
-        U1 *ptr = farena_push(ctx->arena, (U8)size + 1, .alignment = 16);
-        if (!ptr) { input->load_errno = ENOMEM; return 0; }
-        size_t n = fread(ptr, 1, (size_t)size + 1, file);
-        if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
-        if (n <= (size_t)size) { input->data = (Str8){ ptr, n }; return 1; }
-        /* grew while we read: keep what we have and continue in chunks */
-        Xar buf = { .arena = ctx->arena };
-        if (!xar_append(&buf, ptr, n) || !read_rest(ctx, file, &buf, input)) {
-            if (!input->load_errno) input->load_errno = ENOMEM;
-            return 0;
-        }
-        input->data = xar_flatten(&buf, ctx->arena);
-        return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
-    }
+/* Read a regular file of `size` bytes (its fstat size, at most
+ * LIMIT_INPUT_BYTES): one read of size + 1 bytes into an exact buffer (the
+ * common case); a file that grew (or says 0, as /proc files do) is read on
+ * chunk by chunk, never past LIMIT_INPUT_BYTES. */
+static B4 read_file(Ctx *ctx, FILE *file, U8 size, Input *input) {
+    U1 *ptr = farena_push(ctx->arena, size + 1, .alignment = 16);
+    if (!ptr) { input->load_errno = ENOMEM; return 0; }
+    size_t n = fread(ptr, 1, (size_t)size + 1, file);
+    if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
+    if (n <= (size_t)size) { input->data = (Str8){ ptr, n }; return 1; }
+    if (n > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
     Xar buf = { .arena = ctx->arena };
-    if (!read_rest(ctx, file, &buf, input)) return 0;
+    if (!xar_append(&buf, ptr, n) || !read_rest(file, &buf, input)) {
+        if (!input->load_errno) input->load_errno = ENOMEM;
+        return 0;
+    }
     input->data = xar_flatten(&buf, ctx->arena);
     return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
 }
 
+/* Before any byte is read: only a regular file of at most LIMIT_INPUT_BYTES
+ * is read. A directory is EISDIR; anything else (FIFO, device, socket) is
+ * EINVAL: /dev/zero would read forever, a FIFO without a writer would block.
+ * 0 with input->load_errno set, or 1 with *size. */
+static B4 check_file(int fd, Input *input, U8 *size) {
+#if defined(_WIN32)
+    struct _stat64 st;
+    if (_fstat64(fd, &st) != 0) { input->load_errno = errno ? errno : EIO; return 0; }
+    int type = st.st_mode & _S_IFMT;
+    B4 dir = type == _S_IFDIR, reg = type == _S_IFREG;
+#else
+    struct stat st;
+    if (fstat(fd, &st) != 0) { input->load_errno = errno ? errno : EIO; return 0; }
+    B4 dir = S_ISDIR(st.st_mode), reg = S_ISREG(st.st_mode);
+#endif
+    if (!reg) { input->load_errno = dir ? EISDIR : EINVAL; return 0; }
+    if (st.st_size < 0 || (U8)st.st_size > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
+    *size = (U8)st.st_size;
+    return 1;
+}
+
 /* The path is copied into a NUL-terminated buffer only here, at the libc
  * boundary; a path with an embedded NUL cannot name a file. */
-#if defined(_WIN32)
-#  define WIN32_LEAN_AND_MEAN
-#  include <windows.h>   /* MultiByteToWideChar: input_load's UTF-8 paths */
-#endif
-
 B4 input_load(Ctx *ctx, Input *input) {
     if (input->loaded) return input->load_errno == 0;
     input->loaded = 1;
@@ -377,6 +388,7 @@ B4 input_load(Ctx *ctx, Input *input) {
     cpath[input->path.len] = 0;
 
     errno = 0;
+    U8 size = 0;
 #if defined(_WIN32)
     /* paths are UTF-8; Windows' fopen would read them in the ANSI code page */
     int wlen = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, 0, 0);
@@ -385,11 +397,18 @@ B4 input_load(Ctx *ctx, Input *input) {
     if (!wpath) { input->load_errno = ENOMEM; return 0; }
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, wpath, wlen);
     FILE *file = _wfopen(wpath, L"rb");
-#else
-    FILE *file = fopen(cpath, "rb");
-#endif
     if (!file) { input->load_errno = errno ? errno : EIO; return 0; }
-    B4 ok = read_file(ctx, file, input);
+    if (!check_file(_fileno(file), input, &size)) { fclose(file); return 0; }
+#else
+    /* O_NONBLOCK: opening a FIFO never waits for a writer (it is refused,
+     * unread, by check_file); O_NOCTTY: a terminal never becomes ours */
+    int fd = open(cpath, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) { input->load_errno = errno ? errno : EIO; return 0; }
+    if (!check_file(fd, input, &size)) { close(fd); return 0; }
+    FILE *file = fdopen(fd, "rb");
+    if (!file) { input->load_errno = errno ? errno : ENOMEM; close(fd); return 0; }
+#endif
+    B4 ok = read_file(ctx, file, size, input);
     fclose(file);
     return ok;
 }

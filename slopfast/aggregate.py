@@ -2,6 +2,7 @@
 `build_markdown` (docs/build-markdown.md)."""
 from __future__ import annotations
 
+import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
@@ -76,12 +77,48 @@ def _languages(languages: Mapping[str, str] | None) -> dict[bytes, bytes]:
     return out
 
 
+def _batches(ops, items) -> Iterable[tuple[list[int], list[wire.Input]]]:
+    """(index, input) pairs in requests within the wire's limits
+    (LIMIT_INPUTS inputs, LIMIT_REQUEST_BYTES bytes): the indices and the
+    inputs of each request; at least one request."""
+    base = len(wire.encode_request(ops, []))
+    index: list[int] = []
+    batch: list[wire.Input] = []
+    size = base
+    for i, item in items:
+        cost = 6 + len(item.path) + (0 if item.data is None else 8 + len(item.data))   # its v3 bytes
+        if batch and (len(batch) == _fallback.LIMIT_INPUTS or size + cost > _fallback.LIMIT_REQUEST_BYTES):
+            yield index, batch
+            index, batch, size = [], [], base
+        index.append(i)
+        batch.append(item)
+        size += cost
+    yield index, batch
+
+
 def _native(inputs, mode: int, languages: dict[bytes, bytes]) -> tuple[bytes, list[tuple[int, int]]]:
+    """The native document: any number of items, in as many requests as the
+    wire's limits need, joined into the document one request would give.
+    Inline content past LIMIT_INPUT_BYTES is not sent: EFBIG, as the C side
+    (and the fallback) answers it."""
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
     if languages:
         params["lang"] = b"\n".join(k + b"\t" + v for k, v in languages.items())
-    document, skipped = native.run([("aggregate", params)], inputs)
-    return document, wire.decode_records(skipped)
+    ops = [("aggregate", params)]
+    limit = _fallback.LIMIT_INPUT_BYTES
+    skipped = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
+    items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
+    documents: list[bytes] = []
+    for index, batch in _batches(ops, items):
+        document, part = native.run(ops, batch)
+        if document:                   # a request whose every input was unreadable has none
+            documents.append(document)
+        skipped += [(index[j], err) for j, err in wire.decode_records(part)]
+    skipped.sort()
+    document = documents[0] if len(documents) == 1 else _fallback.SEPARATOR.join(documents)
+    if _fallback.response_bytes(document, len(skipped)) > _fallback.LIMIT_OUTPUT_BYTES:
+        raise _fallback.output_limit_error()
+    return document, skipped
 
 
 def build(
@@ -92,6 +129,9 @@ def build(
 ) -> BuildResult:
     """The document as bytes, plus the inputs that could not be read (skipped)."""
     inputs = [to_input(item) for item in items]
+    for item in inputs:                # the wire's limit, on both paths
+        if len(item.path) > _fallback.LIMIT_NAME_BYTES:
+            raise _fallback.path_limit_error(len(item.path))
     mode_code = _mode_code(mode)
     langs = _languages(languages)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sysconfig
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from markdown_it import MarkdownIt
 import slopfast
 from slopfast.fallbacks import aggregate as fb
 from slopfast.fallbacks import summary as fb_summary
+from slopfast.wire import Input
 
 from conftest import DATA
 
@@ -310,3 +312,200 @@ def test_markdown_parser_gets_every_content_back(items):
         # the newline the format adds; after a final lone CR the two read as one CRLF
         assert token.content == _normalise(raw + b"\n")
         assert token.info == fb.language(path.encode(), {}).decode()
+
+
+# ---- limits: the same on both paths (docs/build-markdown.md, "Limits") -----------------
+
+OP_H = (Path(__file__).resolve().parent.parent / "lib" / "op.h").read_text()
+
+
+def test_limits_are_lib_op_h():
+    import re
+
+    for name in ("LIMIT_INPUTS", "LIMIT_NAME_BYTES"):
+        value = re.search(rf"\b{name}\s*=\s*([^,]+),", OP_H).group(1).split("/*")[0].replace("u", "")
+        assert getattr(fb, name) == eval(value), name
+    for name in ("REQUEST", "INPUT", "OUTPUT"):
+        value = re.search(rf"#define SLOPFAST_LIMIT_{name}_BYTES (.+)", OP_H).group(1).replace("(U8)", "")
+        assert getattr(fb, f"LIMIT_{name}_BYTES") == eval(value), name
+
+
+def _errors(result):
+    return [(path, err.errno) for path, err in result.skipped]
+
+
+def _build(*args, **kwargs):
+    """slopfast.aggregate.build's result, comparable: (document, [(path, errno)])."""
+    result = slopfast.aggregate.build(*args, **kwargs)
+    return result.document, _errors(result)
+
+
+def test_file_past_the_input_limit_is_efbig_unread(backends, tmp_path):
+    """A sparse file of 2 GiB + 1 (no disk used): EFBIG from its size, before any read."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(fb.LIMIT_INPUT_BYTES + 1)
+    for result in backends(lambda: slopfast.aggregate.build([str(big), ("a.txt", "a")])):
+        assert _errors(result) == [(str(big), errno.EFBIG)]
+        assert result.document == b"### `a.txt`\n\n```txt\na\n```"
+
+
+NON_REGULAR = """
+import os, sys, time
+from slopfast import aggregate
+os.environ["SLOPFAST_BACKEND"] = sys.argv[1]
+t = time.monotonic()
+result = aggregate.build(sys.argv[2:] + [("a.txt", "a")])
+print([(p, e.errno) for p, e in result.skipped], result.document, round(time.monotonic() - t, 1))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="POSIX FIFOs and /dev/zero")
+def test_non_regular_files_are_refused_unread_and_never_block(backends, tmp_path):
+    """/dev/zero would read forever, a FIFO without a writer blocks an open:
+    both are EINVAL after open(O_NONBLOCK) + fstat, in a child process that
+    must answer within the timeout."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    paths = ["/dev/zero", str(fifo), str(tmp_path)]
+    want = f"{[('/dev/zero', errno.EINVAL), (str(fifo), errno.EINVAL), (str(tmp_path), errno.EISDIR)]!r} " \
+           f"{b'### `a.txt`' + bytes([10, 10]) + b'```txt' + bytes([10]) + b'a' + bytes([10]) + b'```'!r}"
+
+    def run():
+        proc = subprocess.run([sys.executable, "-c", NON_REGULAR, os.environ["SLOPFAST_BACKEND"], *paths],
+                              capture_output=True, text=True, timeout=60, env=subprocess_env(), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        out, seconds = proc.stdout.rsplit(" ", 1)
+        assert float(seconds) < 5
+        return out
+
+    assert backends(run) == [want, want]
+
+
+def test_regular_file_without_a_size_is_read_on(backends):
+    """/proc files say size 0 and have content: read past the fstat size."""
+    if not os.path.exists("/proc/version"):
+        pytest.skip("no /proc/version")
+    native, fallback = backends(lambda: _build(["/proc/version"]))
+    assert native == fallback and not native[1]
+    assert _body(native[0]).startswith(b"Linux version")
+
+
+def test_inline_past_a_lowered_input_limit(backends, monkeypatch):
+    """With the limit lowered in Python (the native path applies it to inline
+    content before a request is built, the fallback when it reads; the C side
+    is tested with a lowered build below): at the limit kept, past it EFBIG."""
+    monkeypatch.setattr(fb, "LIMIT_INPUT_BYTES", 10)
+    items = [("i10", b"y" * 10), ("i11", b"y" * 11), ("j", "z"), ("i12", "y" * 12)]
+    native, fallback = backends(lambda: _build(items))
+    assert native == fallback
+    assert fallback[1] == [("i11", errno.EFBIG), ("i12", errno.EFBIG)]
+    assert fallback[0].count(b"### ") == 2
+
+
+def test_fallback_file_past_a_lowered_input_limit(tmp_path, monkeypatch):
+    """The fallback's read: at the limit read, one byte past it (also a file
+    whose fstat size says less: /proc) EFBIG."""
+    monkeypatch.setattr(fb, "LIMIT_INPUT_BYTES", 10)
+    (tmp_path / "at").write_bytes(b"x" * 10)
+    (tmp_path / "over").write_bytes(b"x" * 11)
+    assert fb.read_input(Input(str(tmp_path / "at").encode())) == b"x" * 10
+    for path in [str(tmp_path / "over")] + (["/proc/version"] if os.path.exists("/proc/version") else []):
+        with pytest.raises(OSError) as info:
+            fb.read_input(Input(path.encode()))
+        assert info.value.errno == errno.EFBIG
+
+
+def test_c_side_input_limit_on_inline_and_files(needs_native, tmp_path, monkeypatch):
+    """The aggregate op itself (a build with LIMIT_INPUT_BYTES lowered to
+    1000) refuses inline content past the limit as it refuses a file: EFBIG."""
+    import native_builds
+    from slopfast import native, wire
+    from slopfast.wire import Input
+
+    lib = native_builds.library("-DSLOPFAST_LIMIT_INPUT_BYTES=1000")
+    (tmp_path / "over").write_bytes(b"x" * 1001)
+    monkeypatch.chdir(tmp_path)
+    request = wire.encode_request([("aggregate", {})], [Input(b"a", b"x" * 1000), Input(b"b", b"x" * 1001), Input(b"over")])
+    resp = native.run_blob_opts(request, lib=lib)
+    assert resp.code == 0 and wire.decode_records(resp.parts[1]) == [(1, errno.EFBIG), (2, errno.EFBIG)]
+    assert resp.parts[0].startswith(b"### `a`")
+
+
+def test_more_inputs_than_one_request_holds(needs_native, monkeypatch):
+    """2^20 + 1 items (LIMIT_INPUTS per request): the native path sends two
+    requests and joins them into the document one request would give."""
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    n = fb.LIMIT_INPUTS + 1
+    doc = slopfast.build_markdown([(str(i), b"") for i in range(n)], as_bytes=True)
+    assert doc == fb.SEPARATOR.join(b"### `%d`\n\n```\n\n```" % i for i in range(n))
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+def test_requests_split_by_count_and_bytes(backends, tmp_path, monkeypatch, limit):
+    """With the per-request limits lowered: the same document and the same
+    skipped indices as one request (and as the fallback), unreadable inputs
+    in any request, a request whose every input is unreadable included."""
+    monkeypatch.setattr(fb, "LIMIT_INPUTS", limit)
+    good = tmp_path / "g.txt"
+    good.write_text("file")
+    missing = str(tmp_path / "missing")
+    items = [("a", "1"), missing, missing, ("b.py", "x = 1\n"), str(good), missing, ("c", b"\xff"), missing]
+    results = backends(lambda: _build(items, mode="summary"))
+    monkeypatch.setattr(fb, "LIMIT_INPUTS", 1 << 20)
+    one = _build(items, mode="summary")
+    assert results[0] == results[1] == one
+    assert len(one[1]) == 4
+    monkeypatch.setattr(fb, "LIMIT_REQUEST_BYTES", 150 + 40 * limit)
+    assert backends(lambda: _build(items, mode="summary")) == [one, one]
+
+
+def test_path_past_the_name_limit(backends):
+    """A path of more than 65535 bytes: the wire cannot carry it; the same
+    PipelineError (code 5) on both paths, before anything runs."""
+    errs = backends(lambda: pytest.raises(slopfast.PipelineError, slopfast.build_markdown, [("p" * 65536, "x")]).value)
+    assert [(e.code, e.op, e.input, e.detail, str(e)) for e in errs] == [
+        (5, "", None, "input path of 65536 bytes; the limit is 65535",
+         "input path of 65536 bytes; the limit is 65535 (limit exceeded)")] * 2
+    both(backends, [("p" * 65535, "x")])
+
+
+def test_output_limit_c_side_accounting(needs_native, tmp_path, monkeypatch):
+    """The C op's output limit (a build with 8192): the largest document that
+    fits, with k unreadable inputs, is LIMIT - 23 - 8k bytes
+    (fb.response_bytes), as the Python side checks on both paths."""
+    import native_builds
+    from slopfast import native, wire
+    from slopfast.wire import Input
+
+    lib = native_builds.library("-DSLOPFAST_LIMIT_OUTPUT_BYTES=8192")
+    monkeypatch.chdir(tmp_path)
+    for k in (0, 3):
+        answers = {}
+        for n in range(7900, 8193):
+            inputs = [Input(b"m%d" % i) for i in range(k)] + [Input(b"a", b"x" * n)]
+            answers[n] = native.run_blob_opts(wire.encode_request([("aggregate", {})], inputs), lib=lib)
+        largest = max(n for n, r in answers.items() if r.code == 0)
+        assert fb.response_bytes(answers[largest].parts[0], k) == 8192
+        over = answers[largest + 1]
+        assert (over.code, over.message) == (5, "aggregate: output larger than the limit of 8192 bytes")
+
+
+def test_output_limit_same_on_both_paths(backends, tmp_path, monkeypatch):
+    """The document limit lowered on both paths: at it the document, one byte
+    past it the same PipelineError (code 5) from either path."""
+    items = [("a", "x" * 100), str(tmp_path / "missing"), ("b", "y" * 50)]
+    doc = slopfast.aggregate.build(items).document
+    fits = fb.response_bytes(doc, 1)
+    monkeypatch.setattr(fb, "LIMIT_OUTPUT_BYTES", fits)
+    native, fallback = backends(lambda: _build(items))
+    assert native == fallback and native[0] == doc
+    monkeypatch.setattr(fb, "LIMIT_OUTPUT_BYTES", fits - 1)
+    errs = backends(lambda: pytest.raises(slopfast.PipelineError, slopfast.aggregate.build, items).value)
+    want = f"output larger than the limit of {fits - 1} bytes"
+    assert [(e.code, e.op, e.input, e.detail, str(e)) for e in errs] == [(5, "aggregate", None, want, f"aggregate: {want} (limit exceeded)")] * 2
