@@ -63,13 +63,19 @@ def fence_length(body: bytes) -> int:
     return longest + 1 if longest >= 3 else 3
 
 
+EMPTY_PATH_HEADING = b"(empty path)"   # plain text, no code span: no path looks like it
+
+
 def path_span(path: bytes) -> bytes:
-    """A code span showing the path verbatim (docs/build-markdown.md)."""
-    ticks = b"`" * (max((len(m) for m in _BACKTICK_RUN.findall(path)), default=0) + 1)
-    ends = path[:1], path[-1:]
-    pad = bool(path) and (b"`" in ends or (ends == (b" ", b" ") and path.strip(b" ") != b""))
-    space = b" " if pad else b""
+    """A code span showing the path verbatim, CR and LF each as a space
+    (docs/build-markdown.md); an empty path is EMPTY_PATH_HEADING."""
+    if not path:
+        return EMPTY_PATH_HEADING
     shown = path.replace(b"\n", b" ").replace(b"\r", b" ")
+    ticks = b"`" * (max((len(m) for m in _BACKTICK_RUN.findall(path)), default=0) + 1)
+    ends = shown[:1], shown[-1:]
+    pad = b"`" in ends or (ends == (b" ", b" ") and shown.strip(b" ") != b"")
+    space = b" " if pad else b""
     return ticks + space + shown + space + ticks
 
 

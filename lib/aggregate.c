@@ -28,15 +28,22 @@ static U8 longest_backtick_run(Str8 s) {
     return best;
 }
 
+IA_ U1 shown_byte(U1 c) { return c == '\n' || c == '\r' ? ' ' : c; }
+
 /* A code span that shows the path verbatim: more backticks than any run
  * inside, padded with a space where CommonMark would otherwise strip or
- * merge one. Line ends in a path become spaces (a code span does so too). */
+ * merge one. CR and LF in a path are each shown as a space (a heading is one
+ * line); the padding looks at the path as shown. An empty path is the plain
+ * text EMPTY_PATH_HEADING: no code span, so no path can look like it. */
+#define EMPTY_PATH_HEADING "(empty path)"
+
 static B4 write_path_span(Ctx *ctx, Str8 path) {
+    if (path.len == 0) return ctx_str8(ctx, str8_lit(EMPTY_PATH_HEADING));
     U8 ticks = longest_backtick_run(path) + 1;
+    U1 first = shown_byte(path.ptr[0]), last = shown_byte(path.ptr[path.len - 1]);
     B4 all_spaces = 1;
-    for (U8 i = 0; i < path.len; i += 1) all_spaces &= path.ptr[i] == ' ';
-    B4 pad = path.len && ((path.ptr[0] == '`' || path.ptr[path.len - 1] == '`')
-                          || (path.ptr[0] == ' ' && path.ptr[path.len - 1] == ' ' && !all_spaces));
+    for (U8 i = 0; i < path.len; i += 1) all_spaces &= shown_byte(path.ptr[i]) == ' ';
+    B4 pad = first == '`' || last == '`' || (first == ' ' && last == ' ' && !all_spaces);
     for (U8 i = 0; i < ticks; i += 1) ctx_write(ctx, (U1 const *)"`", 1);
     if (pad) ctx_write(ctx, (U1 const *)" ", 1);
     U8 start = 0;

@@ -69,10 +69,44 @@ def test_fence_sees_cr_and_crlf_lines(backends):
         (" both ", "### `  both  `"),
         ("line\nbreak", "### `line break`"),
         ("ünï/cødé.rs", "### `ünï/cødé.rs`"),
+        ("\na ", "### `  a  `"),                 # padded as shown: CR and LF are spaces
+        (" a\r\n", "### `  a   `"),
+        ("\r`\n", "### ``  `  ``"),
+        ("\n", "### ` `"),
+        ("", "### (empty path)"),                  # plain text: no path's code span looks like it
     ],
 )
 def test_odd_paths(backends, path, heading):
     assert both(backends, [(path, "")]).decode().split("\n")[0] == heading
+
+
+def _shown_path(path: bytes) -> str:
+    """What a reader should see: the path, CR and LF each a space (and what
+    markdown itself replaces: invalid UTF-8 and NUL as U+FFFD)."""
+    return path.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ").replace("\0", "\ufffd")
+
+
+any_paths = st.one_of(
+    st.binary(max_size=40),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).map(lambda t: t.encode("utf-8")),
+    st.lists(st.sampled_from(["`", "``", " ", "\n", "\r", "\r\n", "\t", "a", "#", "\\", "*", "&amp;", "<b>", "\0", "é"]),
+             max_size=12).map(lambda parts: "".join(parts).encode("utf-8")),
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=any_paths)
+def test_heading_shows_any_path(backends, path):
+    """markdown-it is the oracle: the heading holds one code span whose content
+    is the path as shown; an empty path is the plain text (empty path)."""
+    doc = both(backends, [(path, "")])
+    tokens = MarkdownIt("commonmark").parse(doc.decode("utf-8", "replace"))
+    assert tokens[0].type == "heading_open" and tokens[0].tag == "h3"
+    children = [(c.type, c.content) for c in tokens[1].children]
+    if path:
+        assert children == [("code_inline", _shown_path(path))]
+    else:
+        assert children == [("text", "(empty path)")]
 
 
 @pytest.mark.parametrize(
