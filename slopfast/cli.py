@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import os
 import re
+import stat
 import sys
 import time
 from typing import Any, Callable, Iterator, Sequence, TextIO
@@ -24,7 +25,7 @@ from . import __version__
 from . import aggregate as _aggregate   # the aggregate op's module: .build() also returns the unreadable files
 from . import dispatch, ops
 from .errors import BackendUnavailable, SlopfastError
-from .walk import Found, Skipped, Unreadable, WalkOptions, compile_patterns, walk
+from .walk import Found, PatternError, Skipped, Unreadable, WalkOptions, compile_patterns, walk
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -175,30 +176,54 @@ def sole_path(op: ops.Op) -> str:
 
 # ---- aggregate ----------------------------------------------------------------
 
+def _output_ident(out_path: str | None) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of where the document goes, when that is a file the walk
+    could meet: `-o FILE` if it exists, or stdout redirected to a regular file."""
+    avoid = set()
+    try:
+        st = os.stat(out_path) if out_path is not None else os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # no such file yet; stdout closed or replaced
+        return avoid
+    if stat.S_ISREG(st.st_mode):
+        avoid.add((st.st_dev, st.st_ino))
+    return avoid
+
+
+def _check_output(out_path: str) -> None:
+    """-o FILE must be writable where it is: its directory exists, it is not a directory."""
+    if os.path.isdir(out_path):
+        raise UsageError(f"-o {out_path}: is a directory")
+    parent = os.path.dirname(out_path) or "."
+    if not os.path.isdir(parent):
+        raise UsageError(f"-o {out_path}: no such directory {parent}")
+
+
 def _cmd_aggregate(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not os.path.lexists(path):
             raise UsageError(f"{path}: no such file or directory")
     if args.max_file_size == 0:
         args.max_file_size = None
+    try:
+        include = compile_patterns(args.include, "--include")
+        exclude = compile_patterns(args.exclude, "--exclude")
+        full = compile_patterns(args.full, "--full")
+    except PatternError as exc:
+        raise UsageError(str(exc)) from None
 
     out_path = None if args.output in (None, "-") else args.output
-    avoid = set()
     if out_path is not None:
-        try:
-            st = os.stat(out_path)
-            avoid.add((st.st_dev, st.st_ino))
-        except OSError:
-            pass
+        _check_output(out_path)
     options = WalkOptions(
         hidden=args.hidden,
         gitignore=not args.no_gitignore,
-        include=args.include,
-        exclude=args.exclude,
+        include=include,
+        exclude=exclude,
         max_file_size=args.max_file_size,
-        avoid=frozenset(avoid),
+        avoid=frozenset(_output_ident(out_path)),
+        follow_symlinks=args.follow_symlinks,
+        default_ignores=not args.no_default_ignores,
     )
-    full = compile_patterns(args.full)
 
     t0 = time.perf_counter()
     progress = Progress(sys.stderr)
@@ -209,10 +234,11 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     for event in walk(args.paths, options):
         if isinstance(event, Found):
             in_bytes += event.size
-            if full is not None and args.mode != "full" and full.match_file(event.rel):
-                items.append({"path": event.path, "content": None, "mode": "full"})
-            else:
+            mode = "full" if full is not None and args.mode != "full" and full.match_file(event.rel) else None
+            if mode is None and event.content is None:
                 items.append(event.path)
+            else:   # content: a followed symlink, read from the descriptor the walk vetted
+                items.append({"path": event.path, "content": event.content, "mode": mode})
             if progress.enabled:
                 progress.update(f"slopfast: {_files(len(items))}, {human_bytes(in_bytes)}")
         elif isinstance(event, Skipped):
@@ -308,7 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="leave out files and directories matching this pattern (repeatable)")
     agg.add_argument("--hidden", action="store_true", help="include hidden files and directories (.name; never .git)")
-    agg.add_argument("--no-gitignore", action="store_true", help="do not honour .gitignore files")
+    agg.add_argument("--no-gitignore", action="store_true",
+                     help="ignore git's rules (.gitignore, info/exclude, core.excludesFile); .slopfastignore still applies")
+    agg.add_argument("--no-default-ignores", action="store_true",
+                     help="outside a git work tree (or with --no-gitignore), do not leave out __pycache__/, "
+                          "node_modules/, .venv/, *.pyc and the like")
+    agg.add_argument("--follow-symlinks", action="store_true",
+                     help="follow symlinks wherever they point, directories too (loops are skipped)")
     agg.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_SIZE, metavar="N",
                      help="skip files larger than N bytes (suffixes K, M, G; 0: no limit; default 10M)")
     agg.add_argument("-v", "--verbose", action="store_true", help="a summary line on stderr")

@@ -1,37 +1,55 @@
-"""The directory walker behind `slopfast aggregate` (docs/cli.md).
+"""The directory walker behind `slopfast aggregate` (docs/cli.md, "What is taken").
 
 walk(paths, options) yields, in a stable order, one event per file it meets:
 
-- `Found(path, rel, size)`: a text file to aggregate. `path` is what the
-  document shows and what the reader opens: the PATH argument joined with
-  the path below it, '/'-separated (a PATH of "." adds no prefix).
+- `Found(path, rel, size, content, ident)`: a regular text file to aggregate.
+  `path` is what the document shows and what the reader opens: the PATH
+  argument joined with the path below it, '/'-separated (a PATH of "." adds
+  no prefix). `ident` is (st_dev, st_ino) of the file the walk vetted: the
+  reader should check its open descriptor against it. `content` is set only
+  for a followed symlink: its bytes, read from the descriptor the walk
+  vetted, so the reader never follows the link itself.
 - `Skipped(path, reason, detail)`: a file left out on purpose (binary, too
-  large, a directory symlink, a special file), with a note for stderr.
+  large, a symlink not followed, a special file, the output itself), with a
+  note for stderr.
 - `Unreadable(path, error)`: a file that could not be opened or stat'ed.
 
 Order: each PATH argument in the order given; below a directory, files in the
 byte order of their path relative to it (as `git ls-files` sorts), so the
-output does not depend on the file system's listing order.
+output does not depend on the file system's listing order. A path met twice
+is yielded once.
 
-Filters, applied to what the walk finds below a directory argument (a file
-named on the command line is always taken, but still checked for binary
-content and size):
+What is left out below a directory argument (a file or directory named on
+the command line is always taken or walked):
 
-- `.gitignore` files at every level in and below a directory argument, and
-  above it up to the top of its git work tree (a directory holding `.git`),
-  with git's semantics (pathspec's GitIgnoreSpec: negation, anchored and
-  directory-only patterns; a deeper file overrides a shallower one; an
-  ignored directory is not entered, so nothing below it comes back);
-- hidden names (a leading '.') unless `hidden`; `.git` directories always;
-- `exclude` patterns (gitignore syntax, relative to the directory argument;
-  a matching directory is not entered) and `include` patterns (when given,
-  a file must match one);
-- symlinks: a symlink to a file is followed and shown under the link's own
-  path; a symlink to a directory is not followed (no cycles, no escaping
-  the tree) and is reported as skipped; a dangling or looping symlink is
-  unreadable;
-- binary files: a NUL byte in the first 8 KiB (only that prefix is read);
-- files larger than `max_file_size` bytes (None: no limit).
+1. `.git` (file or directory), always; hidden names (a leading '.') unless
+   `hidden`.
+2. git's ignore rules (`gitignore`): inside a git work tree exactly what
+   `git ls-files --cached --others --exclude-standard` leaves out
+   (slopfast.ignore: .gitignore files from the top of the work tree down,
+   info/exclude, core.excludesFile; a tracked file is kept even when a rule
+   matches it, as git lists it; a nested repository is walked with its own
+   rules and index). Outside a work tree, core.excludesFile and the
+   .gitignore files in and below the PATH argument.
+3. The tool's own rules: `.slopfastignore` files (same syntax and placement
+   as .gitignore, from the top of the work tree or the PATH argument down),
+   preceded by DEFAULT_IGNORES when git's rules are not used (outside a work
+   tree, or gitignore off) and `default_ignores`. They are evaluated on
+   their own: a tracked file they match is left out.
+4. `exclude` patterns (a matching directory is not entered), then
+   `include` patterns (when given, a file must match one), both relative to
+   the PATH argument, read as a .gitignore there would be.
+
+What is never opened: special files (FIFOs, sockets, devices: decided from
+the directory entry's type, never by opening), symlinks to directories (not
+followed, unless `follow_symlinks`, which skips those that would loop), and
+symlinks whose target lies outside the PATH argument's tree (its real path),
+or is hidden (unless `hidden`) or inside .git (unless `follow_symlinks`). A
+regular file is opened with O_NOFOLLOW | O_NONBLOCK and fstat'ed: anything
+but a regular file by then is skipped, so a file swapped for a FIFO or a
+symlink during the walk is never read. Then: the output file (`avoid`),
+files larger than `max_file_size`, binary files (a NUL byte in the first
+8 KiB; only that prefix is read) are skipped with a note.
 """
 from __future__ import annotations
 
@@ -40,13 +58,13 @@ import os
 import stat
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, Union
 
-if TYPE_CHECKING:  # pathspec is imported on first use: most trees need no matcher at all
-    import pathspec
+if TYPE_CHECKING:  # slopfast.ignore is imported when a directory is walked
+    from .ignore import Patterns
 
 BINARY_SNIFF_BYTES = 8192
 
 __all__ = [
-    "BINARY_SNIFF_BYTES", "Found", "Skipped", "Unreadable", "WalkOptions",
+    "BINARY_SNIFF_BYTES", "Found", "PatternError", "Skipped", "Unreadable", "WalkOptions",
     "compile_patterns", "display_prefix", "walk",
 ]
 
@@ -55,11 +73,15 @@ class Found(NamedTuple):
     path: str     # shown in the document and opened by the reader
     rel: str      # relative to the PATH argument ('/'-separated); for a file argument, == path
     size: int
+    content: bytes | None = None              # a followed symlink's bytes (the reader never follows it)
+    ident: tuple[int, int] | None = None      # (st_dev, st_ino) of the file the walk vetted
 
 
 class Skipped(NamedTuple):
     path: str
-    reason: str   # "binary", "too-large", "directory-symlink", "special", "output"
+    # "binary", "too-large", "directory-symlink", "symlink-outside", "symlink-hidden",
+    # "symlink-loop", "special", "changed", "output"
+    reason: str
     detail: str
 
 
@@ -71,32 +93,51 @@ class Unreadable(NamedTuple):
 Event = Union[Found, Skipped, Unreadable]
 
 
+class PatternError(ValueError):
+    """A command-line pattern (--include, --exclude, --full) that can match nothing."""
+
+    def __init__(self, pattern: str, reason: str, option: str = "pattern"):
+        super().__init__(f"{option} {pattern!r}: {reason}")
+        self.pattern = pattern
+        self.reason = reason
+        self.option = option
+
+
 class WalkOptions:
-    """What the walk takes (module doc); `avoid` holds (st_dev, st_ino) of files
-    never to take (the -o output file)."""
+    """What the walk takes (module doc). `include` and `exclude` are pattern
+    strings or compiled Patterns; `avoid` holds (st_dev, st_ino) of files never
+    to take (the output file, a stdout redirected into the tree)."""
 
-    __slots__ = ("hidden", "gitignore", "include", "exclude", "max_file_size", "avoid")
+    __slots__ = ("hidden", "gitignore", "include", "exclude", "max_file_size", "avoid",
+                 "follow_symlinks", "default_ignores")
 
-    def __init__(self, hidden: bool = False, gitignore: bool = True, include: Sequence[str] = (),
-                 exclude: Sequence[str] = (), max_file_size: int | None = None,
-                 avoid: frozenset = frozenset()):
+    def __init__(self, hidden: bool = False, gitignore: bool = True, include: Sequence[str] | "Patterns" | None = (),
+                 exclude: Sequence[str] | "Patterns" | None = (), max_file_size: int | None = None,
+                 avoid: frozenset = frozenset(), follow_symlinks: bool = False, default_ignores: bool = True):
         self.hidden = hidden
         self.gitignore = gitignore
         self.include = include
         self.exclude = exclude
         self.max_file_size = max_file_size
         self.avoid = avoid
+        self.follow_symlinks = follow_symlinks
+        self.default_ignores = default_ignores
 
 
-def _gitignore_spec(lines: list[str]) -> "pathspec.GitIgnoreSpec":
-    from pathspec import GitIgnoreSpec
-    return GitIgnoreSpec.from_lines(lines)
+def compile_patterns(patterns: Iterable[str], option: str = "pattern") -> "Patterns | None":
+    """gitignore-syntax patterns (one per argument, taken as is) as one Patterns,
+    or None when there are none; PatternError for one that can match nothing."""
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    from .ignore import compile_patterns as compile_
+    return compile_(patterns, option)
 
 
-def compile_patterns(patterns: Iterable[str]) -> "pathspec.GitIgnoreSpec | None":
-    """gitignore-syntax patterns as one spec, or None when there are none."""
-    lines = [p for p in patterns if p and p.strip()]
-    return _gitignore_spec(lines) if lines else None
+def _patterns(value, option: str) -> "Patterns | None":
+    if value is None or hasattr(value, "match_file"):
+        return value
+    return compile_patterns(value, option)
 
 
 def display_prefix(path: str) -> str:
@@ -110,187 +151,315 @@ def display_prefix(path: str) -> str:
     return stripped + "/"
 
 
-def _sort_key(entry: os.DirEntry, is_dir: bool) -> bytes:
-    # A directory sorts as "name/" so the walk yields full paths in byte order.
-    return os.fsencode(entry.name) + (b"/" if is_dir else b"")
+# ---- one file ----------------------------------------------------------------------------
+
+_OPEN = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+         | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
 
 
-class _Ignores:
-    """The .gitignore specs in force: (base, spec) from the top down.
-
-    Bases and checked paths are relative to `top`, the repository root when
-    the walk root lies inside a git work tree (so .gitignore files above the
-    PATH argument apply too), else the walk root; `offset` is the walk root
-    relative to `top` ('' or 'sub/dir/')."""
-
-    __slots__ = ("layers", "offset")
-
-    def __init__(self, layers: tuple[tuple[str, "pathspec.GitIgnoreSpec"], ...] = (), offset: str = ""):
-        self.layers = layers
-        self.offset = offset
-
-    def ignored(self, rel: str) -> bool:
-        # rel is relative to the walk root, '/'-separated; a directory ends in '/'.
-        full = self.offset + rel
-        for base, spec in reversed(self.layers):
-            result = spec.check_file(full[len(base):]).include
-            if result is not None:
-                return result
-        return False
-
-    def push(self, dir_path: str, dir_rel: str) -> "_Ignores":
-        """These ignores plus dir_path/.gitignore (dir_rel: its path relative to the walk root)."""
-        spec = _read_gitignore(dir_path)
-        if spec is None:
-            return self
-        return _Ignores(self.layers + ((self.offset + dir_rel, spec),), self.offset)
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
-def _read_gitignore(dir_path: str) -> "pathspec.GitIgnoreSpec | None":
+def _special(path: str, mode: int, what: str = "") -> Skipped:
+    kind = _kind(mode)
+    detail = "not a regular file" if kind == "not a regular file" else f"not a regular file ({kind})"
+    return Skipped(path, "special", what + detail)
+
+
+def _read_file(path: str, shown: str, rel: str, options: WalkOptions, *, follow: bool = False,
+               expect: tuple[int, int] | None = None) -> Event:
+    """Open one file (O_NONBLOCK; O_NOFOLLOW unless `follow`), check on the descriptor
+    that it is a regular file (the one stat'ed as `expect`), not the output, not too
+    large, not binary. A followed symlink's content is read whole (Found.content)."""
     try:
-        with open(os.path.join(dir_path, ".gitignore"), "rb") as f:
-            text = f.read().decode("utf-8", "surrogateescape")
-    except OSError:
-        return None
-    lines = text.splitlines()
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
-        return None
-    return _gitignore_spec(lines)
-
-
-def _enclosing_ignores(root: str) -> _Ignores:
-    """The .gitignore files above `root` up to its git work tree's top (none outside git)."""
-    here = os.path.abspath(root)
-    chain = []
-    d = here
-    while True:
-        if os.path.exists(os.path.join(d, ".git")):
-            break
-        parent = os.path.dirname(d)
-        if parent == d:
-            return _Ignores()   # not inside a work tree
-        chain.append(os.path.basename(d))
-        d = parent
-    if not chain:
-        return _Ignores()       # root is the top itself
-    chain.reverse()             # names from below the top down to root
-    offset = "/".join(chain) + "/"
-    ignores = _Ignores((), offset)
-    layers = []
-    spec = _read_gitignore(d)
-    if spec is not None:
-        layers.append(("", spec))
-    for i in range(len(chain) - 1):
-        d = os.path.join(d, chain[i])
-        spec = _read_gitignore(d)
-        if spec is not None:
-            layers.append(("/".join(chain[: i + 1]) + "/", spec))
-    ignores.layers = tuple(layers)
-    return ignores
-
-
-def _check_file(path: str, rel: str, options: WalkOptions) -> Event:
-    """Open (following symlinks), fstat and sniff one file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, _OPEN | (0 if follow else _NOFOLLOW))
     except OSError as exc:
-        return Unreadable(path, exc)
+        if not follow and exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            return Skipped(shown, "changed", "became a symlink during the walk (not followed)")
+        return Unreadable(shown, exc)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            return Unreadable(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path))
+            return Unreadable(shown, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown))
         if not stat.S_ISREG(st.st_mode):
-            return Skipped(path, "special", "not a regular file")
-        if (st.st_dev, st.st_ino) in options.avoid:
-            return Skipped(path, "output", "the output file")
-        if options.max_file_size is not None and st.st_size > options.max_file_size:
-            return Skipped(path, "too-large", f"{st.st_size} bytes > --max-file-size {options.max_file_size}")
-        head = os.read(fd, BINARY_SNIFF_BYTES) if st.st_size else b""
+            return _special(shown, st.st_mode)
+        ident = (st.st_dev, st.st_ino)
+        if expect is not None and ident != expect:
+            return Skipped(shown, "changed", "changed during the walk (not read)")
+        if ident in options.avoid:
+            return Skipped(shown, "output", "the output file")
+        limit = options.max_file_size
+        if limit is not None and st.st_size > limit:
+            return Skipped(shown, "too-large", f"{st.st_size} bytes > --max-file-size {limit}")
+        if follow:
+            chunks, total = [], 0
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    return Skipped(shown, "too-large", f"{total}+ bytes > --max-file-size {limit}")
+            content = b"".join(chunks)
+            head = content[:BINARY_SNIFF_BYTES]
+        else:
+            content = None
+            head = os.read(fd, BINARY_SNIFF_BYTES) if st.st_size else b""
         if b"\0" in head:
-            return Skipped(path, "binary", "binary file (NUL byte in the first 8 KiB)")
-        return Found(path, rel, st.st_size)
+            return Skipped(shown, "binary", "binary file (NUL byte in the first 8 KiB)")
+        return Found(shown, rel, st.st_size if content is None else len(content), content, ident)
     except OSError as exc:
-        return Unreadable(path, exc)
+        return Unreadable(shown, exc)
     finally:
         os.close(fd)
 
 
-def _listing(dir_path: str) -> list[tuple[bytes, os.DirEntry, bool]]:
-    """A directory's entries with (sort key, entry, is a real directory), sorted."""
+def _inside(target: str, tree: str) -> str | None:
+    """target's path below tree (both real paths), or None when it lies outside."""
+    if target == tree:
+        return ""
+    base = tree if tree.endswith(os.sep) else tree + os.sep
+    return target[len(base):] if target.startswith(base) else None
+
+
+def _symlink(path: str, shown: str, rel: str, options: WalkOptions, tree: str) -> Event:
+    """A symlink met by the walk (not followed to a directory here): followed only to a
+    regular file inside `tree` (a real path) that is neither hidden nor in .git."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return Unreadable(shown, exc)    # dangling, or a loop
+    if stat.S_ISDIR(st.st_mode):
+        return Skipped(shown, "directory-symlink", "symlink to a directory (not followed)")
+    if not stat.S_ISREG(st.st_mode):
+        return _special(shown, st.st_mode, "symlink to a file that is ")
+    if not options.follow_symlinks:
+        below = _inside(os.path.realpath(path), tree)
+        if below is None:
+            return Skipped(shown, "symlink-outside",
+                           "symlink to a file outside the tree walked (not followed; --follow-symlinks follows it)")
+        parts = below.split(os.sep)
+        if ".git" in parts or (not options.hidden and any(p.startswith(".") for p in parts)):
+            return Skipped(shown, "symlink-hidden", "symlink to a hidden file or into .git (not followed)")
+    return _read_file(path, shown, rel, options, follow=True, expect=(st.st_dev, st.st_ino))
+
+
+def _file_argument(path: str, options: WalkOptions) -> Event:
+    """A file named on the command line: no ignore rule applies, the safety checks do."""
+    shown = path.replace(os.sep, "/") if os.sep != "/" else path
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return Unreadable(shown, exc)
+    if stat.S_ISLNK(st.st_mode):
+        return _symlink(path, shown, shown, options, os.path.realpath(os.path.dirname(os.path.abspath(path))))
+    if stat.S_ISREG(st.st_mode):
+        return _read_file(path, shown, shown, options)
+    if stat.S_ISDIR(st.st_mode):
+        return Unreadable(shown, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown))
+    return _special(shown, st.st_mode)
+
+
+# ---- a directory -------------------------------------------------------------------------
+
+def _listing(dir_path: str, follow: bool) -> list:
+    """A directory's entries as (sort key, entry, name bytes, walked as a directory),
+    sorted: a directory sorts as "name/", so full paths come out in byte order."""
     with os.scandir(dir_path) as it:
         entries = list(it)
     keyed = []
     for entry in entries:
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
+            if not is_dir and follow and entry.is_symlink():
+                is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
-        keyed.append((_sort_key(entry, is_dir), entry, is_dir))
+        name = os.fsencode(entry.name)
+        keyed.append((name + b"/" if is_dir else name, entry, name, is_dir))
     keyed.sort(key=lambda k: k[0])
     return keyed
 
 
-def _walk_dir(root: str, prefix: str, options: WalkOptions) -> Iterator[Event]:
-    include = compile_patterns(options.include)
-    exclude = compile_patterns(options.exclude)
+class _Dir:
+    """A directory being walked, with the rules in force in it."""
+
+    __slots__ = ("it", "path", "rel", "relb", "git", "git_rel", "tracked_only", "own", "own_rel",
+                 "include_all", "ident")
+
+    def __init__(self, it, path, rel, relb, git, git_rel, tracked_only, own, own_rel, include_all, ident):
+        self.it = it
+        self.path = path                  # to open it (as given, joined)
+        self.rel = rel                    # relative to the PATH argument, '' or 'a/b/'
+        self.relb = relb                  # the same in bytes
+        self.git = git                    # (Repo | None, layers) of git's rules, or None (gitignore off)
+        self.git_rel = git_rel            # this directory relative to git's top (b'' or b'a/b/')
+        self.tracked_only = tracked_only  # git ignores this directory: only tracked files below
+        self.own = own                    # layers of the tool's own rules (defaults, .slopfastignore)
+        self.own_rel = own_rel            # relative to their top
+        self.include_all = include_all    # an --include pattern matched a directory above
+        self.ident = ident                # (st_dev, st_ino) when following symlinks (loop check)
+
+
+def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) -> Iterator[Event]:
+    from . import ignore as ig
+
     hidden = options.hidden
-    use_gitignore = options.gitignore
+    follow = options.follow_symlinks
+    root_real = os.path.realpath(root)
+    repo = ig.find_work_tree(root_real)
+    top = repo.top if repo is not None else root_real
+    git = None
+    if options.gitignore:
+        if repo is not None:
+            git = (repo, tuple(repo.base_layers()))
+        else:
+            excludes = ig.user_excludes_file(os.getcwd())
+            rules = ig.read_ignore_file(excludes, follow=True) if excludes else None
+            git = (None, (rules,) if rules is not None else ())
+    own: tuple = ()
+    if options.default_ignores and (repo is None or not options.gitignore):
+        own = (ig.default_rules(),)
 
-    def level(dir_path: str, dir_rel: str, ignores: _Ignores):
-        if use_gitignore:
-            ignores = ignores.push(dir_path, dir_rel)
+    # The ignore files above the PATH argument, from the top of its work tree down.
+    below_top = os.path.relpath(root_real, top)
+    offset = b"" if below_top == "." else os.fsencode(below_top.replace(os.sep, "/")) + b"/"
+    d, base = top, b""
+    for part in (below_top.split(os.sep) if offset else ()):
+        if git is not None:
+            rules = ig.read_ignore_file(os.path.join(d, ".gitignore"), base)
+            if rules is not None:
+                git = (git[0], git[1] + (rules,))
+        rules = ig.read_ignore_file(os.path.join(d, ig.IGNORE_FILE), base)
+        if rules is not None:
+            own += (rules,)
+        d = os.path.join(d, part)
+        base += os.fsencode(part) + b"/"
+
+    active: set = set()    # (st_dev, st_ino) of the directories being walked (follow_symlinks)
+
+    def enter(path: str, rel: str, relb: bytes, git, git_rel: bytes, tracked_only: bool, own, own_rel: bytes,
+              include_all: bool, ident) -> _Dir | Unreadable:
         try:
-            listing = _listing(dir_path)
+            listing = _listing(path, follow)
         except OSError as exc:
-            shown = (prefix + dir_rel).rstrip("/") or "."
-            return iter((Unreadable(shown, exc),)), ignores
-        return iter(listing), ignores
+            return Unreadable((prefix + rel).rstrip("/") or ".", exc)
+        names = {entry.name for _, entry, _, _ in listing}
+        if git is not None and relb and ".git" in names:
+            nested = ig.repo_at(path)     # a repository inside: its own rules and index
+            if nested is not None:
+                git, git_rel, tracked_only = (nested, tuple(nested.base_layers())), b"", False
+        if git is not None and not tracked_only and ".gitignore" in names:
+            rules = ig.read_ignore_file(os.path.join(path, ".gitignore"), git_rel)
+            if rules is not None:
+                git = (git[0], git[1] + (rules,))
+        if ig.IGNORE_FILE in names:
+            rules = ig.read_ignore_file(os.path.join(path, ig.IGNORE_FILE), own_rel)
+            if rules is not None:
+                own = own + (rules,)
+        return _Dir(iter(listing), path, rel, relb, git, git_rel, tracked_only, own, own_rel, include_all, ident)
 
-    first, first_ignores = level(root, "", _enclosing_ignores(root) if use_gitignore else _Ignores())
-    # Depth first with a stack of iterators: each directory's entries in
-    # byte order, descending in place, so full paths come out sorted.
-    stack: list[tuple[Iterator, str, str, _Ignores]] = [(first, root, "", first_ignores)]
+    root_ident = None
+    if follow:
+        try:
+            st = os.stat(root)
+            root_ident = (st.st_dev, st.st_ino)
+            active.add(root_ident)
+        except OSError:
+            pass
+    first = enter(root, "", b"", git, offset, False, own, offset, False, root_ident)
+    if isinstance(first, Unreadable):
+        yield first
+        return
+    stack = [first]
+    decide = ig.decide
     while stack:
-        it, dir_path, dir_rel, ignores = stack[-1]
-        item = next(it, None)
+        f = stack[-1]
+        item = next(f.it, None)
         if item is None:
             stack.pop()
+            active.discard(f.ident)
             continue
-        if isinstance(item, Unreadable):
-            yield item
-            continue
-        _, entry, is_dir = item
+        _, entry, nameb, is_dir = item
         name = entry.name
-        if name == ".git" or (not hidden and name.startswith(".")):
+        if name == ".git" or (not hidden and name[0] == "."):
             continue
-        rel = dir_rel + name
+        relb = f.relb + nameb
+        tracked_only = False
+        if f.git is not None:
+            repo_, layers = f.git
+            grel = f.git_rel + nameb
+            if f.tracked_only:
+                if not (repo_.has_tracked_below(grel) if is_dir else repo_.is_tracked(grel)):
+                    continue
+                tracked_only = is_dir
+            elif layers and decide(layers, grel, is_dir):
+                # git lists a tracked file whatever its rules say, and enters an
+                # ignored directory only for the tracked files below it
+                if repo_ is None or not (repo_.has_tracked_below(grel) if is_dir else repo_.is_tracked(grel)):
+                    continue
+                tracked_only = is_dir
+        if f.own and decide(f.own, f.own_rel + nameb, is_dir):
+            continue
+        if exclude is not None and exclude.matches(relb, is_dir):
+            continue
+        rel = f.rel + name
         if is_dir:
-            rel_d = rel + "/"
-            if use_gitignore and ignores.ignored(rel_d):
+            sub_path = os.path.join(f.path, name)
+            ident = None
+            if follow:
+                try:
+                    st = os.stat(sub_path)
+                except OSError as exc:
+                    yield Unreadable(prefix + rel, exc)
+                    continue
+                ident = (st.st_dev, st.st_ino)
+                if ident in active:
+                    yield Skipped(prefix + rel, "symlink-loop", "symlink to a directory above it (not followed: a loop)")
+                    continue
+            include_all = f.include_all or (include is not None and include.matches(relb, True))
+            sub = enter(sub_path, rel + "/", relb + b"/", f.git, f.git_rel + nameb + b"/", tracked_only,
+                        f.own, f.own_rel + nameb + b"/", include_all, ident)
+            if isinstance(sub, Unreadable):
+                yield sub
                 continue
-            if exclude is not None and exclude.match_file(rel_d):
-                continue
-            sub_path = os.path.join(dir_path, name)
-            sub_it, sub_ignores = level(sub_path, rel_d, ignores)
-            stack.append((sub_it, sub_path, rel_d, sub_ignores))
+            if ident is not None:
+                active.add(ident)
+            stack.append(sub)
             continue
-        if use_gitignore and ignores.ignored(rel):
-            continue
-        if exclude is not None and exclude.match_file(rel):
-            continue
-        if include is not None and not include.match_file(rel):
+        if include is not None and not f.include_all and not include.matches(relb, False):
             continue
         shown = prefix + rel
-        if entry.is_symlink():
+        try:
+            is_link = entry.is_symlink()
+            is_file = not is_link and entry.is_file(follow_symlinks=False)
+        except OSError as exc:
+            yield Unreadable(shown, exc)
+            continue
+        if is_link:
+            yield _symlink(shown, shown, rel, options, root_real)
+        elif is_file:
+            yield _read_file(shown, shown, rel, options)
+        else:
+            # a FIFO, socket or device: decided from the entry, never opened
             try:
-                target_is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                target_is_dir = False
-            if target_is_dir:
-                yield Skipped(shown, "directory-symlink", "symlink to a directory (not followed)")
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                yield Unreadable(shown, exc)
                 continue
-        # The reader opens `shown`; sniff the file through that very name.
-        yield _check_file(shown, rel, options)
+            if stat.S_ISREG(mode):     # the entry's type was unknown
+                yield _read_file(shown, shown, rel, options)
+            else:
+                yield _special(shown, mode)
 
 
 def walk(paths: Sequence[str], options: WalkOptions | None = None) -> Iterator[Event]:
@@ -298,15 +467,21 @@ def walk(paths: Sequence[str], options: WalkOptions | None = None) -> Iterator[E
 
     A PATH that does not exist yields Unreadable; callers that want a usage
     error check existence first. A path met twice (by two PATH arguments)
-    is yielded once."""
+    is yielded once. Malformed `include`/`exclude` strings raise PatternError
+    before anything is walked."""
     options = options or WalkOptions()
+    include = _patterns(options.include, "--include")
+    exclude = _patterns(options.exclude, "--exclude")
+    return _walk(paths, options, include, exclude)
+
+
+def _walk(paths, options, include, exclude) -> Iterator[Event]:
     seen: set[str] = set()
     for path in paths:
         if os.path.isdir(path):  # a directory, or a symlink to one named explicitly
-            events = _walk_dir(path, display_prefix(path), options)
+            events = _walk_dir(path, display_prefix(path), options, include, exclude)
         else:
-            shown = path.replace(os.sep, "/") if os.sep != "/" else path
-            events = iter((_check_file(shown, shown, options),))
+            events = iter((_file_argument(path, options),))
         for event in events:
             key = os.path.normpath(event.path)
             if key in seen:

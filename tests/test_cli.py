@@ -137,7 +137,11 @@ def test_no_gitignore_takes_everything_but_hidden(ignore_tree, agg):
 
 
 def test_gitignore_above_the_path_applies_inside_a_work_tree(ignore_tree, agg):
-    (ignore_tree / ".git").mkdir()   # the top of a work tree, as git sees it
+    # the top of a work tree, as git sees it: a .git holding HEAD, objects/ and refs/
+    # (an empty .git directory is not a repository to git, nor to the walk)
+    for d in ("objects", "refs"):
+        (ignore_tree / ".git" / d).mkdir(parents=True)
+    (ignore_tree / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     code, out, _ = agg(ignore_tree / "src", ".")
     assert headings(out) == ["app.log", "build", "nested/keep.txt", "ok.py", "top-only.txt"]
     code, out, _ = agg(ignore_tree, "other")
@@ -164,8 +168,11 @@ def test_hidden_skipped_unless_asked_and_git_never(tmp_path, agg):
 def test_include_exclude(tmp_path, agg):
     write(tmp_path, {"a.py": "", "b.md": "", "node_modules/x.py": "", "src/c.py": "", "src/d.txt": "",
                      "src/gen/e.py": ""})
-    assert headings(agg(tmp_path, ".", "--include", "*.py")[1]) == ["a.py", "node_modules/x.py", "src/c.py", "src/gen/e.py"]
-    assert headings(agg(tmp_path, ".", "--include", "*.py", "--exclude", "node_modules",
+    # node_modules/ is a default ignore outside a git work tree (--no-default-ignores keeps it)
+    assert headings(agg(tmp_path, ".", "--include", "*.py")[1]) == ["a.py", "src/c.py", "src/gen/e.py"]
+    assert headings(agg(tmp_path, ".", "--include", "*.py", "--no-default-ignores")[1]) == [
+        "a.py", "node_modules/x.py", "src/c.py", "src/gen/e.py"]
+    assert headings(agg(tmp_path, ".", "--include", "*.py", "--exclude", "node_modules", "--no-default-ignores",
                         "--exclude", "src/gen/")[1]) == ["a.py", "src/c.py"]
     assert headings(agg(tmp_path, ".", "--include", "src/*.py")[1]) == ["src/c.py"]
     assert headings(agg(tmp_path, ".", "--include", "*.md", "--include", "*.txt")[1]) == ["b.md", "src/d.txt"]
@@ -281,12 +288,19 @@ def test_symlinks_files_followed_directories_not(tmp_path, agg):
     os.symlink(tmp_path, root / "parent")
     code, out, err = agg(root, ".")
     assert code == 0, err
-    assert headings(out) == ["a.py", "link.py", "out-link.txt"]
-    assert out.count(b"a = 1\n") == 2 and b"outside\n" in out
+    # a symlink to a file outside the tree is not followed (since the walk's safety rules)
+    assert headings(out) == ["a.py", "link.py"]
+    assert out.count(b"a = 1\n") == 2 and b"outside\n" not in out
+    assert "skipped out-link.txt: symlink to a file outside the tree walked (not followed; " \
+           "--follow-symlinks follows it)" in err
     assert "skipped loop: symlink to a directory (not followed)" in err
     assert "skipped parent: symlink to a directory" in err
-    # a directory symlink named on the command line is walked
-    assert headings(agg(root, "parent/real")[1]) == ["parent/real/a.py", "parent/real/link.py", "parent/real/out-link.txt"]
+    # a directory symlink named on the command line is walked (the tree is its target)
+    assert headings(agg(root, "parent/real")[1]) == ["parent/real/a.py", "parent/real/link.py"]
+    code, out, err = agg(root, ".", "--follow-symlinks")
+    assert code == 0, err
+    assert headings(out)[:3] == ["a.py", "link.py", "out-link.txt"] and b"outside\n" in out
+    assert "skipped loop: symlink to a directory above it (not followed: a loop)" in err
 
 
 @needs_symlinks
@@ -666,9 +680,21 @@ def test_usage_errors_exit_2(tmp_path, agg):
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
 
 
+def test_output_in_a_missing_directory_is_a_usage_error(tmp_path, agg, monkeypatch):
+    # exit 2 before any work (it was exit 3 after the walk and the build)
+    write(tmp_path, {"a.py": "a\n"})
+    monkeypatch.setattr(cli, "walk", lambda *a: pytest.fail("walked before checking -o"))
+    missing = tmp_path / "no" / "such" / "dir" / "out.md"
+    code, out, err = agg(tmp_path, ".", "-o", str(missing))
+    assert (code, out) == (cli.EXIT_USAGE, b"") and f"no such directory {missing.parent}" in err
+    code, _, err = agg(tmp_path, ".", "-o", str(tmp_path))
+    assert code == cli.EXIT_USAGE and "is a directory" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_unwritable_output_is_fatal(tmp_path, agg):
     write(tmp_path, {"a.py": "a\n"})
-    code, _, err = agg(tmp_path, ".", "-o", str(tmp_path / "no" / "such" / "dir" / "out.md"))
+    code, _, err = agg(tmp_path, ".", "-o", "/dev/full")     # ENOSPC on write
     assert code == cli.EXIT_FATAL and "error:" in err
 
 
@@ -880,7 +906,7 @@ def test_no_progress_noise_when_stderr_is_not_a_terminal(tmp_path):
 def test_walk_events(tmp_path, monkeypatch):
     write(tmp_path, {"a.txt": "a", "bin": b"\0", "big": "x" * 100})
     monkeypatch.chdir(tmp_path)
-    events = list(walk(["."], WalkOptions(max_file_size=50)))
+    events = [e._replace(ident=None) if isinstance(e, Found) else e for e in walk(["."], WalkOptions(max_file_size=50))]
     assert events == [Found("a.txt", "a.txt", 1), Skipped("big", "too-large", "100 bytes > --max-file-size 50"),
                       Skipped("bin", "binary", "binary file (NUL byte in the first 8 KiB)")]
     assert isinstance(next(iter(walk([str(tmp_path / "nope")]))), Unreadable)
