@@ -163,25 +163,49 @@ Str8 xar_flatten(Xar *xar, Arena *arena) {
 
 /* ---- ctx helpers ------------------------------------------------------- */
 
-/* At most `max` bytes of s, cut before a UTF-8 continuation byte. */
+/* At most `max` bytes of s, not cutting a UTF-8 character: when the byte at
+ * `max` continues a character that starts at most 3 bytes before, the cut is
+ * before that character. */
 static Str8 utf8_cut(Str8 s, U8 max) {
     if (s.len <= max) return s;
-    while (max && (s.ptr[max] & 0xC0) == 0x80) max -= 1;
-    return str8_prefix(s, max);
+    U8 at = max;
+    while (at > 0 && max - at < 3 && (s.ptr[at] & 0xC0) == 0x80) at -= 1;
+    S4 k = utf8_seq(s.ptr + at, s.len - at);
+    return str8_prefix(s, k > 0 && at + (U8)k > max ? at : max);
 }
 
+/* Append s to buf (at most cap bytes in all) as valid UTF-8: UTF-8
+ * characters as they are, every byte that is not part of one as \xNN (what
+ * Python's decode(errors="backslashreplace") gives). Stops before the first
+ * character or escape that does not fit whole. */
 static void message_add(U1 *buf, U8 *len, U8 cap, Str8 s) {
-    U8 n = min_(s.len, cap - *len);
-    memcpy(buf + *len, s.ptr, n);
-    *len += n;
+    static char const hex[] = "0123456789abcdef";
+    for (U8 i = 0; i < s.len;) {
+        S4 k = utf8_seq(s.ptr + i, s.len - i);
+        if (k > 0) {
+            if (*len + (U8)k > cap) return;
+            memcpy(buf + *len, s.ptr + i, (size_t)k);
+            *len += (U8)k;
+            i += (U8)k;
+        } else {
+            if (*len + 4 > cap) return;
+            U1 c = s.ptr[i];
+            buf[*len] = '\\', buf[*len + 1] = 'x', buf[*len + 2] = (U1)hex[c >> 4], buf[*len + 3] = (U1)hex[c & 15];
+            *len += 4;
+            i += 1;
+        }
+    }
 }
 
+/* The detail (printf-formatted; arguments may hold request bytes: an op name,
+ * a path) and the message "OP: PATH: DETAIL" are valid UTF-8 whatever the
+ * request held: message_add escapes the rest. */
 static B4 fail_v(Ctx *ctx, Code code, Input const *input, char const *fmt, va_list args) {
-    enum { MESSAGE_MAX = 1023 };
+    enum { MESSAGE_MAX = 1023, RAW_MAX = 2047 };
     /* the message is written even after memory failed (that is often why) */
     Fail failed = ctx->arena->failed;
     ctx->arena->failed = Fail_None;
-    U1 *buf = farena_push(ctx->arena, 2 * (MESSAGE_MAX + 1), .alignment = 1);
+    U1 *buf = farena_push(ctx->arena, (RAW_MAX + 1) + 2 * (MESSAGE_MAX + 1), .alignment = 1);
     ctx->arena->failed = failed;
     ctx->code = code ? (S4)code : (S4)Code_OpFailed;
     ctx->fail_input = input ? (S4)(input - ctx->req->inputs) : -1;
@@ -190,14 +214,16 @@ static B4 fail_v(Ctx *ctx, Code code, Input const *input, char const *fmt, va_li
         ctx->message = ctx->detail = str8_lit("out of memory");
         return 0;
     }
-    int n = vsnprintf((char *)buf, MESSAGE_MAX + 1, fmt, args);
-    ctx->detail = utf8_cut(str8(buf, n < 0 ? 0 : (U8)n), MESSAGE_MAX);
-    U1 *msg = buf + MESSAGE_MAX + 1;
-    U8 len = 0;
+    int n = vsnprintf((char *)buf, RAW_MAX + 1, fmt, args);
+    Str8 raw = utf8_cut(str8(buf, n < 0 ? 0 : min_((U8)n, (U8)RAW_MAX + 1)), RAW_MAX);
+    U1 *detail = buf + RAW_MAX + 1, *msg = detail + MESSAGE_MAX + 1;
+    U8 dlen = 0, len = 0;
+    message_add(detail, &dlen, MESSAGE_MAX, raw);
+    ctx->detail = str8(detail, dlen);
     if (ctx->op) message_add(msg, &len, MESSAGE_MAX, utf8_cut(ctx->op->name, 200)), message_add(msg, &len, MESSAGE_MAX, str8_lit(": "));
     if (input) message_add(msg, &len, MESSAGE_MAX, utf8_cut(input->path, 400)), message_add(msg, &len, MESSAGE_MAX, str8_lit(": "));
     message_add(msg, &len, MESSAGE_MAX, ctx->detail);
-    ctx->message = utf8_cut(str8(msg, len), len);
+    ctx->message = str8(msg, len);
     return 0;
 }
 

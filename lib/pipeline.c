@@ -115,11 +115,21 @@ static B4 fail_output(Ctx *ctx) {
     return ctx_fail(ctx, Code_OpFailed, "failed");
 }
 
+/* How much of a request's name a message shows: at most `max` bytes, not
+ * cutting a UTF-8 character (ctx_fail escapes bytes that are not UTF-8). */
+static int shown_len(Str8 name, U8 max) {
+    if (name.len <= max) return (int)name.len;
+    U8 at = max;
+    while (at > 0 && max - at < 3 && (name.ptr[at] & 0xC0) == 0x80) at -= 1;
+    S4 k = utf8_seq(name.ptr + at, name.len - at);
+    return (int)(k > 0 && at + (U8)k > max ? at : max);
+}
+
 static B4 run_ops(Ctx *ctx, Request *req) {
     /* every op name is checked before the first op runs */
     for (U4 i = 0; i < req->op_count; i += 1) {
         Str8 name = req->ops[i].name;
-        if (!op_lookup(name)) return ctx_fail(ctx, Code_UnknownOp, "unknown op '%.*s'", (int)min_(name.len, 200), (char const *)name.ptr);
+        if (!op_lookup(name)) return ctx_fail(ctx, Code_UnknownOp, "unknown op '%.*s'", shown_len(name, 200), (char const *)name.ptr);
     }
     for (U4 i = 0; i < req->op_count; i += 1) {
         OpReq *op = &req->ops[i];

@@ -543,3 +543,115 @@ def test_output_limit_same_on_both_paths(backends, tmp_path, monkeypatch):
     errs = backends(lambda: pytest.raises(slopfast.PipelineError, slopfast.aggregate.build, items).value)
     want = f"output larger than the limit of {fits - 1} bytes"
     assert [(e.code, e.op, e.input, e.detail, str(e)) for e in errs] == [(5, "aggregate", None, want, f"aggregate: {want} (limit exceeded)")] * 2
+
+
+# ---- error messages are valid UTF-8, whatever a request holds --------------------------
+
+def _raw_request(ops, inputs=()) -> bytes:
+    """A v3 request with names and paths as raw bytes (wire.encode_request
+    takes str names): ops [(name, [(key, value)])], inputs [(path, data or None)]."""
+    import struct
+
+    from slopfast import wire
+
+    out = [b"SLPF", bytes((wire.WIRE_VERSION,)), b"\0\0\0", struct.pack("<I", len(ops))]
+    for name, params in ops:
+        out += [struct.pack("<H", len(name)), name, struct.pack("<H", len(params))]
+        for key, value in params:
+            out += [struct.pack("<H", len(key)), key, struct.pack("<I", len(value)), value]
+    out.append(struct.pack("<I", len(inputs)))
+    for path, data in inputs:
+        out += [struct.pack("<BBI", 1 if data is None else 0, 0, len(path)), path]
+        if data is not None:
+            out += [struct.pack("<Q", len(data)), data]
+    return b"".join(out)
+
+
+def _raw_answer(lib, request: bytes) -> tuple[int, bytes, list]:
+    """(code, message bytes, error record) as the C side wrote them."""
+    import ctypes
+
+    from slopfast import wire
+
+    resp = lib.run(request, len(request))
+    try:
+        c = resp.contents
+        decoded = wire.decode_response(ctypes.string_at(c.data, c.len))
+        record = wire.decode_records(decoded.parts[0]) if c.code else []
+        return c.code, ctypes.string_at(c.message, c.message_len), record
+    finally:
+        lib.free(resp)
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _shown(data: bytes, limit: int) -> bytes:
+    """What a message shows of request bytes: at most `limit` of them, not
+    cutting a character, and every byte outside UTF-8 as \\xNN."""
+    cut = limit
+    if len(data) > limit:
+        for back in range(1, 4):      # a character the limit would cut is left out whole
+            at = limit - back
+            if at >= 0 and data[at] >= 0xC0:
+                try:
+                    data[at:at + 4].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    ok = exc.start
+                else:
+                    ok = 4
+                if ok > back:
+                    cut = at
+                break
+            if at < 0 or not 0x80 <= data[at] < 0xC0:
+                break
+    return data[:cut].decode("utf-8", "backslashreplace").encode("utf-8")
+
+
+names = st.one_of(st.binary(min_size=1, max_size=300),
+                  st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=150).map(str.encode))
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=names.filter(lambda n: b"\0" not in n), path=names)
+def test_error_messages_are_utf8(lib, name, path):
+    """Random op names (an unknown op quotes its name) and paths (an
+    unreadable file is named): the message and the error record's detail are
+    valid UTF-8, bytes that are not UTF-8 escaped as \\xNN, a name cut at 200
+    bytes never inside a character."""
+    from slopfast import ops
+
+    if name.decode("utf-8", "replace") in {op.name for op in ops.NATIVE}:
+        return
+    code, message, record = _raw_answer(lib, _raw_request([(name, [])]))
+    assert code == 2 and _valid_utf8(message) and all(_valid_utf8(r[2]) for r in record)
+    assert message == b"unknown op '" + _shown(name, 200) + b"'"
+    code, message, record = _raw_answer(lib, _raw_request([(b"py_skeleton", [])], [(b"/nonexistent/" + path, None)]))
+    assert code == 4 and _valid_utf8(message) and record[0][2] == b"cannot read (errno 2)"
+    assert message == b"py_skeleton: " + _shown(b"/nonexistent/" + path, 400) + b": cannot read (errno 2)"
+
+
+def test_error_messages_of_the_text_wire_are_utf8(lib):
+    """v1 requests quote request words in some errors: escaped too."""
+    for word in (b"\xff", b"ok\xe2\x82", "é".encode() * 80, b"\xed\xa0\x80"):
+        for text in (b"slopfast-request 1\n" + word + b"\nend\n", b"slopfast-request 1\nop echo\ninput " + word + b" x\nend\n"):
+            code, message, record = _raw_answer(lib, text)
+            assert code == 1 and _valid_utf8(message), (text, message)
+            assert _shown(word, 100) in message
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.binary(min_size=1, max_size=60))
+def test_unreadable_path_errors_are_utf8_on_both_paths(backends, tmp_path, path):
+    """The InputError for an unreadable path of any bytes: the same errno and
+    filename on both paths, and its message encodes as UTF-8."""
+    missing = bytes(tmp_path) + b"/" + path.replace(b"/", b"_").replace(b"\0", b"_")
+    for err in backends(lambda: pytest.raises(slopfast.InputError, slopfast.build_markdown, [missing]).value):
+        assert err.errno in (errno.ENOENT, errno.ENAMETOOLONG, errno.EILSEQ)
+        assert err.filename == os.fsdecode(missing)
+        str(err).encode("utf-8")
