@@ -244,6 +244,49 @@ def test_info_exclude_and_core_excludes_file(tmp_path, home):
 
 
 @needs_git
+def test_relative_excludes_file_and_git_config_global(tmp_path, home, monkeypatch):
+    root = tmp_path / "proj"
+    write_tree(root, {"a.txt": "a", "b.txt": "b", "sub/a.txt": "a", "sub/c.txt": "c", "rel-ignore": "a.txt\n",
+                      "sub/rel-ignore": "c.txt\n"})
+    init_repo(root, home)
+    git("config", "core.excludesFile", "rel-ignore", cwd=root, home=home)   # relative to the top
+    assert b"sub/a.txt" not in assert_same_as_git(root, home, "sub")
+    git("config", "--unset", "core.excludesFile", cwd=root, home=home)
+    (tmp_path / "global").write_text(f"[core]\n\texcludesFile = {tmp_path / 'g-ignore'}\n")
+    (tmp_path / "g-ignore").write_text("b.txt\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "global"))
+    p = subprocess.run([GIT, "ls-files", "-z", "-co", "--exclude-standard"], cwd=root, capture_output=True,
+                       env=dict(_isolated_env(home), GIT_CONFIG_GLOBAL=str(tmp_path / "global")))
+    expected = sorted(x for x in p.stdout.split(b"\0") if x)
+    assert b"b.txt" not in expected and walk_files(root, hidden=True) == expected
+
+
+CONFIGS = [
+    b'[core]\n\texcludesFile = plain\n',
+    b'[core] excludesfile=same-line ; comment\n',
+    b'[CORE]\n  ExcludesFile = "quoted # not a comment" # a comment\n',
+    b'[core]\nexcludesFile = a\\\n  continued\n',
+    b'[core]\nexcludesFile = "tab\\tand\\\\slash"\n',
+    b'[core]\nexcludesFile = one\n[other]\nexcludesFile = no\n[core]\nexcludesFile = two   \n',
+    b'[core "sub"]\nexcludesFile = not-core\n[core]\nexcludesFile = core\n',
+    b'\xef\xbb\xbf[core]\r\nexcludesFile = crlf\r\n',
+    b'# comment\n; another\n[core]\n\tbare\n\texcludesFile =   spaced   value  \n',
+]
+
+
+@needs_git
+@pytest.mark.parametrize("config", CONFIGS)
+def test_config_parser_agrees_with_git(config, tmp_path, home):
+    from slopfast.ignore import _get, parse_config
+    f = tmp_path / "config"
+    f.write_bytes(config)
+    p = subprocess.run([GIT, "config", "--file", str(f), "--get", "core.excludesFile"], capture_output=True,
+                       env=_isolated_env(home))
+    expected = p.stdout[:-1] if p.returncode == 0 else None
+    assert _get(parse_config(config), "core", "excludesfile") == expected
+
+
+@needs_git
 def test_tracked_files_are_taken_even_when_ignored(tmp_path, home):
     root = tmp_path / "proj"
     write_tree(root, {".gitignore": "*.log\nbuild/\n", "a.log": "a", "b.log": "b", "build/keep.txt": "k",
@@ -758,6 +801,15 @@ def test_fifo_and_socket_are_skipped_never_opened(tmp_path, monkeypatch):
 
 
 @needs_posix
+def test_fifo_as_an_ignore_file_does_not_block(tmp_path):
+    write_tree(tmp_path, {"a.txt": "a\n", "sub/b.txt": "b\n"})
+    for name in (".gitignore", ".slopfastignore", "sub/.gitignore"):
+        os.mkfifo(tmp_path / name)
+    events = run_with_timeout(lambda: walk_events(tmp_path, hidden=True))
+    assert [e.path for e in events if isinstance(e, Found)] == ["a.txt", "sub/b.txt"]
+
+
+@needs_posix
 def test_file_swapped_for_a_fifo_after_listing_is_not_read(tmp_path, monkeypatch):
     """The race the walk closes: listed as a regular file, a FIFO when opened."""
     write_tree(tmp_path, {"a.txt": "a\n", "swap.txt": "was a file\n"})
@@ -864,7 +916,7 @@ def test_output_file_in_the_tree_is_not_read_even_through_a_symlink(tmp_path):
 
 def test_cli_import_loads_no_ignore_machinery():
     code = ("import sys, slopfast.cli\n"
-            "print(sorted(m for m in ('pathspec', 'slopfast.ignore', 'bisect') if m in sys.modules))\n")
+            "print(sorted(m for m in ('pathspec', 'slopfast.ignore') if m in sys.modules))\n")
     p = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
                        timeout=120, cwd=tempfile.gettempdir())
     assert p.returncode == 0, p.stderr
