@@ -650,7 +650,7 @@ def test_error_messages_of_the_text_wire_are_utf8(lib):
 def test_unreadable_path_errors_are_utf8_on_both_paths(backends, tmp_path, path):
     """The InputError for an unreadable path of any bytes: the same errno and
     filename on both paths, and its message encodes as UTF-8."""
-    missing = bytes(tmp_path) + b"/" + path.replace(b"/", b"_").replace(b"\0", b"_")
+    missing = bytes(tmp_path) + b"/missing-" + path.replace(b"/", b"_").replace(b"\0", b"_")
     for err in backends(lambda: pytest.raises(slopfast.InputError, slopfast.build_markdown, [missing]).value):
         assert err.errno in (errno.ENOENT, errno.ENAMETOOLONG, errno.EILSEQ)
         assert err.filename == os.fsdecode(missing)
