@@ -79,10 +79,13 @@ class _Skel:
             off += 2 if c == 0x5C and src[off + 1 : off + 2] == b"\n" else 1
         return n
 
-    def same_logical_line(self, end: int, start: int) -> bool:
-        """Do the statements ending at end and starting at start share one
-        logical line (`a;` then a backslash continuation then `b`)?"""
-        gap = self.src[end:start]
+    def continues(self, prev, node) -> bool:
+        """Does node, on a later physical line than prev ends on, share prev's
+        logical line (`a;` then a backslash continuation then `b`)? Only if
+        the line before node's ends with a backslash."""
+        if self.src[self.starts[node.lineno - 1] - 2] != 0x5C:
+            return False
+        gap = self.src[self.end(prev) : self.start(node)]
         return b";" in gap and b"#" not in gap and b"\n" not in gap.replace(b"\\\n", b"")
 
     def decorator_line(self, node) -> int:
@@ -168,13 +171,13 @@ class _Skel:
         """Summarised statements; block_indent is set for one-line bodies."""
         content = False
         indent = b""
-        prev_end = -1
+        prev = None
         for i, node in enumerate(body):
             if block_indent is not None:
                 indent = block_indent
-            elif prev_end < 0 or not self.same_logical_line(prev_end, self.start(node)):
+            elif prev is None or (node.lineno != prev.end_lineno and not self.continues(prev, node)):
                 indent = self.indent_of(node)   # a logical line's statements share its indentation
-            prev_end = self.end(node)
+            prev = node
             if isinstance(node, _DEF):
                 self.define(node, quals)
                 content = True
@@ -278,12 +281,12 @@ def _names(names: Iterable) -> frozenset:
     return frozenset(n.encode("utf-8") if isinstance(n, str) else bytes(n) for n in names)
 
 
-def _source(data: bytes) -> bytes:
-    """The prepared source; SkeletonSyntaxError unless it is UTF-8 without NUL
-    (as the C side checks, and words, it first)."""
+def _source(data: bytes) -> tuple[bytes, str]:
+    """The prepared source, as bytes and as text; SkeletonSyntaxError unless
+    it is UTF-8 without NUL (as the C side checks, and words, it first)."""
     src = prepare(bytes(data))
     try:
-        src.decode("utf-8")
+        text = src.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = src.count(b"\n", 0, exc.start) + 1
         raise SkeletonSyntaxError(f"line {line}: source is not valid UTF-8") from None
@@ -291,12 +294,12 @@ def _source(data: bytes) -> bytes:
     if nul >= 0:   # as the C side words it (ast's wording differs across Python versions)
         line = src.count(b"\n", 0, nul) + 1
         raise SkeletonSyntaxError(f"line {line}: source code cannot contain null bytes")
-    return src
+    return src, text
 
 
-def _ast(src: bytes) -> ast.Module:
+def _ast(text: str) -> ast.Module:
     try:
-        return ast.parse(src.decode("utf-8"))
+        return ast.parse(text)
     except SyntaxError as exc:
         raise SkeletonSyntaxError(f"line {exc.lineno}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -306,17 +309,17 @@ def _ast(src: bytes) -> ast.Module:
 def check(data: bytes) -> None:
     """Raise SkeletonSyntaxError unless the source is UTF-8 that ast accepts
     (with CPython's message: `strict=True`)."""
-    _ast(_source(data))
+    _ast(_source(data)[1])
 
 
 def skeleton(data: bytes, full: Iterable = (), signatures: Iterable = ()) -> bytes:
     """The skeleton of `data` (UTF-8 Python source), from ast; where ast cannot
     build the module, the scanner's verdict (docs/python-skeleton.md, "Syntax
     errors"): its best-effort skeleton, or SkeletonSyntaxError with its message."""
-    src = _source(data)
+    src, text = _source(data)
     full_names, sig_names = _names(full), _names(signatures)
     try:
-        tree = _ast(src)
+        tree = _ast(text)
     except SkeletonSyntaxError:
         return scan_skeleton(src, full_names - {b""}, sig_names - {b""})
     sk = _Skel(src, full_names, sig_names)

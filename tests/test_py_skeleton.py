@@ -57,7 +57,7 @@ def scanner_or_error(data: bytes, full=(), signatures=()) -> bytes | str:
     """The fallback's port of the scanner alone (what the fallback answers
     where ast cannot build the module)."""
     try:
-        return fb.scan_skeleton(fb._source(data), fb._names(full), fb._names(signatures))
+        return fb.scan_skeleton(fb._source(data)[0], fb._names(full), fb._names(signatures))
     except fb.SkeletonSyntaxError as exc:
         return str(exc)
 
