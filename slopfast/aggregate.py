@@ -121,6 +121,27 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes]) -> tuple[bytes, li
     return document, skipped
 
 
+def _variant(inputs: list[wire.Input], mode: int) -> str:
+    """What changes the work: the modes in use, and reading files or not
+    (a summary costs the fallback 10x what copying does; reading is I/O)."""
+    modes = {i.mode or mode for i in inputs}
+    return ",".join(wire.MODE_NAMES[m] for m in sorted(modes)) + (",files" if any(i.data is None for i in inputs) else "")
+
+
+def _sample(args, budget: int):
+    """Both paths on the first inputs, up to `budget` bytes (files counted as
+    ASSUMED_FILE_BYTES), for calibrating a large aggregate."""
+    inputs, mode, langs = args
+    taken, size = [], 0
+    for item in inputs:
+        if taken and size >= budget:
+            break
+        piece = item if item.data is None or len(item.data) <= budget else item._replace(data=dispatch.line_sample(item.data, budget))
+        taken.append(piece)
+        size += ASSUMED_FILE_BYTES if piece.data is None else len(piece.data)
+    return (lambda: _native(taken, mode, langs)), (lambda: _fallback.build(taken, mode, langs, _summary.summarise)), size
+
+
 def build(
     items: Iterable[Any],
     *,
@@ -140,6 +161,8 @@ def build(
         size,
         lambda: _native(inputs, mode_code, langs),
         lambda: _fallback.build(inputs, mode_code, langs, _summary.summarise),
+        variant=_variant(inputs, mode_code),
+        sample=_sample, sample_of=(inputs, mode_code, langs),
     )
     errors = []
     for index, err in skipped:
