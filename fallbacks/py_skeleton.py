@@ -60,6 +60,18 @@ class _Skel:
     def line_start(self, off: int) -> int:
         return self.src.rfind(b"\n", 0, off) + 1
 
+    def logical_start(self, ls: int) -> int:
+        """ls, the start of the physical line of a logical line's first token,
+        moved back over the continuation-only lines (blanks, a backslash)
+        before it: where the logical line starts."""
+        src = self.src
+        while ls >= 2 and src[ls - 2] == 0x5C:
+            prev = src.rfind(b"\n", 0, ls - 2) + 1
+            if src[prev : ls - 2].strip(b" \t\f"):
+                break
+            ls = prev
+        return ls
+
     def line_end(self, off: int) -> int:
         nl = self.src.find(b"\n", off)
         return len(self.src) if nl < 0 else nl
@@ -140,8 +152,9 @@ class _Skel:
         return False
 
     def indent_of(self, node) -> bytes:
+        """What is before node, the first token of its logical line, on that line."""
         at = self.start(node)
-        return self.src[self.line_start(at) : at]
+        return self.src[self.logical_start(self.line_start(at)) : at]
 
     def name_of(self, node) -> bytes:
         """The def/class name as written (ast's name is NFKC-normalised)."""
@@ -164,7 +177,7 @@ class _Skel:
 
     def body_indent(self, header_node, colon: int, body: list) -> tuple[bytes, bool]:
         if self.inline(colon):
-            return self.indent_of(header_node) + b"    ", True
+            return _plus4(self.indent_of(header_node)), True
         return self.indent_of(body[0]), False
 
     def stmts(self, body: list, doc_ok: bool, quals: tuple, block_indent: bytes | None) -> bool:
@@ -204,9 +217,9 @@ class _Skel:
         name = self.name_of(node)
         qual = b".".join(quals + (name,))
         if node.decorator_list:
-            start = self.decorator_line(node.decorator_list[0])
+            start = self.logical_start(self.decorator_line(node.decorator_list[0]))
         else:
-            start = self.line_start(self.start(node))
+            start = self.logical_start(self.line_start(self.start(node)))
         if qual in self.full:
             self.out.append(self.src[start : self.logical_end(self.end(node))] + b"\n")
             return
@@ -257,10 +270,10 @@ class _Skel:
         mark = len(self.out)
         content = False
         for kw, colon, body in self.clauses(node):
-            head = self.line_start(kw)
+            head = self.logical_start(self.line_start(kw))
             self.out.append(self.src[head:colon + 1] + b"\n")
             if self.inline(colon):
-                indent = self.src[head:kw] + b"    "
+                indent = _plus4(self.src[head:kw])
                 kept = self.stmts(body, False, quals, indent)
             else:
                 indent = self.indent_of(body[0])
@@ -271,6 +284,23 @@ class _Skel:
         if not content:
             del self.out[mark:]
         return content
+
+
+def _plus4(prefix: bytes) -> bytes:
+    """A one-line body's indentation: its header's prefix with 4 more spaces
+    where CPython's column count of it stops (before the first backslash
+    that follows a non-zero column; else at the end)."""
+    col = 0
+    for i, c in enumerate(prefix):
+        if c == 0x20:
+            col += 1
+        elif c == 0x09:
+            col = (col // 8 + 1) * 8
+        elif c == 0x0C:
+            col = 0
+        elif c == 0x5C and col:
+            return prefix[:i] + b"    " + prefix[i:]
+    return prefix + b"    "
 
 
 def _is_doc(node) -> bool:
@@ -390,11 +420,11 @@ class _Seg:
 
 
 class _Line:
-    __slots__ = ("phys", "first", "nl", "col", "kw", "compound", "want_name", "colon", "first_colon", "name",
-                 "ntok", "stmts")
+    __slots__ = ("phys", "ins", "first", "nl", "col", "kw", "compound", "want_name", "colon", "first_colon",
+                 "name", "ntok", "stmts")
 
     def __init__(self):
-        self.phys = self.first = self.nl = self.col = self.kw = 0
+        self.phys = self.ins = self.first = self.nl = self.col = self.kw = 0
         self.compound = self.want_name = False
         self.colon = self.first_colon = 0
         self.name = b""
@@ -807,9 +837,9 @@ class _Scan:
         """Skips blank and comment-only lines; False at the end of the source."""
         p = self.p
         i = self.pos
-        col = cont_col = 0
+        col = cont_col = cont_at = 0
+        ls = i
         while True:
-            ls = i
             while True:
                 c = p[i]
                 if c == 0x20:
@@ -827,20 +857,22 @@ class _Scan:
             if c == 0x0A:
                 i += 1
                 col = cont_col = 0
+                ls = i
                 continue
             if c == 0x5C and (p[i + 1] == 0 or (p[i + 1] == 0x0A and i + 2 >= self.n)):
                 raise _ScanFail(i, "unexpected EOF while parsing")
             if c == 0x5C and p[i + 1] == 0x0A:
                 if not cont_col:
-                    cont_col = col
+                    cont_col, cont_at = col, i
                 i += 2
-                continue
+                continue                    # the line goes on: its start stays
             self.pos = i
             if c == 0:
                 return False
             L.phys = ls
             L.first = i
             L.col = cont_col or col
+            L.ins = cont_at if cont_col else i
             return True
 
     def scan_line(self) -> _Line | None:
@@ -926,7 +958,8 @@ class _Scan:
         return self.p[L.phys:L.first]
 
     def ind_inline(self, L: _Line) -> bytes:
-        return self.p[L.phys:L.first] + b"    "
+        p = self.p
+        return p[L.phys:L.ins] + b"    " + p[L.ins:L.first]
 
     def push_frame(self, kind: int, head_col: int) -> _Frame:
         if len(self.frames) == _MAX_FRAMES:

@@ -94,7 +94,10 @@ Struct_(Seg) {
 };
 
 Struct_(Line) {
-    U8 phys;           /* start of the physical line of the first token */
+    U8 phys;           /* start of the logical line: of the physical line of the first token,
+                        * or of the first of the continuation-only lines (`    \`) before it */
+    U8 ins;            /* where a one-line body's 4 more spaces go: before the backslash
+                        * where CPython's column count stopped, else before the first token */
     U8 first;          /* first token */
     U8 nl;             /* end of the physical line of the last token */
     U4 col;            /* indentation column (tabs to multiples of 8) */
@@ -561,8 +564,8 @@ static B4 line_start(Scan *s, Line *L) {
     U1 const *p = s->p;
     U8 i = s->pos;
     U4 col = 0, cont_col = 0;
+    U8 ls = i, cont_at = 0;
     for (;;) {
-        U8 ls = i;
         for (;; i += 1) {
             if (p[i] == ' ') col += 1;
             else if (p[i] == '\t') col = (col / 8 + 1) * 8;
@@ -571,22 +574,23 @@ static B4 line_start(Scan *s, Line *L) {
         }
         U1 c = p[i];
         if (c == '#') { i = comment_end(p, i, s->len); c = p[i]; }
-        if (c == '\n') { i += 1; col = cont_col = 0; continue; }
+        if (c == '\n') { i += 1; col = cont_col = 0; ls = i; continue; }
         if (c == '\\' && (p[i + 1] == 0 || (p[i + 1] == '\n' && i + 2 >= s->len)))
             return scan_fail(s, i, "unexpected EOF while parsing");
         if (c == '\\' && p[i + 1] == '\n') {
             /* As CPython's tokenizer: the column before the first backslash
              * is the line's indentation, unless it is 0; then counting goes
              * on over the next physical line. */
-            if (!cont_col) cont_col = col;
+            if (!cont_col) { cont_col = col; cont_at = i; }
             i += 2;
-            continue;
+            continue;   /* the line goes on: its start stays where it was */
         }
         s->pos = i;
         if (c == 0) return i < s->len ? scan_fail(s, i, "source code cannot contain null bytes") : 0;
         L->phys = ls;
         L->first = i;
         L->col = cont_col ? cont_col : col;
+        L->ins = cont_col ? cont_at : i;
         return 1;
     }
 }
@@ -719,28 +723,32 @@ Struct_(SkelStacks) {
     U4 indents[PY_MAX_INDENT];
 };
 
-Struct_(Ind) { Str8 base; B4 plus4; };
+/* An output line's indentation: base as written, and for a one-line body 4
+ * more spaces after its first `ins` bytes (so that CPython counts them). */
+Struct_(Ind) { Str8 base; B4 plus4; U8 ins; };
 
 /* One output line; a short one is put together here first: one append. */
 static B4 emit_line(Skel *k, Ind ind, Str8 body) {
     enum { SHORT_LINE = 256 };
     Xar *o = k->out;
     U8 n = ind.base.len + (ind.plus4 ? 4 : 0) + body.len + 1;
+    U8 ins = ind.plus4 ? ind.ins : ind.base.len;
     if (n > SHORT_LINE) {
-        return xar_str8(o, ind.base) && (!ind.plus4 || xar_str8(o, str8_lit("    ")))
-            && xar_str8(o, body) && xar_byte(o, '\n');
+        return xar_str8(o, str8_prefix(ind.base, ins)) && (!ind.plus4 || xar_str8(o, str8_lit("    ")))
+            && xar_str8(o, str8_skip(ind.base, ins)) && xar_str8(o, body) && xar_byte(o, '\n');
     }
     U1 line[SHORT_LINE], *p = line;
-    if (ind.base.len) memcpy(p, ind.base.ptr, ind.base.len), p += ind.base.len;
+    if (ins) memcpy(p, ind.base.ptr, ins), p += ins;
     if (ind.plus4) memcpy(p, "    ", 4), p += 4;
+    if (ind.base.len > ins) memcpy(p, ind.base.ptr + ins, ind.base.len - ins), p += ind.base.len - ins;
     if (body.len) memcpy(p, body.ptr, body.len), p += body.len;
     *p = '\n';
     return xar_append(o, line, n);
 }
 
 IA_ Str8 src(Skel *k, U8 a, U8 b) { return str8(k->s.p + a, b - a); }
-IA_ Ind ind_of(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 0 }; }
-IA_ Ind ind_inline(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 1 }; }
+IA_ Ind ind_of(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 0, 0 }; }
+IA_ Ind ind_inline(Skel *k, Line const *L) { return (Ind){ src(k, L->phys, L->first), 1, L->ins - L->phys }; }
 IA_ B4 has_inline(Line const *L) { return line_nstmts(L) > 0; }
 
 static B4 emit_dots(Skel *k, Ind ind) { return emit_line(k, ind, str8_lit("...")); }
@@ -802,7 +810,7 @@ static void close_frame(Skel *k, Frame *F) {
     case FrameKind_Class: case FrameKind_Clause:
         if (!F->started) { scan_fail(&k->s, k->at, "expected an indented block"); break; }
         if (F->deco != ~(U8)0) { scan_fail(&k->s, k->at, "a decorator must precede def or class"); break; }
-        if (!F->content) emit_dots(k, (Ind){ F->body_ind, 0 });
+        if (!F->content) emit_dots(k, (Ind){ F->body_ind, 0, 0 });
         if (F->kind == FrameKind_Clause && F->content && parent) parent->content = 1;
         break;
     case FrameKind_Func: scan_fail(&k->s, k->at, "expected an indented block"); break;
