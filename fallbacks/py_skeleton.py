@@ -6,6 +6,11 @@ the source is handled as bytes (after the same preparation as the C side:
 BOM dropped, CR LF and lone CR turned into LF). Where ast keeps no position
 (a header's colon, `else:` / `finally:`), a short forward scan over text
 that can hold no string literal finds it.
+
+Where ast cannot build the module (a syntax error, or a module too deep for
+CPython's parser), the result is the scanner's verdict, as on the native
+path: `scan_skeleton`, at the end of this file, is lib/py_skeleton.c's
+scanner and block machine in Python, function for function.
 """
 from __future__ import annotations
 
