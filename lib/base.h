@@ -47,7 +47,8 @@ IA_ B4 str8_eq(Str8 a, Str8 b) {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-IA_ Str8 str8_skip(Str8 s, U8 n) { n = min_(n, s.len); return (Str8){ s.ptr + n, s.len - n }; }
+/* n == 0 returns s itself: an empty slice may hold a NULL pointer, and NULL + 0 is UB */
+IA_ Str8 str8_skip(Str8 s, U8 n) { n = min_(n, s.len); return n ? (Str8){ s.ptr + n, s.len - n } : s; }
 IA_ Str8 str8_prefix(Str8 s, U8 n) { return (Str8){ s.ptr, min_(n, s.len) }; }
 
 /* ---- arena ------------------------------------------------------------- */
