@@ -112,8 +112,9 @@ Struct_(Xar) {
     U8 limit;
 };
 
-IA_ U4 xar_chunk_of(U8 i) {
-    U8 hi = i >> XAR_SHIFT0;
+/* Power-of-two chunks whose first holds 1 << shift0 items (both Xars). */
+IA_ U4 chunk_index(U8 i, U4 shift0) {
+    U8 hi = i >> shift0;
     if (hi == 0) return 0;
 #if defined(__GNUC__) || defined(__clang__)
     return (U4)(64 - __builtin_clzll(hi));
@@ -121,8 +122,12 @@ IA_ U4 xar_chunk_of(U8 i) {
     U4 k = 0; while (hi) { k += 1; hi >>= 1; } return k;
 #endif
 }
-IA_ U8 xar_chunk_start(U4 k) { return k == 0 ? 0 : ((U8)1 << (XAR_SHIFT0 + k - 1)); }
-IA_ U8 xar_chunk_size(U4 k)  { return k == 0 ? ((U8)1 << XAR_SHIFT0) : ((U8)1 << (XAR_SHIFT0 + k - 1)); }
+IA_ U8 chunk_start(U4 k, U4 shift0) { return k == 0 ? 0 : ((U8)1 << (shift0 + k - 1)); }
+IA_ U8 chunk_size(U4 k, U4 shift0)  { return k == 0 ? ((U8)1 << shift0) : ((U8)1 << (shift0 + k - 1)); }
+
+IA_ U4 xar_chunk_of(U8 i)    { return chunk_index(i, XAR_SHIFT0); }
+IA_ U8 xar_chunk_start(U4 k) { return chunk_start(k, XAR_SHIFT0); }
+IA_ U8 xar_chunk_size(U4 k)  { return chunk_size(k, XAR_SHIFT0); }
 
 B4   xar_append(Xar *xar, U1 const *ptr, U8 len);
 B4   xar_put_at(Xar *xar, U8 at, U1 const *ptr, U8 len);  /* overwrite bytes already appended */
@@ -181,17 +186,9 @@ Struct_(XarOf) {
 
 #define xar_of(arena_, T) ((XarOf){ .arena = (arena_), .size = sizeof(T) })
 
-IA_ U4 xar_of_chunk_of(U8 i) {
-    U8 hi = i >> XAR_OF_SHIFT0;
-    if (hi == 0) return 0;
-#if defined(__GNUC__) || defined(__clang__)
-    return (U4)(64 - __builtin_clzll(hi));
-#else
-    U4 k = 0; while (hi) { k += 1; hi >>= 1; } return k;
-#endif
-}
-IA_ U8 xar_of_chunk_start(U4 k) { return k == 0 ? 0 : ((U8)1 << (XAR_OF_SHIFT0 + k - 1)); }
-IA_ U8 xar_of_chunk_size(U4 k)  { return k == 0 ? ((U8)1 << XAR_OF_SHIFT0) : ((U8)1 << (XAR_OF_SHIFT0 + k - 1)); }
+IA_ U4 xar_of_chunk_of(U8 i)    { return chunk_index(i, XAR_OF_SHIFT0); }
+IA_ U8 xar_of_chunk_start(U4 k) { return chunk_start(k, XAR_OF_SHIFT0); }
+IA_ U8 xar_of_chunk_size(U4 k)  { return chunk_size(k, XAR_OF_SHIFT0); }
 
 /* Element i, for i < len (unchecked, like an array index). */
 IA_ void *xar_at(XarOf const *x, U8 i) {
