@@ -6,10 +6,11 @@ import errno as _errno
 import os
 import re
 import stat
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from slopfast.errors import PipelineError
-from slopfast.wire import CODE_LIMIT, MODE_DEFAULT, MODE_FULL, MODE_SKELETON, Input
+from slopfast.wire import (CODE_LIMIT, MODE_DEFAULT, MODE_FULL, MODE_SKELETON, SKIP_BINARY, SKIP_NONE, SKIP_OUTPUT,
+                           SKIP_SPECIAL, SKIP_SYMLINK, SKIP_TOO_LARGE, SNIFF_BYTES, Input)
 
 SEPARATOR = b"\n\n---\n\n"
 
@@ -20,8 +21,11 @@ LIMIT_NAME_BYTES = (1 << 16) - 1    # an item's path
 LIMIT_REQUEST_BYTES = 1 << 32       # one request: the native path splits to stay under it
 LIMIT_INPUT_BYTES = 1 << 31         # an item's content, read from a file or inline: past it EFBIG
 LIMIT_OUTPUT_BYTES = 1 << 33        # the response: document + 8-byte length, skipped records part
-RESPONSE_OVERHEAD = 8 + 15          # the document's length field; the records part's header ("Ii")
-RECORD_BYTES = 8                    # one skipped input: U4 index, S4 errno
+# The response besides the document: its length field, the three record
+# parts' headers (length, column count, schema, row count) and part 3's row.
+RESPONSE_OVERHEAD = 8 + (8 + 1 + 2 + 4) + (8 + 1 + 3 + 4) + (8 + 1 + 2 + 4 + 12)
+UNREADABLE_RECORD_BYTES = 8         # "Ii": U4 index, S4 errno
+FILE_RECORD_BYTES = 13              # "IBQ": U4 index, U1 skip, U8 value
 
 # O_NONBLOCK: a FIFO opens without waiting for a writer (then it is refused,
 # unread); O_NOCTTY: a terminal never becomes the controlling one.
@@ -29,6 +33,7 @@ _OPEN_FLAGS = os.O_RDONLY
 for _flag in ("O_BINARY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"):
     _OPEN_FLAGS |= getattr(os, _flag, 0)
 _READ_CHUNK = 1 << 20
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def output_limit_error() -> PipelineError:
@@ -43,9 +48,9 @@ def path_limit_error(length: int) -> PipelineError:
     return PipelineError(f"{detail} (limit exceeded)", code=CODE_LIMIT, detail=detail)
 
 
-def response_bytes(document: bytes, skipped: int) -> int:
+def response_bytes(document: bytes, unreadable: int, files: int) -> int:
     """The size of the native response's parts for this document."""
-    return len(document) + RESPONSE_OVERHEAD + RECORD_BYTES * skipped
+    return len(document) + RESPONSE_OVERHEAD + UNREADABLE_RECORD_BYTES * unreadable + FILE_RECORD_BYTES * files
 
 # A backtick run that could close a fence: alone on its line behind at most
 # three spaces, followed only by spaces or tabs. Lines end at \n, \r\n or \r.
@@ -99,23 +104,62 @@ def _error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
-def read_input(item: Input) -> bytes:
+class Checks(NamedTuple):
+    """The load checks (lib/op.h LoadChecks): decided on the open descriptor
+    and the bytes read from it."""
+    nofollow: bool = False   # O_NOFOLLOW: a symlink is SKIP_SYMLINK
+    sniff: bool = False      # a NUL byte in the first SNIFF_BYTES: SKIP_BINARY
+    max_bytes: int = 0       # past it SKIP_TOO_LARGE; 0: only LIMIT_INPUT_BYTES (EFBIG)
+
+
+class Skip(Exception):
+    """A file the checks leave out: `reason` (wire.SKIP_*) and its value."""
+
+    def __init__(self, reason: int, value: int = 0):
+        super().__init__(reason, value)
+        self.reason = reason
+        self.value = value
+
+
+def _nofollow_refused(err: int) -> bool:   # O_NOFOLLOW met a symlink: ELOOP on Linux, EMLINK on BSDs
+    return err in (_errno.ELOOP, _errno.EMLINK)
+
+
+def read_input(item: Input, checks: Checks | None = None, avoid: tuple[int, int] | None = None) -> bytes:
     """The bytes of an input; OSError (with errno) when it cannot be read, as
     lib/core.c's input_load: only a regular file of at most LIMIT_INPUT_BYTES
     is read, checked on the open descriptor before any byte is (a directory
     EISDIR, anything else EINVAL, too big EFBIG), and the read stops past the
-    limit (a file that grows). Inline content past the limit is EFBIG too."""
+    limit (a file that grows). Inline content past the limit is EFBIG too.
+    With `checks`, Skip for a file they leave out (a special file is one,
+    never read; `avoid` is the output file's (st_dev, st_ino))."""
     if item.data is not None:
         if len(item.data) > LIMIT_INPUT_BYTES:
             raise _error(_errno.EFBIG)
         return item.data
     if b"\0" in item.path:
         raise _error(_errno.ENOENT)
-    fd = os.open(item.path, _OPEN_FLAGS)
+    try:
+        fd = os.open(item.path, _OPEN_FLAGS | (_NOFOLLOW if checks and checks.nofollow else 0))
+    except OSError as exc:
+        if checks and checks.nofollow and _nofollow_refused(exc.errno):
+            raise Skip(SKIP_SYMLINK) from None
+        raise
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _error(_errno.EISDIR)
         if not stat.S_ISREG(st.st_mode):
-            raise _error(_errno.EISDIR if stat.S_ISDIR(st.st_mode) else _errno.EINVAL)
+            if checks:
+                raise Skip(SKIP_SPECIAL, stat.S_IFMT(st.st_mode))
+            raise _error(_errno.EINVAL)
+        if checks and avoid == (st.st_dev, st.st_ino):
+            raise Skip(SKIP_OUTPUT)
+        cap = LIMIT_INPUT_BYTES
+        if checks and checks.max_bytes:
+            if st.st_size > checks.max_bytes:
+                raise Skip(SKIP_TOO_LARGE, st.st_size)
+            cap = min(cap, checks.max_bytes)
         if st.st_size > LIMIT_INPUT_BYTES:
             raise _error(_errno.EFBIG)
         chunks, total, want = [], 0, st.st_size + 1   # one past the size: a file that grew reads on
@@ -124,41 +168,116 @@ def read_input(item: Input) -> bytes:
             if not chunk:
                 break
             total += len(chunk)
-            if total > LIMIT_INPUT_BYTES:
+            if total > cap:
+                if cap < LIMIT_INPUT_BYTES:
+                    raise Skip(SKIP_TOO_LARGE, total)
                 raise _error(_errno.EFBIG)
             chunks.append(chunk)
             want = max(want - len(chunk), _READ_CHUNK)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if checks and checks.sniff and b"\0" in data[:SNIFF_BYTES]:
+            raise Skip(SKIP_BINARY)
+        return data
     finally:
         os.close(fd)
+
+
+def file_identity(fd: int) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the regular file open as fd, else None (as lib/core.c)."""
+    if os.name == "nt":
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
 Summariser = Callable[[bytes, bytes, bool], bytes]
 
 
-def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], summarise: Summariser) -> tuple[bytes, list[tuple[int, int]]]:
-    """The document and the (index, errno) of each input that could not be
-    read; PipelineError past LIMIT_OUTPUT_BYTES, as the native path."""
-    sections = []
-    skipped = []
-    size = -len(SEPARATOR)
-    for index, item in enumerate(inputs):
+class Built(NamedTuple):
+    """What the aggregate op answers (lib/aggregate.c, its parts in order)."""
+    document: bytes                       # b"" when written to out_fd
+    unreadable: list[tuple[int, int]]     # (index, errno)
+    files: list[tuple[int, int, int]]     # (index, wire.SKIP_*, bytes taken or the skip's value)
+    written: int                          # document bytes made (written to out_fd, or len(document))
+    write_errno: int                      # a failed write to out_fd stopped the call (0: none)
+
+
+class _Writer:
+    """Sections to a descriptor in writes of about FLUSH_BYTES (as lib/aggregate.c)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.pending, self.size, self.written, self.errno = fd, [], 0, 0, 0
+
+    def add(self, piece: bytes) -> None:
+        self.pending.append(piece)
+        self.size += len(piece)
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        data = b"".join(self.pending) if len(self.pending) != 1 else self.pending[0]
+        self.pending, self.size = [], 0
+        view = memoryview(data)
         try:
-            data = read_input(item)
+            while view:
+                n = os.write(self.fd, view[: 1 << 30])
+                view = view[n:]
+                self.written += n
         except OSError as exc:
-            skipped.append((index, exc.errno or _errno.EIO))
+            self.errno = exc.errno or _errno.EIO
+
+
+FLUSH_BYTES = 1 << 20
+
+
+def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], summarise: Summariser,
+          checks: Checks | None = None, out_fd: int | None = None, continues: bool = False) -> Built:
+    """The aggregate op: the document (or, with out_fd, the document written
+    there as it is made), the (index, errno) of each input that could not be
+    read, the (index, skip, value) of every other; PipelineError past
+    LIMIT_OUTPUT_BYTES for a document in memory, as the native path."""
+    avoid = file_identity(out_fd) if checks and out_fd is not None else None
+    writer = _Writer(out_fd) if out_fd is not None else None
+    sections: list[bytes] = []
+    unreadable, files = [], []
+    size = 0
+    first = not continues
+    for index, item in enumerate(inputs):
+        if writer is not None and writer.errno:
+            break
+        try:
+            data = read_input(item, checks, avoid)
+        except Skip as skip:
+            files.append((index, skip.reason, skip.value))
+            continue
+        except OSError as exc:
+            unreadable.append((index, exc.errno or _errno.EIO))
             continue
         item_mode = item.mode or mode
         body = data if item_mode in (MODE_FULL, MODE_DEFAULT) else summarise(item.path, data, item_mode == MODE_SKELETON)
         fence = b"`" * fence_length(body)
-        sections.append(b"".join((
+        section = b"".join((
+            b"" if first else SEPARATOR,
             b"### ", path_span(item.path), b"\n\n",
             fence, language(item.path, languages), b"\n", body, b"\n", fence,
-        )))
-        size += len(SEPARATOR) + len(sections[-1])
-        if size + RESPONSE_OVERHEAD > LIMIT_OUTPUT_BYTES:   # stop early: the native path stops here too
+        ))
+        first = False
+        files.append((index, SKIP_NONE, len(data)))
+        if writer is not None:
+            writer.add(section)
+            continue
+        sections.append(section)
+        size += len(section)
+        if size + 8 > LIMIT_OUTPUT_BYTES:   # stop early: the native path stops here too
             raise output_limit_error()
-    document = SEPARATOR.join(sections)
-    if response_bytes(document, len(skipped)) > LIMIT_OUTPUT_BYTES:
+    if writer is not None:
+        if not writer.errno:
+            writer.flush()
+        return Built(b"", unreadable, files, writer.written, writer.errno)
+    document = b"".join(sections)
+    if response_bytes(document, len(unreadable), len(files)) > LIMIT_OUTPUT_BYTES:
         raise output_limit_error()
-    return document, skipped
+    return Built(document, unreadable, files, len(document), 0)

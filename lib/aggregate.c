@@ -2,9 +2,18 @@
  *
  * Each input becomes
  *     "### " CODE_SPAN(PATH) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
- * and sections are joined by "\n\n---\n\n". Part 0 is the document; part 1
- * lists the inputs that could not be read: records "Ii" (index, errno); an
- * input past LIMIT_INPUT_BYTES (inline ones too) is one, with EFBIG. */
+ * and sections are joined by "\n\n---\n\n". The document is part 0, or,
+ * with parameter out_fd, written to that descriptor as it is made (part 0
+ * then empty): memory holds one file and about FLUSH_BYTES of document at a
+ * time, whatever the total. Each file is opened once and, with the load
+ * checks (parameters nofollow, sniff, max_bytes), judged on that descriptor.
+ *
+ * Part 1: inputs that could not be read, records "Ii" (index, errno); an
+ * input past LIMIT_INPUT_BYTES (inline ones too) is one, with EFBIG.
+ * Part 2: every other input, records "IBQ" (index, Skip, value: the bytes
+ * of a taken input, else its skip_value).
+ * Part 3: one record "Qi": document bytes written, and the errno of a
+ * failed write to out_fd (0 if none; the call stops there). */
 #include "op.h"
 #include "summary.h"
 
@@ -14,8 +23,16 @@ Struct_(LangMap) { Str8 *suffixes; Str8 *names; U4 count; };
 
 Struct_(BuildOpts) {
     LangMap langs;
-    U1 mode;          /* InputMode for inputs that say Default */
+    U1 mode;              /* InputMode for inputs that say Default */
+    LoadChecks checks;
+    B4 checked;           /* any of nofollow, sniff, max_bytes given */
+    S4 out_fd;            /* -1: the document is part 0 */
+    B4 continues;         /* a section precedes this request's: start with a separator */
 };
+
+/* Past this much pending document the op writes it out; a body of at least
+ * DIRECT_BYTES goes to the descriptor straight from where it was read. */
+enum { FLUSH_BYTES = 1 << 20, DIRECT_BYTES = 1 << 18 };
 
 /* ---- path heading ------------------------------------------------------ */
 
@@ -108,6 +125,32 @@ static B4 parse_mode_param(Ctx *ctx, U1 *mode) {
     return 1;
 }
 
+/* A flag parameter: "0" or "1", absent is 0. */
+static B4 param_flag(Ctx *ctx, char const *key, B4 *out) {
+    U8 v = 0;
+    if (!ctx_param_u8(ctx, key, &v)) return 0;
+    if (v > 1) return ctx_fail(ctx, Code_BadParam, "parameter %s: expected 0 or 1", key);
+    *out = (B4)v;
+    return 1;
+}
+
+/* The output descriptor (out_fd) and the load checks. Under checks, the
+ * output file itself, when it is a regular file, is never read. */
+static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
+    U8 fd = (U8)-1, max_bytes = 0;
+    if (!ctx_param_u8(ctx, "out_fd", &fd) || !ctx_param_u8(ctx, "max_bytes", &max_bytes)) return 0;
+    if (!param_flag(ctx, "nofollow", &opts->checks.nofollow) || !param_flag(ctx, "sniff", &opts->checks.sniff)
+        || !param_flag(ctx, "continues", &opts->continues)) return 0;
+    Str8 v;
+    if (fd != (U8)-1 && fd > 0x7fffffff) return ctx_fail(ctx, Code_BadParam, "parameter out_fd: not a descriptor");
+    opts->out_fd = fd == (U8)-1 ? -1 : (S4)fd;
+    opts->checks.max_bytes = max_bytes;
+    opts->checked = ctx_param(ctx, "nofollow", &v) || ctx_param(ctx, "sniff", &v) || ctx_param(ctx, "max_bytes", &v);
+    if (opts->checked && opts->out_fd >= 0)
+        opts->checks.avoid = fd_file_identity(opts->out_fd, &opts->checks.avoid_dev, &opts->checks.avoid_ino);
+    return 1;
+}
+
 /* ---- fence ------------------------------------------------------------- */
 
 IA_ B4 is_line_end(U1 c) { return c == '\n' || c == '\r'; }
@@ -151,7 +194,27 @@ static B4 write_fence(Ctx *ctx, U8 len) {
     return 1;
 }
 
-static B4 write_section(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 body) {
+/* Pending document (part 0 after its length field) out to the descriptor. */
+Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
+
+static B4 sink_flush(Ctx *ctx, Sink *sink) {
+    if (sink->fd < 0 || sink->err) return !sink->err;
+    U8 pending = ctx->out->len - sink->body_at;
+    if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
+    sink->written += pending;
+    ctx->out->len = sink->body_at;   /* the chunks stay for the next section */
+    return 1;
+}
+
+/* A large body goes to the descriptor from where it lies, uncopied. */
+static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
+    if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
+    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
+    sink->written += body.len;
+    return 1;
+}
+
+static B4 write_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Input *input, Str8 body) {
     U8 fence = fence_length_for(body);
     ctx_str8(ctx, str8_lit("### "));
     write_path_span(ctx, input->path);
@@ -159,7 +222,7 @@ static B4 write_section(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 body
     write_fence(ctx, fence);
     ctx_str8(ctx, language_of(opts, input->path));
     ctx_str8(ctx, str8_lit("\n"));
-    ctx_str8(ctx, body);
+    if (!sink_body(ctx, sink, body)) return 0;
     ctx_str8(ctx, str8_lit("\n"));
     return write_fence(ctx, fence);
 }
@@ -172,31 +235,65 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body
     return summary_body(ctx, input->path, input->data, mode == InputMode_Skeleton, body);
 }
 
+/* Load one input and make its body in `scratch` (emptied per input, so a
+ * call holds one file at a time). 0 when the input is left out (load_errno
+ * or skip says why), or on a failure (ctx->code, or the arena's flag). */
+static B4 load_body(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Str8 *body) {
+    Arena *arena = ctx->arena;
+    ctx->arena = scratch;
+    B4 ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
+    /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
+    if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
+    if (ok) ok = section_body(ctx, opts, input, body);
+    ctx->arena = arena;
+    if (scratch->failed) arena->failed = scratch->failed;
+    /* an error's message was made in scratch: keep a copy */
+    if (ctx->code != Code_Ok) ctx->message = arena_copy(arena, ctx->message), ctx->detail = arena_copy(arena, ctx->detail);
+    return ok;
+}
+
 B4 op_aggregate(Ctx *ctx) {
     BuildOpts opts = { 0 };
-    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode)) return 0;
+    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)) return 0;
     Request *req = ctx->req;
-    S4 *errnos = farena_push_array(ctx->arena, S4, req->input_count ? req->input_count : 1, .zero = 1);
-    if (!errnos) return ctx_fail(ctx, Code_NoMemory, "out of memory");
+    Arena scratch = { 0 };
 
     ctx_part_begin(ctx);
-    B4 first = 1;
-    for (U4 i = 0; i < req->input_count; i += 1) {
+    Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len };
+    B4 first = !opts.continues;
+    for (U4 i = 0; i < req->input_count && !sink.err; i += 1) {
         Input *input = &req->inputs[i];
         Str8 body;
-        if (!input_load(ctx, input)) { errnos[i] = input->load_errno; continue; }
-        /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
-        if (input->data.len > LIMIT_INPUT_BYTES) { errnos[i] = EFBIG; continue; }
-        if (!section_body(ctx, &opts, input, &body)) return 0;
-        if (!first) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
-        first = 0;
-        if (!write_section(ctx, &opts, input, body)) return 0;
+        B4 ok = load_body(ctx, &scratch, &opts, input, &body);
+        if (ok) {
+            if (!first) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
+            first = 0;
+            write_section(ctx, &sink, &opts, input, body);
+            if (ctx->out->len - sink.body_at >= FLUSH_BYTES) sink_flush(ctx, &sink);
+            input->skip_value = input->data.len;
+        }
+        input->data = str8(0, 0);
+        arena_reset(&scratch);
+        if (ctx->code != Code_Ok || ctx->arena->failed) { arena_release(&scratch); return 0; }
     }
+    arena_release(&scratch);
+    sink_flush(ctx, &sink);
+    if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
     ctx_part_end(ctx);
 
     ctx_records_begin(ctx, "Ii");
     for (U4 i = 0; i < req->input_count; i += 1) {
-        if (errnos[i]) ctx_rec_u4(ctx, i), ctx_rec_s4(ctx, errnos[i]);
+        Input const *in = &req->inputs[i];
+        if (in->loaded && in->load_errno) ctx_rec_u4(ctx, i), ctx_rec_s4(ctx, in->load_errno);
     }
+    ctx_records_end(ctx);
+    ctx_records_begin(ctx, "IBQ");
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        Input const *in = &req->inputs[i];
+        if (in->loaded && !in->load_errno) ctx_rec_u4(ctx, i), ctx_rec_u1(ctx, in->skip), ctx_rec_u8(ctx, in->skip_value);
+    }
+    ctx_records_end(ctx);
+    ctx_records_begin(ctx, "Qi");
+    ctx_rec_u8(ctx, sink.written), ctx_rec_s4(ctx, sink.err);
     return ctx_records_end(ctx);
 }

@@ -12,6 +12,7 @@
 #if defined(_WIN32)
 #  define WIN32_LEAN_AND_MEAN
 #  include <windows.h>   /* MultiByteToWideChar: input_load's UTF-8 paths */
+#  include <io.h>        /* _write: fd_write_all */
 #else
 #  include <fcntl.h>
 #  include <unistd.h>
@@ -345,12 +346,17 @@ B4 ctx_param_u8(Ctx *ctx, char const *key, U8 *out) {
     return 1;
 }
 
-static B4 read_rest(FILE *file, Xar *buf, Input *input) {
+/* ---- input loading ----------------------------------------------------- */
+
+/* Read on past what fstat said (a file that grew, or /proc's size 0), never
+ * past `cap` bytes in all: EFBIG there. */
+static B4 read_rest(FILE *file, Xar *buf, U8 cap, Input *input) {
     U1 chunk[1 << 14];
     for (;;) {
         size_t n = fread(chunk, 1, sizeof chunk, file);
-        if (n && (buf->len + n > LIMIT_INPUT_BYTES || !xar_append(buf, chunk, n))) {
-            input->load_errno = buf->len + n > LIMIT_INPUT_BYTES ? EFBIG : ENOMEM;
+        if (n && (buf->len + n > cap || !xar_append(buf, chunk, n))) {
+            input->load_errno = buf->len + n > cap ? EFBIG : ENOMEM;
+            input->skip_value = buf->len + n;
             return 0;
         }
         if (n < sizeof chunk) {
@@ -360,19 +366,18 @@ static B4 read_rest(FILE *file, Xar *buf, Input *input) {
     }
 }
 
-/* Read a regular file of `size` bytes (its fstat size, at most
- * LIMIT_INPUT_BYTES): one read of size + 1 bytes into an exact buffer (the
- * common case); a file that grew (or says 0, as /proc files do) is read on
- * chunk by chunk, never past LIMIT_INPUT_BYTES. */
-static B4 read_file(Ctx *ctx, FILE *file, U8 size, Input *input) {
+/* Read a regular file of `size` bytes (its fstat size, at most `cap`): one
+ * read of size + 1 bytes into an exact buffer (the common case); a file
+ * that grew (or says 0, as /proc files do) is read on chunk by chunk. */
+static B4 read_file(Ctx *ctx, FILE *file, U8 size, U8 cap, Input *input) {
     U1 *ptr = farena_push(ctx->arena, size + 1, .alignment = 16);
     if (!ptr) { input->load_errno = ENOMEM; return 0; }
     size_t n = fread(ptr, 1, (size_t)size + 1, file);
     if (ferror(file)) { input->load_errno = errno ? errno : EIO; return 0; }
     if (n <= (size_t)size) { input->data = (Str8){ ptr, n }; return 1; }
-    if (n > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
+    if (n > cap) { input->load_errno = EFBIG; input->skip_value = n; return 0; }
     Xar buf = { .arena = ctx->arena };
-    if (!xar_append(&buf, ptr, n) || !read_rest(file, &buf, input)) {
+    if (!xar_append(&buf, ptr, n) || !read_rest(file, &buf, cap, input)) {
         if (!input->load_errno) input->load_errno = ENOMEM;
         return 0;
     }
@@ -380,31 +385,82 @@ static B4 read_file(Ctx *ctx, FILE *file, U8 size, Input *input) {
     return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
 }
 
-/* Before any byte is read: only a regular file of at most LIMIT_INPUT_BYTES
- * is read. A directory is EISDIR; anything else (FIFO, device, socket) is
- * EINVAL: /dev/zero would read forever, a FIFO without a writer would block.
- * 0 with input->load_errno set, or 1 with *size. */
-static B4 check_file(int fd, Input *input, U8 *size) {
+IA_ B4 skip_(Input *input, Skip why, U8 value) { input->skip = why; input->skip_value = value; return 0; }
+
+/* Before any byte is read, on the descriptor: only a regular file is read.
+ * A directory is EISDIR; anything else (FIFO, device, socket) is EINVAL, or
+ * Skip_Special under checks: /dev/zero would read forever, a FIFO without a
+ * writer would block. Then the checks that fstat answers, and EFBIG past
+ * LIMIT_INPUT_BYTES. 0 with input->load_errno or input->skip set, or 1
+ * with *size. */
+static B4 check_file(int fd, Input *input, LoadChecks const *checks, U8 *size) {
 #if defined(_WIN32)
     struct _stat64 st;
     if (_fstat64(fd, &st) != 0) { input->load_errno = errno ? errno : EIO; return 0; }
     int type = st.st_mode & _S_IFMT;
     B4 dir = type == _S_IFDIR, reg = type == _S_IFREG;
+    U8 type_bits = (U8)type;
+    B4 is_avoided = 0;   /* st_ino is 0 on Windows: no identity to compare */
 #else
     struct stat st;
     if (fstat(fd, &st) != 0) { input->load_errno = errno ? errno : EIO; return 0; }
     B4 dir = S_ISDIR(st.st_mode), reg = S_ISREG(st.st_mode);
+    U8 type_bits = (U8)(st.st_mode & S_IFMT);
+    B4 is_avoided = checks && checks->avoid && (U8)st.st_dev == checks->avoid_dev && (U8)st.st_ino == checks->avoid_ino;
 #endif
-    if (!reg) { input->load_errno = dir ? EISDIR : EINVAL; return 0; }
-    if (st.st_size < 0 || (U8)st.st_size > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
-    *size = (U8)st.st_size;
+    if (dir) { input->load_errno = EISDIR; return 0; }
+    if (!reg) {
+        if (checks) return skip_(input, Skip_Special, type_bits);
+        input->load_errno = EINVAL;
+        return 0;
+    }
+    if (is_avoided) return skip_(input, Skip_Output, 0);
+    U8 bytes = st.st_size < 0 ? 0 : (U8)st.st_size;
+    if (checks && checks->max_bytes && bytes > checks->max_bytes) return skip_(input, Skip_TooLarge, bytes);
+    if (st.st_size < 0 || bytes > LIMIT_INPUT_BYTES) { input->load_errno = EFBIG; return 0; }
+    *size = bytes;
     return 1;
 }
 
+/* Open for reading, without ever waiting: O_NONBLOCK, so opening a FIFO
+ * does not wait for a writer (check_file refuses it, unread); O_NOCTTY, so
+ * a terminal never becomes ours. Paths are UTF-8 on Windows, where fopen
+ * would read them in the ANSI code page. NULL with load_errno or skip set. */
+static FILE *open_input(Ctx *ctx, char const *cpath, Input *input, LoadChecks const *checks, U8 *size) {
+    errno = 0;
+#if defined(_WIN32)
+    int wlen = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, 0, 0);
+    if (wlen <= 0) { input->load_errno = ENOENT; return 0; }
+    wchar_t *wpath = farena_push(ctx->arena, (U8)wlen * sizeof(wchar_t), .alignment = sizeof(wchar_t));
+    if (!wpath) { input->load_errno = ENOMEM; return 0; }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, wpath, wlen);
+    FILE *file = _wfopen(wpath, L"rb");
+    if (!file) { input->load_errno = errno ? errno : EIO; return 0; }
+    if (!check_file(_fileno(file), input, checks, size)) { fclose(file); return 0; }
+#else
+    (void)ctx;
+    int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (checks && checks->nofollow ? O_NOFOLLOW : 0);
+    int fd = open(cpath, flags);
+    if (fd < 0) {
+        int e = errno ? errno : EIO;
+        /* O_NOFOLLOW met a symlink: ELOOP on Linux, EMLINK on FreeBSD */
+        if (checks && checks->nofollow && (e == ELOOP || e == EMLINK)) { skip_(input, Skip_Symlink, 0); return 0; }
+        input->load_errno = e;
+        return 0;
+    }
+    if (!check_file(fd, input, checks, size)) { close(fd); return 0; }
+    FILE *file = fdopen(fd, "rb");
+    if (!file) { input->load_errno = errno ? errno : ENOMEM; close(fd); return 0; }
+#endif
+    return file;
+}
+
+B4 input_load(Ctx *ctx, Input *input) { return input_load_checked(ctx, input, 0); }
+
 /* The path is copied into a NUL-terminated buffer only here, at the libc
  * boundary; a path with an embedded NUL cannot name a file. */
-B4 input_load(Ctx *ctx, Input *input) {
-    if (input->loaded) return input->load_errno == 0;
+B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks) {
+    if (input->loaded) return input->load_errno == 0 && input->skip == Skip_None;
     input->loaded = 1;
     if (input->kind == InputKind_Inline) return 1;
     if (memchr(input->path.ptr, 0, input->path.len)) { input->load_errno = ENOENT; return 0; }
@@ -413,30 +469,63 @@ B4 input_load(Ctx *ctx, Input *input) {
     memcpy(cpath, input->path.ptr, input->path.len);
     cpath[input->path.len] = 0;
 
-    errno = 0;
     U8 size = 0;
-#if defined(_WIN32)
-    /* paths are UTF-8; Windows' fopen would read them in the ANSI code page */
-    int wlen = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, 0, 0);
-    if (wlen <= 0) { input->load_errno = ENOENT; return 0; }
-    wchar_t *wpath = farena_push(ctx->arena, (U8)wlen * sizeof(wchar_t), .alignment = sizeof(wchar_t));
-    if (!wpath) { input->load_errno = ENOMEM; return 0; }
-    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, wpath, wlen);
-    FILE *file = _wfopen(wpath, L"rb");
-    if (!file) { input->load_errno = errno ? errno : EIO; return 0; }
-    if (!check_file(_fileno(file), input, &size)) { fclose(file); return 0; }
-#else
-    /* O_NONBLOCK: opening a FIFO never waits for a writer (it is refused,
-     * unread, by check_file); O_NOCTTY: a terminal never becomes ours */
-    int fd = open(cpath, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) { input->load_errno = errno ? errno : EIO; return 0; }
-    if (!check_file(fd, input, &size)) { close(fd); return 0; }
-    FILE *file = fdopen(fd, "rb");
-    if (!file) { input->load_errno = errno ? errno : ENOMEM; close(fd); return 0; }
-#endif
-    B4 ok = read_file(ctx, file, size, input);
+    FILE *file = open_input(ctx, cpath, input, checks, &size);
+    if (!file) return 0;
+    /* under max_bytes, a file that grows past it is too large, not EFBIG */
+    B4 capped = checks && checks->max_bytes && checks->max_bytes < LIMIT_INPUT_BYTES;
+    B4 ok = read_file(ctx, file, size, capped ? checks->max_bytes : LIMIT_INPUT_BYTES, input);
     fclose(file);
-    return ok;
+    if (!ok && capped && input->load_errno == EFBIG) { input->load_errno = 0; return skip_(input, Skip_TooLarge, input->skip_value); }
+    if (!ok) { input->skip_value = 0; return 0; }
+    if (checks && checks->sniff && memchr(input->data.ptr, 0, min_(input->data.len, (U8)SNIFF_BYTES))) {
+        input->data = str8(0, 0);
+        return skip_(input, Skip_Binary, 0);
+    }
+    return 1;
+}
+
+/* ---- output descriptors -------------------------------------------------- */
+
+B4 fd_write_all(S4 fd, U1 const *ptr, U8 len, S4 *err) {
+    while (len) {
+        /* at most 1 GiB a call: what every platform's write takes in one go */
+        U8 want = min_(len, (U8)1 << 30);
+#if defined(_WIN32)
+        int n = _write(fd, ptr, (unsigned)want);
+#else
+        ssize_t n = write(fd, ptr, (size_t)want);
+#endif
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { *err = n < 0 && errno ? errno : EIO; return 0; }
+        ptr += n;
+        len -= (U8)n;
+    }
+    return 1;
+}
+
+B4 fd_file_identity(S4 fd, U8 *dev, U8 *ino) {
+#if defined(_WIN32)
+    (void)fd, (void)dev, (void)ino;
+    return 0;
+#else
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    *dev = (U8)st.st_dev;
+    *ino = (U8)st.st_ino;
+    return 1;
+#endif
+}
+
+B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err) {
+    while (at < xar->len) {
+        U4 k = xar_chunk_of(at);
+        U8 off = at - xar_chunk_start(k);
+        U8 n = min_(xar->len - at, xar_chunk_size(k) - off);
+        if (!fd_write_all(fd, xar->chunks[k] + off, n, err)) return 0;
+        at += n;
+    }
+    return 1;
 }
 
 /* ---- op table ---------------------------------------------------------- */

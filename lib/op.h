@@ -73,6 +73,34 @@ Struct_(Input) {
     Str8 data;      /* inline bytes, or the file's bytes once loaded */
     B4 loaded;
     S4 load_errno;  /* 0, or the errno of a failed read */
+    U1 skip;        /* Skip: why the load checks left the file out (0: they did not) */
+    U8 skip_value;  /* Skip_TooLarge: the size seen; Skip_Special: st_mode's file type bits */
+};
+
+/* Why the load checks (LoadChecks) left a readable file out; the names
+ * are SKIP_NAMES, in order (slopfast.wire.SKIP_NAMES is checked against
+ * them by tests/test_ops.py). */
+Enum_(Skip) {
+    Skip_None = 0,
+    Skip_Binary = 1,     /* a NUL byte in the first SNIFF_BYTES */
+    Skip_TooLarge = 2,   /* past max_bytes, by fstat or by what was read */
+    Skip_Special = 3,    /* not a regular file (FIFO, socket, device): never read */
+    Skip_Output = 4,     /* the file the document is written to */
+    Skip_Symlink = 5,    /* a symlink, refused by O_NOFOLLOW */
+    Skip_Count_,
+};
+#define SKIP_NAMES { "", "binary", "too-large", "special", "output", "symlink" }
+enum { SNIFF_BYTES = 8192 };
+
+/* What a checked load refuses, decided on the open descriptor and on the
+ * bytes read from it, never on an earlier stat: a file swapped between a
+ * walk and its read is judged as what is read. */
+Struct_(LoadChecks) {
+    B4 nofollow;         /* open with O_NOFOLLOW (POSIX) */
+    B4 sniff;            /* Skip_Binary */
+    U8 max_bytes;        /* Skip_TooLarge past it; 0: only LIMIT_INPUT_BYTES (EFBIG) */
+    B4 avoid;            /* Skip_Output for the file (avoid_dev, avoid_ino) */
+    U8 avoid_dev, avoid_ino;
 };
 
 Enum_(ResponseFormat) { ResponseFormat_Binary = 0, ResponseFormat_Text = 1 };
@@ -165,6 +193,18 @@ B4 parse_u8_decimal(Str8 s, U8 *out);
  * success; on failure returns 0 with input->load_errno set and no error in
  * ctx (the op decides whether a missing file is fatal). */
 B4 input_load(Ctx *ctx, Input *input);
+/* The same with checks (NULL: none): 0 also when a check leaves the file
+ * out (input->skip set, load_errno 0). Inline inputs are not checked. */
+B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks);
+
+/* Write all of [ptr, ptr + len) to a descriptor (EINTR and short writes
+ * retried); 0 with *err set on failure. */
+B4 fd_write_all(S4 fd, U1 const *ptr, U8 len, S4 *err);
+/* The same for bytes [at, len) of a Xar. */
+B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err);
+/* (st_dev, st_ino) of the regular file open as fd: 0 when it is not one,
+ * or on Windows (no inode numbers to compare). */
+B4 fd_file_identity(S4 fd, U8 *dev, U8 *ino);
 
 OpEntry const *op_lookup(Str8 name);
 

@@ -96,29 +96,50 @@ def _batches(ops, items) -> Iterable[tuple[list[int], list[wire.Input]]]:
     yield index, batch
 
 
-def _native(inputs, mode: int, languages: dict[bytes, bytes]) -> tuple[bytes, list[tuple[int, int]]]:
-    """The native document: any number of items, in as many requests as the
-    wire's limits need, joined into the document one request would give.
-    Inline content past LIMIT_INPUT_BYTES is not sent: EFBIG, as the C side
-    (and the fallback) answers it."""
+def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
+            out_fd: int | None) -> dict[str, str | bytes]:
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
     if languages:
         params["lang"] = b"\n".join(k + b"\t" + v for k, v in languages.items())
-    ops = [("aggregate", params)]
+    if checks is not None:
+        params.update(nofollow=str(int(checks.nofollow)), sniff=str(int(checks.sniff)), max_bytes=str(checks.max_bytes))
+    if out_fd is not None:
+        params["out_fd"] = str(out_fd)
+    return params
+
+
+def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None = None,
+            out_fd: int | None = None, continues: bool = False) -> _fallback.Built:
+    """The native answer for any number of items, in as many requests as the
+    wire's limits need, each continuing the document of the one before: the
+    answer one request would give. Inline content past LIMIT_INPUT_BYTES is
+    not sent: EFBIG, as the C side (and the fallback) answers it."""
     limit = _fallback.LIMIT_INPUT_BYTES
-    skipped = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
+    unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
+    params = _params(mode, languages, checks, out_fd)
     documents: list[bytes] = []
-    for index, batch in _batches(ops, items):
-        document, part = native.run(ops, batch)
-        if document:                   # a request whose every input was unreadable has none
-            documents.append(document)
-        skipped += [(index[j], err) for j, err in wire.decode_records(part)]
-    skipped.sort()
-    document = documents[0] if len(documents) == 1 else _fallback.SEPARATOR.join(documents)
-    if _fallback.response_bytes(document, len(skipped)) > _fallback.LIMIT_OUTPUT_BYTES:
+    files: list[tuple[int, int, int]] = []
+    written = write_errno = 0
+    for index, batch in _batches([("aggregate", params)], items):
+        if continues:
+            params["continues"] = "1"
+        document, bad, taken, counts = native.run([("aggregate", params)], batch)
+        ((total, failed),) = wire.decode_records(counts)
+        documents.append(document)
+        unreadable += [(index[j], err) for j, err in wire.decode_records(bad)]
+        files += [(index[j], skip, value) for j, skip, value in wire.decode_records(taken)]
+        written += total
+        continues = continues or any(skip == wire.SKIP_NONE for _, skip, _ in files)
+        if failed:
+            write_errno = failed
+            break
+    unreadable.sort()
+    files.sort()
+    document = documents[0] if len(documents) == 1 else b"".join(documents)
+    if out_fd is None and _fallback.response_bytes(document, len(unreadable), len(files)) > _fallback.LIMIT_OUTPUT_BYTES:
         raise _fallback.output_limit_error()
-    return document, skipped
+    return _fallback.Built(document, unreadable, files, written, write_errno)
 
 
 def _variant(inputs: list[wire.Input], mode: int) -> str:
@@ -156,7 +177,7 @@ def build(
     mode_code = _mode_code(mode)
     langs = _languages(languages)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
-    document, skipped = dispatch.dispatch(
+    built = dispatch.dispatch(
         "aggregate",
         size,
         lambda: _native(inputs, mode_code, langs),
@@ -165,10 +186,10 @@ def build(
         sample=_sample, sample_of=(inputs, mode_code, langs),
     )
     errors = []
-    for index, err in skipped:
+    for index, err in built.unreadable:
         path = os.fsdecode(inputs[index].path)
         errors.append((path, InputError(err, os.strerror(err), path)))
-    return BuildResult(document, errors)
+    return BuildResult(built.document, errors)
 
 
 def build_markdown(
@@ -198,3 +219,237 @@ def build_markdown(
     if errors == "raise" and result.skipped:
         raise result.skipped[0][1]
     return result.document if as_bytes else result.document.decode("utf-8", "replace")
+
+
+# ---- directories into a file or stream ---------------------------------------------
+
+class AggregateReport(NamedTuple):
+    """What aggregate_paths wrote, file by file."""
+    files: list[tuple[str, int]]           # (path, bytes read) of each file in the document, in order
+    skipped: list[Any]                     # slopfast.walk.Skipped: left out on purpose (binary, too large, ...)
+    unreadable: list[tuple[str, OSError]]  # could not be read (the document is written without them)
+    bytes_written: int                     # the document's size, its final newline included
+
+
+# A batch is sent once the walk has found this many files: the first small,
+# so the document starts at once; then large, so calls are few.
+FIRST_BATCH_FILES = 64
+BATCH_FILES = 2048
+BATCH_INLINE_BYTES = 8 << 20
+
+
+def aggregate_paths(
+    paths: Iterable[str | os.PathLike],
+    output: Any,
+    *,
+    mode: Mode = "full",
+    full: Iterable[str] = (),
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    hidden: bool = False,
+    gitignore: bool = True,
+    default_ignores: bool = True,
+    follow_symlinks: bool = False,
+    max_file_size: int | None = 10 << 20,
+    languages: Mapping[str, str] | None = None,
+    on_event: Any = None,
+) -> AggregateReport:
+    """Walk `paths` (files or directories) as `slopfast aggregate` does and
+    write the document to `output`: a path (created or truncated), a
+    descriptor, or a binary file object. The document is written as it is
+    made, in bounded memory, and ends with a newline unless it is empty.
+
+    The options are the command's (docs/cli.md): `full`, `include`,
+    `exclude` are gitignore-style patterns (PatternError for a malformed
+    one); `max_file_size=None` means no limit. `on_event(event)`, when
+    given, sees each file's outcome as it is known: a slopfast.walk Found
+    (path, rel, bytes), Skipped or Unreadable."""
+    from . import walk as _walk
+
+    full_patterns = _walk.compile_patterns(full, "--full")
+    options = _walk.WalkOptions(
+        hidden=hidden, gitignore=gitignore, include=_walk.compile_patterns(include, "--include"),
+        exclude=_walk.compile_patterns(exclude, "--exclude"), max_file_size=max_file_size,
+        follow_symlinks=follow_symlinks, default_ignores=default_ignores, check_files=False,
+    )
+    with _Output(output) as out:
+        options.avoid = out.identity()
+        names = [os.fspath(p) for p in paths]
+        return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
+                      max_file_size=max_file_size, languages=languages, on_event=on_event)
+
+
+class _Output:
+    """Where the document goes: a descriptor the C side may write to, or a
+    file object Python writes each batch's document to."""
+
+    def __init__(self, target: Any):
+        self.owned = isinstance(target, (str, bytes, os.PathLike))
+        self.file = None
+        if self.owned:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+            self.fd: int | None = os.open(target, flags, 0o666)
+        elif isinstance(target, int):
+            self.fd = target
+        else:
+            self.file = target
+            try:
+                target.flush()
+                self.fd = target.fileno()
+            except (AttributeError, OSError, ValueError):   # io.BytesIO, a capture: no descriptor
+                self.fd = None
+
+    def identity(self) -> frozenset:
+        ident = _fallback.file_identity(self.fd) if self.fd is not None else None
+        return frozenset((ident,)) if ident else frozenset()
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None:
+            self.file.write(data)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def __enter__(self) -> "_Output":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.owned and self.fd is not None:
+            os.close(self.fd)
+        elif self.file is not None and self.fd is None:
+            self.file.flush()
+
+
+def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
+           max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
+           on_event: Any = None) -> AggregateReport:
+    """The document of a walk's events, written to `out` batch by batch
+    while the walk goes on in a second thread (the native call releases
+    the GIL): each file opened once, by the aggregate op, with the load
+    checks (binary, size, special files, the output itself, O_NOFOLLOW)."""
+    import queue
+    import threading
+
+    from . import walk as _walk
+
+    mode_code = _mode_code(mode)
+    langs = _languages(languages)
+    checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0)
+    batches: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def produce() -> None:
+        batch: list[Any] = []
+        want = FIRST_BATCH_FILES
+        inline = 0
+        try:
+            for event in events:
+                if stop.is_set():
+                    return
+                batch.append(event)
+                if isinstance(event, _walk.Found) and event.content is not None:
+                    inline += len(event.content)
+                if len(batch) >= want or inline >= BATCH_INLINE_BYTES:
+                    batches.put(batch)
+                    batch, want, inline = [], BATCH_FILES, 0
+            batches.put(batch)
+            batches.put(None)
+        except BaseException as exc:   # noqa: BLE001 - the consumer re-raises it
+            batches.put(exc)
+
+    producer = threading.Thread(target=produce, name="slopfast-walk", daemon=True)
+    producer.start()
+    report = AggregateReport([], [], [], 0)
+    sections = 0
+    run_batch = None
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            if batch is None:
+                break
+            found = [e for e in batch if isinstance(e, _walk.Found)]
+            inputs = [_found_input(e, full, mode) for e in found]
+            if run_batch is None and inputs:
+                run_batch = _choose(inputs, mode_code, langs, checks, out)
+            built = run_batch(inputs, sections > 0) if inputs else None
+            if built is not None and built.write_errno:
+                raise OSError(built.write_errno, os.strerror(built.write_errno))
+            if built is not None and built.document:
+                out.write(built.document)
+            results = _outcomes(found, built, max_file_size)
+            for event in batch:
+                outcome = results.get(id(event), event) if isinstance(event, _walk.Found) else event
+                if isinstance(outcome, _walk.Found):
+                    report.files.append((outcome.path, outcome.size))
+                    sections += 1
+                elif isinstance(outcome, _walk.Skipped):
+                    report.skipped.append(outcome)
+                else:
+                    report.unreadable.append((outcome.path, outcome.error))
+                if on_event is not None:
+                    on_event(outcome)
+            report = report._replace(bytes_written=report.bytes_written + (built.written if built else 0))
+        if report.bytes_written:
+            out.write(b"\n")
+            report = report._replace(bytes_written=report.bytes_written + 1)
+    finally:
+        stop.set()
+        while producer.is_alive():       # let a producer blocked on a full queue finish
+            try:
+                batches.get_nowait()
+            except queue.Empty:
+                producer.join(0.01)
+    return report
+
+
+def _found_input(event: Any, full: Any, mode: Mode) -> wire.Input:
+    item_mode = wire.MODE_FULL if full is not None and mode != "full" and full.match_file(event.rel) else wire.MODE_DEFAULT
+    return wire.Input(_encode_path(event.path), event.content, item_mode)
+
+
+def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], checks: _fallback.Checks, out: _Output):
+    """The backend for the whole stream, decided by the dispatcher on the
+    first batch (calibrating on a sample in memory: nothing is written
+    twice): a function (inputs, continues) -> Built."""
+    fd = out.fd if os.name == "posix" else None     # another C runtime's descriptors are not ours
+
+    def native_batch(batch, continues):
+        return _native(batch, mode, langs, checks, fd, continues)
+
+    def fallback_batch(batch, continues):
+        return _fallback.build(batch, mode, langs, _summary.summarise, checks, out.fd, continues)
+
+    size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
+    return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,
+                             variant=_variant(inputs, mode) + ",stream", sample=_sample, sample_of=(inputs, mode, langs))
+
+
+def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> dict[int, Any]:
+    """What each Found became: Found with its size, Skipped or Unreadable (by id of the event)."""
+    from . import walk as _walk
+
+    if built is None:
+        return {}
+    out: dict[int, Any] = {}
+    for index, err in built.unreadable:
+        event = found[index]
+        out[id(event)] = _walk.Unreadable(event.path, InputError(err, os.strerror(err), event.path))
+    for index, skip, value in built.files:
+        event = found[index]
+        path = event.path
+        if skip == wire.SKIP_NONE:
+            out[id(event)] = event._replace(size=value)
+        elif skip == wire.SKIP_BINARY:
+            out[id(event)] = _walk.binary_skip(path)
+        elif skip == wire.SKIP_TOO_LARGE:
+            out[id(event)] = _walk.too_large_skip(path, value, max_file_size)
+        elif skip == wire.SKIP_SPECIAL:
+            out[id(event)] = _walk.special_skip(path, value)
+        elif skip == wire.SKIP_OUTPUT:
+            out[id(event)] = _walk.output_skip(path)
+        else:
+            out[id(event)] = _walk.became_symlink_skip(path)
+    return out

@@ -223,72 +223,57 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         avoid=frozenset(_output_ident(out_path)),
         follow_symlinks=args.follow_symlinks,
         default_ignores=not args.no_default_ignores,
+        check_files=False,
     )
 
     t0 = time.perf_counter()
     progress = Progress(sys.stderr)
-    items: list[Any] = []
-    unreadable: list[tuple[str, BaseException]] = []
-    n_skipped = 0
-    in_bytes = 0
-    for event in walk(args.paths, options):
+    counts = {"files": 0, "bytes": 0, "skipped": 0, "unreadable": 0}
+
+    def on_event(event: Any) -> None:
         if isinstance(event, Found):
-            in_bytes += event.size
-            mode = "full" if full is not None and args.mode != "full" and full.match_file(event.rel) else None
-            if mode is None and event.content is None:
-                items.append(event.path)
-            else:   # content: a followed symlink, read from the descriptor the walk vetted
-                items.append({"path": event.path, "content": event.content, "mode": mode})
+            counts["files"] += 1
+            counts["bytes"] += event.size
             if progress.enabled:
-                progress.update(f"slopfast: {_files(len(items))}, {human_bytes(in_bytes)}")
+                progress.update(f"slopfast: {_files(counts['files'])}, {human_bytes(counts['bytes'])}")
         elif isinstance(event, Skipped):
-            n_skipped += 1
+            counts["skipped"] += 1
             if event.reason != "output":
                 progress.note(f"skipped {event.path}: {event.detail}")
-        elif isinstance(event, Unreadable):
-            unreadable.append((event.path, event.error))
+        else:
+            counts["unreadable"] += 1
             progress.note(f"cannot read {event.path}: {_oserror_text(event.error)}")
-    t_walk = time.perf_counter()
 
-    progress.update(f"slopfast: building from {_files(len(items))}, {human_bytes(in_bytes)}…", force=True)
+    events = walk(args.paths, options)
     with dispatch.observe() as log:
-        result = _aggregate.build(items, mode=args.mode)
-    t_build = time.perf_counter()
-    progress.clear()
-
-    document = result.document
-    _write_output(document, out_path)   # plus a final newline when not empty
-
-    for path, error in result.skipped:
-        unreadable.append((path, error))
-        _say(f"cannot read {path}: {_oserror_text(error)}")
-    if args.verbose:
-        n_files = len(items) - len(result.skipped)
-        _say(
-            f"{n_files} file{'s' * (n_files != 1)}, {human_bytes(in_bytes)} in, "
-            f"{human_bytes(len(document) + bool(document))} out, {t_build - t0:.3f} s "
-            f"(walk {t_walk - t0:.3f} s, build {t_build - t_walk:.3f} s); "
-            f"{n_skipped} skipped, {len(unreadable)} unreadable; backend {backend_used(log)}"
-        )
-    return EXIT_UNREADABLE if unreadable else EXIT_OK
-
-
-def _write_output(document: bytes, out_path: str | None) -> None:
-    """The document and, when it is not empty, one newline (written apart: no copy of a big document)."""
-    tail = b"\n" if document else b""
-    if out_path is None:
         try:
-            sys.stdout.buffer.write(document)
-            sys.stdout.buffer.write(tail)
-            sys.stdout.buffer.flush()
+            with _open_output(out_path) as out:
+                report = _aggregate.stream(events, out, mode=args.mode, full=full,
+                                           max_file_size=args.max_file_size, on_event=on_event)
         except BrokenPipeError:
+            if out_path is not None:
+                raise
             # the reader went away (e.g. `| head`): end quietly
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return
-    with open(out_path, "wb") as f:
-        f.write(document)
-        f.write(tail)
+            progress.clear()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+    progress.clear()
+    if args.verbose:
+        _say(
+            f"{_files(counts['files'])}, {human_bytes(counts['bytes'])} in, "
+            f"{human_bytes(report.bytes_written)} out, {time.perf_counter() - t0:.3f} s; "
+            f"{counts['skipped']} skipped, {counts['unreadable']} unreadable; backend {backend_used(log)}"
+        )
+    return EXIT_UNREADABLE if report.unreadable else EXIT_OK
+
+
+def _open_output(out_path: str | None) -> "_aggregate._Output":
+    """-o FILE, or stdout: its descriptor when it has one, so the document
+    goes there uncopied."""
+    if out_path is not None:
+        return _aggregate._Output(out_path)
+    sys.stdout.flush()
+    return _aggregate._Output(sys.stdout.buffer)
 
 
 # ---- bench, doctor (their modules load only when they run) -----------------------

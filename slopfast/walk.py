@@ -61,11 +61,12 @@ from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, Unio
 if TYPE_CHECKING:  # slopfast.ignore is imported when a directory is walked
     from .ignore import Patterns
 
-BINARY_SNIFF_BYTES = 8192
+from .wire import SNIFF_BYTES as BINARY_SNIFF_BYTES   # the aggregate op's sniff, too
 
 __all__ = [
     "BINARY_SNIFF_BYTES", "Found", "PatternError", "Skipped", "Unreadable", "WalkOptions",
-    "compile_patterns", "display_prefix", "walk",
+    "binary_skip", "became_symlink_skip", "compile_patterns", "display_prefix", "output_skip",
+    "special_skip", "too_large_skip", "walk",
 ]
 
 
@@ -106,14 +107,19 @@ class PatternError(ValueError):
 class WalkOptions:
     """What the walk takes (module doc). `include` and `exclude` are pattern
     strings or compiled Patterns; `avoid` holds (st_dev, st_ino) of files never
-    to take (the output file, a stdout redirected into the tree)."""
+    to take (the output file, a stdout redirected into the tree).
+    `check_files=False` yields a regular file met in a directory as
+    Found(path, rel, -1) without opening it: its reader makes the checks on
+    the descriptor it reads (the aggregate op's load checks), so each file
+    is opened once."""
 
     __slots__ = ("hidden", "gitignore", "include", "exclude", "max_file_size", "avoid",
-                 "follow_symlinks", "default_ignores")
+                 "follow_symlinks", "default_ignores", "check_files")
 
     def __init__(self, hidden: bool = False, gitignore: bool = True, include: Sequence[str] | "Patterns" | None = (),
                  exclude: Sequence[str] | "Patterns" | None = (), max_file_size: int | None = None,
-                 avoid: frozenset = frozenset(), follow_symlinks: bool = False, default_ignores: bool = True):
+                 avoid: frozenset = frozenset(), follow_symlinks: bool = False, default_ignores: bool = True,
+                 check_files: bool = True):
         self.hidden = hidden
         self.gitignore = gitignore
         self.include = include
@@ -122,6 +128,7 @@ class WalkOptions:
         self.avoid = avoid
         self.follow_symlinks = follow_symlinks
         self.default_ignores = default_ignores
+        self.check_files = check_files
 
 
 def compile_patterns(patterns: Iterable[str], option: str = "pattern") -> "Patterns | None":
@@ -168,10 +175,26 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _special(path: str, mode: int, what: str = "") -> Skipped:
+def special_skip(path: str, mode: int, what: str = "") -> Skipped:
     kind = _kind(mode)
     detail = "not a regular file" if kind == "not a regular file" else f"not a regular file ({kind})"
     return Skipped(path, "special", what + detail)
+
+
+def binary_skip(path: str) -> Skipped:
+    return Skipped(path, "binary", f"binary file (NUL byte in the first {BINARY_SNIFF_BYTES // 1024} KiB)")
+
+
+def too_large_skip(path: str, size: int, limit: int | None, *, more: bool = False) -> Skipped:
+    return Skipped(path, "too-large", f"{size}{'+' if more else ''} bytes > --max-file-size {limit}")
+
+
+def became_symlink_skip(path: str) -> Skipped:
+    return Skipped(path, "changed", "became a symlink during the walk (not followed)")
+
+
+def output_skip(path: str) -> Skipped:
+    return Skipped(path, "output", "the output file")
 
 
 def _read_file(path: str, shown: str, rel: str, options: WalkOptions, *, follow: bool = False,
@@ -183,22 +206,22 @@ def _read_file(path: str, shown: str, rel: str, options: WalkOptions, *, follow:
         fd = os.open(path, _OPEN | (0 if follow else _NOFOLLOW))
     except OSError as exc:
         if not follow and exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            return Skipped(shown, "changed", "became a symlink during the walk (not followed)")
+            return became_symlink_skip(shown)
         return Unreadable(shown, exc)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             return Unreadable(shown, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown))
         if not stat.S_ISREG(st.st_mode):
-            return _special(shown, st.st_mode)
+            return special_skip(shown, st.st_mode)
         ident = (st.st_dev, st.st_ino)
         if expect is not None and ident != expect:
             return Skipped(shown, "changed", "changed during the walk (not read)")
         if ident in options.avoid:
-            return Skipped(shown, "output", "the output file")
+            return output_skip(shown)
         limit = options.max_file_size
         if limit is not None and st.st_size > limit:
-            return Skipped(shown, "too-large", f"{st.st_size} bytes > --max-file-size {limit}")
+            return too_large_skip(shown, st.st_size, limit)
         if follow:
             chunks, total = [], 0
             while True:
@@ -208,14 +231,14 @@ def _read_file(path: str, shown: str, rel: str, options: WalkOptions, *, follow:
                 chunks.append(chunk)
                 total += len(chunk)
                 if limit is not None and total > limit:
-                    return Skipped(shown, "too-large", f"{total}+ bytes > --max-file-size {limit}")
+                    return too_large_skip(shown, total, limit, more=True)
             content = b"".join(chunks)
             head = content[:BINARY_SNIFF_BYTES]
         else:
             content = None
             head = os.read(fd, BINARY_SNIFF_BYTES) if st.st_size else b""
         if b"\0" in head:
-            return Skipped(shown, "binary", "binary file (NUL byte in the first 8 KiB)")
+            return binary_skip(shown)
         return Found(shown, rel, st.st_size if content is None else len(content), content, ident)
     except OSError as exc:
         return Unreadable(shown, exc)
@@ -241,7 +264,7 @@ def _symlink(path: str, shown: str, rel: str, options: WalkOptions, tree: str) -
     if stat.S_ISDIR(st.st_mode):
         return Skipped(shown, "directory-symlink", "symlink to a directory (not followed)")
     if not stat.S_ISREG(st.st_mode):
-        return _special(shown, st.st_mode, "symlink to a file that is ")
+        return special_skip(shown, st.st_mode, "symlink to a file that is ")
     if not options.follow_symlinks:
         below = _inside(os.path.realpath(path), tree)
         if below is None:
@@ -263,10 +286,10 @@ def _file_argument(path: str, options: WalkOptions) -> Event:
     if stat.S_ISLNK(st.st_mode):
         return _symlink(path, shown, shown, options, os.path.realpath(os.path.dirname(os.path.abspath(path))))
     if stat.S_ISREG(st.st_mode):
-        return _read_file(path, shown, shown, options)
+        return _read_file(path, shown, shown, options) if options.check_files else Found(shown, shown, -1)
     if stat.S_ISDIR(st.st_mode):
         return Unreadable(shown, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown))
-    return _special(shown, st.st_mode)
+    return special_skip(shown, st.st_mode)
 
 
 # ---- a directory -------------------------------------------------------------------------
@@ -448,7 +471,7 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
         if is_link:
             yield _symlink(shown, shown, rel, options, root_real)
         elif is_file:
-            yield _read_file(shown, shown, rel, options)
+            yield _read_file(shown, shown, rel, options) if options.check_files else Found(shown, rel, -1)
         else:
             # a FIFO, socket or device: decided from the entry, never opened
             try:
@@ -457,9 +480,9 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
                 yield Unreadable(shown, exc)
                 continue
             if stat.S_ISREG(mode):     # the entry's type was unknown
-                yield _read_file(shown, shown, rel, options)
+                yield _read_file(shown, shown, rel, options) if options.check_files else Found(shown, rel, -1)
             else:
-                yield _special(shown, mode)
+                yield special_skip(shown, mode)
 
 
 def walk(paths: Sequence[str], options: WalkOptions | None = None) -> Iterator[Event]:

@@ -26,6 +26,11 @@ KIND_FILE = 1
 MODE_DEFAULT, MODE_FULL, MODE_SUMMARY, MODE_SKELETON = 0, 1, 2, 3
 MODE_NAMES = ("default", "full", "summary", "skeleton")
 
+# Why the aggregate op's load checks left a file out (lib/op.h Skip).
+SKIP_NONE, SKIP_BINARY, SKIP_TOO_LARGE, SKIP_SPECIAL, SKIP_OUTPUT, SKIP_SYMLINK = 0, 1, 2, 3, 4, 5
+SKIP_NAMES = ("", "binary", "too-large", "special", "output", "symlink")
+SNIFF_BYTES = 8192
+
 RESPONSE_BINARY = 0
 RESPONSE_TEXT = 1
 

@@ -511,8 +511,8 @@ def test_path_past_the_name_limit(backends):
 
 def test_output_limit_c_side_accounting(needs_native, tmp_path, monkeypatch):
     """The C op's output limit (a build with 8192): the largest document that
-    fits, with k unreadable inputs, is LIMIT - 23 - 8k bytes
-    (fb.response_bytes), as the Python side checks on both paths."""
+    fits, with k unreadable inputs and one taken, is LIMIT - 81 - 8k - 13
+    bytes (fb.response_bytes), as the Python side checks on both paths."""
     import native_builds
     from slopfast import native, wire
     from slopfast.wire import Input
@@ -525,7 +525,7 @@ def test_output_limit_c_side_accounting(needs_native, tmp_path, monkeypatch):
             inputs = [Input(b"m%d" % i) for i in range(k)] + [Input(b"a", b"x" * n)]
             answers[n] = native.run_blob_opts(wire.encode_request([("aggregate", {})], inputs), lib=lib)
         largest = max(n for n, r in answers.items() if r.code == 0)
-        assert fb.response_bytes(answers[largest].parts[0], k) == 8192
+        assert fb.response_bytes(answers[largest].parts[0], k, 1) == 8192
         over = answers[largest + 1]
         assert (over.code, over.message) == (5, "aggregate: output larger than the limit of 8192 bytes")
 
@@ -535,7 +535,7 @@ def test_output_limit_same_on_both_paths(backends, tmp_path, monkeypatch):
     past it the same PipelineError (code 5) from either path."""
     items = [("a", "x" * 100), str(tmp_path / "missing"), ("b", "y" * 50)]
     doc = slopfast.aggregate.build(items).document
-    fits = fb.response_bytes(doc, 1)
+    fits = fb.response_bytes(doc, 1, 2)
     monkeypatch.setattr(fb, "LIMIT_OUTPUT_BYTES", fits)
     native, fallback = backends(lambda: _build(items))
     assert native == fallback and native[0] == doc

@@ -703,7 +703,7 @@ def test_verbose_summary_names_the_backend(tmp_path, agg, monkeypatch):
     monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
     code, _, err = agg(tmp_path, ".", "-v")
     assert code == 0
-    assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s .*0 skipped, 0 unreadable; "
+    assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s; 0 skipped, 0 unreadable; "
                      rf"backend fallback \({AGGREGATE_OP}\)$", err.strip())
 
 
@@ -885,7 +885,6 @@ def test_progress_on_a_real_terminal(tmp_path):
     assert code == 0 and out == plain.stdout
     assert tty.startswith(b"\r\x1b[Kslopfast: 1 file, 2 B")
     assert b"\r\x1b[Kslopfast: 100 files, 200 B" in tty
-    assert b"\r\x1b[Kslopfast: building from 100 files, 200 B" in tty
     # the skip note gets a line of its own (the progress line is cleared first)
     assert re.search(rb"\r\x1b\[Kslopfast: skipped d05/img.bin: binary file \(NUL byte in the first 8 KiB\)\n"
                      rb"\r\x1b\[Kslopfast: \d+ files", tty)

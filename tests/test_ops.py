@@ -81,6 +81,16 @@ def test_modes_are_op_h_s():
     assert [modes[n.capitalize()] for n in wire.MODE_NAMES] == list(range(len(wire.MODE_NAMES)))
 
 
+def test_skip_reasons_are_op_h_s():
+    names = re.search(r"#define SKIP_NAMES \{(.*?)\}", (LIB / "op.h").read_text()).group(1)
+    assert tuple(re.findall(r'"([\w-]*)"', names)) == wire.SKIP_NAMES
+    skips = c_enum("Skip")
+    for name, value in skips.items():
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+        assert getattr(wire, f"SKIP_{snake}") == value, name
+    assert int(re.search(r"SNIFF_BYTES = (\d+)", (LIB / "op.h").read_text()).group(1)) == wire.SNIFF_BYTES
+
+
 def test_wire_version_is_pipeline_h_s():
     version = re.search(r"#define WIRE_VERSION (\d+)", (LIB / "pipeline.h").read_text()).group(1)
     assert int(version) == wire.WIRE_VERSION
