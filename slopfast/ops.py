@@ -44,8 +44,9 @@ class Op(NamedTuple):
 
 OPS: tuple[Op, ...] = (
     Op("echo", 1, "echo", (), "echo:echo"),
-    Op("aggregate", 2, "aggregate", ("BuildResult", "build_markdown"), "aggregate:build",
-       params=("mode", "lang"), parts="bytes+records:Ii", per="request", bench="aggregate"),
+    Op("aggregate", 2, "aggregate", ("AggregateReport", "BuildResult", "aggregate_paths", "build_markdown"),
+       "aggregate:build", params=("mode", "lang", "out_fd", "nofollow", "sniff", "max_bytes", "continues"),
+       parts="bytes+records:Ii+records:IBQ+records:Qi", per="request", bench="aggregate"),
     Op("md_outline", 3, "md_outline", ("Heading", "markdown_outline"), "md_outline:outline",
        parts="records:BIt", inputs="markdown", bench="md_outline"),
     Op("md_summary", 4, "md_outline", ("summarise_markdown",), "md_outline:summary", inputs="markdown"),

@@ -655,3 +655,258 @@ def test_unreadable_path_errors_are_utf8_on_both_paths(backends, tmp_path, path)
         assert err.errno in (errno.ENOENT, errno.ENAMETOOLONG, errno.EILSEQ)
         assert err.filename == os.fsdecode(missing)
         str(err).encode("utf-8")
+
+
+# ---- streaming to a descriptor, and the load checks -----------------------------
+
+from slopfast import aggregate as agg   # noqa: E402
+from slopfast import wire               # noqa: E402
+
+CHECKS = fb.Checks(nofollow=True, sniff=True, max_bytes=1000)
+
+
+def _paths(tmp_path, files: dict) -> list[Input]:
+    inputs = []
+    for name, content in files.items():
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        inputs.append(Input(os.fsencode(p)))
+    return inputs
+
+
+def _stream(run, inputs, out: Path, **kwargs) -> tuple[bytes, fb.Built]:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        built = run(inputs, wire.MODE_FULL if "mode" not in kwargs else kwargs.pop("mode"), {}, out_fd=fd, **kwargs)
+    finally:
+        os.close(fd)
+    return out.read_bytes(), built
+
+
+def _native_run(inputs, mode, langs, **kwargs):
+    return agg._native(inputs, mode, langs, **kwargs)
+
+
+def _fallback_run(inputs, mode, langs, **kwargs):
+    return fb.build(inputs, mode, langs, fb_summary.summarise, **kwargs)
+
+
+def stream_both(tmp_path, inputs, **kwargs) -> tuple[bytes, fb.Built]:
+    """The streamed document and answer, the same from both paths, and the
+    same document as the native path builds in memory."""
+    native = _stream(_native_run, inputs, tmp_path / "native.out", **dict(kwargs))
+    fallback = _stream(_fallback_run, inputs, tmp_path / "fallback.out", **dict(kwargs))
+    assert native == fallback
+    in_memory = _native_run(inputs, kwargs.pop("mode", wire.MODE_FULL), {}, **kwargs)
+    assert (in_memory.document, in_memory.unreadable, in_memory.files) == (native[0], native[1].unreadable, native[1].files)
+    return native
+
+
+def test_stream_is_the_document_and_records_every_input(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {"a.txt": "one\n", "b.md": "# T\n```\nx\n```\n", "e": ""})
+    inputs.insert(1, Input(os.fsencode(tmp_path / "missing")))
+    inputs.append(Input(b"inline.py", b"x = 1\n"))
+    doc, built = stream_both(tmp_path, inputs, checks=CHECKS)
+    assert doc == slopfast.build_markdown([os.fsdecode(i.path) if i.data is None else (i.path, i.data) for i in inputs],
+                                          as_bytes=True, errors="skip")
+    assert built.unreadable == [(1, errno.ENOENT)]
+    assert built.files == [(0, 0, 4), (2, 0, 14), (3, 0, 0), (4, 0, 6)]
+    assert (built.written, built.write_errno) == (len(doc), 0)
+
+
+@pytest.mark.parametrize("mode", [wire.MODE_FULL, wire.MODE_SUMMARY, wire.MODE_SKELETON])
+def test_stream_large_bodies_and_many_flushes(needs_native, tmp_path, mode):
+    """Bodies past the direct-write size and documents past several flushes."""
+    files = {f"d/f{i:03}.py": f"def f{i}():\n    return {i}\n" * (i * 40) for i in range(60)}
+    files["big.md"] = ("# h\n" + "`" * 7 + "\n" + "text line\n" * 40000)
+    files["huge.txt"] = "y" * 700_000
+    doc, built = stream_both(tmp_path, _paths(tmp_path, files), mode=mode, checks=fb.Checks(max_bytes=0))
+    assert built.written == len(doc) > (2 << 20 if mode == wire.MODE_FULL else 0)
+    assert [skip for _, skip, _ in built.files] == [0] * len(files)
+
+
+def test_stream_continues_a_document(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {"a": "1", "b": "2"})
+    doc, _ = stream_both(tmp_path, inputs, continues=True)
+    assert doc.startswith(fb.SEPARATOR + b"### ")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_stream_in_several_requests_is_one_document(needs_native, tmp_path, monkeypatch, limit):
+    inputs = _paths(tmp_path, {f"f{i}": f"{i}\n" for i in range(7)})
+    whole, _ = _stream(_native_run, inputs, tmp_path / "whole.out", checks=CHECKS)
+    monkeypatch.setattr(fb, "LIMIT_INPUTS", limit)
+    doc, built = stream_both(tmp_path, inputs, checks=CHECKS)
+    assert doc == whole and [i for i, *_ in built.files] == list(range(7))
+
+
+def test_load_checks_on_the_descriptor(needs_native, tmp_path):
+    files = {
+        "text": "x" * 1000,                            # at max_bytes: taken
+        "over": "x" * 1001,                            # past it
+        "nul-late": b"x" * 8192 + b"\0",               # past the sniffed bytes: text
+        "nul": b"x" * 8191 + b"\0",                    # binary
+    }
+    inputs = _paths(tmp_path, dict(files, **{"nul-late": b"x" * 900}))
+    (tmp_path / "nul-late").write_bytes(b"x" * 8192 + b"\0")
+    os.symlink(tmp_path / "text", tmp_path / "link")
+    (tmp_path / "dir").mkdir()
+    extra = [Input(os.fsencode(tmp_path / n)) for n in ("link", "dir")]
+    _, built = stream_both(tmp_path, inputs + extra, checks=fb.Checks(nofollow=True, sniff=True, max_bytes=10_000))
+    assert built.files == [(0, 0, 1000), (1, 0, 1001), (2, 0, 8193), (3, wire.SKIP_BINARY, 0),
+                           (4, wire.SKIP_SYMLINK, 0)]
+    assert built.unreadable == [(5, errno.EISDIR)]
+    _, built = stream_both(tmp_path, inputs, checks=fb.Checks(max_bytes=1000))
+    assert built.files == [(0, 0, 1000), (1, wire.SKIP_TOO_LARGE, 1001), (2, wire.SKIP_TOO_LARGE, 8193),
+                           (3, wire.SKIP_TOO_LARGE, 8192)]
+
+
+def test_without_checks_a_symlink_is_followed_and_binary_kept(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {"nul": b"\0\1"})
+    os.symlink(tmp_path / "nul", tmp_path / "link")
+    _, built = stream_both(tmp_path, inputs + [Input(os.fsencode(tmp_path / "link"))])
+    assert built.files == [(0, 0, 2), (1, 0, 2)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_special_files_are_skipped_unread(needs_native, tmp_path):
+    os.mkfifo(tmp_path / "fifo")                       # no writer: opening it must not wait
+    inputs = [Input(os.fsencode(tmp_path / "fifo")), Input(b"/dev/zero")]
+    _, built = stream_both(tmp_path, inputs, checks=CHECKS)
+    import stat
+    assert built.files == [(0, wire.SKIP_SPECIAL, stat.S_IFIFO), (1, wire.SKIP_SPECIAL, stat.S_IFCHR)]
+
+
+def test_the_output_file_is_never_read(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {"a": "1", "out": "an old document"})
+    for run in (_native_run, _fallback_run):
+        doc, built = _stream(run, inputs, tmp_path / "out", checks=CHECKS)
+        assert doc == slopfast.build_markdown([os.fsdecode(inputs[0].path)], as_bytes=True)
+        assert built.files == [(0, 0, 1), (1, wire.SKIP_OUTPUT, 0)]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="Linux /dev/full")
+def test_a_failed_write_stops_with_its_errno(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {f"f{i}": "x" * 300_000 for i in range(5)})
+    for run in (_native_run, _fallback_run):
+        fd = os.open("/dev/full", os.O_WRONLY)
+        try:
+            built = run(inputs, wire.MODE_FULL, {}, out_fd=fd)
+        finally:
+            os.close(fd)
+        assert built.write_errno == errno.ENOSPC
+        assert len(built.files) < len(inputs)          # it stopped
+
+
+def test_a_closed_pipe_is_epipe_on_both_paths(needs_native, tmp_path):
+    inputs = _paths(tmp_path, {f"f{i}": "x" * 100_000 for i in range(4)})
+    for run in (_native_run, _fallback_run):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            built = run(inputs, wire.MODE_FULL, {}, out_fd=w)
+        finally:
+            os.close(w)
+        assert built.write_errno == errno.EPIPE
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.dictionaries(st.text("abc.", min_size=1, max_size=6).filter(lambda n: n not in (".", "..")),
+                             st.one_of(st.binary(max_size=300), st.text(max_size=300)), max_size=8),
+       mode=st.sampled_from([wire.MODE_FULL, wire.MODE_SUMMARY, wire.MODE_SKELETON]),
+       max_bytes=st.sampled_from([0, 50, 1000]))
+def test_generated_streams_native_equals_fallback(needs_native, tmp_path, files, mode, max_bytes):
+    import shutil
+    root = tmp_path / "gen"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    stream_both(tmp_path, _paths(root, files), mode=mode, checks=fb.Checks(True, True, max_bytes))
+
+
+# ---- aggregate_paths: the library's command ------------------------------------------
+
+def _tree(root: Path) -> Path:
+    files = {"a.py": "def f():\n    return 1\n", "sub/b.md": "# B\n\ntext\n", "sub/c.txt": "c\n",
+             "img.bin": b"\0\1\2", ".hidden": "h", "big.txt": "z" * 5000, "__pycache__/x.pyc": b"\0"}
+    for name, content in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return root
+
+
+def test_aggregate_paths_to_a_path_a_descriptor_and_a_file_object(backend, tmp_path):
+    import io
+    root = _tree(tmp_path / "t")
+    by_path = slopfast.aggregate_paths([root], tmp_path / "out.md", max_file_size=4096)
+    with open(tmp_path / "fd.md", "wb") as f:
+        slopfast.aggregate_paths([root], f.fileno(), max_file_size=4096)
+    buffer = io.BytesIO()
+    report = slopfast.aggregate_paths([root], buffer, max_file_size=4096)
+    doc = (tmp_path / "out.md").read_bytes()
+    assert doc == (tmp_path / "fd.md").read_bytes() == buffer.getvalue()
+    prefix = str(root) + "/"
+    assert report.files == by_path.files == [(prefix + "a.py", 22), (prefix + "sub/b.md", 10), (prefix + "sub/c.txt", 2)]
+    assert sorted((s.path[len(prefix):], s.reason) for s in report.skipped) == [("big.txt", "too-large"), ("img.bin", "binary")]
+    assert report.unreadable == [] and report.bytes_written == len(doc)
+    names = [os.fsdecode(p) for p, _ in report.files]
+    assert doc == slopfast.build_markdown(names, as_bytes=True) + b"\n"
+
+
+def test_aggregate_paths_modes_and_full_patterns(backend, tmp_path):
+    import io
+    root = _tree(tmp_path / "t")
+    out = io.BytesIO()
+    slopfast.aggregate_paths([root], out, mode="summary", full=["*.md"])
+    prefix = str(root) + "/"
+    expected = slopfast.build_markdown([(prefix + "a.py", (root / "a.py").read_bytes()),
+                                        (prefix + "big.txt", (root / "big.txt").read_bytes()),
+                                        (prefix + "sub/b.md", (root / "sub/b.md").read_bytes(), "full"),
+                                        (prefix + "sub/c.txt", (root / "sub/c.txt").read_bytes())],
+                                       mode="summary", as_bytes=True)
+    assert out.getvalue() == expected + b"\n"
+
+
+def test_aggregate_paths_stream_equals_the_checking_walk(backend, tmp_path):
+    """The load checks decide as the walk's own checks (walk.WalkOptions(check_files=True)) would."""
+    from slopfast import walk
+    root = _tree(tmp_path / "t")
+    os.symlink(root / "a.py", root / "link.py")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "fifo")
+    (root / "grown.txt").write_bytes(b"g" * 100)
+    seen = []
+    slopfast.aggregate_paths([root], tmp_path / "out.md", max_file_size=4096, on_event=seen.append)
+    events = list(walk.walk([str(root)], walk.WalkOptions(max_file_size=4096)))
+    def norm(events):
+        return [e._replace(content=None, ident=None) if isinstance(e, walk.Found) else e for e in events]
+    assert norm(seen) == norm(events)
+
+
+def test_aggregate_paths_rejects_bad_patterns_and_modes(tmp_path):
+    from slopfast.walk import PatternError
+    with pytest.raises(PatternError):
+        slopfast.aggregate_paths([tmp_path], tmp_path / "o", exclude=["[z-a]"])
+    with pytest.raises(ValueError):
+        slopfast.aggregate_paths([tmp_path], tmp_path / "o", mode="brief")
+
+
+def test_peak_memory_is_bounded_whatever_the_input(needs_native, tmp_path):
+    """96 MB of files through `slopfast aggregate -o`: the process stays under 64 MiB."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+    root = tmp_path / "t"
+    root.mkdir()
+    block = (b"line of text " * 80 + b"\n") * 1000
+    for i in range(96):
+        (root / f"f{i:02}.txt").write_bytes(block[: 1 << 20])
+    code = ("import resource, subprocess, sys; "
+            "r = subprocess.run([sys.executable, '-m', 'slopfast', 'aggregate', sys.argv[1], '-o', sys.argv[2]]); "
+            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(root), str(tmp_path / "out.md")], env=subprocess_env(),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "0" and (tmp_path / "out.md").stat().st_size > 96_000_000
+    assert int(out[1]) < 64 * 1024, f"peak RSS {int(out[1]) // 1024} MiB"
