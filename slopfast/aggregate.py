@@ -232,9 +232,11 @@ class AggregateReport(NamedTuple):
 
 
 # A batch is sent once the walk has found this many files: the first small,
-# so the document starts at once; then large, so calls are few.
-FIRST_BATCH_FILES = 64
-BATCH_FILES = 2048
+# so the native call starts at once, then each twice the last (up to
+# BATCH_FILES), so the walk of the next batch overlaps the call on this one
+# and calls stay few.
+FIRST_BATCH_FILES = 32
+BATCH_FILES = 4096
 BATCH_INLINE_BYTES = 8 << 20
 
 
@@ -352,7 +354,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
                     inline += len(event.content)
                 if len(batch) >= want or inline >= BATCH_INLINE_BYTES:
                     batches.put(batch)
-                    batch, want, inline = [], BATCH_FILES, 0
+                    batch, want, inline = [], min(2 * want, BATCH_FILES), 0
             batches.put(batch)
             batches.put(None)
         except BaseException as exc:   # noqa: BLE001 - the consumer re-raises it
