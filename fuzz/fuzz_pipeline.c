@@ -13,12 +13,17 @@
  * libFuzzer's RSS limit; every other byte takes the path pipeline_run
  * takes (pipeline_run is pipeline_run_opts with no options).
  *
+ * The aggregate op's out_fd is descriptor 100 in fuzz builds
+ * (SLOPFAST_FUZZ_OUT_FD, set by fuzz/run.sh), which the harness opens on
+ * /dev/null: streamed documents are written, and go nowhere.
+ *
  * Each request that did not run out of memory is sent again through one
  * PipelineContext kept across all inputs (as the Python binding keeps one
  * per thread): its answer must be the same bytes, whatever the context held
  * before. */
 #include "../lib/pipeline.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -33,6 +38,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     char const *dir = getenv("SLOPFAST_FUZZ_CWD");
     if (dir && chdir(dir) != 0) { perror("fuzz_pipeline: chdir SLOPFAST_FUZZ_CWD"); abort(); }
+#ifdef SLOPFAST_FUZZ_OUT_FD
+    int sink = open("/dev/null", O_WRONLY);
+    if (sink < 0 || dup2(sink, SLOPFAST_FUZZ_OUT_FD) < 0) { perror("fuzz_pipeline: /dev/null"); abort(); }
+    if (sink != SLOPFAST_FUZZ_OUT_FD) close(sink);
+#endif
     return 0;
 }
 

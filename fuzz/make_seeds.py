@@ -101,6 +101,11 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     add("aggregate-fences", [("aggregate", {})],
         [Input(b"`tick`.md", b"````\n```\n`````x\n"), Input(b" sp ", b""), Input(b"a\nb.txt", b"x\r\n```")])
     add("aggregate-files-summary", [("aggregate", {"mode": "summary"})], files)
+    # streaming and the load checks: descriptor 100 is not open in the shipped
+    # binary (a write error, EBADF) and /dev/null in the fuzz build
+    checks = {"nofollow": "1", "sniff": "1", "max_bytes": "20"}
+    add("aggregate-checks", [("aggregate", checks)], files + mixed[:2])
+    add("aggregate-stream", [("aggregate", dict(checks, out_fd="100", continues="1", mode="summary"))], files + mixed)
     add("every-op", [(op, {}) for op in OPS],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out

@@ -30,7 +30,7 @@ mkdir -p "$work/corpus" "$work/artifacts"
 sources=$(ls lib/*.c | grep -v '^lib/main.c$')
 # shellcheck disable=SC2086
 "$CC" $(cat lib/cflags.txt) -g -O1 -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DSLOPFAST_FUZZ_OUT_FD=100 \
     -o "$work/fuzz_pipeline" fuzz/fuzz_pipeline.c $sources
 
 if [ -z "$(ls -A "$work/corpus")" ]; then
