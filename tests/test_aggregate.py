@@ -892,6 +892,8 @@ def test_aggregate_paths_rejects_bad_patterns_and_modes(tmp_path):
         slopfast.aggregate_paths([tmp_path], tmp_path / "o", mode="brief")
 
 
+@pytest.mark.skipif("sanitize" in os.environ.get("SLOPFAST_LIB", ""),
+                    reason="ASan's quarantine keeps freed memory: RSS says nothing there")
 def test_peak_memory_is_bounded_whatever_the_input(needs_native, tmp_path):
     """96 MB of files through `slopfast aggregate -o`: the process stays under 64 MiB."""
     import subprocess
