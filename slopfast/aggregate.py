@@ -81,7 +81,7 @@ def _batches(ops, items) -> Iterable[tuple[list[int], list[wire.Input]]]:
     """(index, input) pairs in requests within the wire's limits
     (LIMIT_INPUTS inputs, LIMIT_REQUEST_BYTES bytes): the indices and the
     inputs of each request; at least one request."""
-    base = len(wire.encode_request(ops, []))
+    base = wire.request_base_bytes(ops)
     index: list[int] = []
     batch: list[wire.Input] = []
     size = base

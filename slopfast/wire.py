@@ -100,6 +100,17 @@ def encode_request(ops: Sequence[Op], inputs: Sequence[Input], response_format: 
     return b"".join(out)
 
 
+def request_base_bytes(ops: Sequence[Op]) -> int:
+    """len(encode_request(ops, [])), without encoding: what a request costs
+    before its inputs (aggregate splits its inputs into requests by it)."""
+    size = 16
+    for name, params in ops:
+        size += 4 + len(name.encode())
+        for key, value in params.items():
+            size += 6 + len(key.encode()) + len(_b(value))
+    return size
+
+
 @functools.lru_cache(maxsize=64)
 def _single_prefix(op: str, path: bytes) -> bytes:
     """A one-op, one-inline-input request up to the input's length field."""

@@ -779,3 +779,11 @@ def test_one_op_one_input_requests_follow_the_layout(op, path, data, params, mod
                 + struct.pack("<H", len(params)) + body + struct.pack("<I", 1)
                 + struct.pack("<BBI", 0, mode, len(path)) + path + struct.pack("<Q", len(data)) + data)
     assert wire.encode_request([(op, params)], [wire.Input(path, data, mode)], fmt) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.text(min_size=1, max_size=8),
+                              st.dictionaries(st.text(max_size=6), st.one_of(st.text(max_size=9), st.binary(max_size=9)),
+                                              max_size=3)), max_size=3))
+def test_request_base_bytes_is_the_encoded_size(ops):
+    assert wire.request_base_bytes(ops) == len(wire.encode_request(ops, []))
