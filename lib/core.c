@@ -2,6 +2,9 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #  define _POSIX_C_SOURCE 200809L   /* open, fstat, fdopen: input_load */
 #endif
+#if defined(__APPLE__)
+#  define _DARWIN_C_SOURCE          /* O_NOFOLLOW, which strict POSIX mode hides on macOS */
+#endif
 #include "op.h"
 
 #include <errno.h>
