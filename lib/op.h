@@ -74,7 +74,8 @@ Struct_(Input) {
     B4 loaded;
     S4 load_errno;  /* 0, or the errno of a failed read */
     U1 skip;        /* Skip: why the load checks left the file out (0: they did not) */
-    U8 skip_value;  /* Skip_TooLarge: the size seen; Skip_Special: st_mode's file type bits */
+    U8 skip_value;  /* Skip_TooLarge: the size seen; Skip_Special: st_mode's file type bits;
+                       an input aggregate took: its bytes (its records report this value) */
 };
 
 /* Why the load checks (LoadChecks) left a readable file out; the names
