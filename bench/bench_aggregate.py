@@ -525,7 +525,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 2)[2])
     ap.add_argument("--corpus", action="append", choices=CORPORA, help="repeatable; default all")
-    ap.add_argument("--quick", action="store_true", help="small variants of the corpora, 1 round")
+    ap.add_argument("--quick", action="store_true",
+                    help="small variants of the corpora, 1 round, no warm-up run of repomix")
     ap.add_argument("--rounds", type=int, help="timed rounds per corpus (default per corpus: "
                     + ", ".join(f"{k} {v}" for k, v in DEFAULT_ROUNDS.items()) + "; --quick: 1)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up rounds, not timed (default 1)")
@@ -629,6 +630,8 @@ def main() -> None:
             for cmd in cmds[k:] + cmds[:k]:
                 if cmd["label"] in failed:
                     continue
+                if args.quick and rnd < args.warmup and cmd["kind"] == "repomix":
+                    continue    # --quick is a smoke test: repomix (seconds a run) gets no warm-up
                 r = run_once(cmd, base_env)
                 # slopfast's exit 1 is "some files unreadable, output still written";
                 # an uncaught exception exits 1 too, with a traceback and no document
