@@ -1,0 +1,450 @@
+/* tokens.c: exact token counts of tiktoken's o200k_base and cl100k_base.
+ *
+ * What tiktoken's encode_ordinary does, counted instead of returned: split
+ * the text into pieces with the encoding's regular expression, then count
+ * each piece's tokens: 1 when the piece is itself a token, else the parts
+ * left by byte-pair merging (repeatedly join the adjacent pair whose bytes
+ * are the token of lowest rank, leftmost first, until no pair is a token).
+ *
+ * The two regular expressions (tiktoken_ext/openai_public.py) are hand-coded
+ * scanners below (tok_o200k_next, tok_cl100k_next): each is the regex's
+ * alternatives in order, with the regex engine's backtracking resolved by
+ * hand. The Unicode classes they test come from lib/tokens_unicode.h,
+ * generated (tools/gen_unicode_tables.py) from the Unicode version of
+ * tiktoken's regex engine.
+ *
+ * Parameters: `encoding` (o200k_base, the default, or cl100k_base) picks
+ * the pattern; `ranks` is the encoding's vocabulary, every token's bytes in
+ * rank order, each as a length byte (1 to 255) then the bytes
+ * (docs/tokens.md). Without `ranks` the op counts the pre-tokenizer's
+ * pieces. The part: one record part "Q", one row per input.
+ *
+ * Input that is not valid UTF-8 is first read the way Python's
+ * decode(errors="replace") reads it (one U+FFFD per maximal invalid
+ * subpart), which is the text tiktoken sees for such bytes. */
+#include "op.h"
+#include "tokens_unicode.h"
+
+Enum_(TokEncoding) { TokEncoding_O200k = 0, TokEncoding_Cl100k = 1 };
+
+#define TOK_NO_RANK 0xffffffffu
+
+/* The vocabulary: an open-addressing table over the tokens' bytes, which
+ * stay in the request (the `ranks` parameter). A slot is 0 (empty) or
+ * (hash's high 32 bits << 32) | (rank + 1). */
+Struct_(TokTable) {
+    U1 const *blob;
+    U8 blob_len;
+    U4 *offset;        /* rank -> offset of its bytes in blob */
+    U1 *length;        /* rank -> its byte count */
+    U4 count;
+    U8 *slots;
+    U8 mask;
+};
+
+/* Scratch of the merge of one long piece, grown to the longest piece. */
+Struct_(TokScratch) {
+    U8 cap;            /* bytes of piece the arrays serve */
+    U4 *next;          /* part start -> its end */
+    U4 *prev;          /* part start -> the previous part's start */
+    U4 *pair;          /* part start -> rank of it joined with the next part */
+    U8 *heap;          /* (rank << 32) | start, a min-heap */
+};
+
+Struct_(Tok) {
+    Ctx *ctx;
+    TokEncoding encoding;
+    TokTable table;
+    B4 has_table;
+    TokScratch scratch;
+};
+
+/* ---- the vocabulary ------------------------------------------------------ */
+
+IA_ U8 tok_hash(U1 const *p, U8 n) {
+    U8 a = 0, b = 0;
+    if (n >= 8) { memcpy(&a, p, 8); memcpy(&b, p + n - 8, 8); }
+    else memcpy(&a, p, (size_t)n);
+    U8 h = (a ^ (n << 56)) * 0x9e3779b97f4a7c15ull;
+    h ^= (b + n) * 0xc2b2ae3d27d4eb4full;
+    h ^= h >> 29;
+    h *= 0x165667b19e3779f9ull;
+    return h ^ (h >> 32);
+}
+
+/* The rank of the token p[0..n), or TOK_NO_RANK. Probes stop at an empty
+ * slot; the table is at most half full, so there always is one. */
+static U4 tok_rank(TokTable const *t, U1 const *p, U8 n) {
+    if (n == 0 || n > 255) return TOK_NO_RANK;
+    U8 h = tok_hash(p, n);
+    U4 tag = (U4)(h >> 32);
+    for (U8 i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes += 1) {
+        U8 slot = t->slots[i];
+        if (slot == 0) return TOK_NO_RANK;
+        if ((U4)(slot >> 32) != tag) continue;
+        U4 rank = (U4)slot - 1;
+        if (t->length[rank] == n && memcmp(t->blob + t->offset[rank], p, (size_t)n) == 0) return rank;
+    }
+    return TOK_NO_RANK;
+}
+
+static B4 tok_table_build(Tok *k, Str8 blob) {
+    Ctx *ctx = k->ctx;
+    TokTable *t = &k->table;
+    U8 count = 0;
+    for (U8 at = 0; at < blob.len; count += 1) {
+        U1 n = blob.ptr[at];
+        if (n == 0 || n > blob.len - at - 1)
+            return ctx_fail(ctx, Code_BadParam, "ranks: token %llu at byte %llu: length %u does not fit",
+                            (unsigned long long)count, (unsigned long long)at, n);
+        at += 1 + (U8)n;
+    }
+    if (count == 0) return ctx_fail(ctx, Code_BadParam, "ranks: no tokens");
+    if (count >= (1u << 30)) return ctx_fail(ctx, Code_Limit, "ranks: more than 2^30 tokens");
+    U8 cap = 16;
+    while (cap < count * 2) cap <<= 1;
+    t->blob = blob.ptr;
+    t->blob_len = blob.len;
+    t->count = (U4)count;
+    t->offset = farena_push_array(ctx->arena, U4, count);
+    t->length = farena_push_array(ctx->arena, U1, count);
+    t->slots = farena_push_array(ctx->arena, U8, cap, .zero = 1);
+    if (!t->offset || !t->length || !t->slots) return 0;
+    t->mask = cap - 1;
+    U8 at = 0;
+    for (U4 rank = 0; rank < t->count; rank += 1) {
+        U1 n = blob.ptr[at];
+        U1 const *p = blob.ptr + at + 1;
+        t->offset[rank] = (U4)(at + 1);
+        t->length[rank] = n;
+        at += 1 + (U8)n;
+        /* a repeated token keeps its first rank */
+        if (tok_rank(t, p, n) != TOK_NO_RANK) continue;
+        U8 h = tok_hash(p, n);
+        U8 i = h & t->mask;
+        while (t->slots[i] != 0) i = (i + 1) & t->mask;
+        t->slots[i] = ((h >> 32) << 32) | ((U8)rank + 1);
+    }
+    k->has_table = 1;
+    return 1;
+}
+
+/* ---- byte-pair merging ---------------------------------------------------- */
+
+static B4 tok_scratch_fit(Tok *k, U8 n) {
+    TokScratch *s = &k->scratch;
+    if (n <= s->cap) return 1;
+    U8 cap = max_(n, s->cap * 2);
+    Arena *arena = k->ctx->arena;
+    s->next = farena_push_array(arena, U4, cap + 1);
+    s->prev = farena_push_array(arena, U4, cap + 1);
+    s->pair = farena_push_array(arena, U4, cap + 1);
+    s->heap = farena_push_array(arena, U8, cap * 3 + 1);
+    if (!s->next || !s->prev || !s->pair || !s->heap) { s->cap = 0; return 0; }
+    s->cap = cap;
+    return 1;
+}
+
+IA_ void tok_heap_push(U8 *heap, U8 *len, U8 v) {
+    U8 i = (*len)++;
+    while (i > 0) {
+        U8 up = (i - 1) / 2;
+        if (heap[up] <= v) break;
+        heap[i] = heap[up];
+        i = up;
+    }
+    heap[i] = v;
+}
+
+static U8 tok_heap_pop(U8 *heap, U8 *len) {
+    U8 top = heap[0];
+    U8 v = heap[--(*len)];
+    U8 n = *len, i = 0;
+    for (;;) {
+        U8 c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap[c + 1] < heap[c]) c += 1;
+        if (heap[c] >= v) break;
+        heap[i] = heap[c];
+        i = c;
+    }
+    if (n) heap[i] = v;
+    return top;
+}
+
+/* The rank of the parts starting at `start` and at next[start] joined, or
+ * TOK_NO_RANK (also when `start` is the last part). */
+IA_ U4 tok_pair_rank(TokTable const *t, U4 const *next, U1 const *p, U4 n, U4 start) {
+    U4 mid = next[start];
+    if (mid >= n) return TOK_NO_RANK;
+    return tok_rank(t, p + start, (U8)next[mid] - start);
+}
+
+/* The tokens of a piece of n >= 2 bytes that is not itself a token: the
+ * merge with a heap of pairs by (rank, start), as tiktoken's
+ * _byte_pair_merge_large (its short-piece loop merges in the same order).
+ * Returns 0 when the scratch does not fit in memory. */
+static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
+    if (!tok_scratch_fit(k, n)) return 0;
+    TokTable const *t = &k->table;
+    U4 *next = k->scratch.next, *prev = k->scratch.prev, *pair = k->scratch.pair;
+    U8 *heap = k->scratch.heap, heap_len = 0;
+    for (U4 i = 0; i < n; i += 1) { next[i] = i + 1; prev[i] = i ? i - 1 : 0; }
+    for (U4 i = 0; i + 1 < n; i += 1) {
+        pair[i] = tok_rank(t, p + i, 2);
+        if (pair[i] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[i] << 32) | i);
+    }
+    pair[n - 1] = TOK_NO_RANK;
+    U8 parts = n;
+    while (heap_len) {
+        U8 top = tok_heap_pop(heap, &heap_len);
+        U4 left = (U4)top, rank = (U4)(top >> 32);
+        if (pair[left] != rank) continue;   /* a pair changed or gone since */
+        U4 right = next[left];
+        next[left] = next[right];
+        pair[right] = TOK_NO_RANK;
+        parts -= 1;
+        if (next[left] < n) prev[next[left]] = left;
+        pair[left] = tok_pair_rank(t, next, p, n, left);
+        if (pair[left] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[left] << 32) | left);
+        if (left > 0) {
+            U4 before = prev[left];
+            pair[before] = tok_pair_rank(t, next, p, n, before);
+            if (pair[before] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[before] << 32) | before);
+        }
+    }
+    *count += parts;
+    return 1;
+}
+
+/* Short pieces: tiktoken's own loop (find the lowest pair, join, rescan),
+ * on arrays on the stack. */
+enum { TOK_SHORT = 48 };
+
+static void tok_merge_short(TokTable const *t, U1 const *p, U4 n, U8 *count) {
+    U4 start[TOK_SHORT + 1];
+    U4 rank[TOK_SHORT + 1];
+    U4 parts = n;
+    for (U4 i = 0; i <= n; i += 1) start[i] = i;
+    for (U4 i = 0; i + 1 < n; i += 1) rank[i] = tok_rank(t, p + i, 2);
+    rank[n - 1] = TOK_NO_RANK;
+    rank[n] = TOK_NO_RANK;
+    for (;;) {
+        U4 best = TOK_NO_RANK, at = 0;
+        for (U4 i = 0; i + 1 < parts; i += 1) if (rank[i] < best) { best = rank[i]; at = i; }
+        if (best == TOK_NO_RANK) break;
+        /* join parts at and at+1 */
+        for (U4 i = at + 1; i < parts; i += 1) { start[i] = start[i + 1]; rank[i] = rank[i + 1]; }
+        parts -= 1;
+        rank[at] = at + 1 < parts ? tok_rank(t, p + start[at], start[at + 2] - start[at]) : TOK_NO_RANK;
+        if (at > 0) rank[at - 1] = tok_rank(t, p + start[at - 1], start[at + 1] - start[at - 1]);
+    }
+    *count += parts;
+}
+
+static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
+    if (!k->has_table) { *count += 1; return 1; }
+    if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
+    if (n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
+    if (n <= TOK_SHORT) { tok_merge_short(&k->table, p, (U4)n, count); return 1; }
+    return tok_merge_count(k, p, (U4)n, count);
+}
+
+/* ---- the pre-tokenizers -------------------------------------------------- */
+
+/* The class bits of the character at t[i] (valid UTF-8, i < n) and its
+ * length. ASCII from a small table, the rest through the two-stage table. */
+IA_ U4 tok_class(U1 const *t, S8 n, S8 i, S8 *len) {
+    U1 c = t[i];
+    U4 cp;
+    if (c < 0x80) { *len = 1; return tok_uc_stage2[c]; }
+    if (c < 0xe0 && i + 1 < n) { *len = 2; cp = ((U4)(c & 0x1f) << 6) | (t[i + 1] & 0x3f); }
+    else if (c < 0xf0 && i + 2 < n) { *len = 3; cp = ((U4)(c & 0x0f) << 12) | ((U4)(t[i + 1] & 0x3f) << 6) | (t[i + 2] & 0x3f); }
+    else if (i + 3 < n) { *len = 4; cp = ((U4)(c & 0x07) << 18) | ((U4)(t[i + 1] & 0x3f) << 12) | ((U4)(t[i + 2] & 0x3f) << 6) | (t[i + 3] & 0x3f); }
+    else { *len = 1; return 0; }    /* cannot happen on valid UTF-8 */
+    if (cp >= 0x110000) return 0;
+    return tok_uc_stage2[(U4)tok_uc_stage1[cp >> 8] * 256 + (cp & 255)];
+}
+
+
+/* [^\r\n\p{L}\p{N}]: the optional first character of a word */
+IA_ B4 tok_prefix_ok(U4 cls, U1 c) { return !(cls & (TC_L | TC_N)) && c != '\r' && c != '\n'; }
+/* [^\s\p{L}\p{N}] */
+IA_ B4 tok_other(U4 cls) { return !(cls & (TC_S | TC_L | TC_N)); }
+
+/* The end of the run of characters with any of `mask` from i. */
+static S8 tok_run(U1 const *t, S8 n, S8 i, U4 mask) {
+    while (i < n) {
+        if (t[i] < 0x80) { if (!(tok_uc_stage2[t[i]] & mask)) break; i += 1; continue; }
+        S8 len;
+        if (!(tok_class(t, n, i, &len) & mask)) break;
+        i += len;
+    }
+    return i;
+}
+
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d) at i (the same set as cl100k's
+ * '(?i:[sdmt]|ll|ve|re)): its end, or i. Case folding, as the regex
+ * engine's: s also matches U+017F LATIN SMALL LETTER LONG S. */
+static S8 tok_contraction(U1 const *t, S8 n, S8 i) {
+    if (i + 1 >= n || t[i] != '\'') return i;
+    U1 c = (U1)(t[i + 1] | 0x20);
+    if (c == 's' || c == 't' || c == 'm' || c == 'd') return i + 2;
+    if (t[i + 1] == 0xc5 && i + 2 < n && t[i + 2] == 0xbf) return i + 3;   /* 'ſ */
+    if (i + 2 >= n) return i;
+    U1 d = (U1)(t[i + 2] | 0x20);
+    if ((c == 'r' && d == 'e') || (c == 'v' && d == 'e') || (c == 'l' && d == 'l')) return i + 3;
+    return i;
+}
+
+/* White space from i (class TC_S at i): the end of o200k's
+ * \s*[\r\n]+ | \s+(?!\S) | \s+, and cl100k's \s++$ | \s*[\r\n] | \s+(?!\S) | \s. */
+static S8 tok_space(U1 const *t, S8 n, S8 i, TokEncoding enc) {
+    S8 j = i, last = i, after_nl = -1, chars = 0;
+    while (j < n) {
+        S8 len;
+        if (!(tok_class(t, n, j, &len) & TC_S)) break;
+        if (t[j] == '\r' || t[j] == '\n') after_nl = j + 1;
+        last = j;
+        j += len;
+        chars += 1;
+    }
+    if (enc == TokEncoding_Cl100k && j == n) return n;        /* \s++$ */
+    if (after_nl >= 0) return after_nl;                       /* \s*[\r\n]+ ; \s*[\r\n] */
+    if (j == n) return n;                                     /* \s+(?!\S) at the end */
+    if (chars >= 2) return last;                              /* \s+(?!\S), one character given back */
+    return j;                                                 /* \s+ ; \s */
+}
+
+/* ' ?[^\s\p{L}\p{N}]+' then o200k's [\r\n/]* or cl100k's [\r\n]*: the end, or i. */
+static S8 tok_punct(U1 const *t, S8 n, S8 i, TokEncoding enc) {
+    S8 s = i, len;
+    if (t[i] == ' ' && i + 1 < n && tok_other(tok_class(t, n, i + 1, &len))) s = i + 1;
+    if (!tok_other(tok_class(t, n, s, &len))) return i;
+    S8 e = s + len;
+    while (e < n) {
+        if (!tok_other(tok_class(t, n, e, &len))) break;
+        e += len;
+    }
+    while (e < n && (t[e] == '\r' || t[e] == '\n' || (enc == TokEncoding_O200k && t[e] == '/'))) e += 1;
+    return e;
+}
+
+/* \p{N}{1,3} */
+static S8 tok_digits(U1 const *t, S8 n, S8 i) {
+    S8 e = i;
+    for (int k = 0; k < 3 && e < n; k += 1) {
+        S8 len;
+        if (!(tok_class(t, n, e, &len) & TC_N)) break;
+        e += len;
+    }
+    return e;
+}
+
+/* o200k_base's pattern at i: the end of the match (> i).
+ *   [^\r\n\p{L}\p{N}]?[UP]*[LO]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *   [^\r\n\p{L}\p{N}]?[UP]+[LO]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *   \p{N}{1,3}
+ *    ?[^\s\p{L}\p{N}]+[\r\n/]*
+ *   \s*[\r\n]+  |  \s+(?!\S)  |  \s+
+ * with UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
+static S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
+    S8 l0;
+    U4 c0 = tok_class(t, n, i, &l0);
+    B4 pre = tok_prefix_ok(c0, t[i]);
+    /* first alternative: with the prefix character, then without */
+    for (int with = pre ? 1 : 0; with >= 0; with -= 1) {
+        S8 s = with ? i + l0 : i;
+        /* [UP]* greedily, remembering the end of the last LO character in it */
+        S8 j = s, last_lo_end = -1, len;
+        U4 c = 0;
+        while (j < n) {
+            c = tok_class(t, n, j, &len);
+            if (!(c & TC_UP)) break;
+            if (c & TC_LO) last_lo_end = j + len;
+            j += len;
+        }
+        if (j < n && (c & TC_LO)) return tok_contraction(t, n, tok_run(t, n, j, TC_LO));
+        if (last_lo_end >= 0) return tok_contraction(t, n, last_lo_end);   /* [UP]* gave back to its last LO */
+    }
+    /* second alternative */
+    for (int with = pre ? 1 : 0; with >= 0; with -= 1) {
+        S8 s = with ? i + l0 : i;
+        S8 j = tok_run(t, n, s, TC_UP);
+        if (j > s) return tok_contraction(t, n, tok_run(t, n, j, TC_LO));
+    }
+    if (c0 & TC_N) return tok_digits(t, n, i);
+    S8 e = tok_punct(t, n, i, TokEncoding_O200k);
+    if (e > i) return e;
+    if (c0 & TC_S) return tok_space(t, n, i, TokEncoding_O200k);
+    return i + l0;   /* no alternative matches (none of these patterns leaves a gap): skipped */
+}
+
+/* cl100k_base's pattern at i:
+ *   '(?i:[sdmt]|ll|ve|re) | [^\r\n\p{L}\p{N}]?+\p{L}++ | \p{N}{1,3}+
+ *   |  ?[^\s\p{L}\p{N}]++[\r\n]*+ | \s++$ | \s*[\r\n] | \s+(?!\S) | \s */
+static S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
+    S8 e = tok_contraction(t, n, i);
+    if (e > i) return e;
+    S8 l0, len;
+    U4 c0 = tok_class(t, n, i, &l0);
+    S8 s = tok_prefix_ok(c0, t[i]) ? i + l0 : i;   /* possessive: never given back */
+    if (s < n && (tok_class(t, n, s, &len) & TC_L)) return tok_run(t, n, s, TC_L);
+    if (c0 & TC_N) return tok_digits(t, n, i);
+    e = tok_punct(t, n, i, TokEncoding_Cl100k);
+    if (e > i) return e;
+    if (c0 & TC_S) return tok_space(t, n, i, TokEncoding_Cl100k);
+    return i + l0;
+}
+
+/* ---- the op -------------------------------------------------------------- */
+
+/* Valid UTF-8 of the input: itself, or a copy with each maximal invalid
+ * subpart replaced by U+FFFD. */
+static B4 tok_text(Ctx *ctx, Str8 data, Str8 *out) {
+    U8 valid = utf8_valid_len(data);
+    if (valid == data.len) { *out = data; return 1; }
+    /* at most 3 bytes out per byte in */
+    if (data.len > ((U8)1 << 62) / 3) return ctx_fail(ctx, Code_Limit, "input too large");
+    U1 *dst = farena_push(ctx->arena, data.len * 3);
+    if (!dst) return 0;
+    memcpy(dst, data.ptr, (size_t)valid);
+    U8 o = valid;
+    for (U8 i = valid; i < data.len;) {
+        S4 k = utf8_seq(data.ptr + i, data.len - i);
+        if (k > 0) { memcpy(dst + o, data.ptr + i, (size_t)k); o += (U8)k; i += (U8)k; }
+        else { dst[o] = 0xef; dst[o + 1] = 0xbf; dst[o + 2] = 0xbd; o += 3; i += (U8)(-k); }
+    }
+    *out = str8(dst, o);
+    return 1;
+}
+
+static B4 tok_input(Ctx *ctx, Input *input, void *state) {
+    Tok *k = state;
+    Str8 text;
+    if (!tok_text(ctx, input->data, &text)) return 0;
+    /* positions are S8; pieces index U4 arrays: text under 4 GiB (inputs are capped at 2 GiB) */
+    if (text.len >= ((U8)1 << 32)) return ctx_fail_input(ctx, Code_Limit, input, "text of %llu bytes", (unsigned long long)text.len);
+    U1 const *t = text.ptr;
+    S8 n = (S8)text.len, i = 0;
+    U8 count = 0;
+    while (i < n) {
+        S8 e = k->encoding == TokEncoding_O200k ? tok_o200k_next(t, n, i) : tok_cl100k_next(t, n, i);
+        if (e <= i || e > n) e = n;   /* cannot happen: every branch advances within the text */
+        if (!tok_count_piece(k, t + i, (U8)(e - i), &count)) return 0;
+        i = e;
+    }
+    return ctx_rec_u8(ctx, count);
+}
+
+B4 op_tokens(Ctx *ctx) {
+    Tok k = { .ctx = ctx };
+    Str8 value;
+    if (ctx_param(ctx, "encoding", &value)) {
+        if (str8_eq(value, str8_lit("o200k_base"))) k.encoding = TokEncoding_O200k;
+        else if (str8_eq(value, str8_lit("cl100k_base"))) k.encoding = TokEncoding_Cl100k;
+        else return ctx_fail(ctx, Code_BadParam, "unknown encoding (known: o200k_base, cl100k_base)");
+    }
+    if (ctx_param(ctx, "ranks", &value) && !tok_table_build(&k, value)) return 0;
+    return ctx_records_begin(ctx, "Q") && ctx_each_input(ctx, tok_input, &k) && ctx_records_end(ctx);
+}
