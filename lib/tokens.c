@@ -51,8 +51,15 @@ Struct_(TokScratch) {
     U8 *heap;          /* (rank << 32) | start, a min-heap */
 };
 
+/* Counts of recent short pieces, by hash: source text repeats its words,
+ * and a hit costs no lookup in the (cache-missing) vocabulary and no merge.
+ * An entry is the piece's bytes (zero-padded), its length and its count. */
+enum { TOK_MEMO_BYTES = 16, TOK_MEMO_SLOTS = 4096 };
+Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
+
 Struct_(Tok) {
     Ctx *ctx;
+    TokMemo *memo;
     TokEncoding encoding;
     TokTable table;
     B4 has_table;
@@ -111,16 +118,24 @@ static B4 tok_table_build(Tok *k, Str8 blob) {
     t->slots = farena_push_array(ctx->arena, U8, cap, .zero = 1);
     if (!t->offset || !t->length || !t->slots) return 0;
     t->mask = cap - 1;
+    /* hashes first, then the inserts with the slot of a later token
+     * prefetched: the slots are a few MiB, nearly every insert misses the cache */
+    U8 *hashes = farena_push_array(ctx->arena, U8, count);
+    if (!hashes) return 0;
     U8 at = 0;
     for (U4 rank = 0; rank < t->count; rank += 1) {
         U1 n = blob.ptr[at];
-        U1 const *p = blob.ptr + at + 1;
         t->offset[rank] = (U4)(at + 1);
         t->length[rank] = n;
+        hashes[rank] = tok_hash(blob.ptr + at + 1, n);
         at += 1 + (U8)n;
-        /* a repeated token keeps its first rank */
-        if (tok_rank(t, p, n) != TOK_NO_RANK) continue;
-        U8 h = tok_hash(p, n);
+    }
+    /* linear probing finds the first of a repeated token first: it keeps its first rank */
+    for (U4 rank = 0; rank < t->count; rank += 1) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (rank + 16 < t->count) __builtin_prefetch(&t->slots[hashes[rank + 16] & t->mask], 1);
+#endif
+        U8 h = hashes[rank];
         U8 i = h & t->mask;
         while (t->slots[i] != 0) i = (i + 1) & t->mask;
         t->slots[i] = ((h >> 32) << 32) | ((U8)rank + 1);
@@ -242,12 +257,26 @@ static void tok_merge_short(TokTable const *t, U1 const *p, U4 n, U8 *count) {
     *count += parts;
 }
 
-static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
-    if (!k->has_table) { *count += 1; return 1; }
+static B4 tok_count_piece_(Tok *k, U1 const *p, U8 n, U8 *count) {
     if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
     if (n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
     if (n <= TOK_SHORT) { tok_merge_short(&k->table, p, (U4)n, count); return 1; }
     return tok_merge_count(k, p, (U4)n, count);
+}
+
+static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
+    if (!k->has_table) { *count += 1; return 1; }
+    if (n > TOK_MEMO_BYTES) return tok_count_piece_(k, p, n, count);
+    U8 w[2] = { 0, 0 };
+    memcpy(w, p, (size_t)n);
+    U8 h = (w[0] * 0x9e3779b97f4a7c15ull) ^ ((w[1] + n) * 0xc2b2ae3d27d4eb4full);
+    TokMemo *m = &k->memo[(h ^ (h >> 29) ^ (h >> 47)) & (TOK_MEMO_SLOTS - 1)];
+    if (m->len == n && m->w0 == w[0] && m->w1 == w[1]) { *count += m->count; return 1; }
+    U8 c = 0;
+    if (!tok_count_piece_(k, p, n, &c)) return 0;
+    *m = (TokMemo){ w[0], w[1], (U4)n, (U4)c };
+    *count += c;
+    return 1;
 }
 
 /* ---- the pre-tokenizers -------------------------------------------------- */
@@ -445,6 +474,10 @@ B4 op_tokens(Ctx *ctx) {
         else if (str8_eq(value, str8_lit("cl100k_base"))) k.encoding = TokEncoding_Cl100k;
         else return ctx_fail(ctx, Code_BadParam, "unknown encoding (known: o200k_base, cl100k_base)");
     }
-    if (ctx_param(ctx, "ranks", &value) && !tok_table_build(&k, value)) return 0;
+    if (ctx_param(ctx, "ranks", &value)) {
+        if (!tok_table_build(&k, value)) return 0;
+        k.memo = farena_push_array(ctx->arena, TokMemo, TOK_MEMO_SLOTS, .zero = 1);
+        if (!k.memo) return 0;
+    }
     return ctx_records_begin(ctx, "Q") && ctx_each_input(ctx, tok_input, &k) && ctx_records_end(ctx);
 }
