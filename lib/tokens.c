@@ -30,16 +30,21 @@ Enum_(TokEncoding) { TokEncoding_O200k = 0, TokEncoding_Cl100k = 1 };
 #define TOK_NO_RANK 0xffffffffu
 
 /* The vocabulary: an open-addressing table over the tokens' bytes, which
- * stay in the request (the `ranks` parameter). A slot is 0 (empty) or
- * (hash's high 32 bits << 32) | (rank + 1). */
+ * stay in the request (the `ranks` parameter). A slot holds the token's key
+ * (tok_key: all of a token of up to 8 bytes, else its first 8), rank + 1
+ * (0: empty) and its length with 24 bits of its hash, so that most lookups
+ * touch one slot and nothing else; tokens over 8 bytes compare the rest with
+ * the request's bytes. Pairs of bytes have their own flat table (`pair2`),
+ * which stays in cache: the merges look up every pair of a piece. */
+Struct_(TokSlot) { U8 key; U4 rank1; U4 len_tag; };
+
 Struct_(TokTable) {
     U1 const *blob;
-    U8 blob_len;
     U4 *offset;        /* rank -> offset of its bytes in blob */
-    U1 *length;        /* rank -> its byte count */
     U4 count;
-    U8 *slots;
+    TokSlot *slots;
     U8 mask;
+    U4 *pair2;         /* (b0 << 8 | b1) -> the rank of that 2-byte token, or TOK_NO_RANK */
 };
 
 /* Scratch of the merge of one long piece, grown to the longest piece. */
@@ -54,7 +59,7 @@ Struct_(TokScratch) {
 /* Counts of recent short pieces, by hash: source text repeats its words,
  * and a hit costs no lookup in the (cache-missing) vocabulary and no merge.
  * An entry is the piece's bytes (zero-padded), its length and its count. */
-enum { TOK_MEMO_BYTES = 16, TOK_MEMO_SLOTS = 4096 };
+enum { TOK_MEMO_BYTES = 16, TOK_MEMO_SLOTS = 1 << 14 };
 Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
 
 Struct_(Tok) {
@@ -68,31 +73,49 @@ Struct_(Tok) {
 
 /* ---- the vocabulary ------------------------------------------------------ */
 
-IA_ U8 tok_hash(U1 const *p, U8 n) {
-    U8 a = 0, b = 0;
-    if (n >= 8) { memcpy(&a, p, 8); memcpy(&b, p + n - 8, 8); }
-    else memcpy(&a, p, (size_t)n);
-    U8 h = (a ^ (n << 56)) * 0x9e3779b97f4a7c15ull;
-    h ^= (b + n) * 0xc2b2ae3d27d4eb4full;
+IA_ U8 tok_load8(U1 const *p) { U8 v; memcpy(&v, p, 8); return v; }
+IA_ U8 tok_load4(U1 const *p) { U4 v; memcpy(&v, p, 4); return v; }
+
+/* p[0..n), n >= 1, as one word: exactly (given n) for n <= 8, the first 8
+ * bytes beyond. Loads stay inside the piece. */
+IA_ U8 tok_key(U1 const *p, U8 n) {
+    if (n >= 8) return tok_load8(p);
+    if (n >= 4) return tok_load4(p) | (tok_load4(p + n - 4) << 32);
+    return (U8)p[0] | ((U8)p[n >> 1] << 8) | ((U8)p[n - 1] << 16);
+}
+/* The last 8 bytes of a piece over 8 bytes (0 for shorter ones): with the
+ * key, all of a piece of up to 16 bytes. */
+IA_ U8 tok_tail(U1 const *p, U8 n) { return n > 8 ? tok_load8(p + n - 8) : 0; }
+
+IA_ U8 tok_mix(U8 key, U8 tail, U8 n) {
+    U8 h = (key ^ (n << 56)) * 0x9e3779b97f4a7c15ull;
+    h ^= (tail + n) * 0xc2b2ae3d27d4eb4full;
     h ^= h >> 29;
     h *= 0x165667b19e3779f9ull;
     return h ^ (h >> 32);
 }
 
-/* The rank of the token p[0..n), or TOK_NO_RANK. Probes stop at an empty
- * slot; the table is at most half full, so there always is one. */
-static U4 tok_rank(TokTable const *t, U1 const *p, U8 n) {
+/* The rank of the token p[0..n) (key, tail and hash h its tok_key, tok_tail
+ * and tok_mix), or TOK_NO_RANK. Probes stop at an empty slot; the table is
+ * at most half full, so there always is one. */
+static U4 tok_rank_h(TokTable const *t, U1 const *p, U8 n, U8 key, U8 h) {
     if (n == 0 || n > 255) return TOK_NO_RANK;
-    U8 h = tok_hash(p, n);
-    U4 tag = (U4)(h >> 32);
+    U4 len_tag = (U4)n | ((U4)(h >> 40) << 8);
     for (U8 i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes += 1) {
-        U8 slot = t->slots[i];
-        if (slot == 0) return TOK_NO_RANK;
-        if ((U4)(slot >> 32) != tag) continue;
-        U4 rank = (U4)slot - 1;
-        if (t->length[rank] == n && memcmp(t->blob + t->offset[rank], p, (size_t)n) == 0) return rank;
+        TokSlot const *slot = &t->slots[i];
+        if (slot->rank1 == 0) return TOK_NO_RANK;
+        if (slot->len_tag != len_tag || slot->key != key) continue;
+        U4 rank = slot->rank1 - 1;
+        if (n <= 8 || memcmp(t->blob + t->offset[rank] + 8, p + 8, (size_t)(n - 8)) == 0) return rank;
     }
     return TOK_NO_RANK;
+}
+
+IA_ U4 tok_rank(TokTable const *t, U1 const *p, U8 n) {
+    if (n == 2) return t->pair2[(U4)p[0] << 8 | p[1]];
+    if (n == 0 || n > 255) return TOK_NO_RANK;
+    U8 key = tok_key(p, n);
+    return tok_rank_h(t, p, n, key, tok_mix(key, tok_tail(p, n), n));
 }
 
 static B4 tok_table_build(Tok *k, Str8 blob) {
@@ -111,23 +134,23 @@ static B4 tok_table_build(Tok *k, Str8 blob) {
     U8 cap = 16;
     while (cap < count * 2) cap <<= 1;
     t->blob = blob.ptr;
-    t->blob_len = blob.len;
     t->count = (U4)count;
     t->offset = farena_push_array(ctx->arena, U4, count);
-    t->length = farena_push_array(ctx->arena, U1, count);
-    t->slots = farena_push_array(ctx->arena, U8, cap, .zero = 1);
-    if (!t->offset || !t->length || !t->slots) return 0;
-    t->mask = cap - 1;
+    t->slots = farena_push_array(ctx->arena, TokSlot, cap, .zero = 1);
+    t->pair2 = farena_push_array(ctx->arena, U4, 1u << 16);
     /* hashes first, then the inserts with the slot of a later token
      * prefetched: the slots are a few MiB, nearly every insert misses the cache */
     U8 *hashes = farena_push_array(ctx->arena, U8, count);
-    if (!hashes) return 0;
+    if (!t->offset || !t->slots || !t->pair2 || !hashes) return 0;
+    t->mask = cap - 1;
+    memset(t->pair2, 0xff, sizeof(U4) << 16);
     U8 at = 0;
     for (U4 rank = 0; rank < t->count; rank += 1) {
         U1 n = blob.ptr[at];
+        U1 const *p = blob.ptr + at + 1;
         t->offset[rank] = (U4)(at + 1);
-        t->length[rank] = n;
-        hashes[rank] = tok_hash(blob.ptr + at + 1, n);
+        hashes[rank] = tok_mix(tok_key(p, n), tok_tail(p, n), n);
+        if (n == 2 && t->pair2[(U4)p[0] << 8 | p[1]] == TOK_NO_RANK) t->pair2[(U4)p[0] << 8 | p[1]] = rank;
         at += 1 + (U8)n;
     }
     /* linear probing finds the first of a repeated token first: it keeps its first rank */
@@ -136,9 +159,11 @@ static B4 tok_table_build(Tok *k, Str8 blob) {
         if (rank + 16 < t->count) __builtin_prefetch(&t->slots[hashes[rank + 16] & t->mask], 1);
 #endif
         U8 h = hashes[rank];
+        U1 const *p = blob.ptr + t->offset[rank];
+        U1 n = p[-1];
         U8 i = h & t->mask;
-        while (t->slots[i] != 0) i = (i + 1) & t->mask;
-        t->slots[i] = ((h >> 32) << 32) | ((U8)rank + 1);
+        while (t->slots[i].rank1 != 0) i = (i + 1) & t->mask;
+        t->slots[i] = (TokSlot){ tok_key(p, n), rank + 1, (U4)n | ((U4)(h >> 40) << 8) };
     }
     k->has_table = 1;
     return 1;
@@ -257,24 +282,26 @@ static void tok_merge_short(TokTable const *t, U1 const *p, U4 n, U8 *count) {
     *count += parts;
 }
 
-static B4 tok_count_piece_(Tok *k, U1 const *p, U8 n, U8 *count) {
-    if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
-    if (n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
+/* The count of a piece that is not a token; n >= 2. */
+static B4 tok_count_merged(Tok *k, U1 const *p, U8 n, U8 *count) {
     if (n <= TOK_SHORT) { tok_merge_short(&k->table, p, (U4)n, count); return 1; }
     return tok_merge_count(k, p, (U4)n, count);
 }
 
 static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
-    if (!k->has_table) { *count += 1; return 1; }
-    if (n > TOK_MEMO_BYTES) return tok_count_piece_(k, p, n, count);
-    U8 w[2] = { 0, 0 };
-    memcpy(w, p, (size_t)n);
-    U8 h = (w[0] * 0x9e3779b97f4a7c15ull) ^ ((w[1] + n) * 0xc2b2ae3d27d4eb4full);
-    TokMemo *m = &k->memo[(h ^ (h >> 29) ^ (h >> 47)) & (TOK_MEMO_SLOTS - 1)];
-    if (m->len == n && m->w0 == w[0] && m->w1 == w[1]) { *count += m->count; return 1; }
+    if (!k->has_table || n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
+    if (n > TOK_MEMO_BYTES) {
+        if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
+        return tok_count_merged(k, p, n, count);
+    }
+    U8 key = tok_key(p, n), tail = tok_tail(p, n);
+    U8 h = tok_mix(key, tail, n);
+    TokMemo *m = &k->memo[(h >> 20) & (TOK_MEMO_SLOTS - 1)];
+    if (m->len == n && m->w0 == key && m->w1 == tail) { *count += m->count; return 1; }
     U8 c = 0;
-    if (!tok_count_piece_(k, p, n, &c)) return 0;
-    *m = (TokMemo){ w[0], w[1], (U4)n, (U4)c };
+    if (n == 2 ? tok_rank(&k->table, p, n) != TOK_NO_RANK : tok_rank_h(&k->table, p, n, key, h) != TOK_NO_RANK) c = 1;
+    else if (!tok_count_merged(k, p, n, &c)) return 0;
+    *m = (TokMemo){ key, tail, (U4)n, (U4)c };
     *count += c;
     return 1;
 }
