@@ -16,8 +16,10 @@
  * Parameters: `encoding` (o200k_base, the default, or cl100k_base) picks
  * the pattern; `ranks` is the encoding's vocabulary, every token's bytes in
  * rank order, each as a length byte (1 to 255) then the bytes
- * (docs/tokens.md). Without `ranks` the op counts the pre-tokenizer's
- * pieces. The part: one record part "Q", one row per input.
+ * (docs/tokens.md), or `vocab`, the index of a vocabulary the caller built
+ * once (tokens_vocab_new) and attached to its context. With neither, the op
+ * counts the pre-tokenizer's pieces. The part: one record part "Q", one row
+ * per input.
  *
  * Input that is not valid UTF-8 is first read the way Python's
  * decode(errors="replace") reads it (one U+FFFD per maximal invalid
@@ -65,6 +67,7 @@ Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
 Struct_(Tok) {
     Ctx *ctx;
     TokMemo *memo;
+    U8 memo_mask;
     TokEncoding encoding;
     TokTable table;
     B4 has_table;
@@ -118,30 +121,31 @@ IA_ U4 tok_rank(TokTable const *t, U1 const *p, U8 n) {
     return tok_rank_h(t, p, n, key, tok_mix(key, tok_tail(p, n), n));
 }
 
-static B4 tok_table_build(Tok *k, Str8 blob) {
-    Ctx *ctx = k->ctx;
-    TokTable *t = &k->table;
+/* Why a ranks value was refused (TokBad_None: built). */
+Enum_(TokBad) { TokBad_None, TokBad_Length, TokBad_Empty, TokBad_Count, TokBad_Memory };
+Struct_(TokBadAt) { TokBad why; U8 token; U8 at; U1 len; };
+
+/* The table over the tokens of `blob` (which must outlive it), in `arena`. */
+static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
     U8 count = 0;
     for (U8 at = 0; at < blob.len; count += 1) {
         U1 n = blob.ptr[at];
-        if (n == 0 || n > blob.len - at - 1)
-            return ctx_fail(ctx, Code_BadParam, "ranks: token %llu at byte %llu: length %u does not fit",
-                            (unsigned long long)count, (unsigned long long)at, n);
+        if (n == 0 || n > blob.len - at - 1) return (TokBadAt){ TokBad_Length, count, at, n };
         at += 1 + (U8)n;
     }
-    if (count == 0) return ctx_fail(ctx, Code_BadParam, "ranks: no tokens");
-    if (count >= (1u << 30)) return ctx_fail(ctx, Code_Limit, "ranks: more than 2^30 tokens");
+    if (count == 0) return (TokBadAt){ TokBad_Empty, 0, 0, 0 };
+    if (count >= (1u << 30)) return (TokBadAt){ TokBad_Count, count, 0, 0 };
     U8 cap = 16;
     while (cap < count * 2) cap <<= 1;
     t->blob = blob.ptr;
     t->count = (U4)count;
-    t->offset = farena_push_array(ctx->arena, U4, count);
-    t->slots = farena_push_array(ctx->arena, TokSlot, cap, .zero = 1);
-    t->pair2 = farena_push_array(ctx->arena, U4, 1u << 16);
+    t->offset = farena_push_array(arena, U4, count);
+    t->slots = farena_push_array(arena, TokSlot, cap, .zero = 1);
+    t->pair2 = farena_push_array(arena, U4, 1u << 16);
     /* hashes first, then the inserts with the slot of a later token
      * prefetched: the slots are a few MiB, nearly every insert misses the cache */
-    U8 *hashes = farena_push_array(ctx->arena, U8, count);
-    if (!t->offset || !t->slots || !t->pair2 || !hashes) return 0;
+    U8 *hashes = farena_push_array(arena, U8, count);
+    if (!t->offset || !t->slots || !t->pair2 || !hashes) return (TokBadAt){ TokBad_Memory, 0, 0, 0 };
     t->mask = cap - 1;
     memset(t->pair2, 0xff, sizeof(U4) << 16);
     U8 at = 0;
@@ -164,6 +168,48 @@ static B4 tok_table_build(Tok *k, Str8 blob) {
         U8 i = h & t->mask;
         while (t->slots[i].rank1 != 0) i = (i + 1) & t->mask;
         t->slots[i] = (TokSlot){ tok_key(p, n), rank + 1, (U4)n | ((U4)(h >> 40) << 8) };
+    }
+    return (TokBadAt){ TokBad_None, 0, 0, 0 };
+}
+
+/* A vocabulary built once by the caller: its own arena holds the copy of
+ * the ranks, the table and itself. */
+struct TokVocab { Arena arena; TokTable table; };
+
+TokVocab *tok_vocab_new(U1 const *ranks, U8 len) {
+    if (!ranks || !len) return 0;
+    Arena arena = { 0 };
+    U1 *copy = farena_push(&arena, len, .alignment = 8);
+    TokTable table = { 0 };
+    TokVocab *vocab = 0;
+    if (copy) {
+        memcpy(copy, ranks, (size_t)len);
+        if (tok_table_build(&arena, str8(copy, len), &table).why == TokBad_None)
+            vocab = farena_push_type(&arena, TokVocab);
+    }
+    if (!vocab) { arena_release(&arena); return 0; }
+    vocab->table = table;
+    vocab->arena = arena;   /* after its last allocation: the copy owns the blocks */
+    return vocab;
+}
+
+void tok_vocab_free(TokVocab *vocab) {
+    if (!vocab) return;
+    Arena arena = vocab->arena;   /* the vocabulary lives inside its own arena */
+    arena_release(&arena);
+}
+
+static B4 tok_use_ranks(Tok *k, Str8 blob) {
+    Ctx *ctx = k->ctx;
+    TokBadAt bad = tok_table_build(ctx->arena, blob, &k->table);
+    switch (bad.why) {
+    case TokBad_None: break;
+    case TokBad_Length:
+        return ctx_fail(ctx, Code_BadParam, "ranks: token %llu at byte %llu: length %u does not fit",
+                        (unsigned long long)bad.token, (unsigned long long)bad.at, bad.len);
+    case TokBad_Empty: return ctx_fail(ctx, Code_BadParam, "ranks: no tokens");
+    case TokBad_Count: return ctx_fail(ctx, Code_Limit, "ranks: more than 2^30 tokens");
+    case TokBad_Memory: return 0;
     }
     k->has_table = 1;
     return 1;
@@ -296,7 +342,7 @@ static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
     }
     U8 key = tok_key(p, n), tail = tok_tail(p, n);
     U8 h = tok_mix(key, tail, n);
-    TokMemo *m = &k->memo[(h >> 20) & (TOK_MEMO_SLOTS - 1)];
+    TokMemo *m = &k->memo[(h >> 20) & k->memo_mask];
     if (m->len == n && m->w0 == key && m->w1 == tail) { *count += m->count; return 1; }
     U8 c = 0;
     if (n == 2 ? tok_rank(&k->table, p, n) != TOK_NO_RANK : tok_rank_h(&k->table, p, n, key, h) != TOK_NO_RANK) c = 1;
@@ -496,14 +542,28 @@ static B4 tok_input(Ctx *ctx, Input *input, void *state) {
 B4 op_tokens(Ctx *ctx) {
     Tok k = { .ctx = ctx };
     Str8 value;
+    U8 index;
     if (ctx_param(ctx, "encoding", &value)) {
         if (str8_eq(value, str8_lit("o200k_base"))) k.encoding = TokEncoding_O200k;
         else if (str8_eq(value, str8_lit("cl100k_base"))) k.encoding = TokEncoding_Cl100k;
         else return ctx_fail(ctx, Code_BadParam, "unknown encoding (known: o200k_base, cl100k_base)");
     }
-    if (ctx_param(ctx, "ranks", &value)) {
-        if (!tok_table_build(&k, value)) return 0;
-        k.memo = farena_push_array(ctx->arena, TokMemo, TOK_MEMO_SLOTS, .zero = 1);
+    if (ctx_param(ctx, "vocab", &value)) {
+        if (ctx_param(ctx, "ranks", &value)) return ctx_fail(ctx, Code_BadParam, "both ranks and vocab");
+        if (!parse_u8_decimal(value, &index) || index >= ctx->vocab_count)
+            return ctx_fail(ctx, Code_BadParam, "vocab: no vocabulary %.*s attached to this context (%u are)",
+                            (int)min_(value.len, 20), (char const *)value.ptr, ctx->vocab_count);
+        k.table = ctx->vocabs[index]->table;
+        k.has_table = 1;
+    } else if (ctx_param(ctx, "ranks", &value) && !tok_use_ranks(&k, value)) return 0;
+    if (k.has_table) {
+        /* the memo: about one entry per 8 bytes of inline input, 256 to TOK_MEMO_SLOTS */
+        U8 bytes = 0;
+        for (U4 i = 0; i < ctx->req->input_count; i += 1)
+            bytes += ctx->req->inputs[i].kind == InputKind_Inline ? ctx->req->inputs[i].data.len : (U8)1 << 20;
+        k.memo_mask = 255;
+        while (k.memo_mask + 1 < TOK_MEMO_SLOTS && (k.memo_mask + 1) * 8 < bytes) k.memo_mask = k.memo_mask * 2 + 1;
+        k.memo = farena_push_array(ctx->arena, TokMemo, k.memo_mask + 1, .zero = 1);
         if (!k.memo) return 0;
     }
     return ctx_records_begin(ctx, "Q") && ctx_each_input(ctx, tok_input, &k) && ctx_records_end(ctx);

@@ -182,7 +182,14 @@ _decode_counts = records_reader("Q")
 
 
 def _run_native(datas: Sequence[bytes], encoding: str, path: str | None) -> list[int]:
-    params = {"encoding": encoding, "ranks": _ranks(encoding, path).blob}
+    """One request for all texts. The vocabulary goes to the library once per
+    process (native.vocab_index); the subprocess transport gets the ranks in
+    every request instead."""
+    index = _native.vocab_index(f"{encoding}:{path}", lambda: _ranks(encoding, path).blob)
+    if index is not None:
+        params = {"encoding": encoding, "vocab": str(index)}
+    else:
+        params = {"encoding": encoding, "ranks": _ranks(encoding, path).blob}
     part = _native.run([("tokens", params)], [Input(b"<text>", d) for d in datas])[0]
     return [row[0] for row in _decode_counts(part)]
 

@@ -390,3 +390,49 @@ def test_small_vocabularies(needs_native):
     blob = b"".join(bytes((len(t),)) + t for t in (b"a", b"b", b"ab", b"ab", b"abab"))
     part = run_op({"ranks": blob}, [Input(b"t", b"abab"), Input(b"t", b"ababx"), Input(b"t", b"zz")])[0]
     assert api._decode_counts(part) == [(1,), (2,), (2,)]
+
+
+# ---- the vocabulary built once (tokens_vocab_new, pipeline_context_attach) ------------
+
+def test_vocab_and_ranks_in_the_request_agree(needs_native, enc):
+    datas = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))[:60]] + [b"", b"\xff x"]
+    blob = api._ranks(enc).blob
+    in_request = api._decode_counts(run_op({"encoding": enc, "ranks": blob}, [Input(b"t", d) for d in datas])[0])
+    index = native.vocab_index(f"{enc}:None", lambda: blob)
+    assert index is not None
+    attached = api._decode_counts(run_op({"encoding": enc, "vocab": str(index)}, [Input(b"t", d) for d in datas])[0])
+    assert attached == in_request == [(oracle(d, enc),) for d in datas]
+
+
+def test_subprocess_transport_sends_the_ranks(needs_native, monkeypatch):
+    monkeypatch.setenv("SLOPFAST_TRANSPORT", "subprocess")
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    assert native.vocab_index("o200k_base:None", lambda: b"") is None
+    assert api.count_tokens_many(["hello world", "x"]) == [2, 1]
+
+
+def test_vocab_errors(needs_native):
+    index = native.vocab_index("o200k_base:None", lambda: api._ranks("o200k_base").blob)
+    with pytest.raises(PipelineError) as err:
+        run_op({"vocab": str(index + 8)}, [Input(b"t", b"x")])
+    assert err.value.code == 3 and "no vocabulary" in str(err.value)
+    with pytest.raises(PipelineError) as err:
+        run_op({"vocab": "0", "ranks": b"\x01a"}, [Input(b"t", b"x")])
+    assert err.value.code == 3 and "both ranks and vocab" in str(err.value)
+    # no context: pipeline_run has no vocabularies
+    from slopfast import wire
+    got = native.run_blob_opts(wire.encode_request([("tokens", {"vocab": "0"})], [Input(b"t", b"x")]))
+    assert got.code == 3 and "no vocabulary 0 attached to this context (0 are)" in got.message
+    lib = native._load()
+    assert lib.vocab_new(b"\x05ab", 3) is None and lib.vocab_new(b"", 0) is None
+    assert lib.context_attach(None, None) == -1
+
+
+def test_threads_share_a_vocabulary(needs_native, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    datas = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))[:40]]
+    want = [oracle(d, "o200k_base") for d in datas]
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(lambda _: api.count_tokens_many(datas), range(8)):
+            assert got == want
