@@ -26,8 +26,8 @@ import threading
 from typing import Iterable, Sequence
 
 from . import native as _native
-from .dispatch import dispatch
-from .errors import SlopfastError
+from .dispatch import backend_setting, dispatch
+from .errors import BackendUnavailable, SlopfastError
 from .fallbacks import tokens as _fallback
 from .wire import Input, records_reader
 
@@ -163,6 +163,12 @@ def _ranks(encoding: str, path: str | None = None) -> _Ranks:
         return _ranks_cached(encoding, path)
 
 
+@functools.lru_cache(maxsize=None)
+def _have_tiktoken() -> bool:
+    from importlib.util import find_spec
+    return find_spec("tiktoken") is not None
+
+
 def _prepare(text: str | bytes) -> tuple[bytes, str | None]:
     """The bytes the native path reads and, for str input, the text tiktoken
     reads (None: decode the bytes when needed)."""
@@ -223,6 +229,11 @@ def count_tokens_many(texts: Iterable[str | bytes], encoding: str = "o200k_base"
         return []
     size = sum(len(d) for d, _ in prepared)
     _ranks(encoding, path)   # a missing rank file is TokenRanksError on either path
+    if not _have_tiktoken():
+        # no fallback installed: the native path alone (dispatch would time tiktoken)
+        if _native.available() and backend_setting() != "fallback":
+            return _run_native([d for d, _ in prepared], encoding, path)
+        raise BackendUnavailable("count_tokens needs tiktoken (pip install slopfast[tokens]) or the native library")
     return dispatch(
         "tokens", size,
         lambda: _run_native([d for d, _ in prepared], encoding, path),

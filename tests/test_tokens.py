@@ -436,3 +436,12 @@ def test_threads_share_a_vocabulary(needs_native, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         for got in pool.map(lambda _: api.count_tokens_many(datas), range(8)):
             assert got == want
+
+
+def test_without_tiktoken_the_native_path_counts_alone(needs_native, monkeypatch):
+    monkeypatch.setattr(api, "_have_tiktoken", lambda: False)
+    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
+    assert api.count_tokens("hello world") == 2
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    with pytest.raises(slopfast.BackendUnavailable, match=r"slopfast\[tokens\]"):
+        api.count_tokens("hello world")
