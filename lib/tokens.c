@@ -63,10 +63,14 @@ Struct_(TokScratch) {
  * An entry is the piece's bytes (zero-padded), its length and its count. */
 enum { TOK_MEMO_BYTES = 16, TOK_MEMO_SLOTS = 1 << 14 };
 Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
+/* The same for the lookups inside merges (3 to TOK_MEMO_BYTES bytes): the
+ * rank of those bytes, or TOK_NO_RANK. Words share their parts ("ing"). */
+Struct_(TokRankMemo) { U8 w0, w1; U4 len; U4 rank; };
 
 Struct_(Tok) {
     Ctx *ctx;
     TokMemo *memo;
+    TokRankMemo *rank_memo;
     U8 memo_mask;
     TokEncoding encoding;
     TokTable table;
@@ -217,6 +221,19 @@ static B4 tok_use_ranks(Tok *k, Str8 blob) {
 
 /* ---- byte-pair merging ---------------------------------------------------- */
 
+/* tok_rank through the call's rank memo. */
+static U4 tok_rank_m(Tok *k, U1 const *p, U8 n) {
+    if (n == 2) return k->table.pair2[(U4)p[0] << 8 | p[1]];
+    if (n > TOK_MEMO_BYTES || n == 0) return tok_rank(&k->table, p, n);
+    U8 key = tok_key(p, n), tail = tok_tail(p, n);
+    U8 h = tok_mix(key, tail, n);
+    TokRankMemo *m = &k->rank_memo[(h >> 24) & k->memo_mask];
+    if (m->len == n && m->w0 == key && m->w1 == tail) return m->rank;
+    U4 rank = tok_rank_h(&k->table, p, n, key, h);
+    *m = (TokRankMemo){ key, tail, (U4)n, rank };
+    return rank;
+}
+
 static B4 tok_scratch_fit(Tok *k, U8 n) {
     TokScratch *s = &k->scratch;
     if (n <= s->cap) return 1;
@@ -260,10 +277,10 @@ static U8 tok_heap_pop(U8 *heap, U8 *len) {
 
 /* The rank of the parts starting at `start` and at next[start] joined, or
  * TOK_NO_RANK (also when `start` is the last part). */
-IA_ U4 tok_pair_rank(TokTable const *t, U4 const *next, U1 const *p, U4 n, U4 start) {
+IA_ U4 tok_pair_rank(Tok *k, U4 const *next, U1 const *p, U4 n, U4 start) {
     U4 mid = next[start];
     if (mid >= n) return TOK_NO_RANK;
-    return tok_rank(t, p + start, (U8)next[mid] - start);
+    return tok_rank_m(k, p + start, (U8)next[mid] - start);
 }
 
 /* The tokens of a piece of n >= 2 bytes that is not itself a token: the
@@ -273,11 +290,12 @@ IA_ U4 tok_pair_rank(TokTable const *t, U4 const *next, U1 const *p, U4 n, U4 st
 static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
     if (!tok_scratch_fit(k, n)) return 0;
     TokTable const *t = &k->table;
+    (void)t;
     U4 *next = k->scratch.next, *prev = k->scratch.prev, *pair = k->scratch.pair;
     U8 *heap = k->scratch.heap, heap_len = 0;
     for (U4 i = 0; i < n; i += 1) { next[i] = i + 1; prev[i] = i ? i - 1 : 0; }
     for (U4 i = 0; i + 1 < n; i += 1) {
-        pair[i] = tok_rank(t, p + i, 2);
+        pair[i] = t->pair2[(U4)p[i] << 8 | p[i + 1]];
         if (pair[i] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[i] << 32) | i);
     }
     pair[n - 1] = TOK_NO_RANK;
@@ -291,11 +309,11 @@ static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
         pair[right] = TOK_NO_RANK;
         parts -= 1;
         if (next[left] < n) prev[next[left]] = left;
-        pair[left] = tok_pair_rank(t, next, p, n, left);
+        pair[left] = tok_pair_rank(k, next, p, n, left);
         if (pair[left] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[left] << 32) | left);
         if (left > 0) {
             U4 before = prev[left];
-            pair[before] = tok_pair_rank(t, next, p, n, before);
+            pair[before] = tok_pair_rank(k, next, p, n, before);
             if (pair[before] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[before] << 32) | before);
         }
     }
@@ -307,12 +325,13 @@ static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
  * on arrays on the stack. */
 enum { TOK_SHORT = 48 };
 
-static void tok_merge_short(TokTable const *t, U1 const *p, U4 n, U8 *count) {
+static void tok_merge_short(Tok *k, U1 const *p, U4 n, U8 *count) {
+    U4 const *pair2 = k->table.pair2;
     U4 start[TOK_SHORT + 1];
     U4 rank[TOK_SHORT + 1];
     U4 parts = n;
     for (U4 i = 0; i <= n; i += 1) start[i] = i;
-    for (U4 i = 0; i + 1 < n; i += 1) rank[i] = tok_rank(t, p + i, 2);
+    for (U4 i = 0; i + 1 < n; i += 1) rank[i] = pair2[(U4)p[i] << 8 | p[i + 1]];
     rank[n - 1] = TOK_NO_RANK;
     rank[n] = TOK_NO_RANK;
     for (;;) {
@@ -322,15 +341,15 @@ static void tok_merge_short(TokTable const *t, U1 const *p, U4 n, U8 *count) {
         /* join parts at and at+1 */
         for (U4 i = at + 1; i < parts; i += 1) { start[i] = start[i + 1]; rank[i] = rank[i + 1]; }
         parts -= 1;
-        rank[at] = at + 1 < parts ? tok_rank(t, p + start[at], start[at + 2] - start[at]) : TOK_NO_RANK;
-        if (at > 0) rank[at - 1] = tok_rank(t, p + start[at - 1], start[at + 1] - start[at - 1]);
+        rank[at] = at + 1 < parts ? tok_rank_m(k, p + start[at], start[at + 2] - start[at]) : TOK_NO_RANK;
+        if (at > 0) rank[at - 1] = tok_rank_m(k, p + start[at - 1], start[at + 1] - start[at - 1]);
     }
     *count += parts;
 }
 
 /* The count of a piece that is not a token; n >= 2. */
 static B4 tok_count_merged(Tok *k, U1 const *p, U8 n, U8 *count) {
-    if (n <= TOK_SHORT) { tok_merge_short(&k->table, p, (U4)n, count); return 1; }
+    if (n <= TOK_SHORT) { tok_merge_short(k, p, (U4)n, count); return 1; }
     return tok_merge_count(k, p, (U4)n, count);
 }
 
@@ -609,7 +628,8 @@ B4 op_tokens(Ctx *ctx) {
         k.memo_mask = 255;
         while (k.memo_mask + 1 < TOK_MEMO_SLOTS && (k.memo_mask + 1) * 8 < bytes) k.memo_mask = k.memo_mask * 2 + 1;
         k.memo = farena_push_array(ctx->arena, TokMemo, k.memo_mask + 1, .zero = 1);
-        if (!k.memo) return 0;
+        k.rank_memo = farena_push_array(ctx->arena, TokRankMemo, k.memo_mask + 1, .zero = 1);
+        if (!k.memo || !k.rank_memo) return 0;
     }
     return ctx_records_begin(ctx, "Q") && ctx_each_input(ctx, tok_input, &k) && ctx_records_end(ctx);
 }
