@@ -290,7 +290,6 @@ IA_ U4 tok_pair_rank(Tok *k, U4 const *next, U1 const *p, U4 n, U4 start) {
 static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
     if (!tok_scratch_fit(k, n)) return 0;
     TokTable const *t = &k->table;
-    (void)t;
     U4 *next = k->scratch.next, *prev = k->scratch.prev, *pair = k->scratch.pair;
     U8 *heap = k->scratch.heap, heap_len = 0;
     for (U4 i = 0; i < n; i += 1) { next[i] = i + 1; prev[i] = i ? i - 1 : 0; }
