@@ -101,6 +101,12 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     add("aggregate-fences", [("aggregate", {})],
         [Input(b"`tick`.md", b"````\n```\n`````x\n"), Input(b" sp ", b""), Input(b"a\nb.txt", b"x\r\n```")])
     add("aggregate-files-summary", [("aggregate", {"mode": "summary"})], files)
+    # tokens with a vocabulary (every byte and a few merges), so the merges are fuzzed too
+    vocab = [bytes([b]) for b in range(256)] + [b"th", b"he", b"the", b" t", b" the", b"in", b"ing", b"  ", b"    "]
+    ranks = b"".join(bytes((len(t),)) + t for t in vocab)
+    for encoding in ("o200k_base", "cl100k_base"):
+        add(f"tokens-ranks-{encoding}", [("tokens", {"encoding": encoding, "ranks": ranks})],
+            [Input(n, t) for n, t in md[:4] + py[:4]], text_too=False)
     add("every-op", [(op, {}) for op in OPS],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out
