@@ -419,6 +419,9 @@ IA_ U4 tok_class(U1 const *t, S8 n, S8 i, S8 *len) {
 
 /* [^\r\n\p{L}\p{N}]: the optional first character of a word */
 IA_ B4 tok_prefix_ok(U4 cls, U1 c) { return !(cls & (TC_L | TC_N)) && c != '\r' && c != '\n'; }
+IA_ B4 tok_az(U1 c) { return (U1)(c - 'a') < 26; }
+IA_ B4 tok_AZ(U1 c) { return (U1)(c - 'A') < 26; }
+IA_ B4 tok_AZaz(U1 c) { return (U1)((c | 0x20) - 'a') < 26; }
 /* [^\s\p{L}\p{N}] */
 IA_ B4 tok_other(U4 cls) { return !(cls & (TC_S | TC_L | TC_N)); }
 
@@ -499,6 +502,19 @@ static S8 tok_digits(U1 const *t, S8 n, S8 i) {
  *   \s*[\r\n]+  |  \s+(?!\S)  |  \s+
  * with UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
 static S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
+    /* the common case, all ASCII: an optional prefix character, lower-case
+     * letters, then an ASCII byte that is neither one nor an apostrophe
+     * (what the first alternative matches there); anything else below */
+    if (t[i] < 0x80) {
+        U1 c = t[i];
+        S8 s = i;
+        if (!tok_az(c) && tok_prefix_ok(tok_uc_stage2[c], c) && i + 1 < n) s = i + 1;
+        if (tok_az(t[s]) && (s == i || !tok_AZ(c))) {
+            S8 e = s + 1;
+            while (e < n && tok_az(t[e])) e += 1;
+            if (e == n || (t[e] < 0x80 && t[e] != '\'')) return e;
+        }
+    }
     S8 l0;
     U4 c0 = tok_class(t, n, i, &l0);
     B4 pre = tok_prefix_ok(c0, t[i]);
@@ -534,6 +550,18 @@ static S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
  *   '(?i:[sdmt]|ll|ve|re) | [^\r\n\p{L}\p{N}]?+\p{L}++ | \p{N}{1,3}+
  *   |  ?[^\s\p{L}\p{N}]++[\r\n]*+ | \s++$ | \s*[\r\n] | \s+(?!\S) | \s */
 static S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
+    /* the common case, all ASCII: an optional prefix character, letters,
+     * then an ASCII byte that is not one (the second alternative's match) */
+    if (t[i] < 0x80 && t[i] != '\'') {
+        U1 c = t[i];
+        S8 s = i;
+        if (!tok_AZaz(c) && tok_prefix_ok(tok_uc_stage2[c], c) && i + 1 < n) s = i + 1;
+        if (tok_AZaz(t[s])) {
+            S8 e = s + 1;
+            while (e < n && tok_AZaz(t[e])) e += 1;
+            if (e == n || t[e] < 0x80) return e;
+        }
+    }
     S8 e = tok_contraction(t, n, i);
     if (e > i) return e;
     S8 l0, len;
