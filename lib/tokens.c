@@ -32,7 +32,8 @@ Enum_(TokEncoding) { TokEncoding_O200k = 0, TokEncoding_Cl100k = 1 };
 #define TOK_NO_RANK 0xffffffffu
 
 /* The vocabulary: an open-addressing table over the tokens' bytes, which
- * stay in the request (the `ranks` parameter). A slot holds the token's key
+ * stay where they are (the request's `ranks` value, or a TokVocab's own
+ * copy). A slot holds the token's key
  * (tok_key: all of a token of up to 8 bytes, else its first 8), rank + 1
  * (0: empty) and its length with 24 bits of its hash, so that most lookups
  * touch one slot and nothing else; tokens over 8 bytes compare the rest with
