@@ -106,6 +106,12 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     checks = {"nofollow": "1", "sniff": "1", "max_bytes": "20"}
     add("aggregate-checks", [("aggregate", checks)], files + mixed[:2])
     add("aggregate-stream", [("aggregate", dict(checks, out_fd="100", continues="1", mode="summary"))], files + mixed)
+    # tokens with a vocabulary (every byte and a few merges), so the merges are fuzzed too
+    vocab = [bytes([b]) for b in range(256)] + [b"th", b"he", b"the", b" t", b" the", b"in", b"ing", b"  ", b"    "]
+    ranks = b"".join(bytes((len(t),)) + t for t in vocab)
+    for encoding in ("o200k_base", "cl100k_base"):
+        add(f"tokens-ranks-{encoding}", [("tokens", {"encoding": encoding, "ranks": ranks})],
+            [Input(n, t) for n, t in md[:4] + py[:4]], text_too=False)
     add("every-op", [(op, {}) for op in OPS],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out

@@ -123,6 +123,11 @@ Struct_(Records) {
     U8 rows_at;          /* offset of the row count in ctx->out */
 };
 
+/* A vocabulary of the tokens op built once by the caller (lib/tokens.c,
+ * tokens_vocab_new in lib/pipeline.h), read-only once built. */
+typedef struct TokVocab TokVocab;
+enum { LIMIT_VOCABS = 8 };   /* vocabularies attached to one PipelineContext */
+
 Struct_(Ctx) {
     Arena *arena;        /* everything of this call; freed with the response */
     Request *req;
@@ -135,6 +140,8 @@ Struct_(Ctx) {
     Str8 detail;         /* what went wrong, without the op and path */
     S4 fail_input;       /* the input the error is about, or -1 */
     Records records;     /* the open record part, if any */
+    TokVocab const *const *vocabs;   /* the caller's context's attached vocabularies (tokens' `vocab`) */
+    U4 vocab_count;
 };
 
 typedef B4 OpFn(Ctx *ctx);
@@ -208,6 +215,11 @@ B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err);
 B4 fd_file_identity(S4 fd, U8 *dev, U8 *ino);
 
 OpEntry const *op_lookup(Str8 name);
+
+/* lib/tokens.c: a vocabulary from a `ranks` value (copied); 0 when the
+ * value is malformed or memory runs out. */
+TokVocab *tok_vocab_new(U1 const *ranks, U8 len);
+void tok_vocab_free(TokVocab *vocab);
 
 #define OP_(name, id) B4 op_##name(Ctx *ctx);
 #include "op_table.h"

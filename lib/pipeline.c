@@ -209,13 +209,14 @@ static Response const out_of_memory_response = {
 
 /* One call in `arena` (empty on entry): the response and everything it
  * points to live in the arena. */
-static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len) {
+static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len, PipelineContext const *context) {
     Response *resp = farena_push_type(arena, Response);
     Xar *out = farena_push_type(arena, Xar);
     Request *req = farena_push_type(arena, Request);
     if (!resp || !out || !req) return (Response *)&out_of_memory_response;
     out->arena = arena;
     Ctx ctx = { .arena = arena, .req = req, .out = out, .fail_input = -1 };
+    if (context) { ctx.vocabs = context->vocabs; ctx.vocab_count = context->vocab_count; }
 
     if (!ptr && len) ctx_fail(&ctx, Code_BadRequest, "null request pointer");
     else if (len > LIMIT_REQUEST_BYTES) ctx_fail(&ctx, Code_Limit, "request of %llu bytes; the limit is %llu", (unsigned long long)len, (unsigned long long)LIMIT_REQUEST_BYTES);
@@ -239,7 +240,7 @@ static Response *run_in_arena(Arena *arena, U1 const *ptr, U8 len) {
 
 Response *pipeline_run_opts(U1 const *ptr, U8 len, PipelineOpts opts) {
     Arena arena = { .limit = opts.memory_limit, .fail_after = opts.fail_after };
-    Response *resp = run_in_arena(&arena, ptr, len);
+    Response *resp = run_in_arena(&arena, ptr, len, 0);
     if (resp == &out_of_memory_response) { arena_release(&arena); return resp; }
     resp->arena_ = arena;   /* the response owns its arena: pipeline_free releases it */
     return resp;
@@ -266,7 +267,7 @@ Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len) {
     arena_reset(&context->arena);
     /* the context owns the memory: a stray pipeline_free of this response
      * finds an empty arena and releases nothing */
-    Response *resp = run_in_arena(&context->arena, ptr, len);
+    Response *resp = run_in_arena(&context->arena, ptr, len, context);
     if (context->copy && resp != &out_of_memory_response && resp->len <= context->copy_cap - RESPONSE_ABI_BYTES) {
         memcpy(context->copy + RESPONSE_ABI_BYTES, resp->data, resp->len);
         resp->data = context->copy + RESPONSE_ABI_BYTES;
@@ -290,6 +291,15 @@ void pipeline_context_free(PipelineContext *context) {
     if (!context) return;
     arena_release(&context->arena);
     free(context);
+}
+
+TokVocab *tokens_vocab_new(U1 const *ranks, U8 len) { return tok_vocab_new(ranks, len); }
+void tokens_vocab_free(TokVocab *vocab) { tok_vocab_free(vocab); }
+
+S4 pipeline_context_attach(PipelineContext *context, TokVocab const *vocab) {
+    if (!context || !vocab || context->vocab_count >= LIMIT_VOCABS) return -1;
+    context->vocabs[context->vocab_count] = vocab;
+    return (S4)context->vocab_count++;
 }
 
 char const *pipeline_version(void) {

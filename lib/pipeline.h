@@ -41,7 +41,10 @@ EXPORT_ void pipeline_free(Response *resp);
  * shared by two threads at once. pipeline_run_in's response lives in the
  * context until its next call or pipeline_context_free; it is not passed to
  * pipeline_free. NULL from pipeline_context_new: out of memory. */
-Struct_(PipelineContext) { Arena arena; U1 *copy; U8 copy_cap; };
+Struct_(PipelineContext) {
+    Arena arena; U1 *copy; U8 copy_cap;
+    TokVocab const *vocabs[LIMIT_VOCABS]; U4 vocab_count;   /* pipeline_context_attach */
+};
 
 EXPORT_ PipelineContext *pipeline_context_new(void);
 EXPORT_ Response *pipeline_run_in(PipelineContext *context, U1 const *ptr, U8 len);
@@ -54,6 +57,18 @@ EXPORT_ void pipeline_context_buffer(PipelineContext *context, U1 *buf, U8 cap);
  * last response is then invalid): for a caller done with a large answer. */
 EXPORT_ void pipeline_context_trim(PipelineContext *context);
 EXPORT_ void pipeline_context_free(PipelineContext *context);
+
+/* The tokens op's vocabulary, built once (docs/tokens.md): from a `ranks`
+ * value (one length byte and the bytes per token, in rank order; copied),
+ * NULL when it is malformed or memory runs out. Read-only once built: one
+ * vocabulary may serve any number of contexts and threads at once. Freed by
+ * tokens_vocab_free, after the last call of every context it is attached to. */
+EXPORT_ TokVocab *tokens_vocab_new(U1 const *ranks, U8 len);
+EXPORT_ void tokens_vocab_free(TokVocab *vocab);
+/* Attach a vocabulary to a context: the index its requests name it by (the
+ * tokens op's `vocab` parameter), or -1 (no context or vocabulary, or
+ * LIMIT_VOCABS already attached). The context does not own it. */
+EXPORT_ S4 pipeline_context_attach(PipelineContext *context, TokVocab const *vocab);
 EXPORT_ char const *pipeline_version(void);
 
 B4 wire_decode_v1(Ctx *ctx, Str8 text, Request *req);

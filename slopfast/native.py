@@ -12,7 +12,7 @@ import os
 import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import _env, wire
 from .errors import BackendUnavailable, PipelineError
@@ -116,6 +116,14 @@ class _Library:
         self.context_trim = lib.pipeline_context_trim
         self.context_trim.argtypes = [ctypes.c_void_p]
         self.context_trim.restype = None
+        # the tokens op's vocabularies, built once, attached to each thread's context
+        self.vocab_new = lib.tokens_vocab_new
+        self.vocab_new.argtypes = [ctypes.c_char_p, ctypes.c_uint64]
+        self.vocab_new.restype = ctypes.c_void_p
+        self.context_attach = lib.pipeline_context_attach
+        self.context_attach.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.context_attach.restype = ctypes.c_int32
+        self.vocabs: dict[str, int] = {}
         lib.pipeline_version.argtypes = []
         lib.pipeline_version.restype = ctypes.c_char_p
         self.version = lib.pipeline_version().decode()
@@ -202,7 +210,7 @@ class _Context:
     faults were most of a large call's time), and it answers small calls
     into a buffer of ours. Freed with its thread."""
 
-    __slots__ = ("lib", "address", "buffer", "view", "inline")
+    __slots__ = ("lib", "address", "buffer", "view", "inline", "attached")
 
     def __init__(self, lib: _Library):
         self.lib = lib
@@ -212,6 +220,7 @@ class _Context:
         self.buffer = ctypes.create_string_buffer(_BUFFER_BYTES)
         self.view = memoryview(self.buffer).cast("B")
         self.inline = ctypes.addressof(self.buffer) + _HEADER.size
+        self.attached: dict[str, int] = {}
         lib.context_buffer(self.address, self.buffer, _BUFFER_BYTES)
 
     def __del__(self):
@@ -223,6 +232,39 @@ class _ThreadState(threading.local):
 
 
 _thread = _ThreadState()
+
+
+def vocab_index(key: str, ranks: Callable[[], bytes]) -> int | None:
+    """The index by which this thread's requests name the tokens op's
+    vocabulary `key` (its `vocab` parameter): built once per process from
+    `ranks()` (the `ranks` parameter's value; tokens_vocab_new) and attached
+    to this thread's context on first use. None when the transport is not
+    in-process or the vocabulary cannot be built or attached: then send the
+    ranks in the request."""
+    if transport() == "subprocess":
+        return None
+    lib = _load()
+    if lib is None:
+        return None
+    context = _thread.context
+    if context is None or context.lib is not lib:
+        context = _thread.context = _Context(lib)
+    index = context.attached.get(key)
+    if index is not None:
+        return index
+    with _lock:
+        vocab = lib.vocabs.get(key)
+        if vocab is None:
+            blob = ranks()
+            vocab = lib.vocab_new(blob, len(blob))
+            if not vocab:
+                return None
+            lib.vocabs[key] = vocab   # kept for the life of the library: contexts of any thread may use it
+    index = lib.context_attach(context.address, vocab)
+    if index < 0:
+        return None
+    context.attached[key] = index
+    return index
 
 
 def run_blob_opts(request: bytes, memory_limit: int = 0, fail_after: int = 0, lib: _Library | None = None) -> wire.Response:

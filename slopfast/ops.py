@@ -55,6 +55,8 @@ OPS: tuple[Op, ...] = (
     Op("snapshot", None, "snapshot",
        ("SnapshotError", "SnapshotHistory", "snapshot_deserialize", "snapshot_serialize"), "snapshot:encode",
        inputs="objects", bench="snapshot"),
+    Op("tokens", 7, "tokens", ("TokenRanksError", "count_tokens", "count_tokens_many"), "tokens:count",
+       params=("encoding", "ranks", "vocab"), parts="records:Q", per="request"),
 )
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}

@@ -178,7 +178,20 @@ def _op_requests() -> dict[str, bytes]:
         "md_outline": wire.encode_request([("md_outline", {})], [Input(b"a.md", md), Input(b"spec.md", examples)]),
         "md_summary": wire.encode_request_text([("md_summary", {})], [Input(b"a.md", md)]),
         "py_skeleton": wire.encode_request([("py_skeleton", {"full": "PipelineError"})], [Input(b"b.py", py)]),
+        # a small vocabulary (the real one is 1.6 MB: thousands of arena blocks to fail one by one)
+        "tokens": wire.encode_request([("tokens", {"encoding": "cl100k_base", "ranks": _small_ranks()})],
+                                      [Input(b"a.md", md), Input(b"b.py", py), Input(b"c.txt", b"x\xff" + b"abc" * 200)]),
     }
+
+
+def _small_ranks() -> bytes:
+    """Every byte, then the most common pairs and triples of a sample: a
+    vocabulary under which the merges do real work."""
+    from collections import Counter
+    sample = (ROOT / "slopfast" / "errors.py").read_bytes()
+    grams = Counter(sample[i:i + n] for n in (2, 3, 4) for i in range(len(sample) - n))
+    tokens = [bytes([b]) for b in range(256)] + [g for g, _ in grams.most_common(600)]
+    return b"".join(bytes((len(t),)) + t for t in tokens)
 
 
 OPS = [op.name for op in ops.NATIVE]

@@ -12,9 +12,9 @@ from conftest import subprocess_env
 
 # each is imported where it is used: ctypes when the library loads, subprocess
 # for the subprocess transport, json/hashlib/platform/tempfile for wisdom,
-# msgspec and markdown-it-py by their ops (pathlib, loaded only for paths shown
+# msgspec, markdown-it-py and tiktoken by their ops (pathlib, loaded only for paths shown
 # to people, is not checked: an editable install's import hook loads it first)
-LATER = ["ctypes", "subprocess", "json", "hashlib", "platform", "tempfile", "msgspec", "markdown_it"]
+LATER = ["ctypes", "subprocess", "json", "hashlib", "platform", "tempfile", "msgspec", "markdown_it", "tiktoken"]
 
 
 @pytest.mark.parametrize("module", ["slopfast", "slopfast.cli"])

@@ -1,0 +1,449 @@
+"""Token counts: native (lib/tokens.c) == fallback == tiktoken's
+encode_ordinary, for o200k_base and cl100k_base, on the test corpora, the
+standard library, generated Unicode text and hostile input; the Unicode
+tables against tiktoken's own regex engine, code point by code point; the
+rank file lookup and its error.
+
+Offline: tiktoken is built from the rank files bpe-openai bundles (the test
+extra installs both), with tiktoken's own patterns; nothing downloads."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import sysconfig
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import slopfast
+from slopfast import native
+from slopfast import tokens as api
+from slopfast.errors import PipelineError
+from slopfast.fallbacks import tokens as fb
+from slopfast.wire import Input
+
+from conftest import DATA
+
+pytestmark = pytest.mark.each_backend
+
+ROOT = Path(__file__).resolve().parent.parent
+ENCODINGS = ["o200k_base", "cl100k_base"]
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def tiktoken_encoding(name: str):
+    return fb.encoding(name, lambda: api._ranks(name).ranks)
+
+
+def oracle(text: str | bytes, name: str) -> int:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return len(tiktoken_encoding(name).encode_ordinary(text))
+
+
+def native_counts(datas: list[bytes], name: str) -> list[int]:
+    return api._run_native(datas, name, None)
+
+
+@pytest.fixture(params=ENCODINGS)
+def enc(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def check(needs_native, enc):
+    """check(texts): native == fallback == tiktoken for each text (str or bytes)."""
+
+    def run(texts):
+        texts = list(texts)
+        want = [oracle(t, enc) for t in texts]
+        datas = [api._prepare(t)[0] for t in texts]
+        got = native_counts(datas, enc)
+        bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        assert not bad, [(texts[i][:200], g, w) for i, g, w in bad[:5]]
+        assert api._run_fallback([api._prepare(t) for t in texts], enc, None) == want
+        return want
+
+    return run
+
+
+# ---- tiktoken's own definitions --------------------------------------------------
+
+def test_patterns_and_specials_are_tiktokens(monkeypatch):
+    from tiktoken_ext import openai_public
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", lambda *a, **k: {})   # no download
+    for name in ENCODINGS:
+        spec = getattr(openai_public, name)()
+        assert spec["pat_str"] == fb.PATTERNS[name]
+        assert spec["special_tokens"] == fb.SPECIAL_TOKENS[name]
+
+
+def test_the_bundled_rank_files_are_tiktokens():
+    for name in ENCODINGS:
+        path, data = api.find_rank_file(name)
+        assert hashlib.sha256(data).hexdigest() == api.ENCODINGS[name][1], path
+
+
+def test_the_api_is_exported():
+    assert slopfast.count_tokens is api.count_tokens
+    assert slopfast.count_tokens_many is api.count_tokens_many
+
+
+# ---- the Unicode tables against tiktoken's regex engine ---------------------------
+
+def _c_table() -> list[int]:
+    text = (ROOT / "lib" / "tokens_unicode.h").read_text()
+    stage1 = [int(v) for v in re.search(r"tok_uc_stage1\[\d+\] = \{(.*?)\};", text, re.S).group(1).split(",") if v.strip()]
+    stage2 = [int(v) for v in re.search(r"tok_uc_stage2\[\d+\] = \{(.*?)\};", text, re.S).group(1).split(",") if v.strip()]
+    return [stage2[stage1[cp >> 8] * 256 + (cp & 255)] for cp in range(0x110000)]
+
+
+ALL_CODE_POINTS = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+BITS = {"L": 1, "N": 2, "S": 4, "UP": 8, "LO": 16}
+CLASSES = {"L": r"\p{L}", "N": r"\p{N}", "S": r"\s", "UP": r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]",
+           "LO": r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"}
+
+
+def _engine_set(pattern: str) -> set[int]:
+    """The code points tiktoken's regex engine matches with `pattern`:
+    tiktoken drops text no match covers, so over byte-level ranks the
+    decoded tokens are exactly the matched characters."""
+    import tiktoken
+    enc = tiktoken.Encoding("probe", pat_str=pattern, mergeable_ranks={bytes([b]): b for b in range(256)},
+                            special_tokens={})
+    return {ord(c) for c in enc.decode_bytes(enc.encode_ordinary(ALL_CODE_POINTS)).decode()}
+
+
+@pytest.mark.parametrize("cls", list(CLASSES))
+def test_unicode_tables_are_tiktokens_regex_engines(cls):
+    table = _c_table()
+    ours = {cp for cp, bits in enumerate(table) if bits & BITS[cls] and not 0xD800 <= cp < 0xE000}
+    theirs = _engine_set(CLASSES[cls])
+    assert ours == theirs, sorted(hex(c) for c in ours ^ theirs)[:20]
+
+
+def test_the_tables_name_their_unicode_version():
+    text = (ROOT / "lib" / "tokens_unicode.h").read_text()
+    assert '#define TOK_UNICODE_VERSION "16.0.0"' in text
+    assert "16.0.0" in (ROOT / "docs" / "tokens.md").read_text()
+
+
+def test_contraction_case_folding_is_the_engines():
+    """(?i:'s ...) in the regex engine: which characters match each letter
+    (s also matches U+017F LONG S; the scanner assumes exactly these)."""
+    for letter in "stmdrvel":
+        theirs = _engine_set(f"(?i:{letter})")
+        ours = {ord(letter), ord(letter.upper())} | ({0x17F} if letter == "s" else set())
+        assert theirs == ours, (letter, sorted(hex(c) for c in theirs))
+
+
+def _version_differences() -> list[str]:
+    """Characters whose class differs between this Python's Unicode and the tables' 16.0."""
+    table = _c_table()
+    out = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        cat = unicodedata.category(chr(cp))
+        bits = (1 if cat[0] == "L" else 0) | (2 if cat[0] == "N" else 0)
+        if bits != table[cp] & 3:
+            out.append(chr(cp))
+    return out
+
+
+def test_characters_where_unicode_versions_differ(check):
+    diff = _version_differences()
+    if unicodedata.unidata_version != "16.0.0":
+        assert len(diff) > 1000, unicodedata.unidata_version   # e.g. 14.0 -> 16.0: Garay, Kawi, CJK ext. H...
+    sample = diff[:: max(1, len(diff) // 400)]
+    texts = []
+    for c in sample:
+        texts += [c, "a" + c, " " + c + "b", c + "'s", "1" + c + "2", "x" + c * 3 + " y"]
+    texts.append("".join(sample))
+    check(texts)
+
+
+# ---- corpora --------------------------------------------------------------------
+
+def test_rust_book(check):
+    check(p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md")))
+
+
+def test_commonmark_spec(check):
+    spec = DATA / "commonmark"
+    check([(spec / "commonmark-spec-0.31.2.md").read_bytes()])
+    examples = json.loads((spec / "commonmark-spec-0.31.2.json").read_text(encoding="utf-8"))
+    check(ex["markdown"] for ex in examples)
+
+
+def _stdlib_files() -> list[Path]:
+    base = Path(sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in base.rglob("*.py") if "site-packages" not in p.relative_to(base).parts)
+
+
+def test_stdlib_sample(check):
+    files = _stdlib_files()
+    check(p.read_bytes() for p in files[::25])
+
+
+def test_stdlib_all(needs_native, enc):
+    """Every .py file of the standard library (site-packages left out, ~31 MB),
+    half of them in each encoding (tiktoken alone takes ~5 s per 31 MB; the
+    sample above has both encodings on the same files)."""
+    files = _stdlib_files()[ENCODINGS.index(enc)::2]
+    datas = [p.read_bytes() for p in files]
+    got = native_counts(datas, enc)
+    want = [oracle(d, enc) for d in datas]
+    bad = [(str(files[i]), g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert not bad, bad[:5]
+
+
+# ---- generated text -------------------------------------------------------------
+
+CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Re", "'rE", "'VE", "'vE",
+                "'M", "'LL", "'lL", "'Ll", "'D", "'ſ", "'x", "'", "''", "'r", "'l"]
+FRAGMENTS = CONTRACTIONS + [
+    "\r\n", "\r", "\n", "\n\n", " \n ", "\t", "\u00a0", "\u2028", "\u3000", "\x0b", "\x0c", "\u0085",
+    "    ", " " * 17, "\t \t", " \r\n\r\n  ", "123", "1234567", "٣٤٥", "Ⅻ", "½", "²",
+    "e\u0301", "\u0301", "a\u0308\u0304", "\u20dd", "🎉", "👩‍💻", "🇫🇷", "日本語", "中文字符", "한국어",
+    "Straße", "ǅ", "ǈungla", "HTTPServer", "getHTTPResponseCode", "ABC", "abc", "Abc", "x/y//z", "///\n",
+    "?!", "...", " ...", "->", "::", "#", "'''", '"""', "$", "ʰ", "ˈ", "ء", "ا", "\u200d", "\ufeff", "\ufffd",
+]
+CATEGORY_CHARS = st.characters(codec="utf-8", categories=(
+    "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
+    "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cn"))
+PIECES = st.one_of(st.sampled_from(FRAGMENTS), st.text(CATEGORY_CHARS, max_size=6),
+                   st.text(st.sampled_from("aZ09 '\n\r\t.é\u0301ſ"), max_size=12))
+TEXTS = st.lists(PIECES, max_size=40).map("".join)
+
+
+@SETTINGS
+@given(texts=st.lists(TEXTS, min_size=1, max_size=8))
+def test_generated_unicode_text(check, texts):
+    check(texts)
+
+
+@SETTINGS
+@given(data=st.lists(st.binary(max_size=60), min_size=1, max_size=6))
+def test_generated_bytes(check, data):
+    check(data)
+
+
+def test_fragments_each_and_joined(check):
+    check(FRAGMENTS + ["".join(FRAGMENTS), " ".join(FRAGMENTS), "\n".join(FRAGMENTS)])
+    check([a + b for a in FRAGMENTS for b in CONTRACTIONS])
+
+
+def test_whitespace_runs(check):
+    check([" " * n + tail for n in range(0, 40) for tail in ("", "x", "\n", "\n x", "1")] +
+          ["\t" * n + "\r\n" * m + " " * k for n in range(4) for m in range(4) for k in range(4)])
+
+
+def test_digit_runs(check):
+    check(["1" * n for n in range(1, 30)] + ["a" + "9" * n + "b" for n in range(10)] + ["٣" * 7, "1²3½"])
+
+
+def test_invalid_utf8(check):
+    check([b"\xff", b"a\xffb", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2\x82\xac", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+           b"\xc0\xaf", b"\xf0\x9f\x98", b"abc\xf0\x9f\x98 def", b"\x80" * 50, b"it\xe2\x80\x99s", b"x'\xffs"])
+
+
+def test_lone_surrogates_read_as_tiktoken_reads_them(check, enc):
+    texts = ["a\ud800b", "\udfff", "x\ud83d\ude00y"]
+    check(texts)
+    assert [api.count_tokens(t, enc) for t in texts] == [oracle(api._prepare(t)[1], enc) for t in texts]
+
+
+def test_empty(check, enc):
+    assert check(["", b"", " "]) == [0, 0, 1]
+    assert api.count_tokens("", enc) == 0
+    assert api.count_tokens_many([], enc) == []
+
+
+def test_huge_inputs(check):
+    """A few MB: text, one long word (the heap merge), one long run of punctuation, of spaces."""
+    book = b"".join(p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md")))
+    check([book[:3_000_000], b"abcdefghij" * 100_000, b"x" * 300_000, b"!?#" * 100_000, b" " * 500_000,
+           "日本語のテキスト".encode() * 20_000, b"1234567890" * 50_000])
+
+
+# ---- the public functions (both backends) ----------------------------------------
+
+def test_count_tokens(enc):
+    for text in ["hello world", "Hello, world! It's 2026.\n\n    def f(x): return x\n", b"caf\xc3\xa9 \xff"]:
+        assert api.count_tokens(text, enc) == oracle(text, enc)
+    texts = ["a", "b c", "", "résumé", b"\xff\xfe"]
+    assert api.count_tokens_many(texts, enc) == [oracle(t, enc) for t in texts]
+    assert api.count_tokens("hello") == oracle("hello", "o200k_base")   # the default
+
+
+def test_unknown_encoding():
+    with pytest.raises(ValueError, match="unknown encoding 'p50k_base'"):
+        api.count_tokens("x", "p50k_base")
+    with pytest.raises(TypeError):
+        api.count_tokens(3)
+
+
+# ---- rank files ------------------------------------------------------------------
+
+@pytest.fixture
+def no_ranks(monkeypatch, tmp_path):
+    """No rank file anywhere: an empty tiktoken cache, no bpe-openai."""
+    monkeypatch.delenv(api.RANKS_ENV, raising=False)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(api, "_bpe_openai_file", lambda encoding: None)
+    api._ranks_cached.cache_clear()
+    yield tmp_path
+    api._ranks_cached.cache_clear()
+
+
+_bpe_openai_file = api._bpe_openai_file   # before no_ranks hides it
+
+
+def _bundled(name: str) -> bytes:
+    return gzip.decompress(Path(_bpe_openai_file(name)).read_bytes())
+
+
+def test_no_rank_file_is_a_clear_error(no_ranks):
+    with pytest.raises(api.TokenRanksError) as err:
+        api.count_tokens("x")
+    message = str(err.value)
+    for option in (api.RANKS_ENV, "TIKTOKEN_CACHE_DIR", "bpe-openai", str(no_ranks / "cache")):
+        assert option in message
+
+
+def test_ranks_from_tiktokens_cache(no_ranks, monkeypatch):
+    cache = no_ranks / "cache"
+    cache.mkdir()
+    url = api.ENCODINGS["cl100k_base"][0]
+    (cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(_bundled("cl100k_base"))
+    assert api.find_rank_file("cl100k_base")[0] == str(cache / hashlib.sha1(url.encode()).hexdigest())
+    assert api.count_tokens("hello world", "cl100k_base") == 2
+
+
+def test_ranks_from_the_named_directory_or_file(no_ranks, monkeypatch):
+    folder = no_ranks / "ranks"
+    folder.mkdir()
+    (folder / "o200k_base.tiktoken").write_bytes(_bundled("o200k_base"))
+    monkeypatch.setenv(api.RANKS_ENV, str(folder))
+    assert api.find_rank_file("o200k_base")[0] == str(folder / "o200k_base.tiktoken")
+    assert api.count_tokens("hello world") == 2
+    gz = no_ranks / "mine.gz"
+    gz.write_bytes(gzip.compress(_bundled("o200k_base")))
+    monkeypatch.setenv(api.RANKS_ENV, str(gz))
+    assert api.find_rank_file("o200k_base")[0] == str(gz)
+    assert api.count_tokens("hello world", ranks=gz) == 2
+
+
+def test_a_wrong_rank_file_is_refused(no_ranks, monkeypatch):
+    bad = no_ranks / "o200k_base.tiktoken"
+    bad.write_bytes(b"aGk= 0\n")
+    monkeypatch.setenv(api.RANKS_ENV, str(bad))
+    with pytest.raises(api.TokenRanksError, match="is not tiktoken's o200k_base rank file"):
+        api.count_tokens("x")
+    with pytest.raises(api.TokenRanksError, match="no rank file at"):
+        api.count_tokens("x", ranks=no_ranks / "missing")
+
+
+# ---- the op on the wire ------------------------------------------------------------
+
+def run_op(params: dict, inputs: list[Input]):
+    return native.run([("tokens", params)], inputs)
+
+
+def test_op_without_ranks_counts_pieces(needs_native):
+    """No `ranks`: the pre-tokenizer's pieces (ASCII text, where Python's re agrees)."""
+    text = "Hello, world! It's   2026:\n\n  x=12345;\n"
+    import regex
+    for name in ENCODINGS:
+        part = run_op({"encoding": name}, [Input(b"t", text.encode())])[0]
+        assert api._decode_counts(part) == [(len(regex.findall(fb.PATTERNS[name], text)),)]
+
+
+def test_op_errors(needs_native):
+    with pytest.raises(PipelineError) as err:
+        run_op({"encoding": "gpt2"}, [Input(b"t", b"x")])
+    assert err.value.code == 3 and "unknown encoding" in str(err.value)
+    for blob in (b"\x05ab", b"\x00", b""):
+        with pytest.raises(PipelineError) as err:
+            run_op({"ranks": blob}, [Input(b"t", b"x")])
+        assert err.value.code == 3 and "ranks" in str(err.value)
+
+
+@SETTINGS
+@given(blob=st.binary(max_size=400), data=st.binary(max_size=200))
+def test_op_survives_any_ranks(needs_native, blob, data):
+    """Hostile ranks (any bytes, repeated tokens, missing single bytes): an
+    error or some count, never a crash."""
+    try:
+        run_op({"ranks": blob}, [Input(b"t", data)])
+    except PipelineError as err:
+        assert err.code == 3
+
+
+def test_small_vocabularies(needs_native):
+    """A vocabulary without some single bytes counts each unknown byte as a part."""
+    blob = b"".join(bytes((len(t),)) + t for t in (b"a", b"b", b"ab", b"ab", b"abab"))
+    part = run_op({"ranks": blob}, [Input(b"t", b"abab"), Input(b"t", b"ababx"), Input(b"t", b"zz")])[0]
+    assert api._decode_counts(part) == [(1,), (2,), (2,)]
+
+
+# ---- the vocabulary built once (tokens_vocab_new, pipeline_context_attach) ------------
+
+def test_vocab_and_ranks_in_the_request_agree(needs_native, enc):
+    datas = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))[:60]] + [b"", b"\xff x"]
+    blob = api._ranks(enc).blob
+    in_request = api._decode_counts(run_op({"encoding": enc, "ranks": blob}, [Input(b"t", d) for d in datas])[0])
+    index = native.vocab_index(f"{enc}:None", lambda: blob)
+    assert index is not None
+    attached = api._decode_counts(run_op({"encoding": enc, "vocab": str(index)}, [Input(b"t", d) for d in datas])[0])
+    assert attached == in_request == [(oracle(d, enc),) for d in datas]
+
+
+def test_subprocess_transport_sends_the_ranks(needs_native, monkeypatch):
+    monkeypatch.setenv("SLOPFAST_TRANSPORT", "subprocess")
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    assert native.vocab_index("o200k_base:None", lambda: b"") is None
+    assert api.count_tokens_many(["hello world", "x"]) == [2, 1]
+
+
+def test_vocab_errors(needs_native):
+    index = native.vocab_index("o200k_base:None", lambda: api._ranks("o200k_base").blob)
+    with pytest.raises(PipelineError) as err:
+        run_op({"vocab": str(index + 8)}, [Input(b"t", b"x")])
+    assert err.value.code == 3 and "no vocabulary" in str(err.value)
+    with pytest.raises(PipelineError) as err:
+        run_op({"vocab": "0", "ranks": b"\x01a"}, [Input(b"t", b"x")])
+    assert err.value.code == 3 and "both ranks and vocab" in str(err.value)
+    # no context: pipeline_run has no vocabularies
+    from slopfast import wire
+    got = native.run_blob_opts(wire.encode_request([("tokens", {"vocab": "0"})], [Input(b"t", b"x")]))
+    assert got.code == 3 and "no vocabulary 0 attached to this context (0 are)" in got.message
+    lib = native._load()
+    assert lib.vocab_new(b"\x05ab", 3) is None and lib.vocab_new(b"", 0) is None
+    assert lib.context_attach(None, None) == -1
+
+
+def test_threads_share_a_vocabulary(needs_native, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    datas = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))[:40]]
+    want = [oracle(d, "o200k_base") for d in datas]
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(lambda _: api.count_tokens_many(datas), range(8)):
+            assert got == want
+
+
+def test_without_tiktoken_the_native_path_counts_alone(needs_native, monkeypatch):
+    monkeypatch.setattr(api, "_have_tiktoken", lambda: False)
+    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
+    assert api.count_tokens("hello world") == 2
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    with pytest.raises(slopfast.BackendUnavailable, match=r"slopfast\[tokens\]"):
+        api.count_tokens("hello world")
