@@ -201,14 +201,18 @@ def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[
 def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float] | None, int]:
     """Timings on samples growing by 4x up to SAMPLE_BYTES, stopping as soon as
     native wins clearly (the fallback over twice as slow): on an input the
-    fallback handles badly, it runs on a kilobyte only."""
+    fallback handles badly, it runs on a kilobyte only. Both paths run once
+    untimed on the first sample: a fallback's first run pays its imports
+    (markdown-it-py, ast, tiktoken's tables: up to 0.3 s), which would
+    otherwise count as its speed and send small inputs to native."""
     timings, sample_bytes = None, 0
-    for budget in SAMPLE_STEPS:
+    for step, budget in enumerate(SAMPLE_STEPS):
         native_on_sample, fallback_on_sample, sample_bytes = sample(budget)
-        try:
-            native_on_sample()   # warm-up
-        except Exception:   # noqa: BLE001 - an error is an answer too (the same on both paths)
-            pass
+        for warm in ((native_on_sample, fallback_on_sample) if step == 0 else (native_on_sample,)):
+            try:
+                warm()
+            except Exception:   # noqa: BLE001 - an error is an answer too (the same on both paths)
+                pass
         timings = _calibrate(native_on_sample, fallback_on_sample)
         if timings[1] > 2 * timings[0] or sample_bytes < budget:
             break
