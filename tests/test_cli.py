@@ -239,7 +239,10 @@ def test_non_utf8_names_round_trip(tmp_path, backend, monkeypatch, agg):
 def test_empty_directories_and_empty_files(tmp_path, agg):
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     code, out, err = agg(tmp_path, ".")
-    assert (code, out, err) == (0, b"", "")
+    # nothing included: exit 1 and a hint (docs/cli.md, "When nothing is included")
+    assert (code, out) == (cli.EXIT_NOTHING, b"")
+    assert err == "slopfast: included 0 files; wrote nothing to stdout\nslopfast: nothing included: . holds no files\n"
+    assert agg(tmp_path, ".", "-q") == (cli.EXIT_NOTHING, b"", "")
     (tmp_path / "empty" / "e.txt").write_bytes(b"")
     code, out, _ = agg(tmp_path, "empty")
     assert out == b"### `empty/e.txt`\n\n```txt\n\n```\n"
@@ -253,14 +256,17 @@ def test_binary_files_skipped_with_a_note(tmp_path, agg):
     code, out, err = agg(tmp_path, ".")
     assert code == 0
     assert headings(out) == ["a.txt", "late.txt"]
-    assert "skipped img.png: binary file" in err
+    assert "skipped 1 binary file (-v lists it)" in err and "img.png" not in err
+    code, _, err = agg(tmp_path, ".", "-v")
+    assert "skipped img.png: binary file" in err and "skipped 1 binary file\n" in err
 
 
 def test_max_file_size(tmp_path, agg):
     write(tmp_path, {"big.txt": "x" * 5000, "small.txt": "y"})
-    code, out, err = agg(tmp_path, ".", "--max-file-size", "4K")
+    code, out, err = agg(tmp_path, ".", "--max-file-size", "4K", "-v")
     assert code == 0 and headings(out) == ["small.txt"]
     assert "skipped big.txt: 5000 bytes > --max-file-size 4096" in err
+    assert "skipped 1 file over --max-file-size 4K (--max-file-size N raises the limit)\n" in err
     assert headings(agg(tmp_path, ".", "--max-file-size", "0")[1]) == ["big.txt", "small.txt"]
     assert headings(agg(tmp_path, ".", "--max-file-size", "5000")[1]) == ["big.txt", "small.txt"]
 
@@ -286,7 +292,7 @@ def test_symlinks_files_followed_directories_not(tmp_path, agg):
     os.symlink(tmp_path / "outside.txt", root / "out-link.txt")
     os.symlink(".", root / "loop")            # a directory symlink back up: a cycle if followed
     os.symlink(tmp_path, root / "parent")
-    code, out, err = agg(root, ".")
+    code, out, err = agg(root, ".", "-v")
     assert code == 0, err
     # a symlink to a file outside the tree is not followed (since the walk's safety rules)
     assert headings(out) == ["a.py", "link.py"]
@@ -297,7 +303,7 @@ def test_symlinks_files_followed_directories_not(tmp_path, agg):
     assert "skipped parent: symlink to a directory" in err
     # a directory symlink named on the command line is walked (the tree is its target)
     assert headings(agg(root, "parent/real")[1]) == ["parent/real/a.py", "parent/real/link.py"]
-    code, out, err = agg(root, ".", "--follow-symlinks")
+    code, out, err = agg(root, ".", "--follow-symlinks", "-v")
     assert code == 0, err
     assert headings(out)[:3] == ["a.py", "link.py", "out-link.txt"] and b"outside\n" in out
     assert "skipped loop: symlink to a directory above it (not followed: a loop)" in err
@@ -444,7 +450,7 @@ def test_special_files_are_skipped_not_opened(tmp_path, agg):
         pytest.skip("no FIFOs here")
     write(tmp_path, {"a.py": "a\n"})
     os.mkfifo(tmp_path / "pipe")
-    code, out, err = agg(tmp_path, ".")   # would block forever if the FIFO were read
+    code, out, err = agg(tmp_path, ".", "-v")   # would block forever if the FIFO were read
     assert code == 0 and headings(out) == ["a.py"]
     assert "skipped pipe: not a regular file" in err
 
@@ -545,7 +551,7 @@ def tier_outputs(tier_tree):
     backends = ["fallback"] + (["native"] if native.available() else [])
     for case, args in TIER_CASES.items():
         for backend in backends:
-            p = run("aggregate", ".", *args, cwd=tier_tree, SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
+            p = run("aggregate", ".", "-q", *args, cwd=tier_tree, SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
             assert p.returncode == 0 and p.stderr == b"", (case, backend, p.stderr)
             outputs[case, backend] = p.stdout
     return outputs
@@ -733,7 +739,7 @@ def test_subprocess_native_and_fallback_give_identical_bytes(needs_native, tmp_p
         for mode in ("full", "summary"):
             p = run("aggregate", ".", "--mode", mode, "--full", "*.py", cwd=tree, SLOPFAST_BACKEND=backend)
             assert p.returncode == 0, p.stderr
-            assert b"skipped bin.dat: binary" in p.stderr
+            assert b"skipped 1 binary file (-v lists it)" in p.stderr
             outputs[backend, mode] = p.stdout
     assert outputs["native", "full"] == outputs["fallback", "full"]
     assert outputs["native", "summary"] == outputs["fallback", "summary"]
@@ -880,16 +886,20 @@ def test_progress_on_a_real_terminal(tmp_path):
     write(tmp_path, {"d05/img.bin": b"\0\1\2"})
     plain = run("aggregate", ".", cwd=tmp_path)
     # A long run, as the delay before the progress line makes every run here long.
-    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path,
-                                   "cli.PROGRESS_DELAY = 0; cli.PROGRESS_INTERVAL = 0")
+    fast = "cli.PROGRESS_DELAY = 0; cli.PROGRESS_INTERVAL = 0"
+    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path, fast)
     assert code == 0 and out == plain.stdout
     assert tty.startswith(b"\r\x1b[Kslopfast: 1 file, 2 B")
     assert b"\r\x1b[Kslopfast: 100 files, 200 B" in tty
-    # the skip note gets a line of its own (the progress line is cleared first)
+    # the progress line is gone before the summary
+    assert tty.endswith(b"\r\x1b[K" + plain.stderr) and b"\x1b" not in plain.stderr
+    wrote = cli.human_bytes(len(plain.stdout)).encode()
+    assert plain.stderr == (b"slopfast: included 100 files, 200 B; wrote " + wrote + b" to stdout\n"
+                            b"slopfast: skipped 1 binary file (-v lists it)\n")
+    # with -v, the skip note gets a line of its own (the progress line is cleared first)
+    code, out, tty = _run_on_a_pty(["aggregate", ".", "-v"], tmp_path, fast)
     assert re.search(rb"\r\x1b\[Kslopfast: skipped d05/img.bin: binary file \(NUL byte in the first 8 KiB\)\n"
                      rb"\r\x1b\[Kslopfast: \d+ files", tty)
-    assert tty.endswith(b"\r\x1b[K")        # the progress line is gone at the end
-    assert plain.stderr == b"slopfast: skipped d05/img.bin: binary file (NUL byte in the first 8 KiB)\n"
     # A short run (the default delay) shows no progress on a terminal either.
     code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path)
     assert code == 0 and out == plain.stdout
@@ -899,7 +909,9 @@ def test_progress_on_a_real_terminal(tmp_path):
 def test_no_progress_noise_when_stderr_is_not_a_terminal(tmp_path):
     write(tmp_path, {f"d{i}/f{j}.txt": "x\n" for i in range(20) for j in range(20)})
     p = run("aggregate", ".", cwd=tmp_path)
-    assert p.returncode == 0 and p.stderr == b""
+    wrote = cli.human_bytes(len(p.stdout)).encode()
+    assert p.returncode == 0 and p.stderr == b"slopfast: included 400 files, 800 B; wrote " + wrote + b" to stdout\n"
+    assert run("aggregate", ".", "-q", cwd=tmp_path).stderr == b""
 
 
 # ---- walk (the module) ---------------------------------------------------------------------
