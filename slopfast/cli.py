@@ -454,6 +454,13 @@ def size_text(n: int | None) -> str:
     return str(n)
 
 
+def count_text(n: int) -> str:
+    """A count for people: 512, 48.2K, 15.1M."""
+    if n < 1000:
+        return str(n)
+    return f"{n / 1e3:.1f}K" if n < 1_000_000 else f"{n / 1e6:.1f}M"
+
+
 class RunTotals:
     """What a run of `aggregate` did, for the summary on stderr."""
 
@@ -479,7 +486,7 @@ class RunTotals:
         """The summary: one line of totals, one per reason files were skipped, one for the unreadable."""
         wrote = human_bytes(self.bytes_out) if self.bytes_out else "nothing"
         if self.tokens is not None:
-            wrote += f" ({self.tokens} tokens)"
+            wrote += f" ({count_text(self.tokens)} tokens)"
         totals = _files(self.files) + (f", {human_bytes(self.bytes_in)}" if self.files else "")
         out = [f"included {totals}; wrote {wrote} to {destination}"]
         ordered = [r for r in SKIP_REASONS if r in self.skipped] + sorted(r for r in self.skipped if r not in SKIP_REASONS)

@@ -1103,6 +1103,8 @@ def test_summary_lines_and_tokens():
                                  "could not read 2 files or directories (the errors above)"]
     t.tokens = 512                                    # once the library counts them
     assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (512 tokens) to out.md"
+    t.tokens = 15_100_000
+    assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (15.1M tokens) to out.md"
     assert cli.size_text(10 << 20) == "10M" and cli.size_text(4096) == "4K" and cli.size_text(5000) == "5000"
 
 
