@@ -14,6 +14,11 @@ walk(paths, options) yields, in a stable order, one event per file it meets:
   note for stderr.
 - `Unreadable(path, error)`: a file that could not be opened or stat'ed.
 
+A path given as `Listed` (a file list's entry, `slopfast aggregate -`) is taken
+as a file named on the command line; a directory there is skipped, not walked.
+`WalkOptions.left_out` (a LeftOut) collects what the rules below left out, by
+rule, for the command's hint when nothing is included.
+
 Order: each PATH argument in the order given; below a directory, files in the
 byte order of their path relative to it (as `git ls-files` sorts), so the
 output does not depend on the file system's listing order. A path met twice
