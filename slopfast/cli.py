@@ -791,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="list each skipped file, and a line of timings and the backend at the end")
     talk.add_argument("-q", "--quiet", action="store_true", help="no summary, notes or warnings: errors only")
     agg.set_defaults(func=_cmd_aggregate)
+    parser.aggregate_parser = agg   # type: ignore[attr-defined]  # main() parses its options intermixed
 
     bench = sub.add_parser(
         "bench", help="native vs fallback throughput on generated data",
@@ -817,8 +818,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (the console script exits with it)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["aggregate"] and "--" not in argv:
+            # options may stand between PATHs (`aggregate src --hidden docs`, `a.py --stdin d`);
+            # not with `--`, which argparse's intermixed parsing does not keep
+            args = parser.aggregate_parser.parse_intermixed_args(argv[1:])
+            args.command = "aggregate"
+        else:
+            args = parser.parse_args(argv)
     except SystemExit as exc:   # argparse: --help / --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

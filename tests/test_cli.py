@@ -1002,6 +1002,10 @@ def test_list_among_paths_and_after_them(tmp_path, agg_in):
     write(tmp_path, {"a.py": "a\n", "b.py": "b\n", "d/c.py": "c\n", "e.py": "e\n"})
     assert headings(agg_in(tmp_path, b"e.py\nb.py\n", "a.py", "-", "d")[1]) == ["a.py", "e.py", "b.py", "d/c.py"]
     assert headings(agg_in(tmp_path, b"e.py\nb.py\n", "a.py", "d", "--stdin")[1]) == ["a.py", "d/c.py", "e.py", "b.py"]
+    # options may stand between the PATHs
+    assert headings(agg_in(tmp_path, b"e.py\n", "a.py", "--stdin", "d", "-q")[1]) == ["a.py", "d/c.py", "e.py"]
+    assert headings(agg_in(tmp_path, b"", "a.py", "--mode", "summary", "d")[1]) == ["a.py", "d/c.py"]
+    assert headings(agg_in(tmp_path, b"", "--", "a.py", "d")[1]) == ["a.py", "d/c.py"]
     # a path from the list met again in a directory walked later is written once
     assert headings(agg_in(tmp_path, b"d/c.py\n", "-", "d")[1]) == ["d/c.py"]
 
