@@ -5,7 +5,8 @@ when they run, so `slopfast aggregate` and `--version` do not pay for them.
 
 Exit codes (all subcommands):
   0  success
-  1  some input files could not be read (the document is still written)
+  1  the document is written, but some input files could not be read, or
+     `aggregate` included no file at all (the summary says why)
   2  usage error (bad arguments, a PATH that does not exist)
   3  fatal: a forced native backend cannot load, the output cannot be
      written, a native/fallback mismatch, or any other error
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import stat
@@ -25,14 +27,17 @@ from . import __version__
 from . import aggregate as _aggregate   # the aggregate op's module: .build() also returns the unreadable files
 from . import dispatch, ops
 from .errors import BackendUnavailable, SlopfastError
-from .walk import Found, PatternError, Skipped, Unreadable, WalkOptions, compile_patterns, walk
+from .walk import (Found, LeftOut, Listed, PatternError, Skipped, Unreadable, WalkOptions, compile_patterns,
+                   display_prefix, walk)
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
+EXIT_NOTHING = 1          # aggregate included no file (as grep's "nothing selected")
 EXIT_USAGE = 2
 EXIT_FATAL = 3
 
 DEFAULT_MAX_FILE_SIZE = 10 << 20
+FORMATS = ("markdown", "xml", "json", "plain")
 PROGRESS_DELAY = 0.5      # seconds of a run before the progress line appears (terminal only)
 PROGRESS_INTERVAL = 0.1   # seconds between progress updates
 
@@ -174,6 +179,421 @@ def sole_path(op: ops.Op) -> str:
     return f"{_SOLE_PATH.get(op.name, 'fallback')} only"
 
 
+# ---- aggregate: the file list on stdin ---------------------------------------------
+
+STDIN_PATH = "-"
+LIST_CHUNK = 1 << 16
+
+
+def read_list(stream: Any, nul: bool = False) -> Iterator[Listed]:
+    """The paths of a file list (docs/cli.md, "File lists"), read as the walk
+    needs them: newline-separated (a CRLF's `\\r` dropped) or, with `nul`,
+    NUL-separated; empty entries are skipped; names are bytes, decoded with
+    os.fsdecode (invalid UTF-8 round-trips)."""
+    sep = b"\0" if nul else b"\n"
+    read = getattr(stream, "read1", stream.read)
+    rest = b""
+    while True:
+        chunk = read(LIST_CHUNK)
+        if not chunk:
+            break
+        parts = (rest + chunk).split(sep)
+        rest = parts.pop()
+        for part in parts:
+            name = _list_entry(part, nul)
+            if name is not None:
+                yield name
+    name = _list_entry(rest, nul)
+    if name is not None:
+        yield name
+
+
+def _list_entry(part: bytes, nul: bool) -> Listed | None:
+    if not nul and part.endswith(b"\r"):
+        part = part[:-1]
+    return Listed(os.fsdecode(part)) if part else None
+
+
+def _stdin_buffer() -> Any:
+    stdin = sys.stdin
+    if stdin is None:                     # fd 0 closed at start-up: an empty list
+        return io.BytesIO(b"")
+    return getattr(stdin, "buffer", stdin)
+
+
+def _targets(paths: Sequence[str], use_list: bool, nul: bool, quiet: bool) -> Iterator[str]:
+    """The PATH arguments in order, the stdin list's paths where `-` stands
+    (or after them, for --stdin)."""
+    listed = False
+    for path in paths:
+        if path == STDIN_PATH:
+            listed = True
+            yield from _stdin_list(nul, quiet)
+        else:
+            yield path
+    if use_list and not listed:
+        yield from _stdin_list(nul, quiet)
+
+
+def _stdin_list(nul: bool, quiet: bool) -> Iterator[Listed]:
+    stream = _stdin_buffer()
+    try:
+        tty = sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty and not quiet:
+        _say("reading the file list from the terminal (one path a line; end it with Ctrl-D)")
+    return read_list(stream, nul)
+
+
+def _check_list(args: argparse.Namespace, out_path: str | None) -> bool:
+    """Usage checks of `-`, --stdin and -0; whether a list is read from stdin."""
+    dashes = args.paths.count(STDIN_PATH)
+    if dashes + bool(args.stdin) > 1:
+        raise UsageError("the file list is read from stdin once: give - or --stdin, once")
+    use_list = bool(dashes or args.stdin)
+    if args.null and not use_list:
+        raise UsageError("-0 reads the file list NUL-separated: give - or --stdin too")
+    if not args.paths and not use_list:
+        raise UsageError("no PATH given (name files or directories, or read a file list from stdin with - or --stdin)")
+    if use_list and out_path is not None:
+        try:
+            st_in = os.fstat(sys.stdin.fileno())
+            st_out = os.stat(out_path)
+        except (OSError, ValueError, AttributeError):   # stdin without a descriptor; no output file yet
+            return use_list
+        if (st_in.st_dev, st_in.st_ino) == (st_out.st_dev, st_out.st_ino):
+            raise UsageError(f"-o {out_path}: is the file list read from stdin (it would be emptied before it is read)")
+    return use_list
+
+
+# ---- aggregate: project defaults ([tool.slopfast] in pyproject.toml) ---------------------
+
+# key: (what it may hold, the argument it sets). Keys that widen what is read
+# (hidden, gitignore, default-ignores, follow-symlinks) are the command line's only.
+CONFIG_KEYS = {
+    "mode": ("mode", "mode"),
+    "full": ("patterns", "full"),
+    "include": ("patterns", "include"),
+    "exclude": ("patterns", "exclude"),
+    "max-file-size": ("size", "max_file_size"),
+    "format": ("format", "format"),
+    "line-numbers": ("bool", "line_numbers"),
+    "header": ("bool", "header"),
+    "raw": ("bool", "raw"),
+}
+CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
+_CONFIG_MENTION = re.compile(rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]")
+
+
+def find_config(start: str) -> str | None:
+    """The pyproject.toml that holds the target's defaults: the nearest at or
+    above `start` (a directory), not above the top of its git work tree."""
+    d = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(d)
+        if parent == d or os.path.exists(os.path.join(d, ".git")):
+            return None
+        d = parent
+
+
+def read_config(path: str) -> tuple[dict, list[str]]:
+    """[tool.slopfast] of a pyproject.toml as {argument: value}, and warnings;
+    UsageError for a value of the wrong kind or a file that is not TOML."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return {}, [f"{path}: not read ({_oserror_text(exc)})"]
+    if b"slopfast" not in data:       # no [tool.slopfast]: not worth a TOML parser
+        return {}, []
+    try:
+        import tomllib
+    except ImportError:               # Python 3.10
+        try:
+            import tomli as tomllib   # type: ignore[no-redef]
+        except ImportError:
+            if _CONFIG_MENTION.search(data):
+                return {}, [f"{path}: [tool.slopfast] not read: Python {sys.version_info[0]}.{sys.version_info[1]} "
+                            "has no tomllib (pip install tomli, or use Python 3.11+)"]
+            return {}, []
+    try:
+        table = tomllib.loads(data.decode("utf-8")).get("tool", {}).get("slopfast", {})
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc}); --no-config ignores it") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.slopfast] must be a table")
+    values: dict[str, Any] = {}
+    warnings = []
+    where = f"{path} [tool.slopfast]"
+    for key, value in table.items():
+        if key in CONFIG_COMMAND_LINE_ONLY:
+            warnings.append(f"{where}: {key} ignored: it widens what is read, so only the command line sets it")
+            continue
+        if key not in CONFIG_KEYS:
+            warnings.append(f"{where}: unknown key {key!r} ignored (known: {', '.join(CONFIG_KEYS)})")
+            continue
+        kind, dest = CONFIG_KEYS[key]
+        values[dest] = _config_value(where, key, kind, value)
+    return values, warnings
+
+
+def _config_value(where: str, key: str, kind: str, value: Any) -> Any:
+    def bad(what: str) -> UsageError:
+        return UsageError(f"{where}: {key} must be {what}, not {value!r}")
+
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind == "patterns":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of patterns (strings)")
+        return value
+    if kind == "size":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise bad("a size (4096, \"512K\", \"10M\"; 0: no limit)")
+        if isinstance(value, int):
+            if value < 0:
+                raise bad("a size of 0 or more")
+            return value
+        try:
+            return parse_size(value)
+        except argparse.ArgumentTypeError:
+            raise bad("a size (4096, \"512K\", \"10M\"; 0: no limit)") from None
+    choices = ("full", "summary", "skeleton") if kind == "mode" else FORMATS
+    if value not in choices:
+        raise bad("one of " + ", ".join(choices))
+    return value
+
+
+def apply_config(args: argparse.Namespace, start: str) -> tuple[str | None, list[str]]:
+    """Fill the options not given on the command line from the target's
+    [tool.slopfast]; patterns add to the command line's. (config file or None, warnings)."""
+    if args.no_config:
+        return None, []
+    path = find_config(start)
+    if path is None:
+        return None, []
+    values, warnings = read_config(path)
+    for dest, value in values.items():
+        if dest in ("full", "include", "exclude"):
+            setattr(args, dest, list(value) + list(getattr(args, dest)))
+        elif getattr(args, dest) is None:
+            setattr(args, dest, value)
+    return (path if values else None), warnings
+
+
+def _config_start(args: argparse.Namespace) -> str:
+    """Where the target's pyproject.toml is looked for: the first PATH (a
+    directory, or a file's directory); the current directory for a file list."""
+    for path in args.paths:
+        if path == STDIN_PATH:
+            break
+        return path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+    return "."
+
+
+# ---- aggregate: the document side's options -----------------------------------------------
+
+def document_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The document options the user set to something else than the default,
+    as keywords of slopfast.aggregate.stream (only those: so the command runs
+    on a library that does not have them, until they are used)."""
+    kw: dict[str, Any] = {}
+    if args.format not in (None, "markdown"):
+        kw["format"] = args.format
+    if args.line_numbers:
+        kw["line_numbers"] = True
+    if args.raw:
+        kw["raw"] = True
+    if args.header is not None:
+        kw["header"] = args.header
+    code = _aggregate.stream.__code__
+    known = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    for key in kw:
+        if key not in known:
+            option = {"format": "--format", "line_numbers": "--line-numbers", "raw": "--raw", "header": "--header"}[key]
+            raise UsageError(f"{option}: not available in this slopfast yet (its aggregate has no {key}= keyword)")
+    return kw
+
+
+# ---- aggregate: the summary and the hints -----------------------------------------------
+
+# Skipped.reason: (one, many, what changes it). A reason not listed gets a plain line.
+SKIP_REASONS: dict[str, tuple[str, str, str]] = {
+    "binary": ("binary file", "binary files", ""),
+    "too-large": ("file over --max-file-size {limit}", "files over --max-file-size {limit}",
+                  "--max-file-size N raises the limit"),
+    "special": ("special file (a FIFO, socket or device)", "special files (FIFOs, sockets, devices)", ""),
+    "symlink-outside": ("symlink to a file outside the tree walked", "symlinks to files outside the tree walked",
+                        "--follow-symlinks follows them"),
+    "symlink-hidden": ("symlink to a hidden file or into .git", "symlinks to hidden files or into .git",
+                       "--hidden follows those to hidden files"),
+    "directory-symlink": ("symlink to a directory", "symlinks to directories", "--follow-symlinks follows them"),
+    "symlink-loop": ("symlink to a directory above it (a loop)", "symlinks to directories above them (loops)", ""),
+    "changed": ("file that changed during the walk", "files that changed during the walk", ""),
+    "listed-directory": ("directory in the file list", "directories in the file list",
+                         "a list's directories are not walked: name them as PATHs"),
+}
+HINT_LINES = 6     # rule lines in a "nothing included" hint; the rest are counted
+
+
+def size_text(n: int | None) -> str:
+    """A --max-file-size value as the user would write it: 10M, 512K, 5000."""
+    if not n:
+        return "0"
+    for shift, suffix in ((30, "G"), (20, "M"), (10, "K")):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift}{suffix}"
+    return str(n)
+
+
+def count_text(n: int) -> str:
+    """A count for people: 512, 48.2K, 15.1M."""
+    if n < 1000:
+        return str(n)
+    return f"{n / 1e3:.1f}K" if n < 1_000_000 else f"{n / 1e6:.1f}M"
+
+
+class RunTotals:
+    """What a run of `aggregate` did, for the summary on stderr."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.tokens: int | None = None        # the document's tokens, once the library counts them
+        self.skipped: dict[str, int] = {}     # by Skipped.reason (the output file itself is not counted)
+        self.unreadable = 0
+
+    def add(self, event: Any) -> None:
+        if isinstance(event, Found):
+            self.files += 1
+            self.bytes_in += event.size
+        elif isinstance(event, Skipped):
+            if event.reason != "output":
+                self.skipped[event.reason] = self.skipped.get(event.reason, 0) + 1
+        else:
+            self.unreadable += 1
+
+    def lines(self, destination: str, *, verbose: bool = False, max_file_size: int | None = None) -> list[str]:
+        """The summary: one line of totals, one per reason files were skipped, one for the unreadable."""
+        wrote = human_bytes(self.bytes_out) if self.bytes_out else "nothing"
+        if self.tokens is not None:
+            wrote += f" ({count_text(self.tokens)} tokens)"
+        totals = _files(self.files) + (f", {human_bytes(self.bytes_in)}" if self.files else "")
+        out = [f"included {totals}; wrote {wrote} to {destination}"]
+        ordered = [r for r in SKIP_REASONS if r in self.skipped] + sorted(r for r in self.skipped if r not in SKIP_REASONS)
+        for reason in ordered:
+            n = self.skipped[reason]
+            one, many, remedy = SKIP_REASONS.get(reason, (f"file ({reason})", f"files ({reason})", ""))
+            noun = (one if n == 1 else many).format(limit=size_text(max_file_size))
+            notes = [x for x in (remedy, "" if verbose else f"-v lists {'it' if n == 1 else 'them'}") if x]
+            out.append(f"skipped {n} {noun}" + (f" ({'; '.join(notes)})" if notes else ""))
+        if self.unreadable:
+            n = self.unreadable
+            out.append(f"could not read {n} {'file or directory' if n == 1 else 'files or directories'} "
+                       f"(the error{'s' * (n != 1)} above)")
+        return out
+
+
+def _shown_file(path: str | None) -> str:
+    """An ignore file's path for a message: relative to the current directory when below it."""
+    if path is None:
+        return "git's rules"
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith(os.pardir) else path
+
+
+def _pattern_advice(option: str, pattern: str, dirs: Sequence[str]) -> str:
+    """Why a command-line pattern may match nothing, and the likely fix."""
+    if pattern.startswith("./"):
+        return f"patterns are relative to the PATH argument, without ./: try {option} {_quote(pattern[2:])}"
+    for d in dirs:
+        prefix = display_prefix(d)
+        if prefix and prefix != "/" and pattern.startswith(prefix):
+            return f"patterns are relative to the PATH argument {d}: try {option} {_quote(pattern[len(prefix):])}"
+    where = ", ".join(dirs)
+    return f"it matches no path below {where}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def pattern_warnings(left: LeftOut, include: Sequence[str], exclude: Sequence[str], dirs: Sequence[str]) -> list[str]:
+    """A warning for each --include / --exclude pattern that decided for no path."""
+    if not include and not exclude:
+        return []
+    if not left.walked:
+        return ["warning: --include and --exclude apply below directory PATHs only "
+                "(files named, or listed on stdin, are always taken)"]
+    out = []
+    for option, patterns, used in (("--exclude", exclude, left.exclude_used), ("--include", include, left.include_used)):
+        for k, pattern in enumerate(patterns):
+            if k not in used:
+                out.append(f"warning: {option} {_quote(pattern)} matched nothing ({_pattern_advice(option, pattern, dirs)})")
+    return out
+
+
+def nothing_hint(totals: RunTotals, left: LeftOut, include: Sequence[str], exclude: Sequence[str],
+                 dirs: Sequence[str], listed: bool) -> list[str]:
+    """Why a run included no file, and what changes it (docs/cli.md, "When nothing is included")."""
+    out = []
+    total = sum(left.counts.values())
+    entries = f"{total} {'entry was' if total == 1 else 'entries were'} left out by these rules:"
+    if totals.skipped or totals.unreadable:
+        out.append("nothing included: every file found was skipped or could not be read (see above)")
+        if not left.counts:
+            return out
+        out.append(f"and below {', '.join(dirs)}, {entries}")
+    elif not left.counts:
+        if listed and not left.listed and not dirs:
+            return ["nothing included: the file list on stdin was empty"]
+        if dirs:
+            return [f"nothing included: {', '.join(dirs)} hold{'s' * (len(dirs) == 1)} no files"]
+        return ["nothing included"]
+    else:
+        out.append(f"nothing included: below {', '.join(dirs)}, {entries}")
+    # the biggest first; hidden names last (every tree has a few: .gitignore, .github)
+    keys = sorted(left.counts, key=lambda k: (k == ("hidden",), -left.counts[k]))
+    for key in keys[:HINT_LINES]:
+        n, first = left.counts[key], left.first[key]
+        kind = key[0]
+        if kind == "hidden":
+            out.append(f"  {n} hidden (e.g. {first}): --hidden takes them")
+        elif kind == "git":
+            out.append(f"  {n} by {_shown_file(key[1])} ({_quote(os.fsdecode(key[2]))}, e.g. {first}): "
+                       "--no-gitignore takes them")
+        elif kind == "ignore":
+            from .ignore import DEFAULT_RULES_SOURCE
+            rule = _quote(os.fsdecode(key[2]))
+            if key[1] == DEFAULT_RULES_SOURCE:
+                out.append(f"  {n} by the default ignores ({rule}, e.g. {first}): --no-default-ignores takes them")
+            else:
+                out.append(f"  {n} by {_shown_file(key[1])} ({rule}, e.g. {first}): "
+                           "edit that file (a ! line re-includes)")
+        elif kind == "exclude":
+            out.append(f"  {n} by --exclude {_quote(exclude[key[1]])} (e.g. {first})")
+        else:
+            shown = " ".join(f"--include {_quote(p)}" for p in include)
+            out.append(f"  {n} {'file' if n == 1 else 'files'} matched no {shown} (e.g. {first}; "
+                       "patterns are relative to the PATH argument)")
+    if len(keys) > HINT_LINES:
+        rest = sum(left.counts[k] for k in keys[HINT_LINES:])
+        out.append(f"  {rest} more by {len(keys) - HINT_LINES} other rules")
+    return out
+
+
 # ---- aggregate ----------------------------------------------------------------
 
 def _output_ident(out_path: str | None) -> set[tuple[int, int]]:
@@ -199,57 +619,66 @@ def _check_output(out_path: str) -> None:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
+    out_path = None if args.output in (None, "-") else args.output
+    use_list = _check_list(args, out_path)
     for path in args.paths:
-        if not os.path.lexists(path):
+        if path != STDIN_PATH and not os.path.lexists(path):
             raise UsageError(f"{path}: no such file or directory")
-    if args.max_file_size == 0:
-        args.max_file_size = None
+    config, config_warnings = apply_config(args, _config_start(args))
+    mode = args.mode or "full"
+    max_file_size = DEFAULT_MAX_FILE_SIZE if args.max_file_size is None else args.max_file_size
+    if max_file_size == 0:
+        max_file_size = None
     try:
         include = compile_patterns(args.include, "--include")
         exclude = compile_patterns(args.exclude, "--exclude")
         full = compile_patterns(args.full, "--full")
     except PatternError as exc:
         raise UsageError(str(exc)) from None
+    document = document_keywords(args)
 
-    out_path = None if args.output in (None, "-") else args.output
     if out_path is not None:
         _check_output(out_path)
+    left = LeftOut()
     options = WalkOptions(
-        hidden=args.hidden,
+        hidden=bool(args.hidden),
         gitignore=not args.no_gitignore,
         include=include,
         exclude=exclude,
-        max_file_size=args.max_file_size,
+        max_file_size=max_file_size,
         avoid=frozenset(_output_ident(out_path)),
-        follow_symlinks=args.follow_symlinks,
+        follow_symlinks=bool(args.follow_symlinks),
         default_ignores=not args.no_default_ignores,
         check_files=False,
+        left_out=left,
     )
+    if not args.quiet:
+        for warning in config_warnings:
+            _say(f"warning: {warning}")
+        if args.verbose and config is not None:
+            _say(f"defaults from {config} [tool.slopfast]")
 
     t0 = time.perf_counter()
     progress = Progress(sys.stderr)
-    counts = {"files": 0, "bytes": 0, "skipped": 0, "unreadable": 0}
+    totals = RunTotals()
 
     def on_event(event: Any) -> None:
+        totals.add(event)
         if isinstance(event, Found):
-            counts["files"] += 1
-            counts["bytes"] += event.size
             if progress.enabled:
-                progress.update(f"slopfast: {_files(counts['files'])}, {human_bytes(counts['bytes'])}")
+                progress.update(f"slopfast: {_files(totals.files)}, {human_bytes(totals.bytes_in)}")
         elif isinstance(event, Skipped):
-            counts["skipped"] += 1
-            if event.reason != "output":
+            if args.verbose and event.reason != "output":
                 progress.note(f"skipped {event.path}: {event.detail}")
-        else:
-            counts["unreadable"] += 1
+        else:   # an error: always shown
             progress.note(f"cannot read {event.path}: {_oserror_text(event.error)}")
 
-    events = walk(args.paths, options)
+    events = walk(_targets(args.paths, use_list, args.null, args.quiet), options)
     with dispatch.observe() as log:
         try:
             with _open_output(out_path) as out:
-                report = _aggregate.stream(events, out, mode=args.mode, full=full,
-                                           max_file_size=args.max_file_size, on_event=on_event)
+                report = _aggregate.stream(events, out, mode=mode, full=full,
+                                           max_file_size=max_file_size, on_event=on_event, **document)
         except BrokenPipeError:
             if out_path is not None:
                 raise
@@ -258,13 +687,26 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
     progress.clear()
+    totals.bytes_out = report.bytes_written
+    totals.tokens = getattr(report, "tokens", None)
+    if not args.quiet:
+        dirs = [p for p in args.paths if p != STDIN_PATH and os.path.isdir(p)]
+        lines = totals.lines(out_path or "stdout", verbose=args.verbose, max_file_size=max_file_size)
+        lines += pattern_warnings(left, args.include, args.exclude, dirs)
+        if not totals.files:
+            lines += nothing_hint(totals, left, args.include, args.exclude, dirs, use_list)
+        for line in lines:
+            _say(line)
     if args.verbose:
+        skipped = sum(totals.skipped.values())
         _say(
-            f"{_files(counts['files'])}, {human_bytes(counts['bytes'])} in, "
+            f"{_files(totals.files)}, {human_bytes(totals.bytes_in)} in, "
             f"{human_bytes(report.bytes_written)} out, {time.perf_counter() - t0:.3f} s; "
-            f"{counts['skipped']} skipped, {counts['unreadable']} unreadable; backend {backend_used(log)}"
+            f"{skipped} skipped, {totals.unreadable} unreadable; backend {backend_used(log)}"
         )
-    return EXIT_UNREADABLE if report.unreadable else EXIT_OK
+    if report.unreadable:
+        return EXIT_UNREADABLE
+    return EXIT_OK if totals.files else EXIT_NOTHING
 
 
 def _open_output(out_path: str | None) -> "_aggregate._Output":
@@ -290,7 +732,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 # ---- argument parsing -----------------------------------------------------------
 
-EPILOG = "exit codes: 0 ok, 1 some files unreadable (output still written), 2 usage error, 3 fatal error"
+EPILOG = ("exit codes: 0 ok, 1 some files unreadable or no file included (output still written), "
+          "2 usage error, 3 fatal error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,12 +748,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     agg = sub.add_parser(
         "aggregate", help="many files into one markdown document",
-        description="Walk PATHs (files or directories) and write one markdown document of their text files.",
+        description="Walk PATHs (files or directories) and write one markdown document of their text files. "
+                    "Defaults for some options come from [tool.slopfast] in the target's pyproject.toml.",
         epilog=EPILOG,
     )
-    agg.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    agg.add_argument("paths", nargs="*", metavar="PATH",
+                     help="files or directories; - reads a list of files from stdin")
     agg.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout ('-': stdout)")
-    agg.add_argument("--mode", choices=("full", "summary", "skeleton"), default="full",
+    agg.add_argument("--stdin", action="store_true",
+                     help="read a list of files from stdin, one a line (after the PATHs); as a PATH of -")
+    agg.add_argument("-0", "--null", action="store_true",
+                     help="the stdin list is NUL-separated (git ls-files -z, find -print0)")
+    agg.add_argument("--mode", choices=("full", "summary", "skeleton"), default=None,
                      help="how a file's content is shown (default full)")
     agg.add_argument("--full", action="append", default=[], metavar="GLOB",
                      help="files matching this gitignore-style pattern are shown in full whatever --mode says (repeatable)")
@@ -326,10 +775,23 @@ def build_parser() -> argparse.ArgumentParser:
                           "node_modules/, .venv/, *.pyc and the like")
     agg.add_argument("--follow-symlinks", action="store_true",
                      help="follow symlinks wherever they point, directories too (loops are skipped)")
-    agg.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_SIZE, metavar="N",
+    agg.add_argument("--max-file-size", type=parse_size, default=None, metavar="N",
                      help="skip files larger than N bytes (suffixes K, M, G; 0: no limit; default 10M)")
-    agg.add_argument("-v", "--verbose", action="store_true", help="a summary line on stderr")
+    doc = agg.add_argument_group("the document")
+    doc.add_argument("--format", choices=FORMATS, default=None, help="the document's format (default markdown)")
+    doc.add_argument("-n", "--line-numbers", action="store_true", default=None, help="number each file's lines")
+    doc.add_argument("--raw", action="store_true", default=None,
+                     help="copy file contents byte for byte (no repair to valid UTF-8)")
+    doc.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                     help="a tree of the files and a summary line at the top")
+    agg.add_argument("--no-config", action="store_true",
+                     help="do not read [tool.slopfast] from the target's pyproject.toml")
+    talk = agg.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="list each skipped file, and a line of timings and the backend at the end")
+    talk.add_argument("-q", "--quiet", action="store_true", help="no summary, notes or warnings: errors only")
     agg.set_defaults(func=_cmd_aggregate)
+    parser.aggregate_parser = agg   # type: ignore[attr-defined]  # main() parses its options intermixed
 
     bench = sub.add_parser(
         "bench", help="native vs fallback throughput on generated data",
@@ -356,8 +818,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (the console script exits with it)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["aggregate"] and "--" not in argv:
+            # options may stand between PATHs (`aggregate src --hidden docs`, `a.py --stdin d`);
+            # not with `--`, which argparse's intermixed parsing does not keep
+            args = parser.aggregate_parser.parse_intermixed_args(argv[1:])
+            args.command = "aggregate"
+        else:
+            args = parser.parse_args(argv)
     except SystemExit as exc:   # argparse: --help / --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

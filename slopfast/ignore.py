@@ -319,12 +319,13 @@ class RuleList:
     (relative to the top; its last component `name`), or -1: one regex match per
     kind of rule, each an alternation of the rules in reverse order."""
 
-    __slots__ = ("rules", "base", "_cache")
+    __slots__ = ("rules", "base", "_cache", "source")
 
-    def __init__(self, rules: Sequence[Rule], base: bytes = b""):
+    def __init__(self, rules: Sequence[Rule], base: bytes = b"", source: str | None = None):
         self.rules = tuple(rules)
         self.base = base
         self._cache: dict = {}
+        self.source = source      # the file the rules come from (for messages), or None
 
     def _regex(self, basename: bool, is_dir: bool):
         key = (basename, is_dir)
@@ -373,6 +374,17 @@ def decide(layers: Sequence[RuleList], path: bytes, is_dir: bool) -> bool:
         if result is not None:
             return result
     return False
+
+
+def deciding_rule(layers: Sequence[RuleList], path: bytes, is_dir: bool) -> tuple[RuleList, int] | None:
+    """What `decide` answers, with the reason: (layer, index of the rule) of the
+    rule that ignores `path`, or None when it is not ignored."""
+    name = path[path.rfind(b"/") + 1:]
+    for layer in reversed(layers):
+        k = layer.last(path, name, is_dir)
+        if k >= 0:
+            return None if layer.rules[k].negative else (layer, k)
+    return None
 
 
 class Patterns:
@@ -445,11 +457,14 @@ def read_ignore_file(path: str, base: bytes = b"", follow: bool = False) -> Rule
     lines = parse_lines(b"".join(chunks))
     if not lines:
         return None
-    return RuleList([parse_rule(line) for line in lines], base)
+    return RuleList([parse_rule(line) for line in lines], base, path)
+
+
+DEFAULT_RULES_SOURCE = "the default ignores"
 
 
 def default_rules() -> RuleList:
-    return RuleList([parse_rule(p.encode()) for p in DEFAULT_IGNORES])
+    return RuleList([parse_rule(p.encode()) for p in DEFAULT_IGNORES], source=DEFAULT_RULES_SOURCE)
 
 
 # ---- git configuration (a small parser: only what the walk needs) --------------------------

@@ -14,6 +14,11 @@ walk(paths, options) yields, in a stable order, one event per file it meets:
   note for stderr.
 - `Unreadable(path, error)`: a file that could not be opened or stat'ed.
 
+A path given as `Listed` (a file list's entry, `slopfast aggregate -`) is taken
+as a file named on the command line; a directory there is skipped, not walked.
+`WalkOptions.left_out` (a LeftOut) collects what the rules below left out, by
+rule, for the command's hint when nothing is included.
+
 Order: each PATH argument in the order given; below a directory, files in the
 byte order of their path relative to it (as `git ls-files` sorts), so the
 output does not depend on the file system's listing order. A path met twice
@@ -64,7 +69,7 @@ if TYPE_CHECKING:  # slopfast.ignore is imported when a directory is walked
 from .wire import SNIFF_BYTES as BINARY_SNIFF_BYTES   # the aggregate op's sniff, too
 
 __all__ = [
-    "BINARY_SNIFF_BYTES", "Found", "PatternError", "Skipped", "Unreadable", "WalkOptions",
+    "BINARY_SNIFF_BYTES", "Found", "LeftOut", "Listed", "PatternError", "Skipped", "Unreadable", "WalkOptions",
     "binary_skip", "became_symlink_skip", "compile_patterns", "display_prefix", "output_skip",
     "special_skip", "too_large_skip", "walk",
 ]
@@ -81,7 +86,7 @@ class Found(NamedTuple):
 class Skipped(NamedTuple):
     path: str
     # "binary", "too-large", "directory-symlink", "symlink-outside", "symlink-hidden",
-    # "symlink-loop", "special", "changed", "output"
+    # "symlink-loop", "special", "changed", "output", "listed-directory"
     reason: str
     detail: str
 
@@ -104,6 +109,47 @@ class PatternError(ValueError):
         self.option = option
 
 
+class Listed(str):
+    """A path from a file list (`slopfast aggregate -`): taken as a file named on the
+    command line is (no ignore rule, the safety checks), but a directory is skipped
+    (reason "listed-directory"), not walked."""
+
+    __slots__ = ()
+
+
+class LeftOut:
+    """What a walk left out by its rules, and why (WalkOptions.left_out), for
+    messages: `counts[key]` entries left out (a directory counts once: nothing
+    below it is visited) and `first[key]`, the first path shown so left out.
+
+    Keys: ("hidden",) a hidden name; ("git", source, pattern) git's rules and
+    ("ignore", source, pattern) the tool's own (.slopfastignore, the default
+    ignores), `source` the ignore file's path (or ignore.DEFAULT_RULES_SOURCE),
+    `pattern` the rule as written (bytes); ("exclude", index) an --exclude
+    pattern; ("include",) a file no --include pattern matched. Also:
+    `include_used` / `exclude_used`, the indices of the --include / --exclude
+    patterns that decided for some path; `walked`, the directory arguments
+    walked; `listed`, the paths read from a file list."""
+
+    __slots__ = ("counts", "first", "include_used", "exclude_used", "walked", "listed")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple, int] = {}
+        self.first: dict[tuple, str] = {}
+        self.include_used: set[int] = set()
+        self.exclude_used: set[int] = set()
+        self.walked = 0
+        self.listed = 0
+
+    def add(self, key: tuple, path: str) -> None:
+        n = self.counts.get(key)
+        if n is None:
+            self.counts[key] = 1
+            self.first[key] = path
+        else:
+            self.counts[key] = n + 1
+
+
 class WalkOptions:
     """What the walk takes (module doc). `include` and `exclude` are pattern
     strings or compiled Patterns; `avoid` holds (st_dev, st_ino) of files never
@@ -111,15 +157,17 @@ class WalkOptions:
     `check_files=False` yields a regular file met in a directory as
     Found(path, rel, -1) without opening it: its reader makes the checks on
     the descriptor it reads (the aggregate op's load checks), so each file
-    is opened once."""
+    is opened once. `left_out`, a LeftOut, is filled with what the rules left
+    out (counted only where something is left out: the walk's cost per file
+    taken does not change)."""
 
     __slots__ = ("hidden", "gitignore", "include", "exclude", "max_file_size", "avoid",
-                 "follow_symlinks", "default_ignores", "check_files")
+                 "follow_symlinks", "default_ignores", "check_files", "left_out")
 
     def __init__(self, hidden: bool = False, gitignore: bool = True, include: Sequence[str] | "Patterns" | None = (),
                  exclude: Sequence[str] | "Patterns" | None = (), max_file_size: int | None = None,
                  avoid: frozenset = frozenset(), follow_symlinks: bool = False, default_ignores: bool = True,
-                 check_files: bool = True):
+                 check_files: bool = True, left_out: LeftOut | None = None):
         self.hidden = hidden
         self.gitignore = gitignore
         self.include = include
@@ -129,6 +177,7 @@ class WalkOptions:
         self.follow_symlinks = follow_symlinks
         self.default_ignores = default_ignores
         self.check_files = check_files
+        self.left_out = left_out
 
 
 def compile_patterns(patterns: Iterable[str], option: str = "pattern") -> "Patterns | None":
@@ -277,12 +326,15 @@ def _symlink(path: str, shown: str, rel: str, options: WalkOptions, tree: str) -
 
 
 def _file_argument(path: str, options: WalkOptions) -> Event:
-    """A file named on the command line: no ignore rule applies, the safety checks do."""
-    shown = path.replace(os.sep, "/") if os.sep != "/" else path
+    """A file named on the command line (or in a file list, Listed): no ignore rule
+    applies, the safety checks do."""
+    shown = str(path).replace(os.sep, "/") if os.sep != "/" else str(path)
     try:
         st = os.lstat(path)
     except OSError as exc:
         return Unreadable(shown, exc)
+    if isinstance(path, Listed) and stat.S_ISDIR(st.st_mode):
+        return Skipped(shown, "listed-directory", "a directory in the file list (not walked: name it as a PATH to walk it)")
     if stat.S_ISLNK(st.st_mode):
         return _symlink(path, shown, shown, options, os.path.realpath(os.path.dirname(os.path.abspath(path))))
     if stat.S_ISREG(st.st_mode):
@@ -327,6 +379,7 @@ class _Dir:
         self.git = git                    # (Repo | None, layers) of git's rules, or None (gitignore off)
         self.git_rel = git_rel            # this directory relative to git's top (b'' or b'a/b/')
         self.tracked_only = tracked_only  # git ignores this directory: only tracked files below
+                                          # (then the LeftOut key of the rule that ignores it)
         self.own = own                    # layers of the tool's own rules (defaults, .slopfastignore)
         self.own_rel = own_rel            # relative to their top
         self.include_all = include_all    # an --include pattern matched a directory above
@@ -404,7 +457,11 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
         yield first
         return
     stack = [first]
-    decide = ig.decide
+    deciding = ig.deciding_rule
+    left = options.left_out if options.left_out is not None else LeftOut()
+    left.walked += 1
+    exclude_rules = exclude.rules if exclude is not None else None
+    include_rules = include.rules if include is not None else None
     while stack:
         f = stack[-1]
         item = next(f.it, None)
@@ -415,6 +472,8 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
         _, entry, nameb, is_dir = item
         name = entry.name
         if name == ".git" or (not hidden and name[0] == "."):
+            if name != ".git":
+                left.add(("hidden",), prefix + f.rel + name)
             continue
         relb = f.relb + nameb
         tracked_only = False
@@ -423,18 +482,31 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
             grel = f.git_rel + nameb
             if f.tracked_only:
                 if not (repo_.has_tracked_below(grel) if is_dir else repo_.is_tracked(grel)):
+                    left.add(f.tracked_only, prefix + f.rel + name)
                     continue
-                tracked_only = is_dir
-            elif layers and decide(layers, grel, is_dir):
-                # git lists a tracked file whatever its rules say, and enters an
-                # ignored directory only for the tracked files below it
-                if repo_ is None or not (repo_.has_tracked_below(grel) if is_dir else repo_.is_tracked(grel)):
+                tracked_only = f.tracked_only if is_dir else False
+            elif layers:
+                why = deciding(layers, grel, is_dir)
+                if why is not None:
+                    # git lists a tracked file whatever its rules say, and enters an
+                    # ignored directory only for the tracked files below it
+                    key = ("git", why[0].source, why[0].rules[why[1]].pattern)
+                    if repo_ is None or not (repo_.has_tracked_below(grel) if is_dir else repo_.is_tracked(grel)):
+                        left.add(key, prefix + f.rel + name)
+                        continue
+                    tracked_only = key if is_dir else False
+        if f.own:
+            why = deciding(f.own, f.own_rel + nameb, is_dir)
+            if why is not None:
+                left.add(("ignore", why[0].source, why[0].rules[why[1]].pattern), prefix + f.rel + name)
+                continue
+        if exclude_rules is not None:
+            k = exclude_rules.last(relb, nameb, is_dir)
+            if k >= 0:
+                left.exclude_used.add(k)
+                if not exclude_rules.rules[k].negative:
+                    left.add(("exclude", k), prefix + f.rel + name)
                     continue
-                tracked_only = is_dir
-        if f.own and decide(f.own, f.own_rel + nameb, is_dir):
-            continue
-        if exclude is not None and exclude.matches(relb, is_dir):
-            continue
         rel = f.rel + name
         if is_dir:
             sub_path = os.path.join(f.path, name)
@@ -449,7 +521,12 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
                 if ident in active:
                     yield Skipped(prefix + rel, "symlink-loop", "symlink to a directory above it (not followed: a loop)")
                     continue
-            include_all = f.include_all or (include is not None and include.matches(relb, True))
+            include_all = f.include_all
+            if not include_all and include_rules is not None:
+                k = include_rules.last(relb, nameb, True)
+                if k >= 0 and not include_rules.rules[k].negative:
+                    include_all = True
+                    left.include_used.add(k)
             sub = enter(sub_path, rel + "/", relb + b"/", f.git, f.git_rel + nameb + b"/", tracked_only,
                         f.own, f.own_rel + nameb + b"/", include_all, ident)
             if isinstance(sub, Unreadable):
@@ -459,8 +536,12 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
                 active.add(ident)
             stack.append(sub)
             continue
-        if include is not None and not f.include_all and not include.matches(relb, False):
-            continue
+        if include_rules is not None and not f.include_all:
+            k = include_rules.last(relb, nameb, False)
+            if k < 0 or include_rules.rules[k].negative:
+                left.add(("include",), prefix + rel)
+                continue
+            left.include_used.add(k)
         shown = prefix + rel
         try:
             is_link = entry.is_symlink()
@@ -501,7 +582,11 @@ def walk(paths: Sequence[str], options: WalkOptions | None = None) -> Iterator[E
 def _walk(paths, options, include, exclude) -> Iterator[Event]:
     seen: set[str] = set()
     for path in paths:
-        if os.path.isdir(path):  # a directory, or a symlink to one named explicitly
+        if isinstance(path, Listed):
+            if options.left_out is not None:
+                options.left_out.listed += 1
+            events = iter((_file_argument(path, options),))
+        elif os.path.isdir(path):  # a directory, or a symlink to one named explicitly
             events = _walk_dir(path, display_prefix(path), options, include, exclude)
         else:
             events = iter((_file_argument(path, options),))

@@ -17,7 +17,7 @@ import pytest
 import slopfast
 from slopfast import cli, dispatch, native
 from slopfast.ops import OPS
-from slopfast.walk import Found, Skipped, Unreadable, WalkOptions, display_prefix, walk
+from slopfast.walk import Found, LeftOut, Skipped, Unreadable, WalkOptions, display_prefix, walk
 
 from conftest import DATA, require_native, subprocess_env
 
@@ -239,7 +239,10 @@ def test_non_utf8_names_round_trip(tmp_path, backend, monkeypatch, agg):
 def test_empty_directories_and_empty_files(tmp_path, agg):
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     code, out, err = agg(tmp_path, ".")
-    assert (code, out, err) == (0, b"", "")
+    # nothing included: exit 1 and a hint (docs/cli.md, "When nothing is included")
+    assert (code, out) == (cli.EXIT_NOTHING, b"")
+    assert err == "slopfast: included 0 files; wrote nothing to stdout\nslopfast: nothing included: . holds no files\n"
+    assert agg(tmp_path, ".", "-q") == (cli.EXIT_NOTHING, b"", "")
     (tmp_path / "empty" / "e.txt").write_bytes(b"")
     code, out, _ = agg(tmp_path, "empty")
     assert out == b"### `empty/e.txt`\n\n```txt\n\n```\n"
@@ -253,14 +256,17 @@ def test_binary_files_skipped_with_a_note(tmp_path, agg):
     code, out, err = agg(tmp_path, ".")
     assert code == 0
     assert headings(out) == ["a.txt", "late.txt"]
-    assert "skipped img.png: binary file" in err
+    assert "skipped 1 binary file (-v lists it)" in err and "img.png" not in err
+    code, _, err = agg(tmp_path, ".", "-v")
+    assert "skipped img.png: binary file" in err and "skipped 1 binary file\n" in err
 
 
 def test_max_file_size(tmp_path, agg):
     write(tmp_path, {"big.txt": "x" * 5000, "small.txt": "y"})
-    code, out, err = agg(tmp_path, ".", "--max-file-size", "4K")
+    code, out, err = agg(tmp_path, ".", "--max-file-size", "4K", "-v")
     assert code == 0 and headings(out) == ["small.txt"]
     assert "skipped big.txt: 5000 bytes > --max-file-size 4096" in err
+    assert "skipped 1 file over --max-file-size 4K (--max-file-size N raises the limit)\n" in err
     assert headings(agg(tmp_path, ".", "--max-file-size", "0")[1]) == ["big.txt", "small.txt"]
     assert headings(agg(tmp_path, ".", "--max-file-size", "5000")[1]) == ["big.txt", "small.txt"]
 
@@ -286,7 +292,7 @@ def test_symlinks_files_followed_directories_not(tmp_path, agg):
     os.symlink(tmp_path / "outside.txt", root / "out-link.txt")
     os.symlink(".", root / "loop")            # a directory symlink back up: a cycle if followed
     os.symlink(tmp_path, root / "parent")
-    code, out, err = agg(root, ".")
+    code, out, err = agg(root, ".", "-v")
     assert code == 0, err
     # a symlink to a file outside the tree is not followed (since the walk's safety rules)
     assert headings(out) == ["a.py", "link.py"]
@@ -297,7 +303,7 @@ def test_symlinks_files_followed_directories_not(tmp_path, agg):
     assert "skipped parent: symlink to a directory" in err
     # a directory symlink named on the command line is walked (the tree is its target)
     assert headings(agg(root, "parent/real")[1]) == ["parent/real/a.py", "parent/real/link.py"]
-    code, out, err = agg(root, ".", "--follow-symlinks")
+    code, out, err = agg(root, ".", "--follow-symlinks", "-v")
     assert code == 0, err
     assert headings(out)[:3] == ["a.py", "link.py", "out-link.txt"] and b"outside\n" in out
     assert "skipped loop: symlink to a directory above it (not followed: a loop)" in err
@@ -444,7 +450,7 @@ def test_special_files_are_skipped_not_opened(tmp_path, agg):
         pytest.skip("no FIFOs here")
     write(tmp_path, {"a.py": "a\n"})
     os.mkfifo(tmp_path / "pipe")
-    code, out, err = agg(tmp_path, ".")   # would block forever if the FIFO were read
+    code, out, err = agg(tmp_path, ".", "-v")   # would block forever if the FIFO were read
     assert code == 0 and headings(out) == ["a.py"]
     assert "skipped pipe: not a regular file" in err
 
@@ -545,7 +551,7 @@ def tier_outputs(tier_tree):
     backends = ["fallback"] + (["native"] if native.available() else [])
     for case, args in TIER_CASES.items():
         for backend in backends:
-            p = run("aggregate", ".", *args, cwd=tier_tree, SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
+            p = run("aggregate", ".", "-q", *args, cwd=tier_tree, SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
             assert p.returncode == 0 and p.stderr == b"", (case, backend, p.stderr)
             outputs[case, backend] = p.stdout
     return outputs
@@ -733,7 +739,7 @@ def test_subprocess_native_and_fallback_give_identical_bytes(needs_native, tmp_p
         for mode in ("full", "summary"):
             p = run("aggregate", ".", "--mode", mode, "--full", "*.py", cwd=tree, SLOPFAST_BACKEND=backend)
             assert p.returncode == 0, p.stderr
-            assert b"skipped bin.dat: binary" in p.stderr
+            assert b"skipped 1 binary file (-v lists it)" in p.stderr
             outputs[backend, mode] = p.stdout
     assert outputs["native", "full"] == outputs["fallback", "full"]
     assert outputs["native", "summary"] == outputs["fallback", "summary"]
@@ -880,16 +886,20 @@ def test_progress_on_a_real_terminal(tmp_path):
     write(tmp_path, {"d05/img.bin": b"\0\1\2"})
     plain = run("aggregate", ".", cwd=tmp_path)
     # A long run, as the delay before the progress line makes every run here long.
-    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path,
-                                   "cli.PROGRESS_DELAY = 0; cli.PROGRESS_INTERVAL = 0")
+    fast = "cli.PROGRESS_DELAY = 0; cli.PROGRESS_INTERVAL = 0"
+    code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path, fast)
     assert code == 0 and out == plain.stdout
     assert tty.startswith(b"\r\x1b[Kslopfast: 1 file, 2 B")
     assert b"\r\x1b[Kslopfast: 100 files, 200 B" in tty
-    # the skip note gets a line of its own (the progress line is cleared first)
+    # the progress line is gone before the summary
+    assert tty.endswith(b"\r\x1b[K" + plain.stderr) and b"\x1b" not in plain.stderr
+    wrote = cli.human_bytes(len(plain.stdout)).encode()
+    assert plain.stderr == (b"slopfast: included 100 files, 200 B; wrote " + wrote + b" to stdout\n"
+                            b"slopfast: skipped 1 binary file (-v lists it)\n")
+    # with -v, the skip note gets a line of its own (the progress line is cleared first)
+    code, out, tty = _run_on_a_pty(["aggregate", ".", "-v"], tmp_path, fast)
     assert re.search(rb"\r\x1b\[Kslopfast: skipped d05/img.bin: binary file \(NUL byte in the first 8 KiB\)\n"
                      rb"\r\x1b\[Kslopfast: \d+ files", tty)
-    assert tty.endswith(b"\r\x1b[K")        # the progress line is gone at the end
-    assert plain.stderr == b"slopfast: skipped d05/img.bin: binary file (NUL byte in the first 8 KiB)\n"
     # A short run (the default delay) shows no progress on a terminal either.
     code, out, tty = _run_on_a_pty(["aggregate", "."], tmp_path)
     assert code == 0 and out == plain.stdout
@@ -899,7 +909,418 @@ def test_progress_on_a_real_terminal(tmp_path):
 def test_no_progress_noise_when_stderr_is_not_a_terminal(tmp_path):
     write(tmp_path, {f"d{i}/f{j}.txt": "x\n" for i in range(20) for j in range(20)})
     p = run("aggregate", ".", cwd=tmp_path)
-    assert p.returncode == 0 and p.stderr == b""
+    wrote = cli.human_bytes(len(p.stdout)).encode()
+    assert p.returncode == 0 and p.stderr == b"slopfast: included 400 files, 800 B; wrote " + wrote + b" to stdout\n"
+    assert run("aggregate", ".", "-q", cwd=tmp_path).stderr == b""
+
+
+# ---- file lists from stdin (- / --stdin, -0) -------------------------------------------------
+
+def run_in(stdin: bytes, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slopfast", *args], input=stdin, cwd=cwd,
+                          env=subprocess_env(**env), capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def agg_in(capsysbinary, monkeypatch):
+    """In-process `slopfast aggregate ARGS` with `stdin` as its standard input."""
+
+    def call(cwd: Path, stdin: bytes, *args: str):
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = cli.main(["aggregate", *args])
+        out, err = capsysbinary.readouterr()
+        return code, out, err.decode("utf-8", "replace")
+
+    return call
+
+
+LIST_TREE = {".gitignore": "*.log\nignored/\n", "a.py": "a\n", "b.md": "# b\n", "app.log": "log\n",
+             "ignored/x.py": "x\n", ".env": "E=1\n", "sub/c.txt": "c\n", "bin.dat": b"\0\1"}
+
+
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_list_on_stdin_keeps_its_order_and_skips_no_ignore_rule(tmp_path, backend, agg_in, monkeypatch):
+    if backend == "native":
+        require_native()
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    write(tmp_path, LIST_TREE)
+    listing = b"sub/c.txt\napp.log\r\n\n\nignored/x.py\n.env\na.py\n./a.py\nbin.dat\nb.md"   # no final newline
+    code, out, err = agg_in(tmp_path, listing, "-")
+    assert code == 0, err
+    # the given order, the ignore rules and hidden names not applied, a duplicate once, the binary skipped
+    assert headings(out) == ["sub/c.txt", "app.log", "ignored/x.py", ".env", "a.py", "b.md"]
+    assert err == ("slopfast: included 6 files, 18 B; wrote " + cli.human_bytes(len(out)) + " to stdout\n"
+                   "slopfast: skipped 1 binary file (-v lists it)\n")
+    # the same as naming them on the command line
+    code2, out2, _ = agg_in(tmp_path, b"", "sub/c.txt", "app.log", "ignored/x.py", ".env", "a.py", "b.md")
+    assert (code2, out2) == (0, out)
+
+
+def test_list_nul_separated_takes_any_name(tmp_path, agg_in):
+    names = ["a b.txt", " lead.txt", "trail.txt ", "x\r"] + ([] if sys.platform == "win32" else ["new\nline.txt"])
+    write(tmp_path, {n: n + "\n" for n in names})
+    code, out, err = agg_in(tmp_path, b"\0".join(os.fsencode(n) for n in names) + b"\0\0", "-0", "--stdin")
+    assert code == 0, err
+    assert out.count(b"### `") == len(names)
+    for n in names:
+        assert (n + "\n").encode() in out
+    # newline-separated, the same names but the one with a line end; a CR ends a line
+    code, out, err = agg_in(tmp_path, b"a b.txt\n lead.txt\ntrail.txt \nx\r\n", "-")
+    assert headings(out) == ["a b.txt", " lead.txt", "trail.txt "] and "cannot read x: No such file" in err
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes as a name")
+def test_list_non_utf8_names_round_trip(tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name\n")
+    p = run_in(b"caf\xe9.txt\n", "aggregate", "-", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert HEADING.findall(p.stdout) == [b"caf\xe9.txt"] and b"latin-1 name\n" in p.stdout
+
+
+def test_list_directories_missing_files_and_the_checks(tmp_path, agg_in):
+    write(tmp_path, {"a.py": "a\n", "d/in.py": "in\n", "big.txt": "x" * 5000, "outside/secret.txt": "S\n"})
+    os.symlink(tmp_path / "outside" / "secret.txt", tmp_path / "d" / "link.txt")
+    listing = b"d\nmissing.py\na.py\nbig.txt\nd/link.txt\n"
+    code, out, err = agg_in(tmp_path, listing, "-", "--max-file-size", "4K")
+    assert code == cli.EXIT_UNREADABLE            # a missing file is unreadable, not a usage error
+    assert headings(out) == ["a.py"] and b"S\n" not in out
+    assert "cannot read missing.py: No such file or directory" in err     # errors: always shown
+    assert "skipped 1 directory in the file list (a list's directories are not walked: name them as PATHs; " \
+           "-v lists it)" in err
+    assert "skipped 1 file over --max-file-size 4K" in err
+    assert "skipped 1 symlink to a file outside the tree walked (--follow-symlinks follows them; -v lists it)" in err
+    assert "could not read 1 file or directory (the error above)" in err
+    code, _, err = agg_in(tmp_path, listing, "-", "-v")
+    assert "skipped d: a directory in the file list (not walked: name it as a PATH to walk it)" in err
+    # errors stay with -q; nothing else
+    code, _, err = agg_in(tmp_path, listing, "-", "-q")
+    assert err == "slopfast: cannot read missing.py: No such file or directory\n"
+
+
+def test_list_among_paths_and_after_them(tmp_path, agg_in):
+    write(tmp_path, {"a.py": "a\n", "b.py": "b\n", "d/c.py": "c\n", "e.py": "e\n"})
+    assert headings(agg_in(tmp_path, b"e.py\nb.py\n", "a.py", "-", "d")[1]) == ["a.py", "e.py", "b.py", "d/c.py"]
+    assert headings(agg_in(tmp_path, b"e.py\nb.py\n", "a.py", "d", "--stdin")[1]) == ["a.py", "d/c.py", "e.py", "b.py"]
+    # options may stand between the PATHs
+    assert headings(agg_in(tmp_path, b"e.py\n", "a.py", "--stdin", "d", "-q")[1]) == ["a.py", "d/c.py", "e.py"]
+    assert headings(agg_in(tmp_path, b"", "a.py", "--mode", "summary", "d")[1]) == ["a.py", "d/c.py"]
+    assert headings(agg_in(tmp_path, b"", "--", "a.py", "d")[1]) == ["a.py", "d/c.py"]
+    # a path from the list met again in a directory walked later is written once
+    assert headings(agg_in(tmp_path, b"d/c.py\n", "-", "d")[1]) == ["d/c.py"]
+
+
+def test_list_usage_errors(tmp_path, agg_in):
+    write(tmp_path, {"a.py": "a\n", "list.txt": "a.py\n"})
+    for args, message in [(("-", "-"), "read from stdin once"), (("-", "--stdin"), "read from stdin once"),
+                          (("-0", "."), "-0 reads the file list NUL-separated: give - or --stdin too"),
+                          ((), "no PATH given")]:
+        code, out, err = agg_in(tmp_path, b"a.py\n", *args)
+        assert (code, out) == (cli.EXIT_USAGE, b"") and message in err, (args, err)
+
+
+def test_list_cannot_also_be_the_output(tmp_path):
+    write(tmp_path, {"a.py": "a\n", "list.txt": "a.py\n"})
+    with open(tmp_path / "list.txt", "rb") as stdin:
+        p = subprocess.run([sys.executable, "-m", "slopfast", "aggregate", "-", "-o", "list.txt"], stdin=stdin,
+                           cwd=tmp_path, env=subprocess_env(), capture_output=True, timeout=120)
+    assert p.returncode == cli.EXIT_USAGE and b"is the file list read from stdin" in p.stderr
+    assert (tmp_path / "list.txt").read_text() == "a.py\n"          # not emptied
+    with open(tmp_path / "list.txt", "rb") as stdin:                # stdout, and another file: fine
+        p = subprocess.run([sys.executable, "-m", "slopfast", "aggregate", "-", "-o", "ctx.md"], stdin=stdin,
+                           cwd=tmp_path, env=subprocess_env(), capture_output=True, timeout=120)
+    assert p.returncode == 0 and headings((tmp_path / "ctx.md").read_bytes()) == ["a.py"]
+    # the output named in the list is left out, silently
+    p = run_in(b"ctx.md\na.py\n", "aggregate", "-", "-o", "ctx.md", cwd=tmp_path)
+    assert p.returncode == 0 and headings((tmp_path / "ctx.md").read_bytes()) == ["a.py"]
+    assert b"skipped" not in p.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_ls_files_z_into_the_command_native_and_fallback(tmp_path, needs_native):
+    write(tmp_path, {".gitignore": "*.log\n", "a.py": "a\n", "x.log": "x\n", "d/b.md": "# b\n",
+                     "d/name with space.txt": "s\n"})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q", str(tmp_path)], check=True)
+    subprocess.run(git + ["add", "."], cwd=tmp_path, check=True)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=tmp_path, capture_output=True, check=True).stdout
+    outputs = set()
+    for backend in ("native", "fallback"):
+        p = run_in(listed, "aggregate", "-0", "--stdin", cwd=tmp_path, SLOPFAST_BACKEND=backend)
+        assert p.returncode == 0, p.stderr
+        outputs.add(p.stdout)
+    walked = run("aggregate", ".", "--hidden", cwd=tmp_path)   # git lists .gitignore: a hidden name
+    assert outputs == {walked.stdout}
+    assert headings(walked.stdout) == [".gitignore", "a.py", "d/b.md", "d/name with space.txt"]
+
+
+def test_read_list_across_chunks(monkeypatch):
+    monkeypatch.setattr(cli, "LIST_CHUNK", 3)
+    data = b"first.py\r\nsecond/third.txt\n\n\nlast"
+    assert list(cli.read_list(io.BytesIO(data))) == ["first.py", "second/third.txt", "last"]
+    assert all(type(p) is cli.Listed for p in cli.read_list(io.BytesIO(data)))
+    assert list(cli.read_list(io.BytesIO(b"a\nb\0c\r\0\0"), nul=True)) == ["a\nb", "c\r"]
+    assert list(cli.read_list(io.BytesIO(b""))) == []
+
+
+# ---- the summary -------------------------------------------------------------------------------
+
+def test_summary_counts_each_reason_once_and_v_lists_the_files(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "b.py": "bb\n", "img1.png": b"\0", "img2.png": b"\0", "big.txt": "x" * 100})
+    os.symlink(tmp_path, tmp_path / "up")
+    code, out, err = agg(tmp_path, ".", "--max-file-size", "50")
+    assert code == 0
+    assert err.splitlines() == [
+        f"slopfast: included 2 files, 5 B; wrote {cli.human_bytes(len(out))} to stdout",
+        "slopfast: skipped 2 binary files (-v lists them)",
+        "slopfast: skipped 1 file over --max-file-size 50 (--max-file-size N raises the limit; -v lists it)",
+        "slopfast: skipped 1 symlink to a directory (--follow-symlinks follows them; -v lists it)",
+    ]
+    code, out, err = agg(tmp_path, ".", "--max-file-size", "50", "-v", "-o", "ctx.md")
+    lines = err.splitlines()
+    assert lines[:4] == ["slopfast: skipped big.txt: 100 bytes > --max-file-size 50",
+                         "slopfast: skipped img1.png: binary file (NUL byte in the first 8 KiB)",
+                         "slopfast: skipped img2.png: binary file (NUL byte in the first 8 KiB)",
+                         "slopfast: skipped up: symlink to a directory (not followed)"]
+    assert lines[4] == f"slopfast: included 2 files, 5 B; wrote {cli.human_bytes(os.path.getsize(tmp_path / 'ctx.md'))} to ctx.md"
+    assert lines[5:8] == ["slopfast: skipped 2 binary files",
+                          "slopfast: skipped 1 file over --max-file-size 50 (--max-file-size N raises the limit)",
+                          "slopfast: skipped 1 symlink to a directory (--follow-symlinks follows them)"]
+    assert re.match(r"slopfast: 2 files, 5 B in, \d+ B out, [\d.]+ s; 4 skipped, 0 unreadable; backend ", lines[8])
+    assert len(lines) == 9
+    assert agg(tmp_path, ".", "-q", "--max-file-size", "50")[2] == ""
+    assert cli.main(["aggregate", ".", "-q", "-v"]) == cli.EXIT_USAGE
+
+
+def test_summary_lines_and_tokens():
+    t = cli.RunTotals()
+    t.add(Found("a", "a", 1500))
+    t.add(Skipped("x", "binary", ""))
+    t.add(Skipped("o", "output", ""))                 # the output itself: not counted
+    t.add(Skipped("n", "some-new-reason", ""))        # a reason this command does not know yet
+    t.add(Unreadable("u", OSError(13, "Permission denied")))
+    t.add(Unreadable("v", OSError(2, "No such file")))
+    t.bytes_out = 2048
+    assert t.lines("out.md") == ["included 1 file, 1.5 KB; wrote 2.0 KB to out.md",
+                                 "skipped 1 binary file (-v lists it)",
+                                 "skipped 1 file (some-new-reason) (-v lists it)",
+                                 "could not read 2 files or directories (the errors above)"]
+    t.tokens = 512                                    # once the library counts them
+    assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (512 tokens) to out.md"
+    t.tokens = 15_100_000
+    assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (15.1M tokens) to out.md"
+    assert cli.size_text(10 << 20) == "10M" and cli.size_text(4096) == "4K" and cli.size_text(5000) == "5000"
+
+
+# ---- when nothing is included: the hint, the exit status; patterns that match nothing ----------
+
+def test_nothing_included_names_the_gitignore_above(ignore_tree, agg):
+    for d in ("objects", "refs"):
+        (ignore_tree / ".git" / d).mkdir(parents=True)
+    (ignore_tree / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    code, out, err = agg(ignore_tree, "other")
+    assert (code, out) == (cli.EXIT_NOTHING, b"")
+    assert err.splitlines() == [
+        "slopfast: included 0 files; wrote nothing to stdout",
+        "slopfast: nothing included: below other, 1 entry was left out by these rules:",
+        "slopfast:   1 by .gitignore ('*.log', e.g. other/app.log): --no-gitignore takes them",
+    ]
+    code, out, _ = agg(ignore_tree, "other", "--no-gitignore")
+    assert code == 0 and headings(out) == ["other/app.log"]
+    # from elsewhere, the ignore file is named by its path
+    code, _, err = agg(ignore_tree / "src", "../other")
+    assert f"1 by {ignore_tree / '.gitignore'} ('*.log', e.g. ../other/app.log)" in err
+
+
+def test_nothing_included_by_include_and_a_warning_per_pattern(tmp_path, agg):
+    write(tmp_path, {"a.py": "a\n", "pkg/b.py": "b\n", ".hidden.py": "h\n"})
+    code, out, err = agg(tmp_path, ".", "--include", "*.rs")
+    assert (code, out) == (cli.EXIT_NOTHING, b"")
+    assert err.splitlines()[1:] == [
+        "slopfast: warning: --include '*.rs' matched nothing (it matches no path below .)",
+        "slopfast: nothing included: below ., 3 entries were left out by these rules:",
+        "slopfast:   2 files matched no --include '*.rs' (e.g. a.py; patterns are relative to the PATH argument)",
+        "slopfast:   1 hidden (e.g. .hidden.py): --hidden takes them",
+    ]
+    # two patterns, one matching: a warning for the other, exit 0
+    code, out, err = agg(tmp_path, ".", "--include", "*.rs", "--include", "pkg/")
+    assert code == 0 and headings(out) == ["pkg/b.py"]
+    assert "warning: --include '*.rs' matched nothing" in err and "pkg/" not in err and "nothing included" not in err
+
+
+def test_exclude_that_excludes_nothing_is_a_warning_with_the_fix(tmp_path, agg):
+    write(tmp_path, {"proj/a.py": "a\n", "proj/tests/t.py": "t\n"})
+    code, out, err = agg(tmp_path / "proj", ".", "--exclude", "./tests")
+    assert code == 0 and headings(out) == ["a.py", "tests/t.py"]
+    assert ("slopfast: warning: --exclude './tests' matched nothing (patterns are relative to the PATH argument, "
+            "without ./: try --exclude 'tests')\n") in err
+    code, out, err = agg(tmp_path, "proj", "--exclude", "proj/tests")
+    assert headings(out) == ["proj/a.py", "proj/tests/t.py"]
+    assert "--exclude 'proj/tests' matched nothing (patterns are relative to the PATH argument proj: " \
+           "try --exclude 'tests')" in err
+    code, out, err = agg(tmp_path, "proj", "--exclude", "tests")      # the fix: no warning
+    assert headings(out) == ["proj/a.py"] and "warning" not in err
+    # everything excluded: the hint names the pattern
+    code, out, err = agg(tmp_path, "proj", "--exclude", "*.py")
+    assert code == cli.EXIT_NOTHING and "  2 by --exclude '*.py' (e.g. proj/a.py)" in err
+    # files named on the command line: the patterns do not apply, and the warning says so
+    code, out, err = agg(tmp_path, "proj/a.py", "--exclude", "*.py")
+    assert headings(out) == ["proj/a.py"] and "apply below directory PATHs only" in err
+    assert agg(tmp_path, "proj", "--exclude", "nothing-here", "-q")[2] == ""
+
+
+def test_nothing_included_default_ignores_slopfastignore_hidden(tmp_path, agg):
+    if any((p / ".git").exists() for p in tmp_path.parents):
+        pytest.skip("the temp directory lies inside a git work tree")
+    write(tmp_path, {"n/node_modules/x.js": "x\n", "s/.slopfastignore": "*.txt\n", "s/a.txt": "a\n",
+                     "h/.env": "E\n"})
+    code, _, err = agg(tmp_path, "n")
+    assert code == cli.EXIT_NOTHING
+    assert "  1 by the default ignores ('node_modules/', e.g. n/node_modules): --no-default-ignores takes them" in err
+    code, _, err = agg(tmp_path, "s")
+    assert f"  1 by {os.path.join('s', '.slopfastignore')} ('*.txt', e.g. s/a.txt): edit that file" in err
+    code, _, err = agg(tmp_path, "h")
+    assert "  1 hidden (e.g. h/.env): --hidden takes them" in err
+
+
+def test_nothing_included_every_file_skipped_and_an_empty_list(tmp_path, agg, agg_in):
+    write(tmp_path, {"img.png": b"\0"})
+    code, _, err = agg(tmp_path, ".")
+    assert code == cli.EXIT_NOTHING
+    assert "nothing included: every file found was skipped or could not be read (see above)" in err
+    code, out, err = agg_in(tmp_path, b"\n\n", "-")
+    assert (code, out) == (cli.EXIT_NOTHING, b"") and "nothing included: the file list on stdin was empty" in err
+
+
+def test_walk_counts_what_it_leaves_out(tmp_path, monkeypatch):
+    write(tmp_path, {".gitignore": "build/\n*.log\n", "build/a/b.py": "", "build/c.py": "", "x.log": "", "y.log": "",
+                     "keep.py": "", "node_modules/m.js": "", "t/u.py": ""})
+    for d in ("objects", "refs"):
+        (tmp_path / ".git" / d).mkdir(parents=True)
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    monkeypatch.chdir(tmp_path)
+    left = LeftOut()
+    found = [e.path for e in walk(["."], WalkOptions(left_out=left, exclude=["t"], include=["*.py", "*.js", "zz"]))
+             if isinstance(e, Found)]
+    assert found == ["keep.py", "node_modules/m.js"]       # a work tree: git's rules, not the default ignores
+    counts = {k if k[0] != "git" else (k[0], k[2]): n for k, n in left.counts.items()}
+    assert counts == {("hidden",): 1, ("git", b"build/"): 1, ("git", b"*.log"): 2, ("exclude", 0): 1}
+    git_keys = [k for k in left.counts if k[0] == "git"]
+    assert all(os.path.samefile(k[1], tmp_path / ".gitignore") for k in git_keys)
+    assert left.first[git_keys[0]] in ("build", "x.log") and left.walked == 1
+    assert left.include_used == {0, 1} and left.exclude_used == {0}
+
+
+# ---- the document side's options (wired, passed only when set) --------------------------------
+
+def test_document_flags_parse_and_pass_only_when_set(tmp_path, agg, monkeypatch):
+    parse = lambda *a: cli.build_parser().parse_args(["aggregate", ".", *a])   # noqa: E731
+    args = parse()
+    assert (args.format, args.line_numbers, args.raw, args.header) == (None, None, None, None)
+    assert cli.document_keywords(args) == {}
+    assert cli.document_keywords(parse("--format", "markdown")) == {}
+    for fmt in cli.FORMATS:
+        assert parse("--format", fmt).format == fmt
+    assert cli.main(["aggregate", ".", "--format", "yaml"]) == cli.EXIT_USAGE
+    args = parse("--format", "xml", "-n", "--raw", "--no-header")
+    seen = []
+    real = cli._aggregate.stream
+
+    def stream(events, out, *, mode="full", full=None, max_file_size=None, languages=None, on_event=None,
+               format="markdown", line_numbers=False, raw=False, header=None):
+        seen.append(dict(format=format, line_numbers=line_numbers, raw=raw, header=header))
+        return real(events, out, mode=mode, full=full, max_file_size=max_file_size, on_event=on_event)
+
+    monkeypatch.setattr(cli._aggregate, "stream", stream)
+    assert cli.document_keywords(args) == {"format": "xml", "line_numbers": True, "raw": True, "header": False}
+    write(tmp_path, {"a.py": "a\n"})
+    code, out, _ = agg(tmp_path, ".", "--format", "json", "--line-numbers", "--header")
+    assert code == 0 and headings(out) == ["a.py"]
+    assert seen == [dict(format="json", line_numbers=True, raw=False, header=True)]
+    monkeypatch.setattr(cli._aggregate, "stream", real)
+
+
+def test_document_flags_on_a_library_without_them_are_a_usage_error(tmp_path, agg, monkeypatch):
+    write(tmp_path, {"a.py": "a\n"})
+    monkeypatch.setattr(cli, "walk", lambda *a: pytest.fail("walked before checking the options"))
+    code = cli.document_keywords.__code__   # noqa: F841  (the check reads stream's own signature)
+    real = cli._aggregate.stream
+    params = real.__code__.co_varnames[:real.__code__.co_argcount + real.__code__.co_kwonlyargcount]
+    for flag, key in (("--format=xml", "format"), ("-n", "line_numbers"), ("--raw", "raw"), ("--header", "header")):
+        if key in params:
+            continue        # the document side has landed: the flag works (the test above)
+        code, out, err = agg(tmp_path, ".", flag)
+        assert (code, out) == (cli.EXIT_USAGE, b"") and f"has no {key}= keyword" in err
+
+
+# ---- project defaults: [tool.slopfast] in pyproject.toml ---------------------------------------
+
+def test_project_defaults_from_pyproject(tmp_path, agg):
+    write(tmp_path, {"proj/pyproject.toml": '[project]\nname = "p"\n\n[tool.slopfast]\nexclude = ["tests/"]\n'
+                                            'mode = "summary"\nmax-file-size = "1K"\n',
+                     "proj/a.md": "# A\ntext\n", "proj/tests/t.py": "t\n", "proj/big.txt": "x" * 2000,
+                     "proj/.git/HEAD": "ref: refs/heads/main\n", "proj/.git/objects/.keep": "",
+                     "proj/.git/refs/.keep": ""})
+    root = tmp_path / "proj"
+    code, out, err = agg(root, ".", "-v")
+    assert code == 0 and headings(out) == ["a.md", "pyproject.toml"]
+    assert b"- A\n" in out                                     # mode = "summary": an outline
+    assert f"defaults from {root / 'pyproject.toml'} [tool.slopfast]" in err
+    assert "skipped 1 file over --max-file-size 1K" in err
+    # the command line wins for one value, adds to a list
+    code, out, _ = agg(root, ".", "--mode", "full", "--exclude", "*.toml", "--max-file-size", "0")
+    assert headings(out) == ["a.md", "big.txt"] and b"text\n" in out
+    # found from below, not above the top of the work tree; --no-config ignores it
+    assert headings(agg(root / "tests", ".")[1]) == ["t.py"]     # exclude tests/ is relative to PATH: no match
+    assert headings(agg(root, "tests")[1]) == ["tests/t.py"]
+    assert headings(agg(root, ".", "--no-config")[1]) == ["a.md", "big.txt", "pyproject.toml", "tests/t.py"]
+
+
+def test_project_defaults_cannot_widen_what_is_read(tmp_path, agg):
+    write(tmp_path, {"proj/pyproject.toml": "[tool.slopfast]\nfollow-symlinks = true\nhidden = true\n"
+                                            "gitignore = false\nexlude = ['x']\n",
+                     "proj/a.py": "a\n", "proj/.env": "SECRET\n", "outside/s.txt": "S\n"})
+    os.symlink(tmp_path / "outside" / "s.txt", tmp_path / "proj" / "link.txt")
+    code, out, err = agg(tmp_path / "proj", ".")
+    assert headings(out) == ["a.py", "pyproject.toml"] and b"SECRET" not in out and b"S\n" not in out
+    for key in ("follow-symlinks", "hidden", "gitignore"):
+        assert f"[tool.slopfast]: {key} ignored: it widens what is read, so only the command line sets it" in err
+    assert "unknown key 'exlude' ignored" in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[tool.slopfast]\nmode = 'all'\n", "mode must be one of full, summary, skeleton, not 'all'"),
+    ("[tool.slopfast]\ninclude = '*.py'\nexclude = [1]\n", "exclude must be a list of patterns"),
+    ("[tool.slopfast]\nmax-file-size = 'lots'\n", "max-file-size must be a size"),
+    ("[tool.slopfast]\nline-numbers = 1\n", "line-numbers must be true or false"),
+    ("[tool.slopfast\nmode = 'full'\n", "not valid TOML"),
+])
+def test_project_defaults_bad_values_are_usage_errors(tmp_path, agg, text, message):
+    write(tmp_path, {"pyproject.toml": text, "a.py": "a\n"})
+    code, out, err = agg(tmp_path, ".")
+    assert (code, out) == (cli.EXIT_USAGE, b"") and message in err, err
+    assert agg(tmp_path, ".", "--no-config", "-q")[0] == 0
+
+
+def test_project_defaults_without_tomllib(tmp_path, agg, monkeypatch):
+    """Python 3.10 has no tomllib: the file is not read, with a warning (tomli is used when installed)."""
+    write(tmp_path, {"pyproject.toml": "[tool.slopfast]\nexclude = ['a.py']\n", "a.py": "a\n"})
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    code, out, err = agg(tmp_path, ".")
+    assert code == 0 and headings(out) == ["a.py", "pyproject.toml"]
+    assert "[tool.slopfast] not read: Python" in err and "has no tomllib" in err
+
+
+def test_config_costs_nothing_without_a_pyproject(tmp_path):
+    write(tmp_path, {"a.py": "a\n", "b/pyproject.toml": "[project]\nname = 'b'\n"})
+    code = ("import sys; from slopfast import cli; assert 'tomllib' not in sys.modules\n"
+            "cli.main(['aggregate', '.', '-q']); a = 'tomllib' in sys.modules\n"
+            "cli.main(['aggregate', 'b', '-q']); print(a, 'tomllib' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "b" if False else tmp_path,
+                       env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[-2].endswith("False False")   # a pyproject without "slopfast": not parsed
 
 
 # ---- walk (the module) ---------------------------------------------------------------------
