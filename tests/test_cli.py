@@ -1101,14 +1101,14 @@ def test_summary_lines_and_tokens():
     t.add(Unreadable("u", OSError(13, "Permission denied")))
     t.add(Unreadable("v", OSError(2, "No such file")))
     t.bytes_out = 2048
-    assert t.lines("out.md") == ["included 1 file, 1.5 KB; wrote 2.0 KB to out.md",
+    assert t.lines("out.md") == ["included 1 file, 1.5 KiB; wrote 2.0 KiB to out.md",
                                  "skipped 1 binary file (-v lists it)",
                                  "skipped 1 file (some-new-reason) (-v lists it)",
                                  "could not read 2 files or directories (the errors above)"]
     t.tokens = 512                                    # once the library counts them
-    assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (512 tokens) to out.md"
+    assert t.lines("out.md")[0] == "included 1 file, 1.5 KiB; wrote 2.0 KiB (512 tokens) to out.md"
     t.tokens = 15_100_000
-    assert t.lines("out.md")[0] == "included 1 file, 1.5 KB; wrote 2.0 KB (15.1M tokens) to out.md"
+    assert t.lines("out.md")[0] == "included 1 file, 1.5 KiB; wrote 2.0 KiB (15.1M tokens) to out.md"
     assert cli.size_text(10 << 20) == "10M" and cli.size_text(4096) == "4K" and cli.size_text(5000) == "5000"
 
 
