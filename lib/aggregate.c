@@ -1,8 +1,13 @@
-/* aggregate.c: the aggregate op, many files into one markdown document (docs/build-markdown.md).
+/* aggregate.c: the aggregate op, many files into one document (docs/build-markdown.md).
  *
- * Each input becomes
- *     "### " CODE_SPAN(PATH) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
- * and sections are joined by "\n\n---\n\n". The document is part 0, or,
+ * The document is OPEN, one section per readable input joined by the
+ * format's separator, then CLOSE (parameters open, close: a document made in
+ * several requests writes them once). A section in markdown is
+ *     "### " CODE_SPAN(SHOWN) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
+ * joined by "\n\n---\n\n"; xml, json and plain have their own writer (the
+ * FORMATS table). SHOWN is the path with the escapes of shown_path; BODY is
+ * the content as text (text_of, unless raw), or its summary, numbered with
+ * line_numbers. The document is part 0, or,
  * with parameter out_fd, written to that descriptor as it is made (part 0
  * then empty): memory holds one file and about FLUSH_BYTES of document at a
  * time, whatever the total. Each file is opened once and, with the load
@@ -28,13 +33,69 @@ Struct_(BuildOpts) {
     B4 checked;           /* any of nofollow, sniff, max_bytes given */
     S4 out_fd;            /* -1: the document is part 0 */
     B4 continues;         /* a section precedes this request's: start with a separator */
+    U1 format;            /* Format */
+    B4 open, close;       /* write the format's opening / closing wrapper */
+    U8 first_index;       /* the index (xml) of this request's first section */
+    B4 raw;               /* bytes as they are: no BOM handling, no U+FFFD */
+    B4 line_numbers;      /* number the lines of full-mode bodies */
 };
+
+Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
 
 /* Past this much pending document the op writes it out; a body of at least
  * DIRECT_BYTES goes to the descriptor straight from where it was read. */
 enum { FLUSH_BYTES = 1 << 20, DIRECT_BYTES = 1 << 18 };
 
-/* ---- path heading ------------------------------------------------------ */
+/* ---- shown path ------------------------------------------------------ */
+
+static char const HEX_DIGITS[16] = "0123456789abcdef";
+
+IA_ B4 is_xml_nonchar(U1 const *p, S4 k) {   /* U+FFFE, U+FFFF */
+    return k == 3 && p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
+}
+
+/* The path as every format shows it: UTF-8 as is, except a backslash as
+ * "\\" and, as "\xNN" per byte, C0 controls, DEL, U+FFFE, U+FFFF and each
+ * byte that is not part of a valid UTF-8 sequence. Reversible (a reader
+ * turns "\\" into a backslash and "\xNN" into byte NN), one line, valid
+ * UTF-8 and valid XML. Writes to `out` when given; returns the length. */
+static U8 shown_path_into(Str8 path, U1 *out) {
+    U8 n = 0;
+    for (U8 i = 0; i < path.len;) {
+        U1 c = path.ptr[i];
+        S4 k = c < 0x80 ? 1 : utf8_seq(path.ptr + i, path.len - i);
+        B4 plain = k > 0 && c >= 0x20 && c != 0x7f && c != '\\' && !is_xml_nonchar(path.ptr + i, k);
+        if (plain) {
+            if (out) memcpy(out + n, path.ptr + i, (size_t)k);
+            n += (U8)k, i += (U8)k;
+            continue;
+        }
+        if (c == '\\') {
+            if (out) out[n] = '\\', out[n + 1] = '\\';
+            n += 2, i += 1;
+            continue;
+        }
+        U8 bytes = k > 0 ? (U8)k : 1;
+        for (U8 j = 0; j < bytes; j += 1) {
+            U1 b = path.ptr[i + j];
+            if (out) out[n] = '\\', out[n + 1] = 'x', out[n + 2] = (U1)HEX_DIGITS[b >> 4], out[n + 3] = (U1)HEX_DIGITS[b & 15];
+            n += 4;
+        }
+        i += bytes;
+    }
+    return n;
+}
+
+static Str8 shown_path(Arena *arena, Str8 path) {
+    U8 n = shown_path_into(path, 0);
+    if (n == path.len) return path;
+    U1 *buf = farena_push(arena, n);
+    if (!buf) return str8(0, 0);
+    shown_path_into(path, buf);
+    return str8(buf, n);
+}
+
+/* ---- markdown heading -------------------------------------------------- */
 
 static U8 longest_backtick_run(Str8 s) {
     U8 best = 0, run = 0;
@@ -45,32 +106,22 @@ static U8 longest_backtick_run(Str8 s) {
     return best;
 }
 
-IA_ U1 shown_byte(U1 c) { return c == '\n' || c == '\r' ? ' ' : c; }
-
-/* A code span that shows the path verbatim: more backticks than any run
- * inside, padded with a space where CommonMark would otherwise strip or
- * merge one. CR and LF in a path are each shown as a space (a heading is one
- * line); the padding looks at the path as shown. An empty path is the plain
- * text EMPTY_PATH_HEADING: no code span, so no path can look like it. */
+/* A code span that shows the shown path verbatim: more backticks than any
+ * run inside, padded with a space where CommonMark would otherwise strip
+ * one. An empty path is the plain text EMPTY_PATH_HEADING: no code span, so
+ * no path can look like it. */
 #define EMPTY_PATH_HEADING "(empty path)"
 
-static B4 write_path_span(Ctx *ctx, Str8 path) {
-    if (path.len == 0) return ctx_str8(ctx, str8_lit(EMPTY_PATH_HEADING));
-    U8 ticks = longest_backtick_run(path) + 1;
-    U1 first = shown_byte(path.ptr[0]), last = shown_byte(path.ptr[path.len - 1]);
+static B4 write_path_span(Ctx *ctx, Str8 shown) {
+    if (shown.len == 0) return ctx_str8(ctx, str8_lit(EMPTY_PATH_HEADING));
+    U8 ticks = longest_backtick_run(shown) + 1;
+    U1 first = shown.ptr[0], last = shown.ptr[shown.len - 1];
     B4 all_spaces = 1;
-    for (U8 i = 0; i < path.len; i += 1) all_spaces &= shown_byte(path.ptr[i]) == ' ';
+    for (U8 i = 0; i < shown.len; i += 1) all_spaces &= shown.ptr[i] == ' ';
     B4 pad = first == '`' || last == '`' || (first == ' ' && last == ' ' && !all_spaces);
     for (U8 i = 0; i < ticks; i += 1) ctx_write(ctx, (U1 const *)"`", 1);
     if (pad) ctx_write(ctx, (U1 const *)" ", 1);
-    U8 start = 0;
-    for (U8 i = 0; i < path.len; i += 1) {
-        if (path.ptr[i] != '\n' && path.ptr[i] != '\r') continue;
-        ctx_write(ctx, path.ptr + start, i - start);
-        ctx_write(ctx, (U1 const *)" ", 1);
-        start = i + 1;
-    }
-    ctx_write(ctx, path.ptr + start, path.len - start);
+    ctx_str8(ctx, shown);
     if (pad) ctx_write(ctx, (U1 const *)" ", 1);
     for (U8 i = 0; i < ticks; i += 1) ctx_write(ctx, (U1 const *)"`", 1);
     return 1;
@@ -125,13 +176,33 @@ static B4 parse_mode_param(Ctx *ctx, U1 *mode) {
     return 1;
 }
 
-/* A flag parameter: "0" or "1", absent is 0. */
+/* A flag parameter: "0" or "1"; absent leaves *out as it is. */
 static B4 param_flag(Ctx *ctx, char const *key, B4 *out) {
-    U8 v = 0;
+    U8 v = *out;
     if (!ctx_param_u8(ctx, key, &v)) return 0;
     if (v > 1) return ctx_fail(ctx, Code_BadParam, "parameter %s: expected 0 or 1", key);
     *out = (B4)v;
     return 1;
+}
+
+/* format, open, close, first_index, raw, line_numbers. */
+static B4 parse_format_params(Ctx *ctx, BuildOpts *opts) {
+    static char const *const names[Format_Count_] = { "markdown", "xml", "json", "plain" };
+    Str8 v;
+    opts->format = Format_Markdown;
+    if (ctx_param(ctx, "format", &v)) {
+        U1 f = Format_Count_;
+        for (U1 i = 0; i < Format_Count_; i += 1) {
+            if (str8_eq(v, str8((U1 const *)names[i], strlen(names[i])))) f = i;
+        }
+        if (f == Format_Count_) return ctx_fail(ctx, Code_BadParam, "parameter format: expected markdown, xml, json or plain");
+        opts->format = f;
+    }
+    opts->open = opts->close = 1;
+    opts->first_index = 1;
+    return param_flag(ctx, "open", &opts->open) && param_flag(ctx, "close", &opts->close)
+        && param_flag(ctx, "raw", &opts->raw) && param_flag(ctx, "line_numbers", &opts->line_numbers)
+        && ctx_param_u8(ctx, "first_index", &opts->first_index);
 }
 
 /* The output descriptor (out_fd) and the load checks. Under checks, the
@@ -151,7 +222,168 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
     return 1;
 }
 
-/* ---- fence ------------------------------------------------------------- */
+/* ---- text: BOMs, UTF-16/32, invalid UTF-8 -------------------------------- */
+
+IA_ U8 utf8_put(U1 *out, U4 cp) {   /* out: room for 4 bytes */
+    if (cp < 0x80) { out[0] = (U1)cp; return 1; }
+    if (cp < 0x800) { out[0] = (U1)(0xc0 | (cp >> 6)); out[1] = (U1)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (U1)(0xe0 | (cp >> 12)); out[1] = (U1)(0x80 | ((cp >> 6) & 63)); out[2] = (U1)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (U1)(0xf0 | (cp >> 18)); out[1] = (U1)(0x80 | ((cp >> 12) & 63));
+    out[2] = (U1)(0x80 | ((cp >> 6) & 63)); out[3] = (U1)(0x80 | (cp & 63));
+    return 4;
+}
+
+enum { REPLACEMENT = 0xfffd };
+
+IA_ U4 unit16(U1 const *p, B4 be) { return be ? (U4)(p[0] << 8 | p[1]) : (U4)(p[1] << 8 | p[0]); }
+
+/* UTF-16 to UTF-8: a surrogate pair is one character; any other surrogate,
+ * and a high surrogate with fewer than 4 bytes left (with them), one
+ * U+FFFD; an odd last byte one U+FFFD (what Python's codec gives). */
+static Str8 utf16_to_utf8(Arena *arena, Str8 s, B4 be) {
+    U1 *out = farena_push(arena, (s.len / 2) * 3 + 3);
+    if (!out) return str8(0, 0);
+    U8 n = 0, i = 0;
+    while (i < s.len) {
+        U4 cp = REPLACEMENT;
+        if (s.len - i < 2) { i = s.len; n += utf8_put(out + n, cp); break; }
+        U4 u = unit16(s.ptr + i, be);
+        if (u < 0xd800 || u > 0xdfff) cp = u, i += 2;
+        else if (u >= 0xdc00) i += 2;
+        else if (s.len - i < 4) i = s.len;
+        else {
+            U4 v = unit16(s.ptr + i + 2, be);
+            if (v >= 0xdc00 && v <= 0xdfff) cp = 0x10000 + ((u - 0xd800) << 10) + (v - 0xdc00), i += 4;
+            else i += 2;
+        }
+        n += utf8_put(out + n, cp);
+    }
+    return str8(out, n);
+}
+
+/* UTF-32 to UTF-8: a unit past U+10FFFF or a surrogate is U+FFFD, and so
+ * are 1 to 3 bytes left at the end. */
+static Str8 utf32_to_utf8(Arena *arena, Str8 s, B4 be) {
+    U1 *out = farena_push(arena, s.len + 3);
+    if (!out) return str8(0, 0);
+    U8 n = 0, i = 0;
+    for (; i + 4 <= s.len; i += 4) {
+        U1 const *p = s.ptr + i;
+        U4 u = be ? (U4)p[0] << 24 | (U4)p[1] << 16 | (U4)p[2] << 8 | p[3]
+                  : (U4)p[3] << 24 | (U4)p[2] << 16 | (U4)p[1] << 8 | p[0];
+        n += utf8_put(out + n, u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff) ? REPLACEMENT : u);
+    }
+    if (i < s.len) n += utf8_put(out + n, REPLACEMENT);
+    return str8(out, n);
+}
+
+/* Invalid UTF-8 as U+FFFD, one per maximal subpart (as Python's "replace"). */
+static U8 utf8_replace_into(Str8 s, U1 *out) {
+    U8 n = 0, i = 0;
+    while (i < s.len) {
+        U8 run = utf8_valid_len(str8_skip(s, i));
+        if (out) memcpy(out + n, s.ptr + i, (size_t)run);
+        n += run, i += run;
+        if (i >= s.len) break;
+        S4 k = utf8_seq(s.ptr + i, s.len - i);   /* < 0: a maximal subpart of -k bytes */
+        if (out) out[n] = 0xef, out[n + 1] = 0xbf, out[n + 2] = 0xbd;
+        n += 3, i += (U8)(k < 0 ? -k : 1);
+    }
+    return n;
+}
+
+/* The content as text: a UTF-8 BOM dropped, UTF-16 and UTF-32 with a BOM
+ * decoded (the BOM dropped), invalid UTF-8 as U+FFFD. The same bytes when
+ * they already are BOM-less valid UTF-8. */
+static Str8 text_of(Arena *arena, Str8 data) {
+    switch (bom_of(data)) {
+    case Bom_Utf32Le: return utf32_to_utf8(arena, str8_skip(data, 4), 0);
+    case Bom_Utf32Be: return utf32_to_utf8(arena, str8_skip(data, 4), 1);
+    case Bom_Utf16Le: return utf16_to_utf8(arena, str8_skip(data, 2), 0);
+    case Bom_Utf16Be: return utf16_to_utf8(arena, str8_skip(data, 2), 1);
+    case Bom_Utf8: data = str8_skip(data, 3); break;
+    default: break;
+    }
+    if (utf8_valid_len(data) == data.len) return data;
+    U8 n = utf8_replace_into(data, 0);
+    U1 *out = farena_push(arena, n);
+    if (!out) return str8(0, 0);
+    utf8_replace_into(data, out);
+    return str8(out, n);
+}
+
+/* ---- line numbers ------------------------------------------------------- */
+
+/* Length of the line at s[i..] with its line end (LF, CR LF or a lone CR). */
+IA_ U8 line_len(Str8 s, U8 i) {
+    U8 j = i;
+    while (j < s.len && s.ptr[j] != '\n' && s.ptr[j] != '\r') j += 1;
+    if (j < s.len) j += s.ptr[j] == '\r' && j + 1 < s.len && s.ptr[j + 1] == '\n' ? 2 : 1;
+    return j - i;
+}
+
+/* Each line prefixed with its number (from 1), right-aligned to the width
+ * of the last line's number, and two spaces. A final line end starts no
+ * line; an empty body stays empty. */
+static Str8 numbered(Arena *arena, Str8 s) {
+    U8 lines = 0;
+    for (U8 i = 0; i < s.len; i += line_len(s, i)) lines += 1;
+    U8 width = 1;
+    for (U8 v = lines; v >= 10; v /= 10) width += 1;
+    U1 *out = farena_push(arena, s.len + lines * (width + 2));
+    if (!out && lines) return str8(0, 0);
+    U8 n = 0, number = 0;
+    for (U8 i = 0; i < s.len;) {
+        U8 len = line_len(s, i);
+        number += 1;
+        U8 v = number;
+        for (U8 d = width; d > 0; d -= 1) { out[n + d - 1] = v || d == width ? (U1)('0' + v % 10) : ' '; v /= 10; }
+        out[n + width] = ' ', out[n + width + 1] = ' ';
+        n += width + 2;
+        memcpy(out + n, s.ptr + i, (size_t)len);
+        n += len, i += len;
+    }
+    return str8(out ? out : s.ptr, n);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+/* Pending document (part 0 after its length field) out to the descriptor. */
+Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
+
+static B4 sink_flush(Ctx *ctx, Sink *sink) {
+    if (sink->fd < 0 || sink->err) return !sink->err;
+    U8 pending = ctx->out->len - sink->body_at;
+    if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
+    sink->written += pending;
+    ctx->out->len = sink->body_at;   /* the chunks stay for the next section */
+    return 1;
+}
+
+/* A large body goes to the descriptor from where it lies, uncopied. */
+static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
+    if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
+    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
+    sink->written += body.len;
+    return 1;
+}
+
+static B4 write_u8_decimal(Ctx *ctx, U8 v) {
+    U1 buf[20];
+    U8 n = sizeof buf;
+    do { buf[--n] = (U1)('0' + v % 10); v /= 10; } while (v);
+    return ctx_write(ctx, buf + n, sizeof buf - n);
+}
+
+/* One input's section, as the writers see it. */
+Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; };
+
+typedef B4 SectionFn(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec);
+
+/* ---- markdown ----------------------------------------------------------- */
 
 IA_ B4 is_line_end(U1 c) { return c == '\n' || c == '\r'; }
 
@@ -181,8 +413,6 @@ static U8 fence_length_for(Str8 s) {
     return longest >= 3 ? longest + 1 : 3;
 }
 
-/* ---- sections ---------------------------------------------------------- */
-
 static B4 write_fence(Ctx *ctx, U8 len) {
     U1 ticks[64];
     memset(ticks, '`', sizeof ticks);
@@ -194,57 +424,192 @@ static B4 write_fence(Ctx *ctx, U8 len) {
     return 1;
 }
 
-/* Pending document (part 0 after its length field) out to the descriptor. */
-Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
-
-static B4 sink_flush(Ctx *ctx, Sink *sink) {
-    if (sink->fd < 0 || sink->err) return !sink->err;
-    U8 pending = ctx->out->len - sink->body_at;
-    if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
-    sink->written += pending;
-    ctx->out->len = sink->body_at;   /* the chunks stay for the next section */
-    return 1;
-}
-
-/* A large body goes to the descriptor from where it lies, uncopied. */
-static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
-    if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
-    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
-    sink->written += body.len;
-    return 1;
-}
-
-static B4 write_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Input *input, Str8 body) {
-    U8 fence = fence_length_for(body);
+static B4 markdown_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    U8 fence = fence_length_for(sec->body);
     ctx_str8(ctx, str8_lit("### "));
-    write_path_span(ctx, input->path);
+    write_path_span(ctx, sec->shown);
     ctx_str8(ctx, str8_lit("\n\n"));
     write_fence(ctx, fence);
-    ctx_str8(ctx, language_of(opts, input->path));
+    ctx_str8(ctx, language_of(opts, sec->path));
     ctx_str8(ctx, str8_lit("\n"));
-    if (!sink_body(ctx, sink, body)) return 0;
+    if (!sink_body(ctx, sink, sec->body)) return 0;
     ctx_str8(ctx, str8_lit("\n"));
     return write_fence(ctx, fence);
 }
 
-/* The body of a section: the content, or a summary written into scratch
- * output first (the fence depends on the whole body). */
-static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body) {
-    U1 mode = input->mode ? input->mode : opts->mode;
-    if (mode == InputMode_Full) { *body = input->data; return 1; }
-    return summary_body(ctx, input->path, input->data, mode == InputMode_Skeleton, body);
+/* ---- plain (files-to-prompt's default) ----------------------------------- */
+
+static B4 plain_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)opts;
+    ctx_str8(ctx, sec->shown);
+    ctx_str8(ctx, str8_lit("\n---\n"));
+    if (!sink_body(ctx, sink, sec->body)) return 0;
+    return ctx_str8(ctx, str8_lit("\n\n---"));
 }
 
-/* Load one input and make its body in `scratch` (emptied per input, so a
- * call holds one file at a time). 0 when the input is left out (load_errno
- * or skip says why), or on a failure (ctx->code, or the arena's flag). */
-static B4 load_body(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Str8 *body) {
+/* ---- xml ---------------------------------------------------------------- */
+
+/* Text with & < > as entities (a shown path: no control characters). */
+static B4 xml_escaped(Ctx *ctx, Str8 s) {
+    U8 start = 0;
+    for (U8 i = 0; i < s.len; i += 1) {
+        U1 c = s.ptr[i];
+        if (c != '&' && c != '<' && c != '>') continue;
+        ctx_write(ctx, s.ptr + start, i - start);
+        ctx_str8(ctx, c == '&' ? str8_lit("&amp;") : c == '<' ? str8_lit("&lt;") : str8_lit("&gt;"));
+        start = i + 1;
+    }
+    return ctx_write(ctx, s.ptr + start, s.len - start);
+}
+
+static B4 xml_byte(Ctx *ctx, U1 b) {
+    U1 e[] = "<byte hex=\"00\"/>";
+    e[11] = (U1)HEX_DIGITS[b >> 4], e[12] = (U1)HEX_DIGITS[b & 15];
+    return ctx_write(ctx, e, sizeof e - 1);
+}
+
+/* Content as XML text that parses back to exactly its characters: runs of
+ * ordinary characters in CDATA sections; between them a CR as "&#13;"
+ * (a parser would read it as LF), a ">" after "]]" as "&gt;" (it would
+ * end the section), and each byte that XML 1.0 cannot hold (C0 controls
+ * but TAB and LF, U+FFFE, U+FFFF, bytes outside valid UTF-8) as an element
+ * <byte hex="NN"/>. */
+static B4 xml_content(Ctx *ctx, Str8 s) {
+    U8 start = 0, i = 0;
+    while (i < s.len) {
+        U1 c = s.ptr[i];
+        S4 k = 1;
+        B4 special;
+        if (c >= 0x80) {
+            k = utf8_seq(s.ptr + i, s.len - i);
+            special = k < 0 || is_xml_nonchar(s.ptr + i, k);
+        } else {
+            special = (c < 0x20 && c != '\t' && c != '\n') || (c == '>' && i >= 2 && s.ptr[i - 1] == ']' && s.ptr[i - 2] == ']');
+        }
+        if (!special) { i += (U8)k; continue; }
+        if (i > start) {
+            ctx_str8(ctx, str8_lit("<![CDATA["));
+            ctx_write(ctx, s.ptr + start, i - start);
+            ctx_str8(ctx, str8_lit("]]>"));
+        }
+        U8 bytes = k > 0 ? (U8)k : 1;
+        if (c == '\r') ctx_str8(ctx, str8_lit("&#13;"));
+        else if (c == '>') ctx_str8(ctx, str8_lit("&gt;"));
+        else for (U8 j = 0; j < bytes; j += 1) xml_byte(ctx, s.ptr[i + j]);
+        i += bytes;
+        start = i;
+    }
+    if (s.len > start) {
+        ctx_str8(ctx, str8_lit("<![CDATA["));
+        ctx_write(ctx, s.ptr + start, s.len - start);
+        ctx_str8(ctx, str8_lit("]]>"));
+    }
+    return !ctx->arena->failed;
+}
+
+static B4 xml_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)sink, (void)opts;
+    ctx_str8(ctx, str8_lit("\n<document index=\""));
+    write_u8_decimal(ctx, sec->index);
+    ctx_str8(ctx, str8_lit("\">\n<source>"));
+    xml_escaped(ctx, sec->shown);
+    ctx_str8(ctx, str8_lit("</source>\n<document_content>\n"));
+    xml_content(ctx, sec->body);
+    return ctx_str8(ctx, str8_lit("\n</document_content>\n</document>"));
+}
+
+/* ---- json --------------------------------------------------------------- */
+
+/* A JSON string: '"' and '\' escaped, C0 controls as \n \r \t \b \f or
+ * \u00NN, other valid UTF-8 as it is, each byte NN outside valid UTF-8 as
+ * \udcNN (a lone surrogate: Python's surrogateescape reads it back). */
+static B4 json_string(Ctx *ctx, Str8 s) {
+    ctx_write(ctx, (U1 const *)"\"", 1);
+    U8 start = 0, i = 0;
+    while (i < s.len) {
+        U1 c = s.ptr[i];
+        S4 k = 1;
+        if (c >= 0x80) {
+            k = utf8_seq(s.ptr + i, s.len - i);
+            if (k > 0) { i += (U8)k; continue; }
+        } else if (c >= 0x20 && c != '"' && c != '\\') {
+            i += 1;
+            continue;
+        }
+        ctx_write(ctx, s.ptr + start, i - start);
+        U1 e[6] = { '\\', 0, 0, 0, 0, 0 };
+        U8 n = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        default:
+            e[1] = 'u', e[2] = c >= 0x80 ? 'd' : '0', e[3] = c >= 0x80 ? 'c' : '0';
+            e[4] = (U1)HEX_DIGITS[c >> 4], e[5] = (U1)HEX_DIGITS[c & 15], n = 6;
+        }
+        ctx_write(ctx, e, n);
+        i += 1;
+        start = i;
+    }
+    ctx_write(ctx, s.ptr + start, s.len - start);
+    return ctx_write(ctx, (U1 const *)"\"", 1);
+}
+
+static B4 json_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)sink, (void)opts;
+    ctx_str8(ctx, str8_lit("\n{\"path\": "));
+    json_string(ctx, sec->shown);
+    ctx_str8(ctx, str8_lit(", \"content\": "));
+    json_string(ctx, sec->body);
+    return ctx_write(ctx, (U1 const *)"}", 1);
+}
+
+/* ---- the formats ---------------------------------------------------------- */
+
+#define STR8_INIT_(s) { (U1 const *)(s), sizeof(s) - 1 }
+
+/* A document is OPEN, sections joined by SEPARATOR, CLOSE. */
+Struct_(FormatDef) { Str8 open; Str8 separator; Str8 close; SectionFn *section; };
+
+static FormatDef const FORMATS[Format_Count_] = {
+    [Format_Markdown] = { STR8_INIT_(""), STR8_INIT_("\n\n---\n\n"), STR8_INIT_(""), markdown_section },
+    [Format_Xml]      = { STR8_INIT_("<documents>"), STR8_INIT_(""), STR8_INIT_("\n</documents>"), xml_section },
+    [Format_Json]     = { STR8_INIT_("["), STR8_INIT_(","), STR8_INIT_("\n]"), json_section },
+    [Format_Plain]    = { STR8_INIT_(""), STR8_INIT_("\n"), STR8_INIT_(""), plain_section },
+};
+
+/* ---- inputs --------------------------------------------------------------- */
+
+/* The body of a section: the content as text (as it is with raw), or a
+ * summary of it written into scratch output first (the fence depends on the
+ * whole body); a full-mode body numbered with line_numbers. */
+static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body) {
+    U1 mode = input->mode ? input->mode : opts->mode;
+    Str8 text = opts->raw ? input->data : text_of(ctx->arena, input->data);
+    if (ctx->arena->failed) return 0;
+    if (mode == InputMode_Full) {
+        *body = opts->line_numbers ? numbered(ctx->arena, text) : text;
+        return !ctx->arena->failed;
+    }
+    return summary_body(ctx, input->path, text, mode == InputMode_Skeleton, body);
+}
+
+/* Load one input and make its section in `scratch` (emptied per input, so
+ * a call holds one file at a time). 0 when the input is left out
+ * (load_errno or skip says why), or on a failure (ctx->code, or the
+ * arena's flag). */
+static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Section *sec) {
     Arena *arena = ctx->arena;
     ctx->arena = scratch;
     B4 ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
     /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
     if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
-    if (ok) ok = section_body(ctx, opts, input, body);
+    if (ok) ok = section_body(ctx, opts, input, &sec->body);
+    if (ok) sec->path = input->path, sec->shown = shown_path(scratch, input->path), ok = !scratch->failed;
     ctx->arena = arena;
     if (scratch->failed) arena->failed = scratch->failed;
     /* an error's message was made in scratch: keep a copy */
@@ -254,21 +619,26 @@ static B4 load_body(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *inpu
 
 B4 op_aggregate(Ctx *ctx) {
     BuildOpts opts = { 0 };
-    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)) return 0;
+    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)
+        || !parse_format_params(ctx, &opts)) return 0;
+    opts.checks.bom_text = !opts.raw;
+    FormatDef const *format = &FORMATS[opts.format];
     Request *req = ctx->req;
     Arena scratch = { 0 };
 
     ctx_part_begin(ctx);
     Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len };
+    if (opts.open) ctx_str8(ctx, format->open);
     B4 first = !opts.continues;
+    U8 index = opts.first_index;
     for (U4 i = 0; i < req->input_count && !sink.err; i += 1) {
         Input *input = &req->inputs[i];
-        Str8 body;
-        B4 ok = load_body(ctx, &scratch, &opts, input, &body);
-        if (ok) {
-            if (!first) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
+        Section sec = { .index = index };
+        if (load_section(ctx, &scratch, &opts, input, &sec)) {
+            if (!first) ctx_str8(ctx, format->separator);
             first = 0;
-            write_section(ctx, &sink, &opts, input, body);
+            index += 1;
+            format->section(ctx, &sink, &opts, &sec);
             if (ctx->out->len - sink.body_at >= FLUSH_BYTES) sink_flush(ctx, &sink);
             input->skip_value = input->data.len;
         }
@@ -277,6 +647,7 @@ B4 op_aggregate(Ctx *ctx) {
         if (ctx->code != Code_Ok || ctx->arena->failed) { arena_release(&scratch); return 0; }
     }
     arena_release(&scratch);
+    if (opts.close && !sink.err) ctx_str8(ctx, format->close);
     sink_flush(ctx, &sink);
     if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
     ctx_part_end(ctx);
