@@ -206,6 +206,64 @@ def json_string(data: bytes) -> bytes:
     return ('"' + _JSON_SPECIAL.sub(_json_escape, text) + '"').encode("utf-8")
 
 
+# ---- the tree and summary line at the end (lib/aggregate.c write_footer) -------------
+
+def tree_text(shown: Sequence[bytes]) -> bytes:
+    """A line per directory and file: the directories every file shares on
+    the first line, then each file under the directories that differ from
+    the previous file's, two spaces a level, in document order."""
+    if not shown:
+        return b""
+    split = [p.split(b"/") for p in shown]
+    shared = split[0][:-1]
+    for parts in split[1:]:
+        dirs = parts[:-1]
+        n = 0
+        while n < min(len(shared), len(dirs)) and shared[n] == dirs[n]:
+            n += 1
+        shared = shared[:n]
+    k = len(shared)
+    base = 1 if k else 0
+    lines = [b"/".join(shared) + b"/\n"] if k else []
+    prev: list[bytes] = shared
+    for parts in split:
+        dirs, name = parts[:-1], parts[-1]
+        same = 0
+        while same < min(len(prev), len(dirs)) and prev[same] == dirs[same]:
+            same += 1
+        same = max(same, k)
+        for j in range(same, len(dirs)):
+            lines.append(b"  " * (base + j - k) + dirs[j] + b"/\n")
+        lines.append(b"  " * (base + len(dirs) - k) + name + b"\n")
+        prev = dirs
+    return b"".join(lines)
+
+
+def summary_line(files: Sequence[tuple[bytes, int]]) -> bytes:
+    count, size = len(files), sum(n for _, n in files)
+    return b"%d file%s, %d byte%s" % (count, b"" if count == 1 else b"s", size, b"" if size == 1 else b"s")
+
+
+def footer(fmt: str, files: Sequence[tuple[bytes, int]], after_section: bool) -> bytes:
+    """The tree of `files` ((path, bytes read)) and the summary line, before the closing wrapper."""
+    tree = tree_text([shown_path(p) for p, _ in files])
+    summary = summary_line(files)
+    if fmt == "markdown":
+        fence = b"`" * fence_length(tree)
+        return (SEPARATOR if after_section else b"") + b"## Files\n\n" + fence + b"\n" + tree + fence + b"\n\n" + summary
+    if fmt == "xml":
+        return b"\n<files>\n" + xml_escaped(tree) + b"</files>\n<summary>" + summary + b"</summary>"
+    if fmt == "json":
+        return b'\n], "tree": ' + json_string(tree) + b', "summary": "' + summary + b'"}'
+    return (b"\n" if after_section else b"") + b"Files:\n" + tree + summary
+
+
+def encode_tree_files(files: Sequence[tuple[bytes, int]]) -> bytes:
+    """The op's tree_files parameter: (U4 length, path, U8 bytes) each."""
+    import struct
+    return b"".join(struct.pack("<I", len(p)) + p + struct.pack("<Q", n) for p, n in files)
+
+
 FORMATS = ("markdown", "xml", "json", "plain")
 # (open, separator, close) of each format
 WRAPPERS = {
@@ -237,7 +295,13 @@ def path_suffix(path: bytes) -> bytes:
 
 
 def _safe_info(tag: bytes) -> bool:
-    return not any(c == 0x60 or c <= 0x20 or c == 0x7F for c in tag)
+    if any(c == 0x60 or c <= 0x20 or c == 0x7F for c in tag):
+        return False
+    try:
+        tag.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def language(path: bytes, languages: dict[bytes, bytes]) -> bytes:
@@ -383,18 +447,23 @@ FLUSH_BYTES = 1 << 20
 def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], summarise: Summariser,
           checks: Checks | None = None, out_fd: int | None = None, continues: bool = False, *,
           fmt: str = "markdown", raw: bool = False, line_numbers: bool = False,
-          open: bool = True, close: bool = True, first_index: int = 1) -> Built:
+          open: bool = True, close: bool = True, first_index: int = 1,
+          tree: bool = False, tree_files: Sequence[tuple[bytes, int]] = ()) -> Built:
     """The aggregate op: the document (or, with out_fd, the document written
     there as it is made), the (index, errno) of each input that could not be
     read, the (index, skip, value) of every other; PipelineError past
     LIMIT_OUTPUT_BYTES for a document in memory, as the native path.
     `open` / `close` write the format's wrapper; `first_index` numbers the
-    first section (xml); `continues`: a section precedes this call's."""
+    first section (xml); `continues`: a section precedes this call's.
+    `tree` (with `close`): the tree and summary of `tree_files` (earlier
+    calls' (path, bytes)) and this call's files at the end."""
     if checks is not None:
         checks = checks._replace(bom_text=not raw)
     avoid = file_identity(out_fd) if checks and out_fd is not None else None
     writer = _Writer(out_fd) if out_fd is not None else None
     opening, separator, closing = WRAPPERS[fmt]
+    if tree and fmt == "json":
+        opening = b'{"files": ['
     sections: list[bytes] = [opening] if open and opening else []
     if writer is not None and sections:
         writer.add(sections.pop())
@@ -432,11 +501,15 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
         size += len(piece)
         if size + 8 > LIMIT_OUTPUT_BYTES:   # stop early: the native path stops here too
             raise output_limit_error()
-    if close and closing and not (writer is not None and writer.errno):
+    if close and not (writer is not None and writer.errno):
+        end = closing
+        if tree:
+            taken = list(tree_files) + [(inputs[i].path, n) for i, skip, n in files if skip == SKIP_NONE]
+            end = footer(fmt, taken, not first) + (b"" if fmt == "json" else closing)
         if writer is not None:
-            writer.add(closing)
+            writer.add(end)
         else:
-            sections.append(closing)
+            sections.append(end)
     if writer is not None:
         if not writer.errno:
             writer.flush()

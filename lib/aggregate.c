@@ -38,6 +38,8 @@ Struct_(BuildOpts) {
     U8 first_index;       /* the index (xml) of this request's first section */
     B4 raw;               /* bytes as they are: no BOM handling, no U+FFFD */
     B4 line_numbers;      /* number the lines of full-mode bodies */
+    B4 tree;              /* with close: the tree of the document's files and a summary line at its end */
+    Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
 };
 
 Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
@@ -130,10 +132,11 @@ static B4 write_path_span(Ctx *ctx, Str8 shown) {
 /* ---- language tag -------------------------------------------------------- */
 
 /* An info string of a backtick fence may not hold a backtick; we also keep
- * it to one word so the tag cannot carry more than a language name. */
+ * it to one word of valid UTF-8 so the tag cannot carry more than a
+ * language name. */
 static B4 safe_info_string(Str8 s) {
     for (U8 i = 0; i < s.len; i += 1) if (s.ptr[i] == '`' || s.ptr[i] <= ' ' || s.ptr[i] == 0x7f) return 0;
-    return 1;
+    return utf8_valid_len(s) == s.len;   /* and text: the document stays valid UTF-8 */
 }
 
 static Str8 language_of(BuildOpts const *opts, Str8 path) {
@@ -200,9 +203,10 @@ static B4 parse_format_params(Ctx *ctx, BuildOpts *opts) {
     }
     opts->open = opts->close = 1;
     opts->first_index = 1;
+    ctx_param(ctx, "tree_files", &opts->tree_files);
     return param_flag(ctx, "open", &opts->open) && param_flag(ctx, "close", &opts->close)
         && param_flag(ctx, "raw", &opts->raw) && param_flag(ctx, "line_numbers", &opts->line_numbers)
-        && ctx_param_u8(ctx, "first_index", &opts->first_index);
+        && param_flag(ctx, "tree", &opts->tree) && ctx_param_u8(ctx, "first_index", &opts->first_index);
 }
 
 /* The output descriptor (out_fd) and the load checks. Under checks, the
@@ -568,6 +572,151 @@ static B4 json_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section cons
     return ctx_write(ctx, (U1 const *)"}", 1);
 }
 
+/* ---- the tree and summary line at the end --------------------------------- */
+
+Struct_(TreeFile) { Str8 shown; U8 bytes; };
+
+/* The next '/'-separated component of s at *at (the rest when none follows). */
+static Str8 component(Str8 s, U8 *at) {
+    Str8 rest = str8_skip(s, *at);
+    U1 const *slash = rest.len ? memchr(rest.ptr, '/', rest.len) : 0;
+    U8 n = slash ? (U8)(slash - rest.ptr) : rest.len;
+    *at += n + 1;
+    return str8_prefix(rest, n);
+}
+
+/* Directory components of a path: all but the last. */
+static U8 dir_count(Str8 s) {
+    U8 n = 0;
+    for (U8 i = 0; i < s.len; i += 1) n += s.ptr[i] == '/';
+    return n;
+}
+
+/* How many leading directory components a and b share. */
+static U8 common_dirs(Str8 a, U8 a_dirs, Str8 b, U8 b_dirs) {
+    U8 n = 0, ia = 0, ib = 0, most = min_(a_dirs, b_dirs);
+    while (n < most && str8_eq(component(a, &ia), component(b, &ib))) n += 1;
+    return n;
+}
+
+static void write_indent(Ctx *ctx, U8 level) {
+    for (U8 i = 0; i < level; i += 1) ctx_write(ctx, (U1 const *)"  ", 2);
+}
+
+/* The tree, a line per directory and file, each ending in LF: the
+ * directories all files share on the first line ("a/b/"), then each file
+ * under the directories that differ from the previous file's, two spaces
+ * a level, in document order. */
+static void write_tree(Ctx *ctx, TreeFile const *files, U8 count) {
+    if (count == 0) return;
+    U8 shared = dir_count(files[0].shown);
+    for (U8 i = 1; i < count; i += 1)
+        shared = common_dirs(files[0].shown, shared, files[i].shown, dir_count(files[i].shown));
+    U8 at = 0, base = shared ? 1 : 0;
+    for (U8 j = 0; j < shared; j += 1) ctx_str8(ctx, component(files[0].shown, &at)), ctx_write(ctx, (U1 const *)"/", 1);
+    if (shared) ctx_write(ctx, (U1 const *)"\n", 1);
+    for (U8 i = 0; i < count; i += 1) {
+        Str8 p = files[i].shown;
+        U8 dirs = dir_count(p), same = shared;
+        if (i > 0) same = common_dirs(files[i - 1].shown, dir_count(files[i - 1].shown), p, dirs);
+        U8 pos = 0;
+        for (U8 j = 0; j < dirs; j += 1) {
+            Str8 c = component(p, &pos);
+            if (j < same) continue;
+            write_indent(ctx, base + j - shared);
+            ctx_str8(ctx, c), ctx_write(ctx, (U1 const *)"/\n", 2);
+        }
+        write_indent(ctx, base + dirs - shared);
+        ctx_str8(ctx, str8_skip(p, pos)), ctx_write(ctx, (U1 const *)"\n", 1);
+    }
+}
+
+/* "N files, B bytes": the files in the document and the bytes read for them. */
+static void write_summary_line(Ctx *ctx, TreeFile const *files, U8 count) {
+    U8 bytes = 0;
+    for (U8 i = 0; i < count; i += 1) bytes += files[i].bytes;
+    write_u8_decimal(ctx, count);
+    ctx_str8(ctx, count == 1 ? str8_lit(" file, ") : str8_lit(" files, "));
+    write_u8_decimal(ctx, bytes);
+    ctx_str8(ctx, bytes == 1 ? str8_lit(" byte") : str8_lit(" bytes"));
+}
+
+/* tree_files, then this request's sections: 0 (code 3) for a malformed parameter. */
+static B4 tree_files_of(Ctx *ctx, BuildOpts const *opts, TreeFile **out, U8 *count) {
+    Reader r = { .ptr = opts->tree_files.ptr, .len = opts->tree_files.len };
+    U8 n = 0;
+    while (reader_left(&r) && !r.bad) { U4 len = read_u4(&r); read_bytes(&r, len); read_u8(&r); n += 1; }
+    if (r.bad) return ctx_fail(ctx, Code_BadParam, "parameter tree_files: expected (U4 length, path, U8 bytes) records");
+    Request *req = ctx->req;
+    for (U4 i = 0; i < req->input_count; i += 1) n += req->inputs[i].loaded && !req->inputs[i].load_errno && !req->inputs[i].skip;
+    TreeFile *files = farena_push_array(ctx->arena, TreeFile, n ? n : 1);
+    if (!files) return 0;
+    r = (Reader){ .ptr = opts->tree_files.ptr, .len = opts->tree_files.len };
+    U8 k = 0;
+    while (reader_left(&r)) {
+        Str8 path = read_bytes(&r, read_u4(&r));
+        files[k].shown = shown_path(ctx->arena, path), files[k].bytes = read_u8(&r), k += 1;
+    }
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        Input const *in = &req->inputs[i];
+        if (in->loaded && !in->load_errno && !in->skip) files[k].shown = shown_path(ctx->arena, in->path), files[k].bytes = in->skip_value, k += 1;
+    }
+    *out = files, *count = n;
+    return !ctx->arena->failed;
+}
+
+/* The tree as text (in the arena): the markdown fence depends on all of it. */
+static Str8 tree_text(Ctx *ctx, TreeFile const *files, U8 count) {
+    Xar tree = { .arena = ctx->arena };
+    Xar *out = ctx->out;
+    ctx->out = &tree;
+    write_tree(ctx, files, count);
+    ctx->out = out;
+    return xar_contiguous(&tree, ctx->arena);
+}
+
+/* The end of the document (before CLOSE), after a separator when a section precedes. */
+static B4 write_footer(Ctx *ctx, BuildOpts const *opts, B4 after_section) {
+    TreeFile *files = 0;
+    U8 count = 0;
+    if (!tree_files_of(ctx, opts, &files, &count)) return 0;
+    Str8 tree = tree_text(ctx, files, count);
+    if (ctx->arena->failed) return 0;
+    switch (opts->format) {
+    case Format_Markdown: {
+        if (after_section) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
+        U8 fence = fence_length_for(tree);
+        ctx_str8(ctx, str8_lit("## Files\n\n"));
+        write_fence(ctx, fence), ctx_write(ctx, (U1 const *)"\n", 1);
+        ctx_str8(ctx, tree);
+        write_fence(ctx, fence), ctx_str8(ctx, str8_lit("\n\n"));
+        write_summary_line(ctx, files, count);
+        break;
+    }
+    case Format_Xml:
+        ctx_str8(ctx, str8_lit("\n<files>\n"));
+        xml_escaped(ctx, tree);
+        ctx_str8(ctx, str8_lit("</files>\n<summary>"));
+        write_summary_line(ctx, files, count);
+        ctx_str8(ctx, str8_lit("</summary>"));
+        break;
+    case Format_Json:
+        ctx_str8(ctx, str8_lit("\n], \"tree\": "));
+        json_string(ctx, tree);
+        ctx_str8(ctx, str8_lit(", \"summary\": \""));
+        write_summary_line(ctx, files, count);
+        ctx_str8(ctx, str8_lit("\"}"));
+        break;
+    default:
+        if (after_section) ctx_write(ctx, (U1 const *)"\n", 1);
+        ctx_str8(ctx, str8_lit("Files:\n"));
+        ctx_str8(ctx, tree);
+        write_summary_line(ctx, files, count);
+        break;
+    }
+    return !ctx->arena->failed;
+}
+
 /* ---- the formats ---------------------------------------------------------- */
 
 #define STR8_INIT_(s) { (U1 const *)(s), sizeof(s) - 1 }
@@ -628,7 +777,7 @@ B4 op_aggregate(Ctx *ctx) {
 
     ctx_part_begin(ctx);
     Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len };
-    if (opts.open) ctx_str8(ctx, format->open);
+    if (opts.open) ctx_str8(ctx, opts.tree && opts.format == Format_Json ? str8_lit("{\"files\": [") : format->open);
     B4 first = !opts.continues;
     U8 index = opts.first_index;
     for (U4 i = 0; i < req->input_count && !sink.err; i += 1) {
@@ -647,7 +796,11 @@ B4 op_aggregate(Ctx *ctx) {
         if (ctx->code != Code_Ok || ctx->arena->failed) { arena_release(&scratch); return 0; }
     }
     arena_release(&scratch);
-    if (opts.close && !sink.err) ctx_str8(ctx, format->close);
+    if (opts.close && !sink.err) {
+        if (opts.tree && !write_footer(ctx, &opts, !first)) return 0;
+        /* json with a tree: the footer closed the array and the object */
+        if (!(opts.tree && opts.format == Format_Json)) ctx_str8(ctx, format->close);
+    }
     sink_flush(ctx, &sink);
     if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
     ctx_part_end(ctx);

@@ -103,18 +103,24 @@ class Style(NamedTuple):
     fmt: str = "markdown"
     raw: bool = False
     line_numbers: bool = False
+    tree: bool = False
 
     def kwargs(self) -> dict[str, Any]:
-        return {"fmt": self.fmt, "raw": self.raw, "line_numbers": self.line_numbers}
+        return {"fmt": self.fmt, "raw": self.raw, "line_numbers": self.line_numbers, "tree": self.tree}
+
+    @property
+    def closes(self) -> bool:
+        """Does the document end with something (a wrapper, the tree)?"""
+        return self.tree or self.fmt in ("xml", "json")
 
 
 DEFAULT_STYLE = Style()
 
 
-def _style(format: str, raw: bool, line_numbers: bool) -> Style:
+def _style(format: str, raw: bool, line_numbers: bool, tree: bool = False) -> Style:
     if format not in _fallback.FORMATS:
         raise ValueError(f"format must be one of {list(_fallback.FORMATS)}, not {format!r}")
-    return Style(format, bool(raw), bool(line_numbers))
+    return Style(format, bool(raw), bool(line_numbers), bool(tree))
 
 
 def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
@@ -132,23 +138,28 @@ def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks |
         params["raw"] = "1"
     if style.line_numbers:
         params["line_numbers"] = "1"
+    if style.tree:
+        params["tree"] = "1"
     return params
 
 
 def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None = None,
             out_fd: int | None = None, continues: bool = False, *, style: Style = DEFAULT_STYLE,
-            open: bool = True, close: bool = True, first_index: int = 1) -> _fallback.Built:
+            open: bool = True, close: bool = True, first_index: int = 1,
+            tree_files: list[tuple[bytes, int]] | None = None) -> _fallback.Built:
     """The native answer for any number of items, in as many requests as the
     wire's limits need, each continuing the document of the one before: the
     answer one request would give (the wrapper opened by the first, closed
-    by the last, sections numbered on). Inline content past
+    by the last, sections numbered on, the tree of all of them and of
+    `tree_files` (earlier calls' files) written by the last). Inline content past
     LIMIT_INPUT_BYTES is not sent: EFBIG, as the C side (and the fallback)
     answers it."""
     limit = _fallback.LIMIT_INPUT_BYTES
     unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
     params = _params(mode, languages, checks, out_fd, style)
-    wrapped = style.fmt in ("xml", "json")
+    wrapped = style.closes
+    earlier = list(tree_files or [])
     documents: list[bytes] = []
     files: list[tuple[int, int, int]] = []
     written = write_errno = 0
@@ -165,6 +176,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params["close"] = "1" if close and batch_pair is None else "0"
             if first_index + taken != 1:
                 params["first_index"] = str(first_index + taken)
+            if style.tree and close and batch_pair is None:
+                params["tree_files"] = _fallback.encode_tree_files(earlier)
         document, bad, answered, counts = native.run([("aggregate", params)], batch)
         ((total, failed),) = wire.decode_records(counts)
         documents.append(document)
@@ -172,6 +185,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
         rows = [(index[j], skip, value) for j, skip, value in wire.decode_records(answered)]
         files += rows
         taken += sum(skip == wire.SKIP_NONE for _, skip, _ in rows)
+        if style.tree:
+            earlier += [(inputs[i].path, value) for i, skip, value in rows if skip == wire.SKIP_NONE]
         written += total
         continues = continues or taken > 0
         open = False
@@ -217,16 +232,17 @@ def build(
     format: Format = "markdown",
     raw: bool = False,
     line_numbers: bool = False,
+    tree: bool = False,
 ) -> BuildResult:
     """The document as bytes, plus the inputs that could not be read (skipped).
-    `format`, `raw` and `line_numbers` as for build_markdown."""
+    `format`, `raw`, `line_numbers` and `tree` as for build_markdown."""
     inputs = [to_input(item) for item in items]
     for item in inputs:                # the wire's limit, on both paths
         if len(item.path) > _fallback.LIMIT_NAME_BYTES:
             raise _fallback.path_limit_error(len(item.path))
     mode_code = _mode_code(mode)
     langs = _languages(languages)
-    style = _style(format, raw, line_numbers)
+    style = _style(format, raw, line_numbers, tree)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     built = dispatch.dispatch(
         "aggregate",
@@ -253,6 +269,7 @@ def build_markdown(
     format: Format = "markdown",
     raw: bool = False,
     line_numbers: bool = False,
+    tree: bool = False,
 ) -> str | bytes:
     """Aggregate files into one document (markdown unless `format` says
     "xml", "json" or "plain"; docs/build-markdown.md).
@@ -268,11 +285,12 @@ def build_markdown(
     (a BOM dropped, UTF-16/32 with a BOM decoded, invalid bytes as U+FFFD)
     unless raw=True, which keeps its bytes exactly (as a str, invalid UTF-8
     then shows as U+FFFD). line_numbers=True numbers the lines of full-mode
-    contents.
+    contents. tree=True ends the document with the tree of its files and a
+    summary line ("N files, B bytes").
     """
     if errors not in ("raise", "skip"):
         raise ValueError("errors must be 'raise' or 'skip'")
-    result = build(items, mode=mode, languages=languages, format=format, raw=raw, line_numbers=line_numbers)
+    result = build(items, mode=mode, languages=languages, format=format, raw=raw, line_numbers=line_numbers, tree=tree)
     if errors == "raise" and result.skipped:
         raise result.skipped[0][1]
     return result.document if as_bytes else result.document.decode("utf-8", "replace")
@@ -315,6 +333,7 @@ def aggregate_paths(
     format: Format = "markdown",
     raw: bool = False,
     line_numbers: bool = False,
+    tree: bool = False,
 ) -> AggregateReport:
     """Walk `paths` (files or directories) as `slopfast aggregate` does and
     write the document to `output`: a path (created or truncated), a
@@ -325,11 +344,11 @@ def aggregate_paths(
     `exclude` are gitignore-style patterns (PatternError for a malformed
     one); `max_file_size=None` means no limit. `on_event(event)`, when
     given, sees each file's outcome as it is known: a slopfast.walk Found
-    (path, rel, bytes), Skipped or Unreadable. `format`, `raw` and
-    `line_numbers` as for build_markdown."""
+    (path, rel, bytes), Skipped or Unreadable. `format`, `raw`,
+    `line_numbers` and `tree` as for build_markdown."""
     from . import walk as _walk
 
-    style = _style(format, raw, line_numbers)
+    style = _style(format, raw, line_numbers, tree)
 
     full_patterns = _walk.compile_patterns(full, "--full")
     options = _walk.WalkOptions(
@@ -342,7 +361,7 @@ def aggregate_paths(
         names = [os.fspath(p) for p in paths]
         return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
                       max_file_size=max_file_size, languages=languages, on_event=on_event,
-                      format=style.fmt, raw=style.raw, line_numbers=style.line_numbers)
+                      format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree)
 
 
 class _Output:
@@ -390,14 +409,15 @@ class _Output:
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
            max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
-           line_numbers: bool = False) -> AggregateReport:
+           line_numbers: bool = False, tree: bool = False) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
     checks (binary, size, special files, the output itself, O_NOFOLLOW).
     A format with a wrapper (xml, json) has it opened by the first request
     and closed by a last one with no inputs, once the walk is done; xml
-    indices go on from request to request."""
+    indices go on from request to request. The tree (`tree`) is known only
+    then: that last request writes it, from the files of the report."""
     import queue
     import threading
 
@@ -405,7 +425,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
 
     mode_code = _mode_code(mode)
     langs = _languages(languages)
-    style = _style(format, raw, line_numbers)
+    style = _style(format, raw, line_numbers, tree)
     checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0, bom_text=not style.raw)
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
@@ -438,7 +458,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
 
     def run(inputs: list[wire.Input], close: bool) -> None:
         nonlocal report, opened
-        built = run_batch(inputs, sections > 0, not opened, close, sections + 1)
+        earlier = [(_encode_path(path), size) for path, size in report.files] if close and style.tree else None
+        built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier)
         opened = True
         if built.write_errno:
             raise OSError(built.write_errno, os.strerror(built.write_errno))
@@ -471,7 +492,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
                     report.unreadable.append((outcome.path, outcome.error))
                 if on_event is not None:
                     on_event(outcome)
-        if style.fmt in ("xml", "json"):      # the closing wrapper (and the opening one, if no file came)
+        if style.closes:      # the closing wrapper and the tree (and the opening wrapper, if no file came)
             if run_batch is None:
                 run_batch = _choose([], mode_code, langs, checks, out, style)
             run([], True)
@@ -500,13 +521,13 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
     twice): a function (inputs, continues, open, close, first_index) -> Built."""
     fd = out.fd if os.name == "posix" else None     # another C runtime's descriptors are not ours
 
-    def native_batch(batch, continues, open, close, first_index):
+    def native_batch(batch, continues, open, close, first_index, tree_files):
         return _native(batch, mode, langs, checks, fd, continues, style=style, open=open, close=close,
-                       first_index=first_index)
+                       first_index=first_index, tree_files=tree_files)
 
-    def fallback_batch(batch, continues, open, close, first_index):
+    def fallback_batch(batch, continues, open, close, first_index, tree_files):
         return _fallback.build(batch, mode, langs, _summary.summarise, checks, out.fd, continues, open=open,
-                               close=close, first_index=first_index, **style.kwargs())
+                               close=close, first_index=first_index, tree_files=tree_files or (), **style.kwargs())
 
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,

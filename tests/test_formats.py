@@ -429,3 +429,119 @@ def test_stream_write_error_in_xml(needs_native, tmp_path):
     with pytest.raises(OSError) as exc:
         slopfast.aggregate_paths([Path(__file__).parent / "data" / "rust-book"], "/dev/full", format="xml")
     assert exc.value.errno == errno.ENOSPC
+
+
+# ---- the tree and summary line at the end ------------------------------------------------
+
+TREE_ITEMS = [("src/a.py", "x = 1\n"), ("src/lib/b.rs", "b"), ("src/lib/c/d.rs", "b"), ("README", "r"),
+              ("docs/x\ny.md", "```\n")]
+TREE = "src/\n  a.py\n  lib/\n    b.rs\n    c/\n      d.rs\nREADME\ndocs/\n  x\\x0ay.md\n"
+
+
+def test_tree_in_each_format(backends):
+    md = both(backends, TREE_ITEMS, tree=True)
+    assert md == both(backends, TREE_ITEMS) + b"\n\n---\n\n## Files\n\n```\n" + TREE.encode() + b"```\n\n5 files, 13 bytes"
+    xml_doc = both(backends, TREE_ITEMS, format="xml", tree=True)
+    root = ET.fromstring(xml_doc)
+    assert [c.tag for c in root] == ["document"] * 5 + ["files", "summary"]
+    assert root[5].text == "\n" + TREE and root[6].text == "5 files, 13 bytes"
+    assert read_xml(xml_doc.replace(xml_doc[xml_doc.index(b"\n<files>"):xml_doc.index(b"\n</documents>")], b"")) == \
+        read_xml(both(backends, TREE_ITEMS, format="xml"))
+    obj = json.loads(both(backends, TREE_ITEMS, format="json", tree=True))
+    assert list(obj) == ["files", "tree", "summary"] and obj["tree"] == TREE and obj["summary"] == "5 files, 13 bytes"
+    assert obj["files"] == json.loads(both(backends, TREE_ITEMS, format="json"))
+    plain = both(backends, TREE_ITEMS, format="plain", tree=True)
+    assert plain == both(backends, TREE_ITEMS, format="plain") + b"\nFiles:\n" + TREE.encode() + b"5 files, 13 bytes"
+
+
+@pytest.mark.parametrize("fmt, empty", [("markdown", b"## Files\n\n```\n```\n\n0 files, 0 bytes"),
+                                        ("xml", b"<documents>\n<files>\n</files>\n<summary>0 files, 0 bytes</summary>\n</documents>"),
+                                        ("json", b'{"files": [\n], "tree": "", "summary": "0 files, 0 bytes"}'),
+                                        ("plain", b"Files:\n0 files, 0 bytes")])
+def test_tree_of_nothing(backends, fmt, empty):
+    assert both(backends, [("/missing/file", None)], format=fmt, tree=True) == empty
+
+
+def test_tree_shares_the_common_directories_and_counts_one(backends):
+    doc = both(backends, [("/tmp/t/a", "1")], format="plain", tree=True)
+    assert doc.endswith(b"Files:\n/tmp/t/\n  a\n1 file, 1 byte")
+    doc = both(backends, [("/tmp/t/a", "1"), ("/tmp/t/b/c", "22"), ("/tmp/t/b/d", "")], format="plain", tree=True)
+    assert doc.endswith(b"Files:\n/tmp/t/\n  a\n  b/\n    c\n    d\n3 files, 3 bytes")
+
+
+def read_tree(tree: bytes) -> list[bytes]:
+    """The shown paths of a tree (names that start with a space excepted: their indentation is ambiguous)."""
+    stack: list[tuple[int, bytes]] = []     # (indent, directory prefix)
+    out = []
+    for line in tree.split(b"\n")[:-1]:
+        name = line.lstrip(b" ")
+        indent = len(line) - len(name)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        prefix = stack[-1][1] if stack else b""
+        if name.endswith(b"/"):
+            stack.append((indent, prefix + name))
+        else:
+            out.append(prefix + name)
+    return out
+
+
+# (no name starts with a space: its indentation would be ambiguous; the sections hold the exact paths)
+tree_paths = st.lists(st.sampled_from(["a", "b", "c.py", "d/", "/", "x\n", "\\", "`", "é", "```", "&<"]),
+                      min_size=1, max_size=6).map("".join)
+
+
+def tree_of(doc: bytes, fmt: str) -> tuple[bytes, bytes]:
+    """(tree, summary line) of a document written with tree=True, by its format's parser."""
+    if fmt == "json":
+        obj = json.loads(doc)
+        return obj["tree"].encode(), obj["summary"].encode()
+    if fmt == "xml":
+        root = ET.fromstring(doc)
+        return root.find("files").text.encode()[1:], root.find("summary").text.encode()
+    if fmt == "markdown":
+        tokens = MarkdownIt("commonmark").parse(doc.decode())
+        return tokens[-4].content.encode(), tokens[-2].content.encode()   # fence, paragraph
+    tree = doc[doc.rindex(b"Files:\n") + 7:]
+    cut = tree.rfind(b"\n") + 1
+    return tree[:cut], tree[cut:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(tree_paths, max_size=8), fmt=st.sampled_from(FORMATS))
+def test_generated_trees_native_equals_fallback_and_read_back(backends, names, fmt):
+    items = [(n, "x") for n in names]
+    doc = both(backends, items, format=fmt, tree=True)
+    tree, summary = tree_of(doc, fmt)
+    assert summary == b"%d file%s, %d byte%s" % (len(names), b"" if len(names) == 1 else b"s",
+                                                 len(names), b"" if len(names) == 1 else b"s")
+    assert read_tree(tree) == [fb.shown_path(n.encode()) for n in names]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("limit", [1, 3])
+def test_tree_over_several_requests(needs_native, monkeypatch, fmt, limit):
+    inputs = [Input(f"d{i % 3}/f{i}".encode(), b"x" * i) for i in range(7)]
+    style = agg.Style(fmt, tree=True)
+    whole = _native(inputs, style)
+    assert whole == _fallback(inputs, style)
+    monkeypatch.setattr(fb, "LIMIT_INPUTS", limit)
+    assert _native(inputs, style) == whole
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_aggregate_paths_tree(backends, tmp_path, fmt):
+    root = tmp_path / "t"
+    _tree(root)
+
+    def run():
+        out = io.BytesIO()
+        report = slopfast.aggregate_paths([root], out, max_file_size=4096, format=fmt, tree=True)
+        return out.getvalue(), report
+
+    (doc, report), (doc2, _) = backends(run)
+    assert doc == doc2
+    names = [p for p, _ in report.files]
+    assert doc == slopfast.build_markdown(names, as_bytes=True, format=fmt, tree=True) + b"\n"
+    assert f"{len(names)} files, {sum(n for _, n in report.files)} bytes".encode() in doc
+    assert (str(root) + "/\n  a.py\n").encode() in doc.replace(b"\\n", b"\n")
