@@ -545,3 +545,19 @@ def test_aggregate_paths_tree(backends, tmp_path, fmt):
     assert doc == slopfast.build_markdown(names, as_bytes=True, format=fmt, tree=True) + b"\n"
     assert f"{len(names)} files, {sum(n for _, n in report.files)} bytes".encode() in doc
     assert (str(root) + "/\n  a.py\n").encode() in doc.replace(b"\\n", b"\n")
+
+
+def test_the_docs_examples_are_the_output():
+    """docs/build-markdown.md shows each format's document of the same two items: they are what is written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "build-markdown.md").read_text()
+    tokens = MarkdownIt("commonmark").parse(text)
+    examples, heading = {}, None
+    for i, t in enumerate(tokens):
+        if t.type == "heading_open" and t.tag == "h3":
+            heading = tokens[i + 1].content
+        elif t.type == "fence" and heading in FORMATS and heading not in examples:
+            examples[heading] = t.content
+    assert sorted(examples) == sorted(FORMATS)
+    for fmt, shown in examples.items():
+        doc = slopfast.build_markdown(ITEMS, format=fmt)
+        assert doc + "\n" == shown, fmt   # (a fence's content ends with its last line's LF)
