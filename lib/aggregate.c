@@ -23,6 +23,9 @@
 #include "summary.h"
 
 #include <errno.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 Struct_(LangMap) { Str8 *suffixes; Str8 *names; U4 count; };
 
@@ -321,10 +324,15 @@ static Str8 text_of(Arena *arena, Str8 data) {
 
 /* ---- line numbers ------------------------------------------------------- */
 
-/* Length of the line at s[i..] with its line end (LF, CR LF or a lone CR). */
-IA_ U8 line_len(Str8 s, U8 i) {
-    U8 j = i;
-    while (j < s.len && s.ptr[j] != '\n' && s.ptr[j] != '\r') j += 1;
+/* Length of the line at s[i..] with its line end (LF, CR LF or a lone CR);
+ * `cr`: s holds a CR (else a line ends only at LF, found by memchr). */
+IA_ U8 line_len(Str8 s, U8 i, B4 cr) {
+    U8 j;
+    if (!cr) {
+        U1 const *nl = memchr(s.ptr + i, '\n', (size_t)(s.len - i));
+        return nl ? (U8)(nl - (s.ptr + i)) + 1 : s.len - i;
+    }
+    for (j = i; j < s.len && s.ptr[j] != '\n' && s.ptr[j] != '\r'; j += 1) {}
     if (j < s.len) j += s.ptr[j] == '\r' && j + 1 < s.len && s.ptr[j + 1] == '\n' ? 2 : 1;
     return j - i;
 }
@@ -333,18 +341,22 @@ IA_ U8 line_len(Str8 s, U8 i) {
  * of the last line's number, and two spaces. A final line end starts no
  * line; an empty body stays empty. */
 static Str8 numbered(Arena *arena, Str8 s) {
+    B4 cr = s.len && memchr(s.ptr, '\r', (size_t)s.len) != 0;
     U8 lines = 0;
-    for (U8 i = 0; i < s.len; i += line_len(s, i)) lines += 1;
+    for (U8 i = 0; i < s.len; i += line_len(s, i, cr)) lines += 1;
     U8 width = 1;
     for (U8 v = lines; v >= 10; v /= 10) width += 1;
     U1 *out = farena_push(arena, s.len + lines * (width + 2));
     if (!out && lines) return str8(0, 0);
-    U8 n = 0, number = 0;
+    U1 digits[24];
+    memset(digits, ' ', sizeof digits);
+    U8 n = 0, low = width - 1;   /* digits[0, width): the line's number, right-aligned */
     for (U8 i = 0; i < s.len;) {
-        U8 len = line_len(s, i);
-        number += 1;
-        U8 v = number;
-        for (U8 d = width; d > 0; d -= 1) { out[n + d - 1] = v || d == width ? (U1)('0' + v % 10) : ' '; v /= 10; }
+        U8 len = line_len(s, i, cr);
+        U8 d = low;                  /* count up in place (lines < 10^width: d stays >= 0) */
+        while (d > 0 && digits[d] == '9') digits[d] = '0', d -= 1;
+        digits[d] = digits[d] == ' ' ? '1' : (U1)(digits[d] + 1);
+        memcpy(out + n, digits, (size_t)width);
         out[n + width] = ' ', out[n + width + 1] = ' ';
         n += width + 2;
         memcpy(out + n, s.ptr + i, (size_t)len);
@@ -381,6 +393,26 @@ static B4 write_u8_decimal(Ctx *ctx, U8 v) {
     do { buf[--n] = (U1)('0' + v % 10); v /= 10; } while (v);
     return ctx_write(ctx, buf + n, sizeof buf - n);
 }
+
+/* Small pieces (escapes, the runs between them) gathered on the stack and
+ * appended to the part in large writes; a long run goes straight through. */
+Struct_(OutBuf) { Ctx *ctx; U8 len; U1 data[1 << 13]; };
+
+static void ob_flush(OutBuf *b) {
+    if (b->len) ctx_write(b->ctx, b->data, b->len);
+    b->len = 0;
+}
+
+IA_ void ob_put(OutBuf *b, U1 const *p, U8 n) {
+    if (n > sizeof b->data - b->len) {
+        ob_flush(b);
+        if (n >= sizeof b->data / 2) { ctx_write(b->ctx, p, n); return; }
+    }
+    memcpy(b->data + b->len, p, (size_t)n);
+    b->len += n;
+}
+
+#define ob_lit(b, s) ob_put((b), (U1 const *)(s), sizeof(s) - 1)
 
 /* One input's section, as the writers see it. */
 Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; };
@@ -466,10 +498,97 @@ static B4 xml_escaped(Ctx *ctx, Str8 s) {
     return ctx_write(ctx, s.ptr + start, s.len - start);
 }
 
-static B4 xml_byte(Ctx *ctx, U1 b) {
+static void xml_byte(OutBuf *out, U1 b) {
     U1 e[] = "<byte hex=\"00\"/>";
     e[11] = (U1)HEX_DIGITS[b >> 4], e[12] = (U1)HEX_DIGITS[b & 15];
-    return ctx_write(ctx, e, sizeof e - 1);
+    ob_put(out, e, sizeof e - 1);
+}
+
+/* Bytes the xml and json writers stop at: 1 for ASCII they may escape
+ * (xml: C0 controls but TAB and LF, '>'; json: C0 controls, '"', '\\'),
+ * 2 for a byte >= 0x80 (a UTF-8 sequence to check). */
+static U1 const XML_STOP[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+static U1 const JSON_STOP[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* The same for valid UTF-8 (a text body: text_of made it so): only an
+ * EF lead byte may start what xml escapes (U+FFFE, U+FFFF), and json
+ * escapes nothing past ASCII. */
+static U1 const XML_STOP_TEXT[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static U1 const JSON_STOP_TEXT[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* The first byte at or after i that `stop` marks (s.len if none). */
+IA_ U8 scan_to(U1 const stop[256], Str8 s, U8 i) {
+    while (i + 4 <= s.len && !(stop[s.ptr[i]] | stop[s.ptr[i + 1]] | stop[s.ptr[i + 2]] | stop[s.ptr[i + 3]])) i += 4;
+    while (i < s.len && !stop[s.ptr[i]]) i += 1;
+    return i;
 }
 
 /* Content as XML text that parses back to exactly its characters: runs of
@@ -478,9 +597,14 @@ static B4 xml_byte(Ctx *ctx, U1 b) {
  * end the section), and each byte that XML 1.0 cannot hold (C0 controls
  * but TAB and LF, U+FFFE, U+FFFF, bytes outside valid UTF-8) as an element
  * <byte hex="NN"/>. */
-static B4 xml_content(Ctx *ctx, Str8 s) {
+static B4 xml_content(Ctx *ctx, Str8 s, B4 text) {
+    U1 const *stop = text ? XML_STOP_TEXT : XML_STOP;
+    OutBuf out;
+    out.ctx = ctx, out.len = 0;
     U8 start = 0, i = 0;
-    while (i < s.len) {
+    for (;;) {
+        i = scan_to(stop, s, i);
+        if (i >= s.len) break;
         U1 c = s.ptr[i];
         S4 k = 1;
         B4 special;
@@ -488,37 +612,30 @@ static B4 xml_content(Ctx *ctx, Str8 s) {
             k = utf8_seq(s.ptr + i, s.len - i);
             special = k < 0 || is_xml_nonchar(s.ptr + i, k);
         } else {
-            special = (c < 0x20 && c != '\t' && c != '\n') || (c == '>' && i >= 2 && s.ptr[i - 1] == ']' && s.ptr[i - 2] == ']');
+            special = c != '>' || (i >= 2 && s.ptr[i - 1] == ']' && s.ptr[i - 2] == ']');
         }
         if (!special) { i += (U8)k; continue; }
-        if (i > start) {
-            ctx_str8(ctx, str8_lit("<![CDATA["));
-            ctx_write(ctx, s.ptr + start, i - start);
-            ctx_str8(ctx, str8_lit("]]>"));
-        }
+        if (i > start) ob_lit(&out, "<![CDATA["), ob_put(&out, s.ptr + start, i - start), ob_lit(&out, "]]>");
         U8 bytes = k > 0 ? (U8)k : 1;
-        if (c == '\r') ctx_str8(ctx, str8_lit("&#13;"));
-        else if (c == '>') ctx_str8(ctx, str8_lit("&gt;"));
-        else for (U8 j = 0; j < bytes; j += 1) xml_byte(ctx, s.ptr[i + j]);
+        if (c == '\r') ob_lit(&out, "&#13;");
+        else if (c == '>') ob_lit(&out, "&gt;");
+        else for (U8 j = 0; j < bytes; j += 1) xml_byte(&out, s.ptr[i + j]);
         i += bytes;
         start = i;
     }
-    if (s.len > start) {
-        ctx_str8(ctx, str8_lit("<![CDATA["));
-        ctx_write(ctx, s.ptr + start, s.len - start);
-        ctx_str8(ctx, str8_lit("]]>"));
-    }
+    if (s.len > start) ob_lit(&out, "<![CDATA["), ob_put(&out, s.ptr + start, s.len - start), ob_lit(&out, "]]>");
+    ob_flush(&out);
     return !ctx->arena->failed;
 }
 
 static B4 xml_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
-    (void)sink, (void)opts;
+    (void)sink;
     ctx_str8(ctx, str8_lit("\n<document index=\""));
     write_u8_decimal(ctx, sec->index);
     ctx_str8(ctx, str8_lit("\">\n<source>"));
     xml_escaped(ctx, sec->shown);
     ctx_str8(ctx, str8_lit("</source>\n<document_content>\n"));
-    xml_content(ctx, sec->body);
+    xml_content(ctx, sec->body, !opts->raw);
     return ctx_str8(ctx, str8_lit("\n</document_content>\n</document>"));
 }
 
@@ -527,20 +644,70 @@ static B4 xml_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const
 /* A JSON string: '"' and '\' escaped, C0 controls as \n \r \t \b \f or
  * \u00NN, other valid UTF-8 as it is, each byte NN outside valid UTF-8 as
  * \udcNN (a lone surrogate: Python's surrogateescape reads it back). */
-static B4 json_string(Ctx *ctx, Str8 s) {
-    ctx_write(ctx, (U1 const *)"\"", 1);
-    U8 start = 0, i = 0;
+/* SWAR: the high bit of each byte of w that is below n (n <= 0x80), exact
+ * for the lowest such byte (borrows only run upwards). */
+#define ONES_ 0x0101010101010101ull
+#define HIGHS_ 0x8080808080808080ull
+IA_ U8 bytes_below(U8 w, U8 n) { return (w - ONES_ * n) & ~w & HIGHS_; }
+
+/* Index of the lowest byte whose high bit is set in mask (mask != 0). */
+IA_ U8 lowest_byte(U8 mask) {
+#if defined(__GNUC__) || defined(__clang__)
+    return (U8)__builtin_ctzll(mask) >> 3;
+#else
+    U8 k = 0;
+    while (!(mask & 0x80)) mask >>= 8, k += 1;
+    return k;
+#endif
+}
+
+/* Bytes of w json stops at: C0 controls, '"', '\\', and (raw) any byte >= 0x80. */
+IA_ U8 json_stops(U8 w, B4 text) {
+    return bytes_below(w, 0x20) | bytes_below(w ^ (ONES_ * '"'), 1) | bytes_below(w ^ (ONES_ * '\\'), 1)
+         | (text ? 0 : w & HIGHS_);
+}
+
+/* A JSON string: '"' and '\' escaped, C0 controls as \n \r \t \b \f or
+ * \u00NN, other valid UTF-8 as it is, each byte NN outside valid UTF-8 as
+ * \udcNN (a lone surrogate: Python's surrogateescape reads it back). Eight
+ * bytes at a time: each word is stored, then kept up to its first stop. */
+static B4 json_string(Ctx *ctx, Str8 s, B4 text) {
+    U1 const *stop = text ? JSON_STOP_TEXT : JSON_STOP;
+    OutBuf out;
+    out.ctx = ctx, out.len = 0;
+    ob_lit(&out, "\"");
+    U8 i = 0;
     while (i < s.len) {
-        U1 c = s.ptr[i];
-        S4 k = 1;
-        if (c >= 0x80) {
-            k = utf8_seq(s.ptr + i, s.len - i);
-            if (k > 0) { i += (U8)k; continue; }
-        } else if (c >= 0x20 && c != '"' && c != '\\') {
-            i += 1;
+        if (out.len + 16 > sizeof out.data) ob_flush(&out);
+#if defined(__SSE2__)
+        if (i + 16 <= s.len) {   /* sixteen at a time: C0 controls (v <= 0x1f), '"', '\\', raw: >= 0x80 */
+            __m128i v = _mm_loadu_si128((__m128i const *)(void const *)(s.ptr + i));
+            _mm_storeu_si128((__m128i *)(void *)(out.data + out.len), v);
+            __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+            U4 bits = (U4)_mm_movemask_epi8(m) | (text ? 0 : (U4)_mm_movemask_epi8(v));
+            if (!bits) { out.len += 16, i += 16; continue; }
+            U8 k = (U8)__builtin_ctz(bits);
+            out.len += k, i += k;
+        } else
+#endif
+        if (i + 8 <= s.len) {
+            U8 w;
+            memcpy(&w, s.ptr + i, 8);
+            memcpy(out.data + out.len, &w, 8);
+            U8 mask = json_stops(w, text);
+            if (!mask) { out.len += 8, i += 8; continue; }
+            U8 k = lowest_byte(mask);
+            out.len += k, i += k;
+        } else if (!stop[s.ptr[i]]) {
+            out.data[out.len++] = s.ptr[i++];
             continue;
         }
-        ctx_write(ctx, s.ptr + start, i - start);
+        U1 c = s.ptr[i];
+        if (c >= 0x80) {
+            S4 k = utf8_seq(s.ptr + i, s.len - i);
+            if (k > 0) { memcpy(out.data + out.len, s.ptr + i, (size_t)k), out.len += (U8)k, i += (U8)k; continue; }
+        }
         U1 e[6] = { '\\', 0, 0, 0, 0, 0 };
         U8 n = 2;
         switch (c) {
@@ -555,20 +722,20 @@ static B4 json_string(Ctx *ctx, Str8 s) {
             e[1] = 'u', e[2] = c >= 0x80 ? 'd' : '0', e[3] = c >= 0x80 ? 'c' : '0';
             e[4] = (U1)HEX_DIGITS[c >> 4], e[5] = (U1)HEX_DIGITS[c & 15], n = 6;
         }
-        ctx_write(ctx, e, n);
+        memcpy(out.data + out.len, e, (size_t)n), out.len += n;
         i += 1;
-        start = i;
     }
-    ctx_write(ctx, s.ptr + start, s.len - start);
-    return ctx_write(ctx, (U1 const *)"\"", 1);
+    ob_lit(&out, "\"");
+    ob_flush(&out);
+    return !ctx->arena->failed;
 }
 
 static B4 json_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
-    (void)sink, (void)opts;
+    (void)sink;
     ctx_str8(ctx, str8_lit("\n{\"path\": "));
-    json_string(ctx, sec->shown);
+    json_string(ctx, sec->shown, 1);
     ctx_str8(ctx, str8_lit(", \"content\": "));
-    json_string(ctx, sec->body);
+    json_string(ctx, sec->body, !opts->raw);
     return ctx_write(ctx, (U1 const *)"}", 1);
 }
 
@@ -702,7 +869,7 @@ static B4 write_footer(Ctx *ctx, BuildOpts const *opts, B4 after_section) {
         break;
     case Format_Json:
         ctx_str8(ctx, str8_lit("\n], \"tree\": "));
-        json_string(ctx, tree);
+        json_string(ctx, tree, 1);
         ctx_str8(ctx, str8_lit(", \"summary\": \""));
         write_summary_line(ctx, files, count);
         ctx_str8(ctx, str8_lit("\"}"));

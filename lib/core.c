@@ -603,6 +603,11 @@ U8 utf8_valid_len(Str8 s) {
     U1 const *p = s.ptr;
     U8 i = 0, len = s.len;
     while (i < len) {
+        if (i + 32 <= len) {  /* 32 ASCII bytes at a time */
+            U8 w[4];
+            memcpy(w, p + i, 32);
+            if (!((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)) { i += 32; continue; }
+        }
         if (i + 8 <= len) {   /* eight ASCII bytes at a time */
             U8 w;
             memcpy(&w, p + i, 8);
