@@ -340,10 +340,29 @@ IA_ U8 line_len(Str8 s, U8 i, B4 cr) {
 /* Each line prefixed with its number (from 1), right-aligned to the width
  * of the last line's number, and two spaces. A final line end starts no
  * line; an empty body stays empty. */
+/* How many LF bytes s holds, eight at a time (the exact zero-byte test). */
+static U8 count_lf(Str8 s) {
+    U8 n = 0, i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        U8 w;
+        memcpy(&w, s.ptr + i, 8);
+        w ^= 0x0a0a0a0a0a0a0a0aull;
+        U8 y = ~(((w & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | w | 0x7f7f7f7f7f7f7f7full);
+#if defined(__GNUC__) || defined(__clang__)
+        n += (U8)__builtin_popcountll(y);
+#else
+        for (; y; y &= y - 1) n += 1;
+#endif
+    }
+    for (; i < s.len; i += 1) n += s.ptr[i] == '\n';
+    return n;
+}
+
 static Str8 numbered(Arena *arena, Str8 s) {
     B4 cr = s.len && memchr(s.ptr, '\r', (size_t)s.len) != 0;
     U8 lines = 0;
-    for (U8 i = 0; i < s.len; i += line_len(s, i, cr)) lines += 1;
+    if (!cr) lines = count_lf(s) + (s.len && s.ptr[s.len - 1] != '\n');
+    else for (U8 i = 0; i < s.len; i += line_len(s, i, cr)) lines += 1;
     U8 width = 1;
     for (U8 v = lines; v >= 10; v /= 10) width += 1;
     U1 *out = farena_push(arena, s.len + lines * (width + 2));
