@@ -4,9 +4,10 @@ plain, line numbers, the tree and raw content on the same files.
     python bench/bench_formats.py [--quick] [--size BYTES]
 
 About --size bytes (default 1 MB) of the rust-book corpus (tests/data), given in
-memory and as paths on disk; each figure is the best of several repeats, all in
-one run, native and fallback forced with SLOPFAST_BACKEND, so the ratios to
-markdown compare like with like. A last row set is the same corpus with CRLF line
+memory and as paths on disk; each figure is the best of several rounds in which
+every variant runs once (interleaved, so a busy machine slows them alike),
+native and fallback forced with SLOPFAST_BACKEND: the ratios to markdown
+compare like with like. A last row set is the same corpus with CRLF line
 ends, the worst ordinary case for xml (each CR leaves a CDATA run). Prints a
 markdown table (docs/benchmarks.md).
 """
@@ -16,12 +17,13 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import slopfast  # noqa: E402
-from bench_build_markdown import best, corpus_files, take, with_backend  # noqa: E402
+from bench_build_markdown import corpus_files, take  # noqa: E402
 from slopfast import native  # noqa: E402
 
 VARIANTS = [
@@ -36,14 +38,21 @@ VARIANTS = [
 ]
 
 
-def table(label: str, items, repeat: int, backends=("native", "fallback")) -> None:
-    base = {}
-    for name, kwargs in VARIANTS:
-        cells = []
+def table(label: str, items, rounds: int, backends=("native", "fallback")) -> None:
+    """Each variant once a round, `rounds` rounds, the best of each: the
+    variants interleave, so a busy machine slows them alike."""
+    best: dict[tuple[str, str], float] = {}
+    for _ in range(rounds):
         for backend in backends:
-            t = best(with_backend(backend, lambda: slopfast.build_markdown(items, as_bytes=True, **kwargs)), repeat)
-            base.setdefault(backend, t)
-            cells.append(f"{t * 1e3:.2f} ms | {t / base[backend]:.2f}x")
+            os.environ["SLOPFAST_BACKEND"] = backend
+            for name, kwargs in VARIANTS:
+                start = time.perf_counter()
+                slopfast.build_markdown(items, as_bytes=True, **kwargs)
+                took = time.perf_counter() - start
+                key = (backend, name)
+                best[key] = min(best.get(key, took), took)
+    for name, _ in VARIANTS:
+        cells = [f"{best[(b, name)] * 1e3:.2f} ms | {best[(b, name)] / best[(b, 'markdown')]:.2f}x" for b in backends]
         print(f"| {label} | {name} | " + " | ".join(cells) + " |")
 
 
@@ -52,7 +61,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--size", type=int, default=1_000_000)
     args = parser.parse_args()
-    repeat = 3 if args.quick else 5
+    repeat = 5 if args.quick else 20   # rounds
     os.environ["SLOPFAST_WISDOM"] = "off"
     items = take(corpus_files(), args.size)
     total = sum(len(d) for _, d in items)
