@@ -153,7 +153,7 @@ _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 def numbered(body: bytes) -> bytes:
     """Each line (ending at LF, CR LF or a lone CR) prefixed with its number,
     right-aligned to the last number's width, and two spaces."""
-    if b"\r" not in body:            # lines end at LF only: split, much faster than the regex
+    if b"\r" not in body or b"\r" not in body.replace(b"\r\n", b""):   # no lone CR: lines end at LF (split)
         if not body:
             return body
         lines = body.split(b"\n")

@@ -325,7 +325,7 @@ static Str8 text_of(Arena *arena, Str8 data) {
 /* ---- line numbers ------------------------------------------------------- */
 
 /* Length of the line at s[i..] with its line end (LF, CR LF or a lone CR);
- * `cr`: s holds a CR (else a line ends only at LF, found by memchr). */
+ * `cr`: s holds a lone CR (else a line ends only at LF, found by memchr). */
 IA_ U8 line_len(Str8 s, U8 i, B4 cr) {
     U8 j;
     if (!cr) {
@@ -358,8 +358,18 @@ static U8 count_lf(Str8 s) {
     return n;
 }
 
+/* Does s hold a CR that is not followed by LF (a line end of its own)? */
+static B4 has_lone_cr(Str8 s) {
+    U1 const *p = s.ptr, *end = s.ptr + s.len;
+    while (p < end && (p = memchr(p, '\r', (size_t)(end - p)))) {
+        if (p + 1 == end || p[1] != '\n') return 1;
+        p += 2;
+    }
+    return 0;
+}
+
 static Str8 numbered(Arena *arena, Str8 s) {
-    B4 cr = s.len && memchr(s.ptr, '\r', (size_t)s.len) != 0;
+    B4 cr = s.len && has_lone_cr(s);   /* without a lone CR every line ends at LF (CR LF too) */
     U8 lines = 0;
     if (!cr) lines = count_lf(s) + (s.len && s.ptr[s.len - 1] != '\n');
     else for (U8 i = 0; i < s.len; i += line_len(s, i, cr)) lines += 1;

@@ -258,6 +258,7 @@ def test_invalid_utf8_is_replacement_by_default(backends):
 @pytest.mark.parametrize("body, numbered", [
     (b"", b""), (b"a", b"1  a"), (b"a\n", b"1  a\n"), (b"a\nb", b"1  a\n2  b"), (b"\n\n", b"1  \n2  \n"),
     (b"a\r\nb\rc\n", b"1  a\r\n2  b\r3  c\n"),
+    (b"a\r\nb\r\n", b"1  a\r\n2  b\r\n"), (b"a\r\n\r", b"1  a\r\n2  \r"), (b"\r", b"1  \r"),
     (b"x\n" * 10, b"".join(b"%2d  x\n" % i for i in range(1, 11))),
 ])
 def test_line_numbers(backends, body, numbered):
