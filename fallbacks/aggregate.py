@@ -3,6 +3,7 @@ lib/aggregate.c (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import errno as _errno
+import json as _json
 import os
 import re
 import stat
@@ -183,8 +184,20 @@ def _xml_special(c: str) -> str:
     return "".join(f'<byte hex="{b:02x}"/>' for b in c.encode("utf-8", "surrogateescape"))
 
 
+# What makes a valid UTF-8 body leave its one CDATA run (CR is in the range).
+_XML_BYTES_SPECIAL = re.compile(rb"[\x00-\x08\x0b-\x1f]|\]\]>|\xef\xbf[\xbe\xbf]")
+
+
 def xml_content(body: bytes) -> bytes:
     """Content as XML text that parses back to exactly its bytes (lib/aggregate.c xml_content)."""
+    if not body:
+        return body
+    if not _XML_BYTES_SPECIAL.search(body):
+        try:
+            body.decode("utf-8")
+            return b"<![CDATA[" + body + b"]]>"      # the common case: one run
+        except UnicodeDecodeError:
+            pass
     text = body.decode("utf-8", "surrogateescape")
     parts = _XML_SPECIAL.split(text)
     out = []
@@ -212,7 +225,10 @@ def _json_escape(m: re.Match) -> str:
 def json_string(data: bytes) -> bytes:
     """A JSON string of the bytes (lib/aggregate.c json_string); a byte NN
     outside valid UTF-8 is \\udcNN."""
-    text = data.decode("utf-8", "surrogateescape")
+    try:      # valid UTF-8: the json module's own escaping is this one (C, and much faster)
+        return _json.dumps(data.decode("utf-8"), ensure_ascii=False).encode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
     return ('"' + _JSON_SPECIAL.sub(_json_escape, text) + '"').encode("utf-8")
 
 
