@@ -3,6 +3,7 @@ lib/aggregate.c (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import errno as _errno
+import json as _json
 import os
 import re
 import stat
@@ -70,18 +71,247 @@ def fence_length(body: bytes) -> int:
 
 EMPTY_PATH_HEADING = b"(empty path)"   # plain text, no code span: no path looks like it
 
+# What shown_path escapes: a backslash, C0 controls, DEL, U+FFFE, U+FFFF and
+# (as surrogateescape decodes them) bytes outside valid UTF-8.
+_PATH_ESCAPES = re.compile("[\\\\\x00-\x1f\x7f\ufffe\uffff\udc80-\udcff]")
 
-def path_span(path: bytes) -> bytes:
-    """A code span showing the path verbatim, CR and LF each as a space
-    (docs/build-markdown.md); an empty path is EMPTY_PATH_HEADING."""
-    if not path:
+
+def _path_escape(m: re.Match) -> str:
+    c = m.group()
+    if c == "\\":
+        return "\\\\"
+    raw = c.encode("utf-8", "surrogateescape")
+    return "".join(f"\\x{b:02x}" for b in raw)
+
+
+def shown_path(path: bytes) -> bytes:
+    """The path as every format shows it (lib/aggregate.c shown_path):
+    backslash as \\\\, and \\xNN for each byte of a C0 control, DEL, U+FFFE,
+    U+FFFF or of no valid UTF-8 sequence."""
+    text = path.decode("utf-8", "surrogateescape")
+    if not _PATH_ESCAPES.search(text):
+        return path
+    return _PATH_ESCAPES.sub(_path_escape, text).encode("utf-8")
+
+
+def unshow_path(shown: bytes) -> bytes:
+    """The path bytes a shown path stands for (the reader's side of shown_path)."""
+    return re.sub(rb"\\(\\|x([0-9a-f]{2}))", lambda m: bytes.fromhex(m.group(2).decode()) if m.group(2) else b"\\", shown)
+
+
+def path_span(shown: bytes) -> bytes:
+    """A code span showing the shown path verbatim (docs/build-markdown.md);
+    an empty path is EMPTY_PATH_HEADING."""
+    if not shown:
         return EMPTY_PATH_HEADING
-    shown = path.replace(b"\n", b" ").replace(b"\r", b" ")
-    ticks = b"`" * (max((len(m) for m in _BACKTICK_RUN.findall(path)), default=0) + 1)
+    ticks = b"`" * (max((len(m) for m in _BACKTICK_RUN.findall(shown)), default=0) + 1)
     ends = shown[:1], shown[-1:]
     pad = b"`" in ends or (ends == (b" ", b" ") and shown.strip(b" ") != b"")
     space = b" " if pad else b""
     return ticks + space + shown + space + ticks
+
+
+# ---- text -------------------------------------------------------------------
+
+_BOMS = (
+    (b"\xff\xfe\0\0", "utf-32-le"), (b"\0\0\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"\xef\xbb\xbf", "utf-8"),
+)
+
+
+def bom_codec(data: bytes) -> tuple[int, str] | None:
+    """(BOM length, codec) of the BOM `data` starts with (UTF-32 before UTF-16)."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return len(bom), codec
+    return None
+
+
+def wide_bom(data: bytes) -> bool:
+    """A UTF-16 or UTF-32 BOM: such a file is text, whatever NULs it holds."""
+    found = bom_codec(data)
+    return found is not None and found[1] != "utf-8"
+
+
+def text_of(data: bytes) -> bytes:
+    """The content as UTF-8 text (lib/aggregate.c text_of): BOM dropped,
+    UTF-16/32 with a BOM decoded, invalid sequences as U+FFFD."""
+    found = bom_codec(data)
+    if found is not None:
+        data, codec = data[found[0]:], found[1]
+        if codec != "utf-8":
+            return data.decode(codec, "replace").encode("utf-8", "surrogatepass")
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode("utf-8")
+
+
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def numbered(body: bytes) -> bytes:
+    """Each line (ending at LF, CR LF or a lone CR) prefixed with its number,
+    right-aligned to the last number's width, and two spaces."""
+    if b"\r" not in body or b"\r" not in body.replace(b"\r\n", b""):   # no lone CR: lines end at LF (split)
+        if not body:
+            return body
+        lines = body.split(b"\n")
+        end = b""
+        if not lines[-1]:
+            lines.pop()
+            end = b"\n"
+        width = len(str(len(lines)))
+        return b"\n".join([b"%*d  %s" % (width, n, line) for n, line in enumerate(lines, 1)]) + end
+    lines = _LINE.findall(body)
+    width = len(str(len(lines)))
+    return b"".join([b"%*d  %s" % (width, n, line) for n, line in enumerate(lines, 1)])
+
+
+# ---- xml and json -------------------------------------------------------------
+
+# Between CDATA runs: CR, ">" after "]]", C0 controls but TAB and LF, U+FFFE,
+# U+FFFF, bytes outside valid UTF-8 (surrogateescape).
+_XML_SPECIAL = re.compile("((?<=\\]\\])>|[\x00-\x08\x0b-\x1f\ufffe\uffff\udc80-\udcff])")
+
+
+def _xml_special(c: str) -> str:
+    if c == "\r":
+        return "&#13;"
+    if c == ">":
+        return "&gt;"
+    return "".join(f'<byte hex="{b:02x}"/>' for b in c.encode("utf-8", "surrogateescape"))
+
+
+# What makes a valid UTF-8 body leave its one CDATA run (CR is in the range).
+_XML_BYTES_SPECIAL = re.compile(rb"[\x00-\x08\x0b-\x1f]|\]\]>|\xef\xbf[\xbe\xbf]")
+
+
+def xml_content(body: bytes) -> bytes:
+    """Content as XML text that parses back to exactly its bytes (lib/aggregate.c xml_content)."""
+    if not body:
+        return body
+    if not _XML_BYTES_SPECIAL.search(body):
+        try:
+            body.decode("utf-8")
+            return b"<![CDATA[" + body + b"]]>"      # the common case: one run
+        except UnicodeDecodeError:
+            pass
+    text = body.decode("utf-8", "surrogateescape")
+    parts = _XML_SPECIAL.split(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(_xml_special(part))
+        elif part:
+            out.append("<![CDATA[" + part + "]]>")
+    return "".join(out).encode("utf-8")
+
+
+def xml_escaped(shown: bytes) -> bytes:
+    return shown.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+
+
+_JSON_SPECIAL = re.compile('["\\\\\x00-\x1f\udc80-\udcff]')
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _json_escape(m: re.Match) -> str:
+    c = m.group()
+    return _JSON_SHORT.get(c) or f"\\u{ord(c):04x}"
+
+
+def json_string(data: bytes) -> bytes:
+    """A JSON string of the bytes (lib/aggregate.c json_string); a byte NN
+    outside valid UTF-8 is \\udcNN."""
+    try:      # valid UTF-8: the json module's own escaping is this one (C, and much faster)
+        return _json.dumps(data.decode("utf-8"), ensure_ascii=False).encode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
+    return ('"' + _JSON_SPECIAL.sub(_json_escape, text) + '"').encode("utf-8")
+
+
+# ---- the tree and summary line at the end (lib/aggregate.c write_footer) -------------
+
+def tree_text(shown: Sequence[bytes]) -> bytes:
+    """A line per directory and file: the directories every file shares on
+    the first line, then each file under the directories that differ from
+    the previous file's, two spaces a level, in document order."""
+    if not shown:
+        return b""
+    split = [p.split(b"/") for p in shown]
+    shared = split[0][:-1]
+    for parts in split[1:]:
+        dirs = parts[:-1]
+        n = 0
+        while n < min(len(shared), len(dirs)) and shared[n] == dirs[n]:
+            n += 1
+        shared = shared[:n]
+    k = len(shared)
+    base = 1 if k else 0
+    lines = [b"/".join(shared) + b"/\n"] if k else []
+    prev: list[bytes] = shared
+    for parts in split:
+        dirs, name = parts[:-1], parts[-1]
+        same = 0
+        while same < min(len(prev), len(dirs)) and prev[same] == dirs[same]:
+            same += 1
+        same = max(same, k)
+        for j in range(same, len(dirs)):
+            lines.append(b"  " * (base + j - k) + dirs[j] + b"/\n")
+        lines.append(b"  " * (base + len(dirs) - k) + name + b"\n")
+        prev = dirs
+    return b"".join(lines)
+
+
+def summary_line(files: Sequence[tuple[bytes, int]]) -> bytes:
+    count, size = len(files), sum(n for _, n in files)
+    return b"%d file%s, %d byte%s" % (count, b"" if count == 1 else b"s", size, b"" if size == 1 else b"s")
+
+
+def footer(fmt: str, files: Sequence[tuple[bytes, int]], after_section: bool) -> bytes:
+    """The tree of `files` ((path, bytes read)) and the summary line, before the closing wrapper."""
+    tree = tree_text([shown_path(p) for p, _ in files])
+    summary = summary_line(files)
+    if fmt == "markdown":
+        fence = b"`" * fence_length(tree)
+        return (SEPARATOR if after_section else b"") + b"## Files\n\n" + fence + b"\n" + tree + fence + b"\n\n" + summary
+    if fmt == "xml":
+        return b"\n<files>\n" + xml_escaped(tree) + b"</files>\n<summary>" + summary + b"</summary>"
+    if fmt == "json":
+        return b'\n], "tree": ' + json_string(tree) + b', "summary": "' + summary + b'"}'
+    return (b"\n" if after_section else b"") + b"Files:\n" + tree + summary
+
+
+def encode_tree_files(files: Sequence[tuple[bytes, int]]) -> bytes:
+    """The op's tree_files parameter: (U4 length, path, U8 bytes) each."""
+    import struct
+    return b"".join(struct.pack("<I", len(p)) + p + struct.pack("<Q", n) for p, n in files)
+
+
+FORMATS = ("markdown", "xml", "json", "plain")
+# (open, separator, close) of each format
+WRAPPERS = {
+    "markdown": (b"", SEPARATOR, b""),
+    "xml": (b"<documents>", b"", b"\n</documents>"),
+    "json": (b"[", b",", b"\n]"),
+    "plain": (b"", b"\n", b""),
+}
+
+
+def section(fmt: str, path: bytes, body: bytes, index: int, languages: dict[bytes, bytes]) -> bytes:
+    """One input's section in format `fmt` (no separator)."""
+    shown = shown_path(path)
+    if fmt == "markdown":
+        fence = b"`" * fence_length(body)
+        return b"".join((b"### ", path_span(shown), b"\n\n", fence, language(path, languages), b"\n", body, b"\n", fence))
+    if fmt == "xml":
+        return b"".join((b'\n<document index="', str(index).encode(), b'">\n<source>', xml_escaped(shown),
+                         b"</source>\n<document_content>\n", xml_content(body), b"\n</document_content>\n</document>"))
+    if fmt == "json":
+        return b'\n{"path": ' + json_string(shown) + b', "content": ' + json_string(body) + b"}"
+    return shown + b"\n---\n" + body + b"\n\n---"
 
 
 def path_suffix(path: bytes) -> bytes:
@@ -91,7 +321,13 @@ def path_suffix(path: bytes) -> bytes:
 
 
 def _safe_info(tag: bytes) -> bool:
-    return not any(c == 0x60 or c <= 0x20 or c == 0x7F for c in tag)
+    if any(c == 0x60 or c <= 0x20 or c == 0x7F for c in tag):
+        return False
+    try:
+        tag.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def language(path: bytes, languages: dict[bytes, bytes]) -> bytes:
@@ -110,6 +346,7 @@ class Checks(NamedTuple):
     nofollow: bool = False   # O_NOFOLLOW: a symlink is SKIP_SYMLINK
     sniff: bool = False      # a NUL byte in the first SNIFF_BYTES: SKIP_BINARY
     max_bytes: int = 0       # past it SKIP_TOO_LARGE; 0: only LIMIT_INPUT_BYTES (EFBIG)
+    bom_text: bool = False   # a UTF-16/32 BOM makes a file text: not sniffed (the op sets it unless raw)
 
 
 class Skip(Exception):
@@ -175,7 +412,7 @@ def read_input(item: Input, checks: Checks | None = None, avoid: tuple[int, int]
             chunks.append(chunk)
             want = max(want - len(chunk), _READ_CHUNK)
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if checks and checks.sniff and b"\0" in data[:SNIFF_BYTES]:
+        if checks and checks.sniff and b"\0" in data[:SNIFF_BYTES] and not (checks.bom_text and wide_bom(data)):
             raise Skip(SKIP_BINARY)
         return data
     finally:
@@ -234,45 +471,71 @@ FLUSH_BYTES = 1 << 20
 
 
 def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], summarise: Summariser,
-          checks: Checks | None = None, out_fd: int | None = None, continues: bool = False) -> Built:
+          checks: Checks | None = None, out_fd: int | None = None, continues: bool = False, *,
+          fmt: str = "markdown", raw: bool = False, line_numbers: bool = False,
+          open: bool = True, close: bool = True, first_index: int = 1,
+          tree: bool = False, tree_files: Sequence[tuple[bytes, int]] = ()) -> Built:
     """The aggregate op: the document (or, with out_fd, the document written
     there as it is made), the (index, errno) of each input that could not be
     read, the (index, skip, value) of every other; PipelineError past
-    LIMIT_OUTPUT_BYTES for a document in memory, as the native path."""
+    LIMIT_OUTPUT_BYTES for a document in memory, as the native path.
+    `open` / `close` write the format's wrapper; `first_index` numbers the
+    first section (xml); `continues`: a section precedes this call's.
+    `tree` (with `close`): the tree and summary of `tree_files` (earlier
+    calls' (path, bytes)) and this call's files at the end."""
+    if checks is not None:
+        checks = checks._replace(bom_text=not raw)
     avoid = file_identity(out_fd) if checks and out_fd is not None else None
     writer = _Writer(out_fd) if out_fd is not None else None
-    sections: list[bytes] = []
+    opening, separator, closing = WRAPPERS[fmt]
+    if tree and fmt == "json":
+        opening = b'{"files": ['
+    sections: list[bytes] = [opening] if open and opening else []
+    if writer is not None and sections:
+        writer.add(sections.pop())
     unreadable, files = [], []
-    size = 0
+    size = sum(map(len, sections))
     first = not continues
-    for index, item in enumerate(inputs):
+    index = first_index
+    for position, item in enumerate(inputs):
         if writer is not None and writer.errno:
             break
         try:
             data = read_input(item, checks, avoid)
         except Skip as skip:
-            files.append((index, skip.reason, skip.value))
+            files.append((position, skip.reason, skip.value))
             continue
         except OSError as exc:
-            unreadable.append((index, exc.errno or _errno.EIO))
+            unreadable.append((position, exc.errno or _errno.EIO))
             continue
         item_mode = item.mode or mode
-        body = data if item_mode in (MODE_FULL, MODE_DEFAULT) else summarise(item.path, data, item_mode == MODE_SKELETON)
-        fence = b"`" * fence_length(body)
-        section = b"".join((
-            b"" if first else SEPARATOR,
-            b"### ", path_span(item.path), b"\n\n",
-            fence, language(item.path, languages), b"\n", body, b"\n", fence,
-        ))
+        text = data if raw else text_of(data)
+        if item_mode in (MODE_FULL, MODE_DEFAULT):
+            body = numbered(text) if line_numbers else text
+        else:
+            body = summarise(item.path, text, item_mode == MODE_SKELETON)
+        piece = section(fmt, item.path, body, index, languages)
+        if not first:
+            piece = separator + piece
         first = False
-        files.append((index, SKIP_NONE, len(data)))
+        index += 1
+        files.append((position, SKIP_NONE, len(data)))
         if writer is not None:
-            writer.add(section)
+            writer.add(piece)
             continue
-        sections.append(section)
-        size += len(section)
+        sections.append(piece)
+        size += len(piece)
         if size + 8 > LIMIT_OUTPUT_BYTES:   # stop early: the native path stops here too
             raise output_limit_error()
+    if close and not (writer is not None and writer.errno):
+        end = closing
+        if tree:
+            taken = list(tree_files) + [(inputs[i].path, n) for i, skip, n in files if skip == SKIP_NONE]
+            end = footer(fmt, taken, not first) + (b"" if fmt == "json" else closing)
+        if writer is not None:
+            writer.add(end)
+        else:
+            sections.append(end)
     if writer is not None:
         if not writer.errno:
             writer.flush()

@@ -112,6 +112,13 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     for encoding in ("o200k_base", "cl100k_base"):
         add(f"tokens-ranks-{encoding}", [("tokens", {"encoding": encoding, "ranks": ranks})],
             [Input(n, t) for n, t in md[:4] + py[:4]], text_too=False)
+    odd = [Input(b"a]]>\n\xff.txt", b"]]>\r\n\x00\x1b\xef\xbf\xbe\xff\"\\`"), Input(b"u16", b"\xff\xfeh\x00\x00\xd8"),
+           Input(b"u32", b"\x00\x00\xfe\xffX"), Input(b"bom", b"\xef\xbb\xbfx\ny\rz")]
+    for fmt in ("xml", "json", "plain", "markdown"):
+        add(f"aggregate-{fmt}", [("aggregate", {"format": fmt, "line_numbers": "1", "tree": "1"})], odd + files[:2])
+        add(f"aggregate-{fmt}-raw", [("aggregate", {"format": fmt, "raw": "1", "open": "0", "first_index": "9",
+                                                     "continues": "1", "tree": "1",
+                                                     "tree_files": b"\x01\x00\x00\x00a" + bytes(8)})], odd)
     add("every-op", [(op, {}) for op in OPS],
         [Input(b"x.md", MD_SNIPPETS[0]), Input(b"y.py", PY_SNIPPETS[1])])
     return out

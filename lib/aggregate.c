@@ -1,8 +1,13 @@
-/* aggregate.c: the aggregate op, many files into one markdown document (docs/build-markdown.md).
+/* aggregate.c: the aggregate op, many files into one document (docs/build-markdown.md).
  *
- * Each input becomes
- *     "### " CODE_SPAN(PATH) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
- * and sections are joined by "\n\n---\n\n". The document is part 0, or,
+ * The document is OPEN, one section per readable input joined by the
+ * format's separator, then CLOSE (parameters open, close: a document made in
+ * several requests writes them once). A section in markdown is
+ *     "### " CODE_SPAN(SHOWN) "\n\n" FENCE LANG "\n" BODY "\n" FENCE
+ * joined by "\n\n---\n\n"; xml, json and plain have their own writer (the
+ * FORMATS table). SHOWN is the path with the escapes of shown_path; BODY is
+ * the content as text (text_of, unless raw), or its summary, numbered with
+ * line_numbers. The document is part 0, or,
  * with parameter out_fd, written to that descriptor as it is made (part 0
  * then empty): memory holds one file and about FLUSH_BYTES of document at a
  * time, whatever the total. Each file is opened once and, with the load
@@ -18,6 +23,9 @@
 #include "summary.h"
 
 #include <errno.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 Struct_(LangMap) { Str8 *suffixes; Str8 *names; U4 count; };
 
@@ -28,13 +36,71 @@ Struct_(BuildOpts) {
     B4 checked;           /* any of nofollow, sniff, max_bytes given */
     S4 out_fd;            /* -1: the document is part 0 */
     B4 continues;         /* a section precedes this request's: start with a separator */
+    U1 format;            /* Format */
+    B4 open, close;       /* write the format's opening / closing wrapper */
+    U8 first_index;       /* the index (xml) of this request's first section */
+    B4 raw;               /* bytes as they are: no BOM handling, no U+FFFD */
+    B4 line_numbers;      /* number the lines of full-mode bodies */
+    B4 tree;              /* with close: the tree of the document's files and a summary line at its end */
+    Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
 };
+
+Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
 
 /* Past this much pending document the op writes it out; a body of at least
  * DIRECT_BYTES goes to the descriptor straight from where it was read. */
 enum { FLUSH_BYTES = 1 << 20, DIRECT_BYTES = 1 << 18 };
 
-/* ---- path heading ------------------------------------------------------ */
+/* ---- shown path ------------------------------------------------------ */
+
+static char const HEX_DIGITS[16] = "0123456789abcdef";
+
+IA_ B4 is_xml_nonchar(U1 const *p, S4 k) {   /* U+FFFE, U+FFFF */
+    return k == 3 && p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
+}
+
+/* The path as every format shows it: UTF-8 as is, except a backslash as
+ * "\\" and, as "\xNN" per byte, C0 controls, DEL, U+FFFE, U+FFFF and each
+ * byte that is not part of a valid UTF-8 sequence. Reversible (a reader
+ * turns "\\" into a backslash and "\xNN" into byte NN), one line, valid
+ * UTF-8 and valid XML. Writes to `out` when given; returns the length. */
+static U8 shown_path_into(Str8 path, U1 *out) {
+    U8 n = 0;
+    for (U8 i = 0; i < path.len;) {
+        U1 c = path.ptr[i];
+        S4 k = c < 0x80 ? 1 : utf8_seq(path.ptr + i, path.len - i);
+        B4 plain = k > 0 && c >= 0x20 && c != 0x7f && c != '\\' && !is_xml_nonchar(path.ptr + i, k);
+        if (plain) {
+            if (out) memcpy(out + n, path.ptr + i, (size_t)k);
+            n += (U8)k, i += (U8)k;
+            continue;
+        }
+        if (c == '\\') {
+            if (out) out[n] = '\\', out[n + 1] = '\\';
+            n += 2, i += 1;
+            continue;
+        }
+        U8 bytes = k > 0 ? (U8)k : 1;
+        for (U8 j = 0; j < bytes; j += 1) {
+            U1 b = path.ptr[i + j];
+            if (out) out[n] = '\\', out[n + 1] = 'x', out[n + 2] = (U1)HEX_DIGITS[b >> 4], out[n + 3] = (U1)HEX_DIGITS[b & 15];
+            n += 4;
+        }
+        i += bytes;
+    }
+    return n;
+}
+
+static Str8 shown_path(Arena *arena, Str8 path) {
+    U8 n = shown_path_into(path, 0);
+    if (n == path.len) return path;
+    U1 *buf = farena_push(arena, n);
+    if (!buf) return str8(0, 0);
+    shown_path_into(path, buf);
+    return str8(buf, n);
+}
+
+/* ---- markdown heading -------------------------------------------------- */
 
 static U8 longest_backtick_run(Str8 s) {
     U8 best = 0, run = 0;
@@ -45,32 +111,22 @@ static U8 longest_backtick_run(Str8 s) {
     return best;
 }
 
-IA_ U1 shown_byte(U1 c) { return c == '\n' || c == '\r' ? ' ' : c; }
-
-/* A code span that shows the path verbatim: more backticks than any run
- * inside, padded with a space where CommonMark would otherwise strip or
- * merge one. CR and LF in a path are each shown as a space (a heading is one
- * line); the padding looks at the path as shown. An empty path is the plain
- * text EMPTY_PATH_HEADING: no code span, so no path can look like it. */
+/* A code span that shows the shown path verbatim: more backticks than any
+ * run inside, padded with a space where CommonMark would otherwise strip
+ * one. An empty path is the plain text EMPTY_PATH_HEADING: no code span, so
+ * no path can look like it. */
 #define EMPTY_PATH_HEADING "(empty path)"
 
-static B4 write_path_span(Ctx *ctx, Str8 path) {
-    if (path.len == 0) return ctx_str8(ctx, str8_lit(EMPTY_PATH_HEADING));
-    U8 ticks = longest_backtick_run(path) + 1;
-    U1 first = shown_byte(path.ptr[0]), last = shown_byte(path.ptr[path.len - 1]);
+static B4 write_path_span(Ctx *ctx, Str8 shown) {
+    if (shown.len == 0) return ctx_str8(ctx, str8_lit(EMPTY_PATH_HEADING));
+    U8 ticks = longest_backtick_run(shown) + 1;
+    U1 first = shown.ptr[0], last = shown.ptr[shown.len - 1];
     B4 all_spaces = 1;
-    for (U8 i = 0; i < path.len; i += 1) all_spaces &= shown_byte(path.ptr[i]) == ' ';
+    for (U8 i = 0; i < shown.len; i += 1) all_spaces &= shown.ptr[i] == ' ';
     B4 pad = first == '`' || last == '`' || (first == ' ' && last == ' ' && !all_spaces);
     for (U8 i = 0; i < ticks; i += 1) ctx_write(ctx, (U1 const *)"`", 1);
     if (pad) ctx_write(ctx, (U1 const *)" ", 1);
-    U8 start = 0;
-    for (U8 i = 0; i < path.len; i += 1) {
-        if (path.ptr[i] != '\n' && path.ptr[i] != '\r') continue;
-        ctx_write(ctx, path.ptr + start, i - start);
-        ctx_write(ctx, (U1 const *)" ", 1);
-        start = i + 1;
-    }
-    ctx_write(ctx, path.ptr + start, path.len - start);
+    ctx_str8(ctx, shown);
     if (pad) ctx_write(ctx, (U1 const *)" ", 1);
     for (U8 i = 0; i < ticks; i += 1) ctx_write(ctx, (U1 const *)"`", 1);
     return 1;
@@ -79,10 +135,11 @@ static B4 write_path_span(Ctx *ctx, Str8 path) {
 /* ---- language tag -------------------------------------------------------- */
 
 /* An info string of a backtick fence may not hold a backtick; we also keep
- * it to one word so the tag cannot carry more than a language name. */
+ * it to one word of valid UTF-8 so the tag cannot carry more than a
+ * language name. */
 static B4 safe_info_string(Str8 s) {
     for (U8 i = 0; i < s.len; i += 1) if (s.ptr[i] == '`' || s.ptr[i] <= ' ' || s.ptr[i] == 0x7f) return 0;
-    return 1;
+    return utf8_valid_len(s) == s.len;   /* and text: the document stays valid UTF-8 */
 }
 
 static Str8 language_of(BuildOpts const *opts, Str8 path) {
@@ -125,13 +182,34 @@ static B4 parse_mode_param(Ctx *ctx, U1 *mode) {
     return 1;
 }
 
-/* A flag parameter: "0" or "1", absent is 0. */
+/* A flag parameter: "0" or "1"; absent leaves *out as it is. */
 static B4 param_flag(Ctx *ctx, char const *key, B4 *out) {
-    U8 v = 0;
+    U8 v = *out;
     if (!ctx_param_u8(ctx, key, &v)) return 0;
     if (v > 1) return ctx_fail(ctx, Code_BadParam, "parameter %s: expected 0 or 1", key);
     *out = (B4)v;
     return 1;
+}
+
+/* format, open, close, first_index, raw, line_numbers. */
+static B4 parse_format_params(Ctx *ctx, BuildOpts *opts) {
+    static char const *const names[Format_Count_] = { "markdown", "xml", "json", "plain" };
+    Str8 v;
+    opts->format = Format_Markdown;
+    if (ctx_param(ctx, "format", &v)) {
+        U1 f = Format_Count_;
+        for (U1 i = 0; i < Format_Count_; i += 1) {
+            if (str8_eq(v, str8((U1 const *)names[i], strlen(names[i])))) f = i;
+        }
+        if (f == Format_Count_) return ctx_fail(ctx, Code_BadParam, "parameter format: expected markdown, xml, json or plain");
+        opts->format = f;
+    }
+    opts->open = opts->close = 1;
+    opts->first_index = 1;
+    ctx_param(ctx, "tree_files", &opts->tree_files);
+    return param_flag(ctx, "open", &opts->open) && param_flag(ctx, "close", &opts->close)
+        && param_flag(ctx, "raw", &opts->raw) && param_flag(ctx, "line_numbers", &opts->line_numbers)
+        && param_flag(ctx, "tree", &opts->tree) && ctx_param_u8(ctx, "first_index", &opts->first_index);
 }
 
 /* The output descriptor (out_fd) and the load checks. Under checks, the
@@ -156,7 +234,226 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
     return 1;
 }
 
-/* ---- fence ------------------------------------------------------------- */
+/* ---- text: BOMs, UTF-16/32, invalid UTF-8 -------------------------------- */
+
+IA_ U8 utf8_put(U1 *out, U4 cp) {   /* out: room for 4 bytes */
+    if (cp < 0x80) { out[0] = (U1)cp; return 1; }
+    if (cp < 0x800) { out[0] = (U1)(0xc0 | (cp >> 6)); out[1] = (U1)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (U1)(0xe0 | (cp >> 12)); out[1] = (U1)(0x80 | ((cp >> 6) & 63)); out[2] = (U1)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (U1)(0xf0 | (cp >> 18)); out[1] = (U1)(0x80 | ((cp >> 12) & 63));
+    out[2] = (U1)(0x80 | ((cp >> 6) & 63)); out[3] = (U1)(0x80 | (cp & 63));
+    return 4;
+}
+
+enum { REPLACEMENT = 0xfffd };
+
+IA_ U4 unit16(U1 const *p, B4 be) { return be ? (U4)(p[0] << 8 | p[1]) : (U4)(p[1] << 8 | p[0]); }
+
+/* UTF-16 to UTF-8: a surrogate pair is one character; any other surrogate,
+ * and a high surrogate with fewer than 4 bytes left (with them), one
+ * U+FFFD; an odd last byte one U+FFFD (what Python's codec gives). */
+static Str8 utf16_to_utf8(Arena *arena, Str8 s, B4 be) {
+    U1 *out = farena_push(arena, (s.len / 2) * 3 + 3);
+    if (!out) return str8(0, 0);
+    U8 n = 0, i = 0;
+    while (i < s.len) {
+        U4 cp = REPLACEMENT;
+        if (s.len - i < 2) { i = s.len; n += utf8_put(out + n, cp); break; }
+        U4 u = unit16(s.ptr + i, be);
+        if (u < 0xd800 || u > 0xdfff) cp = u, i += 2;
+        else if (u >= 0xdc00) i += 2;
+        else if (s.len - i < 4) i = s.len;
+        else {
+            U4 v = unit16(s.ptr + i + 2, be);
+            if (v >= 0xdc00 && v <= 0xdfff) cp = 0x10000 + ((u - 0xd800) << 10) + (v - 0xdc00), i += 4;
+            else i += 2;
+        }
+        n += utf8_put(out + n, cp);
+    }
+    return str8(out, n);
+}
+
+/* UTF-32 to UTF-8: a unit past U+10FFFF or a surrogate is U+FFFD, and so
+ * are 1 to 3 bytes left at the end. */
+static Str8 utf32_to_utf8(Arena *arena, Str8 s, B4 be) {
+    U1 *out = farena_push(arena, s.len + 3);
+    if (!out) return str8(0, 0);
+    U8 n = 0, i = 0;
+    for (; i + 4 <= s.len; i += 4) {
+        U1 const *p = s.ptr + i;
+        U4 u = be ? (U4)p[0] << 24 | (U4)p[1] << 16 | (U4)p[2] << 8 | p[3]
+                  : (U4)p[3] << 24 | (U4)p[2] << 16 | (U4)p[1] << 8 | p[0];
+        n += utf8_put(out + n, u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff) ? REPLACEMENT : u);
+    }
+    if (i < s.len) n += utf8_put(out + n, REPLACEMENT);
+    return str8(out, n);
+}
+
+/* Invalid UTF-8 as U+FFFD, one per maximal subpart (as Python's "replace"). */
+static U8 utf8_replace_into(Str8 s, U1 *out) {
+    U8 n = 0, i = 0;
+    while (i < s.len) {
+        U8 run = utf8_valid_len(str8_skip(s, i));
+        if (out) memcpy(out + n, s.ptr + i, (size_t)run);
+        n += run, i += run;
+        if (i >= s.len) break;
+        S4 k = utf8_seq(s.ptr + i, s.len - i);   /* < 0: a maximal subpart of -k bytes */
+        if (out) out[n] = 0xef, out[n + 1] = 0xbf, out[n + 2] = 0xbd;
+        n += 3, i += (U8)(k < 0 ? -k : 1);
+    }
+    return n;
+}
+
+/* The content as text: a UTF-8 BOM dropped, UTF-16 and UTF-32 with a BOM
+ * decoded (the BOM dropped), invalid UTF-8 as U+FFFD. The same bytes when
+ * they already are BOM-less valid UTF-8. */
+static Str8 text_of(Arena *arena, Str8 data) {
+    switch (bom_of(data)) {
+    case Bom_Utf32Le: return utf32_to_utf8(arena, str8_skip(data, 4), 0);
+    case Bom_Utf32Be: return utf32_to_utf8(arena, str8_skip(data, 4), 1);
+    case Bom_Utf16Le: return utf16_to_utf8(arena, str8_skip(data, 2), 0);
+    case Bom_Utf16Be: return utf16_to_utf8(arena, str8_skip(data, 2), 1);
+    case Bom_Utf8: data = str8_skip(data, 3); break;
+    default: break;
+    }
+    if (utf8_valid_len(data) == data.len) return data;
+    U8 n = utf8_replace_into(data, 0);
+    U1 *out = farena_push(arena, n);
+    if (!out) return str8(0, 0);
+    utf8_replace_into(data, out);
+    return str8(out, n);
+}
+
+/* ---- line numbers ------------------------------------------------------- */
+
+/* Length of the line at s[i..] with its line end (LF, CR LF or a lone CR);
+ * `cr`: s holds a lone CR (else a line ends only at LF, found by memchr). */
+IA_ U8 line_len(Str8 s, U8 i, B4 cr) {
+    U8 j;
+    if (!cr) {
+        U1 const *nl = memchr(s.ptr + i, '\n', (size_t)(s.len - i));
+        return nl ? (U8)(nl - (s.ptr + i)) + 1 : s.len - i;
+    }
+    for (j = i; j < s.len && s.ptr[j] != '\n' && s.ptr[j] != '\r'; j += 1) {}
+    if (j < s.len) j += s.ptr[j] == '\r' && j + 1 < s.len && s.ptr[j + 1] == '\n' ? 2 : 1;
+    return j - i;
+}
+
+/* Each line prefixed with its number (from 1), right-aligned to the width
+ * of the last line's number, and two spaces. A final line end starts no
+ * line; an empty body stays empty. */
+/* How many LF bytes s holds, eight at a time (the exact zero-byte test). */
+static U8 count_lf(Str8 s) {
+    U8 n = 0, i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        U8 w;
+        memcpy(&w, s.ptr + i, 8);
+        w ^= 0x0a0a0a0a0a0a0a0aull;
+        U8 y = ~(((w & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | w | 0x7f7f7f7f7f7f7f7full);
+#if defined(__GNUC__) || defined(__clang__)
+        n += (U8)__builtin_popcountll(y);
+#else
+        for (; y; y &= y - 1) n += 1;
+#endif
+    }
+    for (; i < s.len; i += 1) n += s.ptr[i] == '\n';
+    return n;
+}
+
+/* Does s hold a CR that is not followed by LF (a line end of its own)? */
+static B4 has_lone_cr(Str8 s) {
+    U1 const *p = s.ptr, *end = s.ptr + s.len;
+    while (p < end && (p = memchr(p, '\r', (size_t)(end - p)))) {
+        if (p + 1 == end || p[1] != '\n') return 1;
+        p += 2;
+    }
+    return 0;
+}
+
+static Str8 numbered(Arena *arena, Str8 s) {
+    B4 cr = s.len && has_lone_cr(s);   /* without a lone CR every line ends at LF (CR LF too) */
+    U8 lines = 0;
+    if (!cr) lines = count_lf(s) + (s.len && s.ptr[s.len - 1] != '\n');
+    else for (U8 i = 0; i < s.len; i += line_len(s, i, cr)) lines += 1;
+    U8 width = 1;
+    for (U8 v = lines; v >= 10; v /= 10) width += 1;
+    U1 *out = farena_push(arena, s.len + lines * (width + 2));
+    if (!out && lines) return str8(0, 0);
+    U1 digits[24];
+    memset(digits, ' ', sizeof digits);
+    U8 n = 0, low = width - 1;   /* digits[0, width): the line's number, right-aligned */
+    for (U8 i = 0; i < s.len;) {
+        U8 len = line_len(s, i, cr);
+        U8 d = low;                  /* count up in place (lines < 10^width: d stays >= 0) */
+        while (d > 0 && digits[d] == '9') digits[d] = '0', d -= 1;
+        digits[d] = digits[d] == ' ' ? '1' : (U1)(digits[d] + 1);
+        memcpy(out + n, digits, (size_t)width);
+        out[n + width] = ' ', out[n + width + 1] = ' ';
+        n += width + 2;
+        memcpy(out + n, s.ptr + i, (size_t)len);
+        n += len, i += len;
+    }
+    return str8(out ? out : s.ptr, n);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+/* Pending document (part 0 after its length field) out to the descriptor. */
+Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
+
+static B4 sink_flush(Ctx *ctx, Sink *sink) {
+    if (sink->fd < 0 || sink->err) return !sink->err;
+    U8 pending = ctx->out->len - sink->body_at;
+    if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
+    sink->written += pending;
+    ctx->out->len = sink->body_at;   /* the chunks stay for the next section */
+    return 1;
+}
+
+/* A large body goes to the descriptor from where it lies, uncopied. */
+static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
+    if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
+    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
+    sink->written += body.len;
+    return 1;
+}
+
+static B4 write_u8_decimal(Ctx *ctx, U8 v) {
+    U1 buf[20];
+    U8 n = sizeof buf;
+    do { buf[--n] = (U1)('0' + v % 10); v /= 10; } while (v);
+    return ctx_write(ctx, buf + n, sizeof buf - n);
+}
+
+/* Small pieces (escapes, the runs between them) gathered on the stack and
+ * appended to the part in large writes; a long run goes straight through. */
+Struct_(OutBuf) { Ctx *ctx; U8 len; U1 data[1 << 13]; };
+
+static void ob_flush(OutBuf *b) {
+    if (b->len) ctx_write(b->ctx, b->data, b->len);
+    b->len = 0;
+}
+
+IA_ void ob_put(OutBuf *b, U1 const *p, U8 n) {
+    if (n > sizeof b->data - b->len) {
+        ob_flush(b);
+        if (n >= sizeof b->data / 2) { ctx_write(b->ctx, p, n); return; }
+    }
+    memcpy(b->data + b->len, p, (size_t)n);
+    b->len += n;
+}
+
+#define ob_lit(b, s) ob_put((b), (U1 const *)(s), sizeof(s) - 1)
+
+/* One input's section, as the writers see it. */
+Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; };
+
+typedef B4 SectionFn(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec);
+
+/* ---- markdown ----------------------------------------------------------- */
 
 IA_ B4 is_line_end(U1 c) { return c == '\n' || c == '\r'; }
 
@@ -186,8 +483,6 @@ static U8 fence_length_for(Str8 s) {
     return longest >= 3 ? longest + 1 : 3;
 }
 
-/* ---- sections ---------------------------------------------------------- */
-
 static B4 write_fence(Ctx *ctx, U8 len) {
     U1 ticks[64];
     memset(ticks, '`', sizeof ticks);
@@ -199,57 +494,472 @@ static B4 write_fence(Ctx *ctx, U8 len) {
     return 1;
 }
 
-/* Pending document (part 0 after its length field) out to the descriptor. */
-Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
-
-static B4 sink_flush(Ctx *ctx, Sink *sink) {
-    if (sink->fd < 0 || sink->err) return !sink->err;
-    U8 pending = ctx->out->len - sink->body_at;
-    if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
-    sink->written += pending;
-    ctx->out->len = sink->body_at;   /* the chunks stay for the next section */
-    return 1;
-}
-
-/* A large body goes to the descriptor from where it lies, uncopied. */
-static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
-    if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
-    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
-    sink->written += body.len;
-    return 1;
-}
-
-static B4 write_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Input *input, Str8 body) {
-    U8 fence = fence_length_for(body);
+static B4 markdown_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    U8 fence = fence_length_for(sec->body);
     ctx_str8(ctx, str8_lit("### "));
-    write_path_span(ctx, input->path);
+    write_path_span(ctx, sec->shown);
     ctx_str8(ctx, str8_lit("\n\n"));
     write_fence(ctx, fence);
-    ctx_str8(ctx, language_of(opts, input->path));
+    ctx_str8(ctx, language_of(opts, sec->path));
     ctx_str8(ctx, str8_lit("\n"));
-    if (!sink_body(ctx, sink, body)) return 0;
+    if (!sink_body(ctx, sink, sec->body)) return 0;
     ctx_str8(ctx, str8_lit("\n"));
     return write_fence(ctx, fence);
 }
 
-/* The body of a section: the content, or a summary written into scratch
- * output first (the fence depends on the whole body). */
-static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body) {
-    U1 mode = input->mode ? input->mode : opts->mode;
-    if (mode == InputMode_Full) { *body = input->data; return 1; }
-    return summary_body(ctx, input->path, input->data, mode == InputMode_Skeleton, body);
+/* ---- plain (files-to-prompt's default) ----------------------------------- */
+
+static B4 plain_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)opts;
+    ctx_str8(ctx, sec->shown);
+    ctx_str8(ctx, str8_lit("\n---\n"));
+    if (!sink_body(ctx, sink, sec->body)) return 0;
+    return ctx_str8(ctx, str8_lit("\n\n---"));
 }
 
-/* Load one input and make its body in `scratch` (emptied per input, so a
- * call holds one file at a time). 0 when the input is left out (load_errno
- * or skip says why), or on a failure (ctx->code, or the arena's flag). */
-static B4 load_body(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Str8 *body) {
+/* ---- xml ---------------------------------------------------------------- */
+
+/* Text with & < > as entities (a shown path: no control characters). */
+static B4 xml_escaped(Ctx *ctx, Str8 s) {
+    U8 start = 0;
+    for (U8 i = 0; i < s.len; i += 1) {
+        U1 c = s.ptr[i];
+        if (c != '&' && c != '<' && c != '>') continue;
+        ctx_write(ctx, s.ptr + start, i - start);
+        ctx_str8(ctx, c == '&' ? str8_lit("&amp;") : c == '<' ? str8_lit("&lt;") : str8_lit("&gt;"));
+        start = i + 1;
+    }
+    return ctx_write(ctx, s.ptr + start, s.len - start);
+}
+
+static void xml_byte(OutBuf *out, U1 b) {
+    U1 e[] = "<byte hex=\"00\"/>";
+    e[11] = (U1)HEX_DIGITS[b >> 4], e[12] = (U1)HEX_DIGITS[b & 15];
+    ob_put(out, e, sizeof e - 1);
+}
+
+/* Bytes the xml and json writers stop at: 1 for ASCII they may escape
+ * (xml: C0 controls but TAB and LF, '>'; json: C0 controls, '"', '\\'),
+ * 2 for a byte >= 0x80 (a UTF-8 sequence to check). */
+static U1 const XML_STOP[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+static U1 const JSON_STOP[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* The same for valid UTF-8 (a text body: text_of made it so): only an
+ * EF lead byte may start what xml escapes (U+FFFE, U+FFFF), and json
+ * escapes nothing past ASCII. */
+static U1 const XML_STOP_TEXT[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static U1 const JSON_STOP_TEXT[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* The first byte at or after i that `stop` marks (s.len if none). */
+IA_ U8 scan_to(U1 const stop[256], Str8 s, U8 i) {
+    while (i + 4 <= s.len && !(stop[s.ptr[i]] | stop[s.ptr[i + 1]] | stop[s.ptr[i + 2]] | stop[s.ptr[i + 3]])) i += 4;
+    while (i < s.len && !stop[s.ptr[i]]) i += 1;
+    return i;
+}
+
+/* Content as XML text that parses back to exactly its characters: runs of
+ * ordinary characters in CDATA sections; between them a CR as "&#13;"
+ * (a parser would read it as LF), a ">" after "]]" as "&gt;" (it would
+ * end the section), and each byte that XML 1.0 cannot hold (C0 controls
+ * but TAB and LF, U+FFFE, U+FFFF, bytes outside valid UTF-8) as an element
+ * <byte hex="NN"/>. */
+static B4 xml_content(Ctx *ctx, Str8 s, B4 text) {
+    U1 const *stop = text ? XML_STOP_TEXT : XML_STOP;
+    OutBuf out;
+    out.ctx = ctx, out.len = 0;
+    U8 start = 0, i = 0;
+    for (;;) {
+        i = scan_to(stop, s, i);
+        if (i >= s.len) break;
+        U1 c = s.ptr[i];
+        S4 k = 1;
+        B4 special;
+        if (c >= 0x80) {
+            k = utf8_seq(s.ptr + i, s.len - i);
+            special = k < 0 || is_xml_nonchar(s.ptr + i, k);
+        } else {
+            special = c != '>' || (i >= 2 && s.ptr[i - 1] == ']' && s.ptr[i - 2] == ']');
+        }
+        if (!special) { i += (U8)k; continue; }
+        if (i > start) ob_lit(&out, "<![CDATA["), ob_put(&out, s.ptr + start, i - start), ob_lit(&out, "]]>");
+        U8 bytes = k > 0 ? (U8)k : 1;
+        if (c == '\r') ob_lit(&out, "&#13;");
+        else if (c == '>') ob_lit(&out, "&gt;");
+        else for (U8 j = 0; j < bytes; j += 1) xml_byte(&out, s.ptr[i + j]);
+        i += bytes;
+        start = i;
+    }
+    if (s.len > start) ob_lit(&out, "<![CDATA["), ob_put(&out, s.ptr + start, s.len - start), ob_lit(&out, "]]>");
+    ob_flush(&out);
+    return !ctx->arena->failed;
+}
+
+static B4 xml_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)sink;
+    ctx_str8(ctx, str8_lit("\n<document index=\""));
+    write_u8_decimal(ctx, sec->index);
+    ctx_str8(ctx, str8_lit("\">\n<source>"));
+    xml_escaped(ctx, sec->shown);
+    ctx_str8(ctx, str8_lit("</source>\n<document_content>\n"));
+    xml_content(ctx, sec->body, !opts->raw);
+    return ctx_str8(ctx, str8_lit("\n</document_content>\n</document>"));
+}
+
+/* ---- json --------------------------------------------------------------- */
+
+/* A JSON string: '"' and '\' escaped, C0 controls as \n \r \t \b \f or
+ * \u00NN, other valid UTF-8 as it is, each byte NN outside valid UTF-8 as
+ * \udcNN (a lone surrogate: Python's surrogateescape reads it back). */
+/* SWAR: the high bit of each byte of w that is below n (n <= 0x80), exact
+ * for the lowest such byte (borrows only run upwards). */
+#define ONES_ 0x0101010101010101ull
+#define HIGHS_ 0x8080808080808080ull
+IA_ U8 bytes_below(U8 w, U8 n) { return (w - ONES_ * n) & ~w & HIGHS_; }
+
+/* Index of the lowest byte whose high bit is set in mask (mask != 0). */
+IA_ U8 lowest_byte(U8 mask) {
+#if defined(__GNUC__) || defined(__clang__)
+    return (U8)__builtin_ctzll(mask) >> 3;
+#else
+    U8 k = 0;
+    while (!(mask & 0x80)) mask >>= 8, k += 1;
+    return k;
+#endif
+}
+
+/* Bytes of w json stops at: C0 controls, '"', '\\', and (raw) any byte >= 0x80. */
+IA_ U8 json_stops(U8 w, B4 text) {
+    return bytes_below(w, 0x20) | bytes_below(w ^ (ONES_ * '"'), 1) | bytes_below(w ^ (ONES_ * '\\'), 1)
+         | (text ? 0 : w & HIGHS_);
+}
+
+/* A JSON string: '"' and '\' escaped, C0 controls as \n \r \t \b \f or
+ * \u00NN, other valid UTF-8 as it is, each byte NN outside valid UTF-8 as
+ * \udcNN (a lone surrogate: Python's surrogateescape reads it back). Eight
+ * bytes at a time: each word is stored, then kept up to its first stop. */
+static B4 json_string(Ctx *ctx, Str8 s, B4 text) {
+    U1 const *stop = text ? JSON_STOP_TEXT : JSON_STOP;
+    OutBuf out;
+    out.ctx = ctx, out.len = 0;
+    ob_lit(&out, "\"");
+    U8 i = 0;
+    while (i < s.len) {
+        if (out.len + 16 > sizeof out.data) ob_flush(&out);
+#if defined(__SSE2__)
+        if (i + 16 <= s.len) {   /* sixteen at a time: C0 controls (v <= 0x1f), '"', '\\', raw: >= 0x80 */
+            __m128i v = _mm_loadu_si128((__m128i const *)(void const *)(s.ptr + i));
+            _mm_storeu_si128((__m128i *)(void *)(out.data + out.len), v);
+            __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+            U4 bits = (U4)_mm_movemask_epi8(m) | (text ? 0 : (U4)_mm_movemask_epi8(v));
+            if (!bits) { out.len += 16, i += 16; continue; }
+            U8 k = (U8)__builtin_ctz(bits);
+            out.len += k, i += k;
+        } else
+#endif
+        if (i + 8 <= s.len) {
+            U8 w;
+            memcpy(&w, s.ptr + i, 8);
+            memcpy(out.data + out.len, &w, 8);
+            U8 mask = json_stops(w, text);
+            if (!mask) { out.len += 8, i += 8; continue; }
+            U8 k = lowest_byte(mask);
+            out.len += k, i += k;
+        } else if (!stop[s.ptr[i]]) {
+            out.data[out.len++] = s.ptr[i++];
+            continue;
+        }
+        U1 c = s.ptr[i];
+        if (c >= 0x80) {
+            S4 k = utf8_seq(s.ptr + i, s.len - i);
+            if (k > 0) { memcpy(out.data + out.len, s.ptr + i, (size_t)k), out.len += (U8)k, i += (U8)k; continue; }
+        }
+        U1 e[6] = { '\\', 0, 0, 0, 0, 0 };
+        U8 n = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        default:
+            e[1] = 'u', e[2] = c >= 0x80 ? 'd' : '0', e[3] = c >= 0x80 ? 'c' : '0';
+            e[4] = (U1)HEX_DIGITS[c >> 4], e[5] = (U1)HEX_DIGITS[c & 15], n = 6;
+        }
+        memcpy(out.data + out.len, e, (size_t)n), out.len += n;
+        i += 1;
+    }
+    ob_lit(&out, "\"");
+    ob_flush(&out);
+    return !ctx->arena->failed;
+}
+
+static B4 json_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
+    (void)sink;
+    ctx_str8(ctx, str8_lit("\n{\"path\": "));
+    json_string(ctx, sec->shown, 1);
+    ctx_str8(ctx, str8_lit(", \"content\": "));
+    json_string(ctx, sec->body, !opts->raw);
+    return ctx_write(ctx, (U1 const *)"}", 1);
+}
+
+/* ---- the tree and summary line at the end --------------------------------- */
+
+Struct_(TreeFile) { Str8 shown; U8 bytes; };
+
+/* The next '/'-separated component of s at *at (the rest when none follows). */
+static Str8 component(Str8 s, U8 *at) {
+    Str8 rest = str8_skip(s, *at);
+    U1 const *slash = rest.len ? memchr(rest.ptr, '/', rest.len) : 0;
+    U8 n = slash ? (U8)(slash - rest.ptr) : rest.len;
+    *at += n + 1;
+    return str8_prefix(rest, n);
+}
+
+/* Directory components of a path: all but the last. */
+static U8 dir_count(Str8 s) {
+    U8 n = 0;
+    for (U8 i = 0; i < s.len; i += 1) n += s.ptr[i] == '/';
+    return n;
+}
+
+/* How many leading directory components a and b share. */
+static U8 common_dirs(Str8 a, U8 a_dirs, Str8 b, U8 b_dirs) {
+    U8 n = 0, ia = 0, ib = 0, most = min_(a_dirs, b_dirs);
+    while (n < most && str8_eq(component(a, &ia), component(b, &ib))) n += 1;
+    return n;
+}
+
+static void write_indent(Ctx *ctx, U8 level) {
+    for (U8 i = 0; i < level; i += 1) ctx_write(ctx, (U1 const *)"  ", 2);
+}
+
+/* The tree, a line per directory and file, each ending in LF: the
+ * directories all files share on the first line ("a/b/"), then each file
+ * under the directories that differ from the previous file's, two spaces
+ * a level, in document order. */
+static void write_tree(Ctx *ctx, TreeFile const *files, U8 count) {
+    if (count == 0) return;
+    U8 shared = dir_count(files[0].shown);
+    for (U8 i = 1; i < count; i += 1)
+        shared = common_dirs(files[0].shown, shared, files[i].shown, dir_count(files[i].shown));
+    U8 at = 0, base = shared ? 1 : 0;
+    for (U8 j = 0; j < shared; j += 1) ctx_str8(ctx, component(files[0].shown, &at)), ctx_write(ctx, (U1 const *)"/", 1);
+    if (shared) ctx_write(ctx, (U1 const *)"\n", 1);
+    for (U8 i = 0; i < count; i += 1) {
+        Str8 p = files[i].shown;
+        U8 dirs = dir_count(p), same = shared;
+        if (i > 0) same = common_dirs(files[i - 1].shown, dir_count(files[i - 1].shown), p, dirs);
+        U8 pos = 0;
+        for (U8 j = 0; j < dirs; j += 1) {
+            Str8 c = component(p, &pos);
+            if (j < same) continue;
+            write_indent(ctx, base + j - shared);
+            ctx_str8(ctx, c), ctx_write(ctx, (U1 const *)"/\n", 2);
+        }
+        write_indent(ctx, base + dirs - shared);
+        ctx_str8(ctx, str8_skip(p, pos)), ctx_write(ctx, (U1 const *)"\n", 1);
+    }
+}
+
+/* "N files, B bytes": the files in the document and the bytes read for them. */
+static void write_summary_line(Ctx *ctx, TreeFile const *files, U8 count) {
+    U8 bytes = 0;
+    for (U8 i = 0; i < count; i += 1) bytes += files[i].bytes;
+    write_u8_decimal(ctx, count);
+    ctx_str8(ctx, count == 1 ? str8_lit(" file, ") : str8_lit(" files, "));
+    write_u8_decimal(ctx, bytes);
+    ctx_str8(ctx, bytes == 1 ? str8_lit(" byte") : str8_lit(" bytes"));
+}
+
+/* tree_files, then this request's sections: 0 (code 3) for a malformed parameter. */
+static B4 tree_files_of(Ctx *ctx, BuildOpts const *opts, TreeFile **out, U8 *count) {
+    Reader r = { .ptr = opts->tree_files.ptr, .len = opts->tree_files.len };
+    U8 n = 0;
+    while (reader_left(&r) && !r.bad) { U4 len = read_u4(&r); read_bytes(&r, len); read_u8(&r); n += 1; }
+    if (r.bad) return ctx_fail(ctx, Code_BadParam, "parameter tree_files: expected (U4 length, path, U8 bytes) records");
+    Request *req = ctx->req;
+    for (U4 i = 0; i < req->input_count; i += 1) n += req->inputs[i].loaded && !req->inputs[i].load_errno && !req->inputs[i].skip;
+    TreeFile *files = farena_push_array(ctx->arena, TreeFile, n ? n : 1);
+    if (!files) return 0;
+    r = (Reader){ .ptr = opts->tree_files.ptr, .len = opts->tree_files.len };
+    U8 k = 0;
+    while (reader_left(&r)) {
+        Str8 path = read_bytes(&r, read_u4(&r));
+        files[k].shown = shown_path(ctx->arena, path), files[k].bytes = read_u8(&r), k += 1;
+    }
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        Input const *in = &req->inputs[i];
+        if (in->loaded && !in->load_errno && !in->skip) files[k].shown = shown_path(ctx->arena, in->path), files[k].bytes = in->skip_value, k += 1;
+    }
+    *out = files, *count = n;
+    return !ctx->arena->failed;
+}
+
+/* The tree as text (in the arena): the markdown fence depends on all of it. */
+static Str8 tree_text(Ctx *ctx, TreeFile const *files, U8 count) {
+    Xar tree = { .arena = ctx->arena };
+    Xar *out = ctx->out;
+    ctx->out = &tree;
+    write_tree(ctx, files, count);
+    ctx->out = out;
+    return xar_contiguous(&tree, ctx->arena);
+}
+
+/* The end of the document (before CLOSE), after a separator when a section precedes. */
+static B4 write_footer(Ctx *ctx, BuildOpts const *opts, B4 after_section) {
+    TreeFile *files = 0;
+    U8 count = 0;
+    if (!tree_files_of(ctx, opts, &files, &count)) return 0;
+    Str8 tree = tree_text(ctx, files, count);
+    if (ctx->arena->failed) return 0;
+    switch (opts->format) {
+    case Format_Markdown: {
+        if (after_section) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
+        U8 fence = fence_length_for(tree);
+        ctx_str8(ctx, str8_lit("## Files\n\n"));
+        write_fence(ctx, fence), ctx_write(ctx, (U1 const *)"\n", 1);
+        ctx_str8(ctx, tree);
+        write_fence(ctx, fence), ctx_str8(ctx, str8_lit("\n\n"));
+        write_summary_line(ctx, files, count);
+        break;
+    }
+    case Format_Xml:
+        ctx_str8(ctx, str8_lit("\n<files>\n"));
+        xml_escaped(ctx, tree);
+        ctx_str8(ctx, str8_lit("</files>\n<summary>"));
+        write_summary_line(ctx, files, count);
+        ctx_str8(ctx, str8_lit("</summary>"));
+        break;
+    case Format_Json:
+        ctx_str8(ctx, str8_lit("\n], \"tree\": "));
+        json_string(ctx, tree, 1);
+        ctx_str8(ctx, str8_lit(", \"summary\": \""));
+        write_summary_line(ctx, files, count);
+        ctx_str8(ctx, str8_lit("\"}"));
+        break;
+    default:
+        if (after_section) ctx_write(ctx, (U1 const *)"\n", 1);
+        ctx_str8(ctx, str8_lit("Files:\n"));
+        ctx_str8(ctx, tree);
+        write_summary_line(ctx, files, count);
+        break;
+    }
+    return !ctx->arena->failed;
+}
+
+/* ---- the formats ---------------------------------------------------------- */
+
+#define STR8_INIT_(s) { (U1 const *)(s), sizeof(s) - 1 }
+
+/* A document is OPEN, sections joined by SEPARATOR, CLOSE. */
+Struct_(FormatDef) { Str8 open; Str8 separator; Str8 close; SectionFn *section; };
+
+static FormatDef const FORMATS[Format_Count_] = {
+    [Format_Markdown] = { STR8_INIT_(""), STR8_INIT_("\n\n---\n\n"), STR8_INIT_(""), markdown_section },
+    [Format_Xml]      = { STR8_INIT_("<documents>"), STR8_INIT_(""), STR8_INIT_("\n</documents>"), xml_section },
+    [Format_Json]     = { STR8_INIT_("["), STR8_INIT_(","), STR8_INIT_("\n]"), json_section },
+    [Format_Plain]    = { STR8_INIT_(""), STR8_INIT_("\n"), STR8_INIT_(""), plain_section },
+};
+
+/* ---- inputs --------------------------------------------------------------- */
+
+/* The body of a section: the content as text (as it is with raw), or a
+ * summary of it written into scratch output first (the fence depends on the
+ * whole body); a full-mode body numbered with line_numbers. */
+static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body) {
+    U1 mode = input->mode ? input->mode : opts->mode;
+    Str8 text = opts->raw ? input->data : text_of(ctx->arena, input->data);
+    if (ctx->arena->failed) return 0;
+    if (mode == InputMode_Full) {
+        *body = opts->line_numbers ? numbered(ctx->arena, text) : text;
+        return !ctx->arena->failed;
+    }
+    return summary_body(ctx, input->path, text, mode == InputMode_Skeleton, body);
+}
+
+/* Load one input and make its section in `scratch` (emptied per input, so
+ * a call holds one file at a time). 0 when the input is left out
+ * (load_errno or skip says why), or on a failure (ctx->code, or the
+ * arena's flag). */
+static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Section *sec) {
     Arena *arena = ctx->arena;
     ctx->arena = scratch;
     B4 ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
     /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
     if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
-    if (ok) ok = section_body(ctx, opts, input, body);
+    if (ok) ok = section_body(ctx, opts, input, &sec->body);
+    if (ok) sec->path = input->path, sec->shown = shown_path(scratch, input->path), ok = !scratch->failed;
     ctx->arena = arena;
     if (scratch->failed) arena->failed = scratch->failed;
     /* an error's message was made in scratch: keep a copy */
@@ -259,21 +969,26 @@ static B4 load_body(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *inpu
 
 B4 op_aggregate(Ctx *ctx) {
     BuildOpts opts = { 0 };
-    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)) return 0;
+    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)
+        || !parse_format_params(ctx, &opts)) return 0;
+    opts.checks.bom_text = !opts.raw;
+    FormatDef const *format = &FORMATS[opts.format];
     Request *req = ctx->req;
     Arena scratch = { 0 };
 
     ctx_part_begin(ctx);
     Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len };
+    if (opts.open) ctx_str8(ctx, opts.tree && opts.format == Format_Json ? str8_lit("{\"files\": [") : format->open);
     B4 first = !opts.continues;
+    U8 index = opts.first_index;
     for (U4 i = 0; i < req->input_count && !sink.err; i += 1) {
         Input *input = &req->inputs[i];
-        Str8 body;
-        B4 ok = load_body(ctx, &scratch, &opts, input, &body);
-        if (ok) {
-            if (!first) ctx_str8(ctx, str8_lit("\n\n---\n\n"));
+        Section sec = { .index = index };
+        if (load_section(ctx, &scratch, &opts, input, &sec)) {
+            if (!first) ctx_str8(ctx, format->separator);
             first = 0;
-            write_section(ctx, &sink, &opts, input, body);
+            index += 1;
+            format->section(ctx, &sink, &opts, &sec);
             if (ctx->out->len - sink.body_at >= FLUSH_BYTES) sink_flush(ctx, &sink);
             input->skip_value = input->data.len;
         }
@@ -282,6 +997,11 @@ B4 op_aggregate(Ctx *ctx) {
         if (ctx->code != Code_Ok || ctx->arena->failed) { arena_release(&scratch); return 0; }
     }
     arena_release(&scratch);
+    if (opts.close && !sink.err) {
+        if (opts.tree && !write_footer(ctx, &opts, !first)) return 0;
+        /* json with a tree: the footer closed the array and the object */
+        if (!(opts.tree && opts.format == Format_Json)) ctx_str8(ctx, format->close);
+    }
     sink_flush(ctx, &sink);
     if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
     ctx_part_end(ctx);

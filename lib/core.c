@@ -481,7 +481,9 @@ B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks) {
     fclose(file);
     if (!ok && capped && input->load_errno == EFBIG) { input->load_errno = 0; return skip_(input, Skip_TooLarge, input->skip_value); }
     if (!ok) { input->skip_value = 0; return 0; }
-    if (checks && checks->sniff && memchr(input->data.ptr, 0, min_(input->data.len, (U8)SNIFF_BYTES))) {
+    Bom bom = checks && checks->bom_text ? bom_of(input->data) : Bom_None;
+    B4 wide = bom != Bom_None && bom != Bom_Utf8;
+    if (checks && checks->sniff && !wide && memchr(input->data.ptr, 0, min_(input->data.len, (U8)SNIFF_BYTES))) {
         input->data = str8(0, 0);
         return skip_(input, Skip_Binary, 0);
     }
@@ -572,6 +574,16 @@ Str8 xar_contiguous(Xar *xar, Arena *arena) {
 
 /* ---- UTF-8 ------------------------------------------------------------- */
 
+Bom bom_of(Str8 d) {
+    U1 const *p = d.ptr;
+    if (d.len >= 4 && p[0] == 0xff && p[1] == 0xfe && p[2] == 0 && p[3] == 0) return Bom_Utf32Le;
+    if (d.len >= 4 && p[0] == 0 && p[1] == 0 && p[2] == 0xfe && p[3] == 0xff) return Bom_Utf32Be;
+    if (d.len >= 2 && p[0] == 0xff && p[1] == 0xfe) return Bom_Utf16Le;
+    if (d.len >= 2 && p[0] == 0xfe && p[1] == 0xff) return Bom_Utf16Be;
+    if (d.len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) return Bom_Utf8;
+    return Bom_None;
+}
+
 IA_ S4 utf8_seq_(U1 const *p, U8 n) {
     U1 c = p[0];
     if (c < 0x80) return 1;
@@ -594,6 +606,11 @@ U8 utf8_valid_len(Str8 s) {
     U1 const *p = s.ptr;
     U8 i = 0, len = s.len;
     while (i < len) {
+        if (i + 32 <= len) {  /* 32 ASCII bytes at a time */
+            U8 w[4];
+            memcpy(w, p + i, 32);
+            if (!((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)) { i += 32; continue; }
+        }
         if (i + 8 <= len) {   /* eight ASCII bytes at a time */
             U8 w;
             memcpy(&w, p + i, 8);

@@ -102,7 +102,12 @@ Struct_(LoadChecks) {
     U8 max_bytes;        /* Skip_TooLarge past it; 0: only LIMIT_INPUT_BYTES (EFBIG) */
     B4 avoid;            /* Skip_Output for the file (avoid_dev, avoid_ino) */
     U8 avoid_dev, avoid_ino;
+    B4 bom_text;         /* a UTF-16 or UTF-32 BOM makes the file text: not sniffed */
 };
+
+/* The byte order mark a content starts with (UTF-32 before UTF-16: FF FE 00 00 is UTF-32LE). */
+Enum_(Bom) { Bom_None, Bom_Utf8, Bom_Utf16Le, Bom_Utf16Be, Bom_Utf32Le, Bom_Utf32Be };
+Bom bom_of(Str8 data);
 
 Enum_(ResponseFormat) { ResponseFormat_Binary = 0, ResponseFormat_Text = 1 };
 

@@ -13,6 +13,7 @@ from .fallbacks import aggregate as _fallback
 from .fallbacks import summary as _summary
 
 Mode = Literal["full", "summary", "skeleton"]
+Format = Literal["markdown", "xml", "json", "plain"]
 _MODES = {"full": wire.MODE_FULL, "summary": wire.MODE_SUMMARY, "skeleton": wire.MODE_SKELETON}
 
 # Path items are read by whichever path runs; for the size class we assume
@@ -96,8 +97,34 @@ def _batches(ops, items) -> Iterable[tuple[list[int], list[wire.Input]]]:
     yield index, batch
 
 
+class Style(NamedTuple):
+    """How the document is written (docs/build-markdown.md): the format, raw
+    bytes or text, line numbers."""
+    fmt: str = "markdown"
+    raw: bool = False
+    line_numbers: bool = False
+    tree: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"fmt": self.fmt, "raw": self.raw, "line_numbers": self.line_numbers, "tree": self.tree}
+
+    @property
+    def closes(self) -> bool:
+        """Does the document end with something (a wrapper, the tree)?"""
+        return self.tree or self.fmt in ("xml", "json")
+
+
+DEFAULT_STYLE = Style()
+
+
+def _style(format: str, raw: bool, line_numbers: bool, tree: bool = False) -> Style:
+    if format not in _fallback.FORMATS:
+        raise ValueError(f"format must be one of {list(_fallback.FORMATS)}, not {format!r}")
+    return Style(format, bool(raw), bool(line_numbers), bool(tree))
+
+
 def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
-            out_fd: int | None) -> dict[str, str | bytes]:
+            out_fd: int | None, style: Style = DEFAULT_STYLE) -> dict[str, str | bytes]:
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
     if languages:
         params["lang"] = b"\n".join(k + b"\t" + v for k, v in languages.items())
@@ -105,32 +132,64 @@ def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks |
         params.update(nofollow=str(int(checks.nofollow)), sniff=str(int(checks.sniff)), max_bytes=str(checks.max_bytes))
     if out_fd is not None:
         params["out_fd"] = str(out_fd)
+    if style.fmt != "markdown":          # the defaults are not sent: a markdown request is what it was
+        params["format"] = style.fmt
+    if style.raw:
+        params["raw"] = "1"
+    if style.line_numbers:
+        params["line_numbers"] = "1"
+    if style.tree:
+        params["tree"] = "1"
     return params
 
 
 def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None = None,
-            out_fd: int | None = None, continues: bool = False) -> _fallback.Built:
+            out_fd: int | None = None, continues: bool = False, *, style: Style = DEFAULT_STYLE,
+            open: bool = True, close: bool = True, first_index: int = 1,
+            tree_files: list[tuple[bytes, int]] | None = None) -> _fallback.Built:
     """The native answer for any number of items, in as many requests as the
     wire's limits need, each continuing the document of the one before: the
-    answer one request would give. Inline content past LIMIT_INPUT_BYTES is
-    not sent: EFBIG, as the C side (and the fallback) answers it."""
+    answer one request would give (the wrapper opened by the first, closed
+    by the last, sections numbered on, the tree of all of them and of
+    `tree_files` (earlier calls' files) written by the last). Inline content past
+    LIMIT_INPUT_BYTES is not sent: EFBIG, as the C side (and the fallback)
+    answers it."""
     limit = _fallback.LIMIT_INPUT_BYTES
     unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
-    params = _params(mode, languages, checks, out_fd)
+    params = _params(mode, languages, checks, out_fd, style)
+    wrapped = style.closes
+    earlier = list(tree_files or [])
     documents: list[bytes] = []
     files: list[tuple[int, int, int]] = []
     written = write_errno = 0
-    for index, batch in _batches([("aggregate", params)], items):
+    taken = 0
+    batches = _batches([("aggregate", params)], items)
+    batch_pair = next(batches)
+    while batch_pair is not None:
+        index, batch = batch_pair
+        batch_pair = next(batches, None)
         if continues:
             params["continues"] = "1"
-        document, bad, taken, counts = native.run([("aggregate", params)], batch)
+        if wrapped:
+            params["open"] = "1" if open else "0"
+            params["close"] = "1" if close and batch_pair is None else "0"
+            if first_index + taken != 1:
+                params["first_index"] = str(first_index + taken)
+            if style.tree and close and batch_pair is None:
+                params["tree_files"] = _fallback.encode_tree_files(earlier)
+        document, bad, answered, counts = native.run([("aggregate", params)], batch)
         ((total, failed),) = wire.decode_records(counts)
         documents.append(document)
         unreadable += [(index[j], err) for j, err in wire.decode_records(bad)]
-        files += [(index[j], skip, value) for j, skip, value in wire.decode_records(taken)]
+        rows = [(index[j], skip, value) for j, skip, value in wire.decode_records(answered)]
+        files += rows
+        taken += sum(skip == wire.SKIP_NONE for _, skip, _ in rows)
+        if style.tree:
+            earlier += [(inputs[i].path, value) for i, skip, value in rows if skip == wire.SKIP_NONE]
         written += total
-        continues = continues or any(skip == wire.SKIP_NONE for _, skip, _ in files)
+        continues = continues or taken > 0
+        open = False
         if failed:
             write_errno = failed
             break
@@ -152,7 +211,8 @@ def _variant(inputs: list[wire.Input], mode: int) -> str:
 def _sample(args, budget: int):
     """Both paths on the first inputs, up to `budget` bytes (files counted as
     ASSUMED_FILE_BYTES), for calibrating a large aggregate."""
-    inputs, mode, langs = args
+    inputs, mode, langs, *rest = args
+    style = rest[0] if rest else DEFAULT_STYLE
     taken, size = [], 0
     for item in inputs:
         if taken and size >= budget:
@@ -160,7 +220,8 @@ def _sample(args, budget: int):
         piece = item if item.data is None or len(item.data) <= budget else item._replace(data=dispatch.line_sample(item.data, budget))
         taken.append(piece)
         size += ASSUMED_FILE_BYTES if piece.data is None else len(piece.data)
-    return (lambda: _native(taken, mode, langs)), (lambda: _fallback.build(taken, mode, langs, _summary.summarise)), size
+    return ((lambda: _native(taken, mode, langs, style=style)),
+            (lambda: _fallback.build(taken, mode, langs, _summary.summarise, **style.kwargs())), size)
 
 
 def build(
@@ -168,22 +229,28 @@ def build(
     *,
     mode: Mode = "full",
     languages: Mapping[str, str] | None = None,
+    format: Format = "markdown",
+    raw: bool = False,
+    line_numbers: bool = False,
+    tree: bool = False,
 ) -> BuildResult:
-    """The document as bytes, plus the inputs that could not be read (skipped)."""
+    """The document as bytes, plus the inputs that could not be read (skipped).
+    `format`, `raw`, `line_numbers` and `tree` as for build_markdown."""
     inputs = [to_input(item) for item in items]
     for item in inputs:                # the wire's limit, on both paths
         if len(item.path) > _fallback.LIMIT_NAME_BYTES:
             raise _fallback.path_limit_error(len(item.path))
     mode_code = _mode_code(mode)
     langs = _languages(languages)
+    style = _style(format, raw, line_numbers, tree)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     built = dispatch.dispatch(
         "aggregate",
         size,
-        lambda: _native(inputs, mode_code, langs),
-        lambda: _fallback.build(inputs, mode_code, langs, _summary.summarise),
-        variant=_variant(inputs, mode_code),
-        sample=_sample, sample_of=(inputs, mode_code, langs),
+        lambda: _native(inputs, mode_code, langs, style=style),
+        lambda: _fallback.build(inputs, mode_code, langs, _summary.summarise, **style.kwargs()),
+        variant=_variant(inputs, mode_code) + ("" if style == DEFAULT_STYLE else f",{style.fmt}"),
+        sample=_sample, sample_of=(inputs, mode_code, langs, style),
     )
     errors = []
     for index, err in built.unreadable:
@@ -199,8 +266,13 @@ def build_markdown(
     mode: Mode = "full",
     languages: Mapping[str, str] | None = None,
     errors: Literal["raise", "skip"] = "raise",
+    format: Format = "markdown",
+    raw: bool = False,
+    line_numbers: bool = False,
+    tree: bool = False,
 ) -> str | bytes:
-    """Aggregate files into one markdown document.
+    """Aggregate files into one document (markdown unless `format` says
+    "xml", "json" or "plain"; docs/build-markdown.md).
 
     An item is a path (read from disk), a (path, content) pair, a mapping with
     "path" and "content", or an object with those attributes; content is str
@@ -209,13 +281,16 @@ def build_markdown(
     maps suffixes to fence language names ({"py": "python"}).
 
     errors="raise" raises InputError for the first unreadable file;
-    errors="skip" leaves such files out. The document is built as bytes; as
-    a str, invalid UTF-8 in content shows as U+FFFD (as_bytes=True keeps the
-    bytes exactly).
+    errors="skip" leaves such files out. Content is written as UTF-8 text
+    (a BOM dropped, UTF-16/32 with a BOM decoded, invalid bytes as U+FFFD)
+    unless raw=True, which keeps its bytes exactly (as a str, invalid UTF-8
+    then shows as U+FFFD). line_numbers=True numbers the lines of full-mode
+    contents. tree=True ends the document with the tree of its files and a
+    summary line ("N files, B bytes").
     """
     if errors not in ("raise", "skip"):
         raise ValueError("errors must be 'raise' or 'skip'")
-    result = build(items, mode=mode, languages=languages)
+    result = build(items, mode=mode, languages=languages, format=format, raw=raw, line_numbers=line_numbers, tree=tree)
     if errors == "raise" and result.skipped:
         raise result.skipped[0][1]
     return result.document if as_bytes else result.document.decode("utf-8", "replace")
@@ -255,6 +330,10 @@ def aggregate_paths(
     max_file_size: int | None = 10 << 20,
     languages: Mapping[str, str] | None = None,
     on_event: Any = None,
+    format: Format = "markdown",
+    raw: bool = False,
+    line_numbers: bool = False,
+    tree: bool = False,
 ) -> AggregateReport:
     """Walk `paths` (files or directories) as `slopfast aggregate` does and
     write the document to `output`: a path (created or truncated), a
@@ -265,8 +344,11 @@ def aggregate_paths(
     `exclude` are gitignore-style patterns (PatternError for a malformed
     one); `max_file_size=None` means no limit. `on_event(event)`, when
     given, sees each file's outcome as it is known: a slopfast.walk Found
-    (path, rel, bytes), Skipped or Unreadable."""
+    (path, rel, bytes), Skipped or Unreadable. `format`, `raw`,
+    `line_numbers` and `tree` as for build_markdown."""
     from . import walk as _walk
+
+    style = _style(format, raw, line_numbers, tree)
 
     full_patterns = _walk.compile_patterns(full, "--full")
     options = _walk.WalkOptions(
@@ -278,7 +360,8 @@ def aggregate_paths(
         options.avoid = out.identity()
         names = [os.fspath(p) for p in paths]
         return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
-                      max_file_size=max_file_size, languages=languages, on_event=on_event)
+                      max_file_size=max_file_size, languages=languages, on_event=on_event,
+                      format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree)
 
 
 class _Output:
@@ -325,11 +408,16 @@ class _Output:
 
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
            max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
-           on_event: Any = None) -> AggregateReport:
+           on_event: Any = None, format: Format = "markdown", raw: bool = False,
+           line_numbers: bool = False, tree: bool = False) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
-    checks (binary, size, special files, the output itself, O_NOFOLLOW)."""
+    checks (binary, size, special files, the output itself, O_NOFOLLOW).
+    A format with a wrapper (xml, json) has it opened by the first request
+    and closed by a last one with no inputs, once the walk is done; xml
+    indices go on from request to request. The tree (`tree`) is known only
+    then: that last request writes it, from the files of the report."""
     import queue
     import threading
 
@@ -337,7 +425,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
 
     mode_code = _mode_code(mode)
     langs = _languages(languages)
-    checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0)
+    style = _style(format, raw, line_numbers, tree)
+    checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0, bom_text=not style.raw)
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -364,7 +453,21 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     producer.start()
     report = AggregateReport([], [], [], 0)
     sections = 0
+    opened = False
     run_batch = None
+
+    def run(inputs: list[wire.Input], close: bool) -> None:
+        nonlocal report, opened
+        earlier = [(_encode_path(path), size) for path, size in report.files] if close and style.tree else None
+        built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier)
+        opened = True
+        if built.write_errno:
+            raise OSError(built.write_errno, os.strerror(built.write_errno))
+        if built.document:
+            out.write(built.document)
+        report = report._replace(bytes_written=report.bytes_written + built.written)
+        return built
+
     try:
         while True:
             batch = batches.get()
@@ -375,12 +478,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             found = [e for e in batch if isinstance(e, _walk.Found)]
             inputs = [_found_input(e, full, mode) for e in found]
             if run_batch is None and inputs:
-                run_batch = _choose(inputs, mode_code, langs, checks, out)
-            built = run_batch(inputs, sections > 0) if inputs else None
-            if built is not None and built.write_errno:
-                raise OSError(built.write_errno, os.strerror(built.write_errno))
-            if built is not None and built.document:
-                out.write(built.document)
+                run_batch = _choose(inputs, mode_code, langs, checks, out, style)
+            built = run(inputs, False) if inputs else None
             results = _outcomes(found, built, max_file_size)
             for event in batch:
                 outcome = results.get(id(event), event) if isinstance(event, _walk.Found) else event
@@ -393,7 +492,10 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
                     report.unreadable.append((outcome.path, outcome.error))
                 if on_event is not None:
                     on_event(outcome)
-            report = report._replace(bytes_written=report.bytes_written + (built.written if built else 0))
+        if style.closes:      # the closing wrapper and the tree (and the opening wrapper, if no file came)
+            if run_batch is None:
+                run_batch = _choose([], mode_code, langs, checks, out, style)
+            run([], True)
         if report.bytes_written:
             out.write(b"\n")
             report = report._replace(bytes_written=report.bytes_written + 1)
@@ -412,21 +514,25 @@ def _found_input(event: Any, full: Any, mode: Mode) -> wire.Input:
     return wire.Input(_encode_path(event.path), event.content, item_mode)
 
 
-def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], checks: _fallback.Checks, out: _Output):
+def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], checks: _fallback.Checks, out: _Output,
+            style: Style = DEFAULT_STYLE):
     """The backend for the whole stream, decided by the dispatcher on the
     first batch (calibrating on a sample in memory: nothing is written
-    twice): a function (inputs, continues) -> Built."""
+    twice): a function (inputs, continues, open, close, first_index) -> Built."""
     fd = out.fd if os.name == "posix" else None     # another C runtime's descriptors are not ours
 
-    def native_batch(batch, continues):
-        return _native(batch, mode, langs, checks, fd, continues)
+    def native_batch(batch, continues, open, close, first_index, tree_files):
+        return _native(batch, mode, langs, checks, fd, continues, style=style, open=open, close=close,
+                       first_index=first_index, tree_files=tree_files)
 
-    def fallback_batch(batch, continues):
-        return _fallback.build(batch, mode, langs, _summary.summarise, checks, out.fd, continues)
+    def fallback_batch(batch, continues, open, close, first_index, tree_files):
+        return _fallback.build(batch, mode, langs, _summary.summarise, checks, out.fd, continues, open=open,
+                               close=close, first_index=first_index, tree_files=tree_files or (), **style.kwargs())
 
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,
-                             variant=_variant(inputs, mode) + ",stream", sample=_sample, sample_of=(inputs, mode, langs))
+                             variant=_variant(inputs, mode) + ",stream", sample=_sample,
+                             sample_of=(inputs, mode, langs, style))
 
 
 def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> dict[int, Any]:

@@ -45,7 +45,8 @@ class Op(NamedTuple):
 OPS: tuple[Op, ...] = (
     Op("echo", 1, "echo", (), "echo:echo"),
     Op("aggregate", 2, "aggregate", ("AggregateReport", "BuildResult", "aggregate_paths", "build_markdown"),
-       "aggregate:build", params=("mode", "lang", "out_fd", "nofollow", "sniff", "max_bytes", "continues"),
+       "aggregate:build", params=("mode", "lang", "out_fd", "nofollow", "sniff", "max_bytes", "continues",
+                                 "format", "open", "close", "first_index", "raw", "line_numbers"),
        parts="bytes+records:Ii+records:IBQ+records:Qi", per="request", bench="aggregate"),
     Op("md_outline", 3, "md_outline", ("Heading", "markdown_outline"), "md_outline:outline",
        parts="records:BIt", inputs="markdown", bench="md_outline"),

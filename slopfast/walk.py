@@ -230,6 +230,11 @@ def special_skip(path: str, mode: int, what: str = "") -> Skipped:
     return Skipped(path, "special", what + detail)
 
 
+def _wide_bom(head: bytes) -> bool:
+    from .fallbacks.aggregate import wide_bom
+    return wide_bom(head)
+
+
 def binary_skip(path: str) -> Skipped:
     return Skipped(path, "binary", f"binary file (NUL byte in the first {BINARY_SNIFF_BYTES // 1024} KiB)")
 
@@ -286,7 +291,7 @@ def _read_file(path: str, shown: str, rel: str, options: WalkOptions, *, follow:
         else:
             content = None
             head = os.read(fd, BINARY_SNIFF_BYTES) if st.st_size else b""
-        if b"\0" in head:
+        if b"\0" in head and not _wide_bom(head):   # UTF-16/32 with a BOM is text (as the aggregate op's sniff)
             return binary_skip(shown)
         return Found(shown, rel, st.st_size if content is None else len(content), content, ident)
     except OSError as exc:

@@ -67,12 +67,16 @@ def test_fence_sees_cr_and_crlf_lines(backends):
         ("we`ird.py", "### ``we`ird.py``"),
         ("`start", "### `` `start ``"),
         (" both ", "### `  both  `"),
-        ("line\nbreak", "### `line break`"),
+        ("line\nbreak", "### `line\\x0abreak`"),     # shown: control bytes as \xNN, a backslash as \\
+        ("line break", "### `line break`"),
+        ("back\\slash", "### `back\\\\slash`"),
+        (b"bad\xff.rs", "### `bad\\xff.rs`"),
         ("ünï/cødé.rs", "### `ünï/cødé.rs`"),
-        ("\na ", "### `  a  `"),                 # padded as shown: CR and LF are spaces
-        (" a\r\n", "### `  a   `"),
-        ("\r`\n", "### ``  `  ``"),
-        ("\n", "### ` `"),
+        ("\ta ", "### `\\x09a `"),
+        (" a ", "### `  a  `"),                 # padded: CommonMark strips one space each side
+        ("\r`\n", "### ``\\x0d`\\x0a``"),
+        ("`", "### `` ` ``"),
+        ("\n", "### `\\x0a`"),
         ("", "### (empty path)"),                  # plain text: no path's code span looks like it
     ],
 )
@@ -81,9 +85,11 @@ def test_odd_paths(backends, path, heading):
 
 
 def _shown_path(path: bytes) -> str:
-    """What a reader should see: the path, CR and LF each a space (and what
-    markdown itself replaces: invalid UTF-8 and NUL as U+FFFD)."""
-    return path.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ").replace("\0", "\ufffd")
+    """What a reader should see: the path with control bytes, DEL, U+FFFE/F
+    and bytes outside UTF-8 as \\xNN and a backslash doubled (valid UTF-8)."""
+    shown = fb.shown_path(path)
+    assert fb.unshow_path(shown) == path
+    return shown.decode("utf-8")
 
 
 any_paths = st.one_of(
@@ -122,11 +128,18 @@ def test_languages_mapping(backends):
     assert b"```python\n" in doc and b"```rust\n" in doc
 
 
-def test_content_bytes_are_kept_exactly(backends):
+def test_content_bytes_are_kept_exactly_with_raw(backends):
     raw = b"\xff\xfe bad utf-8 \x00 nul \r\n crlf \t tab"
-    doc = both(backends, [("bin.dat", raw)])
+    doc = both(backends, [("bin.dat", raw)], raw=True)
     assert raw in doc
-    assert "\ufffd bad utf-8" in slopfast.build_markdown([("bin.dat", raw)])
+    assert "\ufffd\ufffd bad utf-8" in slopfast.build_markdown([("bin.dat", raw)], raw=True)
+
+
+def test_content_is_text_by_default(backends):
+    raw = b"\xfe bad utf-8 \x00 nul \r\n crlf \t tab \xe2\x82"
+    doc = both(backends, [("bin.dat", raw)])
+    assert b"\xef\xbf\xbd bad utf-8 \x00 nul \r\n crlf \t tab \xef\xbf\xbd\n" in doc
+    doc.decode("utf-8")
 
 
 # ---- items ----------------------------------------------------------------
@@ -241,7 +254,8 @@ def test_python_the_scanner_rejects_gets_the_generic_summary(backends):
     for bad in ("def f(:\n    pass\n", "x = 'unterminated\n", "if x:\n  a\n    b\n", b"x = 1\n\xff\n", "a\0b\n"):
         raw = bad.encode() if isinstance(bad, str) else bad
         for mode in ("summary", "skeleton"):
-            assert _body(both(backends, [("bad.py", bad)], mode=mode)) == fb_summary.generic_summary(raw)
+            assert _body(both(backends, [("bad.py", bad)], mode=mode, raw=True)) == fb_summary.generic_summary(raw)
+            both(backends, [("bad.py", bad)], mode=mode)
 
 
 def test_python_only_ast_rejects_gets_the_scanners_skeleton(backends):

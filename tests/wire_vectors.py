@@ -140,6 +140,12 @@ VECTORS: list[Vector] = [
         Input(b"short.txt", b"one\ntwo\n", MODE_SUMMARY),
     ]),
     Vector("build_markdown_missing_file", 0, [("aggregate", {})], [HELLO, MISSING, LINES]),
+    Vector("aggregate_xml", 0, [("aggregate", {"format": "xml", "line_numbers": "1"})],
+           [Input(b"a&b.txt", b"x]]>y\r\n\x01"), MISSING, Input(b"b\nc", b"\xef\xbb\xbfz")]),
+    Vector("aggregate_json_raw", 0, [("aggregate", {"format": "json", "raw": "1", "first_index": "3", "open": "0"})],
+           [Input(b"a\\b", b"\"q\"\t\xff\n"), HELLO]),
+    Vector("aggregate_plain_continues", 0, [("aggregate", {"format": "plain", "continues": "1"})],
+           [Input(b"u16.txt", b"\xff\xfeh\x00i\x00")]),
     Vector("percent_escapes", 0, [("aggregate", {"lang": "txt\tx=%y", "mode": "full"})], [
         ODD,
         Input(b"dir/a=b%c d.txt", b"escaped path\n"),
@@ -236,6 +242,7 @@ VECTORS: list[Vector] = [
     Vector("unknown_op_after_valid", 2, [ECHO, ("aggregate", {}), ("no%pe op", {})], [HELLO]),
     Vector("bad_param_mode", 3, [("aggregate", {"mode": "bogus"})], [HELLO]),
     Vector("bad_param_lang", 3, [("aggregate", {"lang": "txt text"})], [HELLO]),
+    Vector("bad_param_format", 3, [("aggregate", {"format": "yaml"})], [HELLO]),
     Vector("missing_file", 4, [ECHO], [HELLO, MISSING]),
 
     # ---- the other ops: their part layouts (docs/wire-format.md, "Ops") ---------
