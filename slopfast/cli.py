@@ -280,7 +280,7 @@ CONFIG_KEYS = {
     "max-file-size": ("size", "max_file_size"),
     "format": ("format", "format"),
     "line-numbers": ("bool", "line_numbers"),
-    "header": ("bool", "header"),
+    "tree": ("bool", "tree"),
     "raw": ("bool", "raw"),
 }
 CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
@@ -403,9 +403,8 @@ def _config_start(args: argparse.Namespace) -> str:
 # ---- aggregate: the document side's options -----------------------------------------------
 
 def document_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    """The document options the user set to something else than the default,
-    as keywords of slopfast.aggregate.stream (only those: so the command runs
-    on a library that does not have them, until they are used)."""
+    """The document options the user set to something else than the
+    default, as keywords of slopfast.aggregate.stream."""
     kw: dict[str, Any] = {}
     if args.format not in (None, "markdown"):
         kw["format"] = args.format
@@ -413,14 +412,8 @@ def document_keywords(args: argparse.Namespace) -> dict[str, Any]:
         kw["line_numbers"] = True
     if args.raw:
         kw["raw"] = True
-    if args.header is not None:
-        kw["header"] = args.header
-    code = _aggregate.stream.__code__
-    known = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    for key in kw:
-        if key not in known:
-            option = {"format": "--format", "line_numbers": "--line-numbers", "raw": "--raw", "header": "--header"}[key]
-            raise UsageError(f"{option}: not available in this slopfast yet (its aggregate has no {key}= keyword)")
+    if args.tree:
+        kw["tree"] = True
     return kw
 
 
@@ -783,8 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("-n", "--line-numbers", action="store_true", default=None, help="number each file's lines")
     doc.add_argument("--raw", action="store_true", default=None,
                      help="copy file contents byte for byte (no repair to valid UTF-8)")
-    doc.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
-                     help="a tree of the files and a summary line at the top")
+    doc.add_argument("--tree", action="store_true", default=None,
+                     help="end the document with the tree of its files and a summary line")
     agg.add_argument("--no-config", action="store_true",
                      help="do not read [tool.slopfast] from the target's pyproject.toml")
     talk = agg.add_mutually_exclusive_group()
