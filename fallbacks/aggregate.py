@@ -3,7 +3,6 @@ lib/aggregate.c (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import errno as _errno
-import json as _json
 import os
 import re
 import stat
@@ -226,7 +225,8 @@ def json_string(data: bytes) -> bytes:
     """A JSON string of the bytes (lib/aggregate.c json_string); a byte NN
     outside valid UTF-8 is \\udcNN."""
     try:      # valid UTF-8: the json module's own escaping is this one (C, and much faster)
-        return _json.dumps(data.decode("utf-8"), ensure_ascii=False).encode("utf-8")
+        import json   # here: `import slopfast` must not load it (tests/test_startup.py)
+        return json.dumps(data.decode("utf-8"), ensure_ascii=False).encode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("utf-8", "surrogateescape")
     return ('"' + _JSON_SPECIAL.sub(_json_escape, text) + '"').encode("utf-8")

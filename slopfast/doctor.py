@@ -80,15 +80,11 @@ def doctor_report() -> tuple[dict, list[str]]:
     info["backend"] = setting
     if setting == "native" and not info["native_available"]:
         problems.append(f"SLOPFAST_BACKEND=native, but {info['native_error']}")
-    try:
-        wisdom = dispatch.wisdom_path()
-    except Exception as exc:  # platformdirs missing or broken
-        wisdom = None
-        info["wisdom_error"] = str(exc)
+    wisdom = dispatch.wisdom_path()
     info["wisdom"] = {
-        "path": str(wisdom) if wisdom else None,
+        "path": wisdom,
         "setting": os.environ.get("SLOPFAST_WISDOM", "") or "default",
-        "exists": bool(wisdom and wisdom.exists()),
+        "exists": bool(wisdom and os.path.exists(wisdom)),
     }
     report = dispatch.backend_report()
     info["decisions"] = [r for r in report if r["size_class"] is not None]   # the ops list says the rest
@@ -151,7 +147,7 @@ def command(args: argparse.Namespace) -> int:
     if w["path"]:
         print(f"wisdom:     {w['path']} ({'exists' if w['exists'] else 'not written yet'}; SLOPFAST_WISDOM={w['setting']})")
     else:
-        print(f"wisdom:     off (SLOPFAST_WISDOM={w['setting']}){' ' + info['wisdom_error'] if info.get('wisdom_error') else ''}")
+        print(f"wisdom:     off (SLOPFAST_WISDOM={w['setting']})")
     print("ops:")
     for name, o in info["ops"].items():
         print(_op_line(name, o))
