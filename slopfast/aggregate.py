@@ -456,7 +456,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     opened = False
     run_batch = None
 
-    def run(inputs: list[wire.Input], close: bool) -> None:
+    def run(inputs: list[wire.Input], close: bool) -> _fallback.Built:
         nonlocal report, opened
         earlier = [(_encode_path(path), size) for path, size in report.files] if close and style.tree else None
         built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier)
