@@ -204,7 +204,10 @@ def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float] | None, 
     otherwise count as its speed and send small inputs to native."""
     timings, sample_bytes = None, 0
     for step, budget in enumerate(SAMPLE_STEPS):
-        native_on_sample, fallback_on_sample, sample_bytes = sample(budget)
+        native_on_sample, fallback_on_sample, size = sample(budget)
+        if step and size == sample_bytes:
+            break       # a sample that does not grow with the budget: measured already
+        sample_bytes = size
         for warm in ((native_on_sample, fallback_on_sample) if step == 0 else (native_on_sample,)):
             try:
                 warm()
