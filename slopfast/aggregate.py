@@ -532,17 +532,31 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,
                              variant=_variant(inputs, mode) + ",stream", sample=_stream_sample,
-                             sample_of=(inputs, mode, langs, checks, style, size))
+                             sample_of=(inputs, mode, langs, checks, style))
+
+
+STREAM_SAMPLE_BYTES = 1 << 20
 
 
 def _stream_sample(args, budget: int):
-    """Both paths on the whole first batch, in memory, whatever the budget:
-    a stream's calls are batches, and on one file the per-call cost that a
-    batch spreads over its files decides (a stream of 50,000 files went to
-    the fallback, 2x slower, on a one-file sample)."""
-    inputs, mode, langs, checks, style, size = args
-    return ((lambda: _native(inputs, mode, langs, checks, style=style)),
-            (lambda: _fallback.build(inputs, mode, langs, _summary.summarise, checks, **style.kwargs())), size)
+    """Both paths, in memory, on the first batch's files up to
+    STREAM_SAMPLE_BYTES (by stat; at least one file), whatever the budget:
+    a stream's calls are batches, and on one small file the per-call cost
+    that a batch spreads over its files decides (a stream of 50,000 files
+    went to the fallback, 2x slower, on a one-file sample)."""
+    inputs, mode, langs, checks, style = args
+    taken, size = [], 0
+    for item in inputs:
+        try:
+            n = len(item.data) if item.data is not None else os.stat(item.path).st_size
+        except OSError:
+            n = 0
+        if taken and size + n > STREAM_SAMPLE_BYTES:
+            break
+        taken.append(item)
+        size += n
+    return ((lambda: _native(taken, mode, langs, checks, style=style)),
+            (lambda: _fallback.build(taken, mode, langs, _summary.summarise, checks, **style.kwargs())), size)
 
 
 def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> dict[int, Any]:
