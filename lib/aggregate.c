@@ -365,6 +365,7 @@ static U8 count_lf(Str8 s) {
 
 /* Does s hold a CR that is not followed by LF (a line end of its own)? */
 static B4 has_lone_cr(Str8 s) {
+    if (s.len == 0) return 0;   /* an empty slice may hold NULL */
     U1 const *p = s.ptr, *end = s.ptr + s.len;
     while (p < end && (p = memchr(p, '\r', (size_t)(end - p)))) {
         if (p + 1 == end || p[1] != '\n') return 1;
@@ -471,6 +472,7 @@ static B4 run_could_close(Str8 s, U8 start, U8 end) {
 
 /* The shortest backtick fence (at least 3) that no line of the body can close. */
 static U8 fence_length_for(Str8 s) {
+    if (s.len == 0) return 3;   /* an empty slice may hold NULL: no pointer arithmetic on it */
     U8 longest = 0;
     U1 const *p = s.ptr, *end = s.ptr + s.len;
     while (p < end && (p = memchr(p, '`', (size_t)(end - p)))) {
@@ -521,6 +523,7 @@ static B4 plain_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section con
 
 /* Text with & < > as entities (a shown path: no control characters). */
 static B4 xml_escaped(Ctx *ctx, Str8 s) {
+    if (s.len == 0) return 1;   /* an empty slice may hold NULL */
     U8 start = 0;
     for (U8 i = 0; i < s.len; i += 1) {
         U1 c = s.ptr[i];
