@@ -23,9 +23,9 @@ LIMIT_INPUT_BYTES = 1 << 31         # an item's content, read from a file or inl
 LIMIT_OUTPUT_BYTES = 1 << 33        # the response: document + 8-byte length, skipped records part
 # The response besides the document: its length field, the three record
 # parts' headers (length, column count, schema, row count) and part 3's row.
-RESPONSE_OVERHEAD = 8 + (8 + 1 + 2 + 4) + (8 + 1 + 3 + 4) + (8 + 1 + 2 + 4 + 12)
+RESPONSE_OVERHEAD = 8 + (8 + 1 + 2 + 4) + (8 + 1 + 4 + 4) + (8 + 1 + 6 + 4 + 36)
 UNREADABLE_RECORD_BYTES = 8         # "Ii": U4 index, S4 errno
-FILE_RECORD_BYTES = 13              # "IBQ": U4 index, U1 skip, U8 value
+FILE_RECORD_BYTES = 21              # "IBQQ": U4 index, U1 skip, U8 value, U8 tokens
 
 # O_NONBLOCK: a FIFO opens without waiting for a writer (then it is refused,
 # unread); O_NOCTTY: a terminal never becomes the controlling one.
@@ -433,6 +433,74 @@ def file_identity(fd: int) -> tuple[int, int] | None:
 Summariser = Callable[[bytes, bytes, bool], bytes]
 
 
+# Token counts (lib/aggregate.c, "Token counts"): a unit of the document
+# begins after a LF at an ASCII character that is not a space, a control or
+# '/'; tiktoken's o200k and cl100k pieces never cross such a point.
+OWNER_WRAPPER = -1                  # the carry began in the wrapper (or a tree)
+OWNER_CARRIED = -2                  # in the unit the request before left open
+_UNIT_START = re.compile(rb"\n[\x21-\x2e\x30-\x7e]")
+
+
+class Counts(NamedTuple):
+    """The token counts of one request (part 2's tokens column, part 3's tail)."""
+    per_input: dict[int, int]             # input index -> tokens of the units that begin in its section
+    tokens: int                           # all counted in the request
+    carried: int                          # of which: the unit continued from count_carry
+    owner: int                            # the carry began in this input (or OWNER_*)
+    carry: bytes                          # the unit not ended yet
+
+
+class Counting:
+    """The document's tokens as it is written, unit by unit (as lib/aggregate.c):
+    `count(text)` is tiktoken's count of bytes read as UTF-8 with replacement."""
+
+    def __init__(self, count: Callable[[bytes], int], carry: bytes = b""):
+        self.count = count
+        self.carry = bytearray(carry)
+        self.owner = OWNER_CARRIED if carry else OWNER_WRAPPER
+        self.last = carry[-1:] or b"\n"
+        self.tokens = self.carried = 0
+        self.per_input: dict[int, int] = {}
+
+    def _add(self, text: bytes, owner: int) -> None:
+        n = self.count(bytes(text))
+        self.tokens += n
+        if owner == OWNER_CARRIED:
+            self.carried += n
+        elif owner >= 0:
+            self.per_input[owner] = self.per_input.get(owner, 0) + n
+
+    def feed(self, text: bytes, owner: int) -> None:
+        if not text:
+            return
+        if not self.carry:
+            self.owner = owner
+        probe = self.last + text            # a match at probe[j] begins a unit at text[j]
+        self.last = text[-1:]
+        found = _UNIT_START.search(probe)
+        if found is None:
+            self.carry += text
+            return
+        first = found.start()
+        last = first
+        at = probe.rfind(b"\n")
+        while at > first:
+            if _UNIT_START.match(probe, at):
+                last = at
+                break
+            at = probe.rfind(b"\n", 0, at)
+        if self.carry or first:
+            self._add(self.carry + text[:first], self.owner)
+        self.carry = bytearray()
+        if last > first:
+            self._add(text[first:last], owner)
+        self.owner = owner
+        self.carry += text[last:]
+
+    def counts(self) -> Counts:
+        return Counts(self.per_input, self.tokens, self.carried, self.owner, bytes(self.carry))
+
+
 class Built(NamedTuple):
     """What the aggregate op answers (lib/aggregate.c, its parts in order)."""
     document: bytes                       # b"" when written to out_fd
@@ -440,6 +508,7 @@ class Built(NamedTuple):
     files: list[tuple[int, int, int]]     # (index, wire.SKIP_*, bytes taken or the skip's value)
     written: int                          # document bytes made (written to out_fd, or len(document))
     write_errno: int                      # a failed write to out_fd stopped the call (0: none)
+    counts: Counts | None = None          # with counting
 
 
 class _Writer:
@@ -474,7 +543,8 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
           checks: Checks | None = None, out_fd: int | None = None, continues: bool = False, *,
           fmt: str = "markdown", raw: bool = False, line_numbers: bool = False,
           open: bool = True, close: bool = True, first_index: int = 1,
-          tree: bool = False, tree_files: Sequence[tuple[bytes, int]] = ()) -> Built:
+          tree: bool = False, tree_files: Sequence[tuple[bytes, int]] = (),
+          counting: Counting | None = None) -> Built:
     """The aggregate op: the document (or, with out_fd, the document written
     there as it is made), the (index, errno) of each input that could not be
     read, the (index, skip, value) of every other; PipelineError past
@@ -482,7 +552,8 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
     `open` / `close` write the format's wrapper; `first_index` numbers the
     first section (xml); `continues`: a section precedes this call's.
     `tree` (with `close`): the tree and summary of `tree_files` (earlier
-    calls' (path, bytes)) and this call's files at the end."""
+    calls' (path, bytes)) and this call's files at the end. `counting`
+    counts the document's tokens as it is made."""
     if checks is not None:
         checks = checks._replace(bom_text=not raw)
     avoid = file_identity(out_fd) if checks and out_fd is not None else None
@@ -491,6 +562,8 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
     if tree and fmt == "json":
         opening = b'{"files": ['
     sections: list[bytes] = [opening] if open and opening else []
+    if counting is not None and sections:
+        counting.feed(opening, OWNER_WRAPPER)
     if writer is not None and sections:
         writer.add(sections.pop())
     unreadable, files = [], []
@@ -520,6 +593,8 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
         first = False
         index += 1
         files.append((position, SKIP_NONE, len(data)))
+        if counting is not None:
+            counting.feed(piece, position)
         if writer is not None:
             writer.add(piece)
             continue
@@ -532,15 +607,18 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
         if tree:
             taken = list(tree_files) + [(inputs[i].path, n) for i, skip, n in files if skip == SKIP_NONE]
             end = footer(fmt, taken, not first) + (b"" if fmt == "json" else closing)
+        if counting is not None:
+            counting.feed(end, OWNER_WRAPPER)
         if writer is not None:
             writer.add(end)
         else:
             sections.append(end)
+    counts = counting.counts() if counting is not None else None
     if writer is not None:
         if not writer.errno:
             writer.flush()
-        return Built(b"", unreadable, files, writer.written, writer.errno)
+        return Built(b"", unreadable, files, writer.written, writer.errno, counts)
     document = b"".join(sections)
     if response_bytes(document, len(unreadable), len(files)) > LIMIT_OUTPUT_BYTES:
         raise output_limit_error()
-    return Built(document, unreadable, files, len(document), 0)
+    return Built(document, unreadable, files, len(document), 0, counts)

@@ -15,10 +15,22 @@
  *
  * Part 1: inputs that could not be read, records "Ii" (index, errno); an
  * input past LIMIT_INPUT_BYTES (inline ones too) is one, with EFBIG.
- * Part 2: every other input, records "IBQ" (index, Skip, value: the bytes
- * of a taken input, else its skip_value).
- * Part 3: one record "Qi": document bytes written, and the errno of a
- * failed write to out_fd (0 if none; the call stops there). */
+ * Part 2: every other input, records "IBQQ" (index, Skip, value: the bytes
+ * of a taken input, else its skip_value; tokens, below).
+ * Part 3: one record "QiQQis": document bytes written, and the errno of a
+ * failed write to out_fd (0 if none; the call stops there); then the token
+ * counts below (zeros and an empty carry without `vocab`).
+ *
+ * Token counts (parameters vocab, encoding: as the tokens op reads them;
+ * count_carry): the document is counted as it is written, in units that
+ * begin where tiktoken's pre-tokenization of o200k and cl100k cannot join
+ * across (unit_start; docs/tokens.md, "Counts of a document"), so that the
+ * counts of the units add up to the document's. A unit's tokens go to the
+ * input in whose section it begins (part 2's tokens column). The unit that
+ * has not ended when the request does is the carry: part 3 holds the tokens
+ * of this request, of which `carried` were of count_carry's unit (the
+ * carry of the request before, which this one goes on with), the input the
+ * carry began in (-1: the wrapper, -2: count_carry's) and its bytes. */
 #include "op.h"
 #include "summary.h"
 
@@ -43,6 +55,8 @@ Struct_(BuildOpts) {
     B4 line_numbers;      /* number the lines of full-mode bodies */
     B4 tree;              /* with close: the tree of the document's files and a summary line at its end */
     Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
+    B4 counting;          /* vocab given: count the document's tokens */
+    Str8 count_carry;     /* the unit the request before left open */
 };
 
 Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
@@ -400,13 +414,108 @@ static Str8 numbered(Arena *arena, Str8 s) {
     return str8(out ? out : s.ptr, n);
 }
 
+/* ---- token counts --------------------------------------------------------- */
+
+enum { OWNER_WRAPPER = -1, OWNER_CARRIED = -2 };
+
+/* Can a unit begin at a byte c that follows `before`? After a LF, at an
+ * ASCII character that is not a space, a control or '/': no alternative of
+ * either pattern goes on past a LF into such a character (letters and
+ * punctuation runs stop at a LF, a run of whitespace at a non-space, and
+ * the only thing a punctuation run takes after its LFs is more CR, LF and
+ * '/'), and none looks past it. */
+IA_ B4 unit_start(U1 before, U1 c) { return before == '\n' && c > 0x20 && c < 0x7f && c != '/'; }
+
+Struct_(Counting) {
+    TokCounter *tok;
+    Arena carry_arena;    /* the carry's bytes, emptied with it */
+    Xar carry;            /* the unit not ended yet */
+    S4 owner;             /* the input it began in, or OWNER_* */
+    U1 last;              /* the byte before the next one fed */
+    U8 tokens;            /* counted in this request */
+    U8 carried;           /* of those, count_carry's unit */
+    U8 *per_input;
+};
+
+static B4 count_add(Ctx *ctx, Counting *c, Str8 text, S4 owner, Arena *temp) {
+    U8 n = 0;
+    if (!tok_count(c->tok, text, temp, 0, &n)) return 0;
+    c->tokens += n;
+    if (owner == OWNER_CARRIED) c->carried += n;
+    else if (owner >= 0) c->per_input[owner] += n;
+    return !ctx->arena->failed;
+}
+
+static B4 carry_append(Ctx *ctx, Counting *c, U1 const *p, U8 n) {
+    if (n == 0 || xar_append(&c->carry, p, n)) return 1;
+    ctx->arena->failed = c->carry_arena.failed;
+    return 0;
+}
+
+/* The carry and text[0, end) are one unit: count it, for the carry's owner. */
+static B4 count_close_carry(Ctx *ctx, Counting *c, Str8 text, U8 end, Arena *temp) {
+    if (!c->carry.len) return end == 0 || count_add(ctx, c, str8_prefix(text, end), c->owner, temp);
+    if (!carry_append(ctx, c, text.ptr, end)) return 0;
+    Str8 unit = xar_contiguous(&c->carry, &c->carry_arena);
+    if (c->carry_arena.failed) ctx->arena->failed = c->carry_arena.failed;
+    B4 ok = !ctx->arena->failed && count_add(ctx, c, unit, c->owner, temp);
+    arena_reset(&c->carry_arena);
+    c->carry = (Xar){ .arena = &c->carry_arena };
+    return ok;
+}
+
+/* Count the next bytes of the document, written for `owner`'s section. */
+static B4 count_feed(Ctx *ctx, Counting *c, Str8 text, S4 owner, Arena *temp) {
+    if (!c || text.len == 0) return 1;
+    U8 first = text.len, last = text.len;
+    U1 before = c->last;
+    for (U8 i = 0; i < text.len; i += 1) {
+        if (unit_start(before, text.ptr[i])) { first = i; break; }
+        before = text.ptr[i];
+    }
+    for (U8 i = text.len; i-- > first + 1;) {
+        if (unit_start(text.ptr[i - 1], text.ptr[i])) { last = i; break; }
+    }
+    if (last == text.len) last = first;
+    c->last = text.ptr[text.len - 1];
+    /* with no carry, the unit text begins with is owner's */
+    if (!c->carry.len) c->owner = owner;
+    if (first == text.len) return carry_append(ctx, c, text.ptr, text.len);   /* no unit begins here */
+    if (!count_close_carry(ctx, c, text, first, temp)) return 0;
+    if (last > first && !count_add(ctx, c, str8(text.ptr + first, last - first), owner, temp)) return 0;
+    c->owner = owner;
+    return carry_append(ctx, c, text.ptr + last, text.len - last);
+}
+
+/* Feed bytes [at, len) of a Xar, chunk by chunk. */
+static B4 count_feed_xar(Ctx *ctx, Counting *c, Xar const *xar, U8 at, S4 owner, Arena *temp) {
+    while (c && at < xar->len) {
+        U4 k = xar_chunk_of(at);
+        U8 off = at - xar_chunk_start(k);
+        U8 n = min_(xar->len - at, xar_chunk_size(k) - off);
+        if (!count_feed(ctx, c, str8(xar->chunks[k] + off, n), owner, temp)) return 0;
+        at += n;
+    }
+    return 1;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
-/* Pending document (part 0 after its length field) out to the descriptor. */
-Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; };
+/* Pending document (part 0 after its length field) out to the descriptor;
+ * with counting, each byte is fed to the count before it is written:
+ * ctx->out up to fed_to has been, for `owner`'s section. */
+Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; Counting *count; U8 fed_to; S4 owner; Arena *temp; };
+
+static B4 sink_count(Ctx *ctx, Sink *sink) {
+    B4 ok = count_feed_xar(ctx, sink->count, ctx->out, sink->fed_to, sink->owner, sink->temp);
+    sink->fed_to = ctx->out->len;
+    return ok;
+}
 
 static B4 sink_flush(Ctx *ctx, Sink *sink) {
+    if (!sink_count(ctx, sink)) return 0;
     if (sink->fd < 0 || sink->err) return !sink->err;
+    sink->fed_to = sink->body_at;
     U8 pending = ctx->out->len - sink->body_at;
     if (!xar_write_fd(ctx->out, sink->body_at, sink->fd, &sink->err)) return 0;
     sink->written += pending;
@@ -417,7 +526,8 @@ static B4 sink_flush(Ctx *ctx, Sink *sink) {
 /* A large body goes to the descriptor from where it lies, uncopied. */
 static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
     if (sink->fd < 0 || body.len < DIRECT_BYTES) return ctx_str8(ctx, body);
-    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
+    if (!sink_flush(ctx, sink) || !count_feed(ctx, sink->count, body, sink->owner, sink->temp)) return 0;
+    if (!fd_write_all(sink->fd, body.ptr, body.len, &sink->err)) return 0;
     sink->written += body.len;
     return 1;
 }
@@ -970,58 +1080,118 @@ static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *i
     return ok;
 }
 
-B4 op_aggregate(Ctx *ctx) {
-    BuildOpts opts = { 0 };
-    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)
-        || !parse_format_params(ctx, &opts)) return 0;
-    opts.checks.bom_text = !opts.raw;
-    FormatDef const *format = &FORMATS[opts.format];
+/* vocab, encoding, count_carry: the counter (0 without vocab), its carry begun. */
+static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **out) {
+    Str8 v;
+    *out = 0;
+    ctx_param(ctx, "count_carry", &opts->count_carry);
+    if (!ctx_param(ctx, "vocab", &v)) {
+        if (opts->count_carry.len) return ctx_fail(ctx, Code_BadParam, "parameter count_carry: no vocab to count with");
+        return 1;
+    }
+    U8 bytes = 0;
+    for (U4 i = 0; i < ctx->req->input_count; i += 1) {
+        Input const *in = &ctx->req->inputs[i];
+        bytes += in->kind == InputKind_Inline ? in->data.len : (U8)1 << 20;
+    }
+    c->tok = tok_counter(ctx, ctx->arena, bytes);
+    c->per_input = farena_push_array(ctx->arena, U8, ctx->req->input_count + 1, .zero = 1);
+    if (!c->tok || !c->per_input) return 0;
+    c->carry = (Xar){ .arena = &c->carry_arena };
+    c->owner = OWNER_WRAPPER, c->last = '\n';
+    if (opts->count_carry.len) {
+        c->owner = OWNER_CARRIED, c->last = opts->count_carry.ptr[opts->count_carry.len - 1];
+        if (!carry_append(ctx, c, opts->count_carry.ptr, opts->count_carry.len)) return 0;
+    }
+    opts->counting = 1;
+    *out = c;
+    return 1;
+}
+
+/* What follows is written for `owner`'s section: count what precedes first. */
+static B4 sink_owner(Ctx *ctx, Sink *sink, S4 owner) {
+    B4 ok = sink_count(ctx, sink);
+    sink->owner = owner;
+    return ok;
+}
+
+static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
     Request *req = ctx->req;
-    Arena scratch = { 0 };
-
-    ctx_part_begin(ctx);
-    Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len };
-    if (opts.open) ctx_str8(ctx, opts.tree && opts.format == Format_Json ? str8_lit("{\"files\": [") : format->open);
-    B4 first = !opts.continues;
-    U8 index = opts.first_index;
-    for (U4 i = 0; i < req->input_count && !sink.err; i += 1) {
-        Input *input = &req->inputs[i];
-        Section sec = { .index = index };
-        if (load_section(ctx, &scratch, &opts, input, &sec)) {
-            if (!first) ctx_str8(ctx, format->separator);
-            first = 0;
-            index += 1;
-            format->section(ctx, &sink, &opts, &sec);
-            if (ctx->out->len - sink.body_at >= FLUSH_BYTES) sink_flush(ctx, &sink);
-            input->skip_value = input->data.len;
-        }
-        input->data = str8(0, 0);
-        arena_reset(&scratch);
-        if (ctx->code != Code_Ok || ctx->arena->failed) { arena_release(&scratch); return 0; }
-    }
-    arena_release(&scratch);
-    if (opts.close && !sink.err) {
-        if (opts.tree && !write_footer(ctx, &opts, !first)) return 0;
-        /* json with a tree: the footer closed the array and the object */
-        if (!(opts.tree && opts.format == Format_Json)) ctx_str8(ctx, format->close);
-    }
-    sink_flush(ctx, &sink);
-    if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
-    ctx_part_end(ctx);
-
     ctx_records_begin(ctx, "Ii");
     for (U4 i = 0; i < req->input_count; i += 1) {
         Input const *in = &req->inputs[i];
         if (in->loaded && in->load_errno) ctx_rec_u4(ctx, i), ctx_rec_s4(ctx, in->load_errno);
     }
     ctx_records_end(ctx);
-    ctx_records_begin(ctx, "IBQ");
+    ctx_records_begin(ctx, "IBQQ");
     for (U4 i = 0; i < req->input_count; i += 1) {
         Input const *in = &req->inputs[i];
-        if (in->loaded && !in->load_errno) ctx_rec_u4(ctx, i), ctx_rec_u1(ctx, in->skip), ctx_rec_u8(ctx, in->skip_value);
+        if (in->loaded && !in->load_errno)
+            ctx_rec_u4(ctx, i), ctx_rec_u1(ctx, in->skip), ctx_rec_u8(ctx, in->skip_value), ctx_rec_u8(ctx, count ? count->per_input[i] : 0);
     }
     ctx_records_end(ctx);
-    ctx_records_begin(ctx, "Qi");
-    ctx_rec_u8(ctx, sink.written), ctx_rec_s4(ctx, sink.err);
+    ctx_records_begin(ctx, "QiQQis");
+    ctx_rec_u8(ctx, sink->written), ctx_rec_s4(ctx, sink->err);
+    ctx_rec_u8(ctx, count ? count->tokens : 0), ctx_rec_u8(ctx, count ? count->carried : 0);
+    ctx_rec_s4(ctx, count ? count->owner : OWNER_WRAPPER);
+    ctx_rec_bytes(ctx, count ? xar_contiguous(&count->carry, ctx->arena) : str8(0, 0));
     return ctx_records_end(ctx);
+}
+
+static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena *scratch) {
+    FormatDef const *format = &FORMATS[opts->format];
+    Request *req = ctx->req;
+    if (opts->open) ctx_str8(ctx, opts->tree && opts->format == Format_Json ? str8_lit("{\"files\": [") : format->open);
+    B4 first = !opts->continues;
+    U8 index = opts->first_index;
+    for (U4 i = 0; i < req->input_count && !sink->err; i += 1) {
+        Input *input = &req->inputs[i];
+        Section sec = { .index = index };
+        if (load_section(ctx, scratch, opts, input, &sec)) {
+            sink_owner(ctx, sink, (S4)i);
+            if (!first) ctx_str8(ctx, format->separator);
+            first = 0;
+            index += 1;
+            format->section(ctx, sink, opts, &sec);
+            if (ctx->out->len - sink->body_at >= FLUSH_BYTES) sink_flush(ctx, sink);
+            else sink_count(ctx, sink);
+            input->skip_value = input->data.len;
+        }
+        input->data = str8(0, 0);
+        arena_reset(scratch);
+        if (ctx->code != Code_Ok || ctx->arena->failed) return 0;
+    }
+    sink_owner(ctx, sink, OWNER_WRAPPER);
+    if (opts->close && !sink->err) {
+        if (opts->tree && !write_footer(ctx, opts, !first)) return 0;
+        /* json with a tree: the footer closed the array and the object */
+        if (!(opts->tree && opts->format == Format_Json)) ctx_str8(ctx, format->close);
+    }
+    sink_flush(ctx, sink);
+    return ctx->code == Code_Ok && !ctx->arena->failed;
+}
+
+B4 op_aggregate(Ctx *ctx) {
+    BuildOpts opts = { 0 };
+    Counting counting = { 0 }, *count = 0;
+    if (!parse_langs(ctx, &opts.langs) || !parse_mode_param(ctx, &opts.mode) || !parse_stream_params(ctx, &opts)
+        || !parse_format_params(ctx, &opts) || !parse_count_params(ctx, &opts, &counting, &count)) {
+        arena_release(&counting.carry_arena);
+        return 0;
+    }
+    opts.checks.bom_text = !opts.raw;
+    Arena scratch = { 0 };
+
+    ctx_part_begin(ctx);
+    Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len, .count = count, .fed_to = ctx->out->len,
+                  .owner = OWNER_WRAPPER, .temp = &scratch };
+    B4 ok = aggregate_sections(ctx, &opts, &sink, &scratch);
+    arena_release(&scratch);
+    if (ok) {
+        if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
+        ctx_part_end(ctx);
+        ok = write_records(ctx, &sink, count);
+    }
+    arena_release(&counting.carry_arena);
+    return ok;
 }

@@ -225,6 +225,15 @@ OpEntry const *op_lookup(Str8 name);
  * value is malformed or memory runs out. */
 TokVocab *tok_vocab_new(U1 const *ranks, U8 len);
 void tok_vocab_free(TokVocab *vocab);
+/* A token counter for another op, from its `encoding` and `vocab`
+ * parameters (as the tokens op reads them; vocab required), its memory in
+ * `arena`, its memo sized for about `bytes` of text; 0 on failure (set in
+ * ctx). tok_count adds the tokens of `data` (read as Python's
+ * decode("utf-8", "replace") reads it; a U+FFFD copy goes in `temp`) to
+ * *total; `about`, if not 0, is the input an error names. */
+typedef struct TokCounter TokCounter;
+TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes);
+B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total);
 
 #define OP_(name, id) B4 op_##name(Ctx *ctx);
 #include "op_table.h"

@@ -68,8 +68,9 @@ Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
  * rank of those bytes, or TOK_NO_RANK. Words share their parts ("ing"). */
 Struct_(TokRankMemo) { U8 w0, w1; U4 len; U4 rank; };
 
-Struct_(Tok) {
+Struct_(TokCounter) {
     Ctx *ctx;
+    Arena *arena;      /* the memo and the merge scratch: the counter's life */
     TokMemo *memo;
     TokRankMemo *rank_memo;
     U8 memo_mask;
@@ -204,9 +205,9 @@ void tok_vocab_free(TokVocab *vocab) {
     arena_release(&arena);
 }
 
-static B4 tok_use_ranks(Tok *k, Str8 blob) {
+static B4 tok_use_ranks(TokCounter *k, Str8 blob) {
     Ctx *ctx = k->ctx;
-    TokBadAt bad = tok_table_build(ctx->arena, blob, &k->table);
+    TokBadAt bad = tok_table_build(k->arena, blob, &k->table);
     switch (bad.why) {
     case TokBad_None: break;
     case TokBad_Length:
@@ -223,7 +224,7 @@ static B4 tok_use_ranks(Tok *k, Str8 blob) {
 /* ---- byte-pair merging ---------------------------------------------------- */
 
 /* tok_rank through the call's rank memo. */
-static U4 tok_rank_m(Tok *k, U1 const *p, U8 n) {
+static U4 tok_rank_m(TokCounter *k, U1 const *p, U8 n) {
     if (n == 2) return k->table.pair2[(U4)p[0] << 8 | p[1]];
     if (n > TOK_MEMO_BYTES || n == 0) return tok_rank(&k->table, p, n);
     U8 key = tok_key(p, n), tail = tok_tail(p, n);
@@ -235,11 +236,11 @@ static U4 tok_rank_m(Tok *k, U1 const *p, U8 n) {
     return rank;
 }
 
-static B4 tok_scratch_fit(Tok *k, U8 n) {
+static B4 tok_scratch_fit(TokCounter *k, U8 n) {
     TokScratch *s = &k->scratch;
     if (n <= s->cap) return 1;
     U8 cap = max_(n, s->cap * 2);
-    Arena *arena = k->ctx->arena;
+    Arena *arena = k->arena;
     s->next = farena_push_array(arena, U4, cap + 1);
     s->prev = farena_push_array(arena, U4, cap + 1);
     s->pair = farena_push_array(arena, U4, cap + 1);
@@ -278,7 +279,7 @@ static U8 tok_heap_pop(U8 *heap, U8 *len) {
 
 /* The rank of the parts starting at `start` and at next[start] joined, or
  * TOK_NO_RANK (also when `start` is the last part). */
-IA_ U4 tok_pair_rank(Tok *k, U4 const *next, U1 const *p, U4 n, U4 start) {
+IA_ U4 tok_pair_rank(TokCounter *k, U4 const *next, U1 const *p, U4 n, U4 start) {
     U4 mid = next[start];
     if (mid >= n) return TOK_NO_RANK;
     return tok_rank_m(k, p + start, (U8)next[mid] - start);
@@ -288,7 +289,7 @@ IA_ U4 tok_pair_rank(Tok *k, U4 const *next, U1 const *p, U4 n, U4 start) {
  * merge with a heap of pairs by (rank, start), as tiktoken's
  * _byte_pair_merge_large (its short-piece loop merges in the same order).
  * Returns 0 when the scratch does not fit in memory. */
-static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
+static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 *count) {
     if (!tok_scratch_fit(k, n)) return 0;
     TokTable const *t = &k->table;
     U4 *next = k->scratch.next, *prev = k->scratch.prev, *pair = k->scratch.pair;
@@ -325,7 +326,7 @@ static B4 tok_merge_count(Tok *k, U1 const *p, U4 n, U8 *count) {
  * on arrays on the stack. */
 enum { TOK_SHORT = 48 };
 
-static void tok_merge_short(Tok *k, U1 const *p, U4 n, U8 *count) {
+static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 *count) {
     U4 const *pair2 = k->table.pair2;
     U4 start[TOK_SHORT + 1];
     U4 rank[TOK_SHORT + 1];
@@ -348,14 +349,14 @@ static void tok_merge_short(Tok *k, U1 const *p, U4 n, U8 *count) {
 }
 
 /* The count of a piece that is not a token; n >= 2. */
-static B4 tok_count_merged(Tok *k, U1 const *p, U8 n, U8 *count) {
+static B4 tok_count_merged(TokCounter *k, U1 const *p, U8 n, U8 *count) {
     if (n <= TOK_SHORT) { tok_merge_short(k, p, (U4)n, count); return 1; }
     return tok_merge_count(k, p, (U4)n, count);
 }
 
 /* The count of a piece of 2 to TOK_MEMO_BYTES bytes that missed the memo
  * (key, tail, h: its tok_key, tok_tail, tok_mix); the memo learns it. */
-static B4 tok_count_short(Tok *k, U1 const *p, U8 n, U8 key, U8 tail, U8 h, U8 *count) {
+static B4 tok_count_short(TokCounter *k, U1 const *p, U8 n, U8 key, U8 tail, U8 h, U8 *count) {
     U8 c = 0;
     if (n == 2 ? tok_rank(&k->table, p, n) != TOK_NO_RANK : tok_rank_h(&k->table, p, n, key, h) != TOK_NO_RANK) c = 1;
     else if (!tok_count_merged(k, p, n, &c)) return 0;
@@ -365,7 +366,7 @@ static B4 tok_count_short(Tok *k, U1 const *p, U8 n, U8 key, U8 tail, U8 h, U8 *
 }
 
 /* Any piece, without the memo's batching (pieces over TOK_MEMO_BYTES). */
-static B4 tok_count_piece(Tok *k, U1 const *p, U8 n, U8 *count) {
+static B4 tok_count_piece(TokCounter *k, U1 const *p, U8 n, U8 *count) {
     if (!k->has_table || n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
     if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
     return tok_count_merged(k, p, n, count);
@@ -386,7 +387,7 @@ IA_ void tok_prefetch(void const *p) {
 }
 
 /* Count a batch of short pieces (2 to TOK_MEMO_BYTES bytes each) of t. */
-static B4 tok_count_batch(Tok *k, U1 const *t, TokPiece *b, U4 count_in, U8 *count) {
+static B4 tok_count_batch(TokCounter *k, U1 const *t, TokPiece *b, U4 count_in, U8 *count) {
     U4 miss[TOK_BATCH], misses = 0;
     for (U4 j = 0; j < count_in; j += 1) {
         TokMemo const *m = &k->memo[(b[j].h >> 20) & k->memo_mask];
@@ -578,14 +579,14 @@ static S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
 
 /* ---- the op -------------------------------------------------------------- */
 
-/* Valid UTF-8 of the input: itself, or a copy with each maximal invalid
- * subpart replaced by U+FFFD. */
-static B4 tok_text(Ctx *ctx, Str8 data, Str8 *out) {
+/* Valid UTF-8 of the text: itself, or a copy in `temp` with each maximal
+ * invalid subpart replaced by U+FFFD. */
+static B4 tok_text(Ctx *ctx, Arena *temp, Str8 data, Str8 *out) {
     U8 valid = utf8_valid_len(data);
     if (valid == data.len) { *out = data; return 1; }
     /* at most 3 bytes out per byte in */
     if (data.len > ((U8)1 << 62) / 3) return ctx_fail(ctx, Code_Limit, "input too large");
-    U1 *dst = farena_push(ctx->arena, data.len * 3);
+    U1 *dst = farena_push(temp, data.len * 3);
     if (!dst) return 0;
     memcpy(dst, data.ptr, (size_t)valid);
     U8 o = valid;
@@ -598,12 +599,14 @@ static B4 tok_text(Ctx *ctx, Str8 data, Str8 *out) {
     return 1;
 }
 
-static B4 tok_input(Ctx *ctx, Input *input, void *state) {
-    Tok *k = state;
+B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total) {
     Str8 text;
-    if (!tok_text(ctx, input->data, &text)) return 0;
+    if (!tok_text(k->ctx, temp, data, &text)) return 0;
     /* positions are S8; pieces index U4 arrays: text under 4 GiB (inputs are capped at 2 GiB) */
-    if (text.len >= ((U8)1 << 32)) return ctx_fail_input(ctx, Code_Limit, input, "text of %llu bytes", (unsigned long long)text.len);
+    if (text.len >= ((U8)1 << 32)) {
+        if (about) return ctx_fail_input(k->ctx, Code_Limit, about, "text of %llu bytes", (unsigned long long)text.len);
+        return ctx_fail(k->ctx, Code_Limit, "text of %llu bytes", (unsigned long long)text.len);
+    }
     U1 const *t = text.ptr;
     S8 n = (S8)text.len, i = 0;
     U8 count = 0;
@@ -628,16 +631,24 @@ static B4 tok_input(Ctx *ctx, Input *input, void *state) {
         i = e;
     }
     if (batched && !tok_count_batch(k, t, batch, batched, &count)) return 0;
-    return ctx_rec_u8(ctx, count);
+    *total += count;
+    return 1;
 }
 
-B4 op_tokens(Ctx *ctx) {
-    Tok k = { .ctx = ctx };
+static B4 tok_input(Ctx *ctx, Input *input, void *state) {
+    TokCounter *k = state;
+    U8 count = 0;
+    return tok_count(k, input->data, ctx->arena, input, &count) && ctx_rec_u8(ctx, count);
+}
+
+/* encoding, vocab / ranks (when allowed) of the current op, and the memo:
+ * about one entry per 8 bytes of text, 256 to TOK_MEMO_SLOTS. */
+static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     Str8 value;
     U8 index;
     if (ctx_param(ctx, "encoding", &value)) {
-        if (str8_eq(value, str8_lit("o200k_base"))) k.encoding = TokEncoding_O200k;
-        else if (str8_eq(value, str8_lit("cl100k_base"))) k.encoding = TokEncoding_Cl100k;
+        if (str8_eq(value, str8_lit("o200k_base"))) k->encoding = TokEncoding_O200k;
+        else if (str8_eq(value, str8_lit("cl100k_base"))) k->encoding = TokEncoding_Cl100k;
         else return ctx_fail(ctx, Code_BadParam, "unknown encoding (known: o200k_base, cl100k_base)");
     }
     if (ctx_param(ctx, "vocab", &value)) {
@@ -645,19 +656,33 @@ B4 op_tokens(Ctx *ctx) {
         if (!parse_u8_decimal(value, &index) || index >= ctx->vocab_count)
             return ctx_fail(ctx, Code_BadParam, "vocab: no vocabulary %.*s attached to this context (%u are)",
                             (int)min_(value.len, 20), (char const *)value.ptr, ctx->vocab_count);
-        k.table = ctx->vocabs[index]->table;
-        k.has_table = 1;
-    } else if (ctx_param(ctx, "ranks", &value) && !tok_use_ranks(&k, value)) return 0;
-    if (k.has_table) {
-        /* the memo: about one entry per 8 bytes of inline input, 256 to TOK_MEMO_SLOTS */
-        U8 bytes = 0;
-        for (U4 i = 0; i < ctx->req->input_count; i += 1)
-            bytes += ctx->req->inputs[i].kind == InputKind_Inline ? ctx->req->inputs[i].data.len : (U8)1 << 20;
-        k.memo_mask = 255;
-        while (k.memo_mask + 1 < TOK_MEMO_SLOTS && (k.memo_mask + 1) * 8 < bytes) k.memo_mask = k.memo_mask * 2 + 1;
-        k.memo = farena_push_array(ctx->arena, TokMemo, k.memo_mask + 1, .zero = 1);
-        k.rank_memo = farena_push_array(ctx->arena, TokRankMemo, k.memo_mask + 1, .zero = 1);
-        if (!k.memo || !k.rank_memo) return 0;
+        k->table = ctx->vocabs[index]->table;
+        k->has_table = 1;
+    } else if (ranks_allowed && ctx_param(ctx, "ranks", &value)) {
+        if (!tok_use_ranks(k, value)) return 0;
     }
+    if (!k->has_table) return 1;
+    k->memo_mask = 255;
+    while (k->memo_mask + 1 < TOK_MEMO_SLOTS && (k->memo_mask + 1) * 8 < bytes) k->memo_mask = k->memo_mask * 2 + 1;
+    k->memo = farena_push_array(k->arena, TokMemo, k->memo_mask + 1, .zero = 1);
+    k->rank_memo = farena_push_array(k->arena, TokRankMemo, k->memo_mask + 1, .zero = 1);
+    return k->memo && k->rank_memo;
+}
+
+TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {
+    TokCounter *k = farena_push_array(arena, TokCounter, 1, .zero = 1);
+    if (!k) return 0;
+    k->ctx = ctx, k->arena = arena;
+    if (!tok_setup(ctx, k, bytes, 0)) return 0;
+    if (!k->has_table) { ctx_fail(ctx, Code_BadParam, "vocab: counting tokens needs an attached vocabulary"); return 0; }
+    return k;
+}
+
+B4 op_tokens(Ctx *ctx) {
+    TokCounter k = { .ctx = ctx, .arena = ctx->arena };
+    U8 bytes = 0;
+    for (U4 i = 0; i < ctx->req->input_count; i += 1)
+        bytes += ctx->req->inputs[i].kind == InputKind_Inline ? ctx->req->inputs[i].data.len : (U8)1 << 20;
+    if (!tok_setup(ctx, &k, bytes, 1)) return 0;
     return ctx_records_begin(ctx, "Q") && ctx_each_input(ctx, tok_input, &k) && ctx_records_end(ctx);
 }

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from . import dispatch, native, wire
-from .errors import InputError
+from .errors import BackendUnavailable, InputError
 from .fallbacks import aggregate as _fallback
 from .fallbacks import summary as _summary
 
@@ -123,6 +123,71 @@ def _style(format: str, raw: bool, line_numbers: bool, tree: bool = False) -> St
     return Style(format, bool(raw), bool(line_numbers), bool(tree))
 
 
+class CountSpec(NamedTuple):
+    """Count the document's tokens: in this encoding, with these ranks (None: found as count_tokens finds them)."""
+    encoding: str = "o200k_base"
+    ranks: str | None = None
+
+    def counter(self):
+        """A function bytes -> tokens (either path: their counts are equal)."""
+        from . import tokens
+        return lambda data: tokens.count_tokens_many([data], self.encoding, ranks=self.ranks)[0]
+
+    def fallback_counter(self):
+        from . import tokens
+        from .fallbacks import tokens as fallback_tokens
+        ranks = lambda: tokens._ranks(self.encoding, self.ranks).ranks   # noqa: E731
+        enc = fallback_tokens.encoding(self.encoding, ranks)
+        return lambda data: len(enc.encode_ordinary(data.decode("utf-8", "replace")))
+
+    def vocab(self) -> int | None:
+        """The native vocabulary's index in this thread's context (None: cannot count natively)."""
+        from . import tokens
+        return native.vocab_index(f"{self.encoding}:{self.ranks}", lambda: tokens._ranks(self.encoding, self.ranks).blob)
+
+
+class _Tally:
+    """The counts of the requests of one document, in order: each request
+    goes on with the unit the one before left open (its carry). Files are
+    keyed by the caller (`key_of` maps a request's input index to a key);
+    WRAPPER collects the wrapper's tokens, CARRIED those of a unit begun
+    before the first request."""
+
+    WRAPPER, CARRIED = _fallback.OWNER_WRAPPER, _fallback.OWNER_CARRIED
+
+    def __init__(self, carry: bytes = b""):
+        self.per: dict[Any, int] = {}
+        self.tokens = self.carried = self.wrapper = 0
+        self.carry = carry
+        self.owner: Any = self.CARRIED if carry else self.WRAPPER
+
+    def give(self, key: Any, n: int) -> None:
+        if key == self.WRAPPER:
+            self.wrapper += n
+        elif key == self.CARRIED:
+            self.carried += n
+        else:
+            self.per[key] = self.per.get(key, 0) + n
+
+    def add(self, counts: _fallback.Counts, key_of: Any) -> None:
+        self.tokens += counts.tokens
+        self.give(self.owner, counts.carried)
+        for i, n in counts.per_input.items():
+            self.give(key_of(i), n)
+        if counts.owner != self.CARRIED:
+            self.owner = self.WRAPPER if counts.owner == self.WRAPPER else key_of(counts.owner)
+        self.carry = counts.carry
+
+    def finish(self, count: Any, tail: bytes = b"") -> None:
+        """Count the carry (and `tail`, what follows the last request), for its owner."""
+        text = self.carry + tail
+        if text:
+            n = count(text)
+            self.tokens += n
+            self.give(self.owner, n)
+        self.carry = b""
+
+
 def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
             out_fd: int | None, style: Style = DEFAULT_STYLE) -> dict[str, str | bytes]:
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
@@ -146,18 +211,26 @@ def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks |
 def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None = None,
             out_fd: int | None = None, continues: bool = False, *, style: Style = DEFAULT_STYLE,
             open: bool = True, close: bool = True, first_index: int = 1,
-            tree_files: list[tuple[bytes, int]] | None = None) -> _fallback.Built:
+            tree_files: list[tuple[bytes, int]] | None = None, count: CountSpec | None = None,
+            carry: bytes = b"") -> _fallback.Built:
     """The native answer for any number of items, in as many requests as the
     wire's limits need, each continuing the document of the one before: the
     answer one request would give (the wrapper opened by the first, closed
     by the last, sections numbered on, the tree of all of them and of
     `tree_files` (earlier calls' files) written by the last). Inline content past
     LIMIT_INPUT_BYTES is not sent: EFBIG, as the C side (and the fallback)
-    answers it."""
+    answers it. `count`: count the tokens too, going on with `carry`."""
     limit = _fallback.LIMIT_INPUT_BYTES
     unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
     params = _params(mode, languages, checks, out_fd, style)
+    tally = None
+    if count is not None:
+        vocab = count.vocab()
+        if vocab is None:
+            raise BackendUnavailable("the native path counts tokens only in-process")
+        params.update(vocab=str(vocab), encoding=count.encoding)
+        tally = _Tally(carry)
     wrapped = style.closes
     earlier = list(tree_files or [])
     documents: list[bytes] = []
@@ -178,12 +251,18 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
                 params["first_index"] = str(first_index + taken)
             if style.tree and close and batch_pair is None:
                 params["tree_files"] = _fallback.encode_tree_files(earlier)
-        document, bad, answered, counts = native.run([("aggregate", params)], batch)
-        ((total, failed),) = wire.decode_records(counts)
+        if tally is not None and tally.carry:
+            params["count_carry"] = tally.carry
+        document, bad, answered, totals = native.run([("aggregate", params)], batch)
+        ((total, failed, tokens, carried, owner, left),) = wire.decode_records(totals)
         documents.append(document)
         unreadable += [(index[j], err) for j, err in wire.decode_records(bad)]
-        rows = [(index[j], skip, value) for j, skip, value in wire.decode_records(answered)]
+        answered_rows = wire.decode_records(answered)
+        rows = [(index[j], skip, value) for j, skip, value, _ in answered_rows]
         files += rows
+        if tally is not None:
+            per = {j: n for j, skip, _, n in answered_rows if n}
+            tally.add(_fallback.Counts(per, tokens, carried, owner, left), index.__getitem__)
         taken += sum(skip == wire.SKIP_NONE for _, skip, _ in rows)
         if style.tree:
             earlier += [(inputs[i].path, value) for i, skip, value in rows if skip == wire.SKIP_NONE]
@@ -198,7 +277,10 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
     document = documents[0] if len(documents) == 1 else b"".join(documents)
     if out_fd is None and _fallback.response_bytes(document, len(unreadable), len(files)) > _fallback.LIMIT_OUTPUT_BYTES:
         raise _fallback.output_limit_error()
-    return _fallback.Built(document, unreadable, files, written, write_errno)
+    counted = None
+    if tally is not None:
+        counted = _fallback.Counts(tally.per, tally.tokens, tally.carried, tally.owner, tally.carry)
+    return _fallback.Built(document, unreadable, files, written, write_errno, counted)
 
 
 def _variant(inputs: list[wire.Input], mode: int) -> str:
@@ -304,6 +386,8 @@ class AggregateReport(NamedTuple):
     skipped: list[Any]                     # slopfast.walk.Skipped: left out on purpose (binary, too large, ...)
     unreadable: list[tuple[str, OSError]]  # could not be read (the document is written without them)
     bytes_written: int                     # the document's size, its final newline included
+    tokens: int | None = None              # with count_tokens: the document's tokens, all of it
+    file_tokens: list[int] | None = None   # with count_tokens: the tokens of each file's section, as `files`
 
 
 # A batch is sent once the walk has found this many files: the first small,
@@ -334,6 +418,8 @@ def aggregate_paths(
     raw: bool = False,
     line_numbers: bool = False,
     tree: bool = False,
+    count_tokens: bool | str = False,
+    ranks: str | os.PathLike | None = None,
 ) -> AggregateReport:
     """Walk `paths` (files or directories) as `slopfast aggregate` does and
     write the document to `output`: a path (created or truncated), a
@@ -345,10 +431,18 @@ def aggregate_paths(
     one); `max_file_size=None` means no limit. `on_event(event)`, when
     given, sees each file's outcome as it is known: a slopfast.walk Found
     (path, rel, bytes), Skipped or Unreadable. `format`, `raw`,
-    `line_numbers` and `tree` as for build_markdown."""
+    `line_numbers` and `tree` as for build_markdown.
+
+    count_tokens=True (o200k_base) or an encoding name ("cl100k_base")
+    counts the document's tokens exactly, as tiktoken's encode_ordinary of
+    the whole document would: `tokens` in the report, and `file_tokens`,
+    the tokens of each file's section (the rest is the wrapper and tree;
+    docs/tokens.md, "Counts of a document"). `ranks` names the rank file
+    (else found as count_tokens finds it)."""
     from . import walk as _walk
 
     style = _style(format, raw, line_numbers, tree)
+    count = _count_spec(count_tokens, ranks)
 
     full_patterns = _walk.compile_patterns(full, "--full")
     options = _walk.WalkOptions(
@@ -361,7 +455,18 @@ def aggregate_paths(
         names = [os.fspath(p) for p in paths]
         return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
                       max_file_size=max_file_size, languages=languages, on_event=on_event,
-                      format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree)
+                      format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree,
+                      count=count)
+
+
+def _count_spec(count_tokens: bool | str, ranks: str | os.PathLike | None) -> CountSpec | None:
+    if count_tokens is False or count_tokens is None:
+        return None
+    from . import tokens
+    encoding = "o200k_base" if count_tokens is True else tokens._check_encoding(count_tokens)
+    spec = CountSpec(encoding, os.fspath(ranks) if ranks is not None else None)
+    tokens._ranks(spec.encoding, spec.ranks)      # no rank file: TokenRanksError before any work
+    return spec
 
 
 class _Output:
@@ -409,7 +514,7 @@ class _Output:
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
            max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
-           line_numbers: bool = False, tree: bool = False) -> AggregateReport:
+           line_numbers: bool = False, tree: bool = False, count: CountSpec | None = None) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
@@ -455,11 +560,13 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     sections = 0
     opened = False
     run_batch = None
+    tally = _Tally() if count is not None else None
 
     def run(inputs: list[wire.Input], close: bool) -> _fallback.Built:
         nonlocal report, opened
         earlier = [(_encode_path(path), size) for path, size in report.files] if close and style.tree else None
-        built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier)
+        carry = tally.carry if tally is not None else b""
+        built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier, carry)
         opened = True
         if built.write_errno:
             raise OSError(built.write_errno, os.strerror(built.write_errno))
@@ -478,12 +585,15 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             found = [e for e in batch if isinstance(e, _walk.Found)]
             inputs = [_found_input(e, full, mode) for e in found]
             if run_batch is None and inputs:
-                run_batch = _choose(inputs, mode_code, langs, checks, out, style)
+                run_batch = _choose(inputs, mode_code, langs, checks, out, style, count)
             built = run(inputs, False) if inputs else None
             results = _outcomes(found, built, max_file_size)
+            number = {id(e): j for j, e in enumerate(found)}
+            numbered: dict[int, int] = {}     # the batch's input index -> the file's place in report.files
             for event in batch:
                 outcome = results.get(id(event), event) if isinstance(event, _walk.Found) else event
                 if isinstance(outcome, _walk.Found):
+                    numbered[number[id(event)]] = len(report.files)
                     report.files.append((outcome.path, outcome.size))
                     sections += 1
                 elif isinstance(outcome, _walk.Skipped):
@@ -492,13 +602,21 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
                     report.unreadable.append((outcome.path, outcome.error))
                 if on_event is not None:
                     on_event(outcome)
+            if tally is not None and built is not None:
+                tally.add(built.counts, numbered.__getitem__)
         if style.closes:      # the closing wrapper and the tree (and the opening wrapper, if no file came)
             if run_batch is None:
-                run_batch = _choose([], mode_code, langs, checks, out, style)
-            run([], True)
+                run_batch = _choose([], mode_code, langs, checks, out, style, count)
+            built = run([], True)
+            if tally is not None:
+                tally.add(built.counts, numbered.__getitem__)
         if report.bytes_written:
             out.write(b"\n")
             report = report._replace(bytes_written=report.bytes_written + 1)
+        if tally is not None:
+            tally.finish(count.counter(), b"\n" if report.bytes_written else b"")
+            per = [tally.per.get(k, 0) for k in range(len(report.files))]
+            report = report._replace(tokens=tally.tokens, file_tokens=per)
     finally:
         stop.set()
         while producer.is_alive():       # let a producer blocked on a full queue finish
@@ -515,24 +633,39 @@ def _found_input(event: Any, full: Any, mode: Mode) -> wire.Input:
 
 
 def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], checks: _fallback.Checks, out: _Output,
-            style: Style = DEFAULT_STYLE):
+            style: Style = DEFAULT_STYLE, count: CountSpec | None = None):
     """The backend for the whole stream, decided by the dispatcher on the
     first batch (calibrating on a sample in memory: nothing is written
-    twice): a function (inputs, continues, open, close, first_index) -> Built."""
+    twice): a function (inputs, continues, open, close, first_index,
+    tree_files, carry) -> Built."""
     fd = out.fd if os.name == "posix" else None     # another C runtime's descriptors are not ours
 
-    def native_batch(batch, continues, open, close, first_index, tree_files):
+    def native_batch(batch, continues, open, close, first_index, tree_files, carry=b""):
         return _native(batch, mode, langs, checks, fd, continues, style=style, open=open, close=close,
-                       first_index=first_index, tree_files=tree_files)
+                       first_index=first_index, tree_files=tree_files, count=count, carry=carry)
 
-    def fallback_batch(batch, continues, open, close, first_index, tree_files):
+    def fallback_batch(batch, continues, open, close, first_index, tree_files, carry=b""):
+        counting = _fallback.Counting(count.fallback_counter(), carry) if count is not None else None
         return _fallback.build(batch, mode, langs, _summary.summarise, checks, out.fd, continues, open=open,
-                               close=close, first_index=first_index, tree_files=tree_files or (), **style.kwargs())
+                               close=close, first_index=first_index, tree_files=tree_files or (),
+                               counting=counting, **style.kwargs())
 
+    if count is not None:
+        from . import tokens
+        if count.vocab() is None:      # no in-process native library: only the fallback counts
+            if not tokens._have_tiktoken():
+                raise BackendUnavailable("counting tokens needs tiktoken (pip install slopfast[tokens]) "
+                                         "or the native library")
+            return fallback_batch
+        if not tokens._have_tiktoken():
+            if dispatch.backend_setting() == "fallback":
+                raise BackendUnavailable("SLOPFAST_BACKEND=fallback, but counting tokens there needs tiktoken "
+                                         "(pip install slopfast[tokens])")
+            return native_batch
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
     return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,
-                             variant=_variant(inputs, mode) + ",stream", sample=_stream_sample,
-                             sample_of=(inputs, mode, langs, checks, style))
+                             variant=_variant(inputs, mode) + ",stream" + (",tokens" if count else ""),
+                             sample=_stream_sample, sample_of=(inputs, mode, langs, checks, style, count))
 
 
 STREAM_SAMPLE_BYTES = 1 << 20
@@ -544,7 +677,7 @@ def _stream_sample(args, budget: int):
     a stream's calls are batches, and on one small file the per-call cost
     that a batch spreads over its files decides (a stream of 50,000 files
     went to the fallback, 2x slower, on a one-file sample)."""
-    inputs, mode, langs, checks, style = args
+    inputs, mode, langs, checks, style, count = args
     taken, size = [], 0
     for item in inputs:
         try:
@@ -555,8 +688,10 @@ def _stream_sample(args, budget: int):
             break
         taken.append(item)
         size += n
-    return ((lambda: _native(taken, mode, langs, checks, style=style)),
-            (lambda: _fallback.build(taken, mode, langs, _summary.summarise, checks, **style.kwargs())), size)
+    counter = count.fallback_counter() if count is not None else None   # tiktoken's Encoding: built untimed
+    return ((lambda: _native(taken, mode, langs, checks, style=style, count=count)),
+            (lambda: _fallback.build(taken, mode, langs, _summary.summarise, checks, **style.kwargs(),
+                                     counting=_fallback.Counting(counter) if counter else None)), size)
 
 
 def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> dict[int, Any]:

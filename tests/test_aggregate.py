@@ -926,3 +926,148 @@ def test_peak_memory_is_bounded_whatever_the_input(needs_native, tmp_path):
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "0" and (tmp_path / "out.md").stat().st_size > 96_000_000
     assert int(out[1]) < 64 * 1024, f"peak RSS {int(out[1]) // 1024} MiB"
+
+
+# ---- token counts of the document ---------------------------------------------------
+
+def _tiktoken(name: str):
+    from slopfast import tokens
+    from slopfast.fallbacks import tokens as fb_tokens
+    return fb_tokens.encoding(name, lambda: tokens._ranks(name).ranks)
+
+
+def _exact(doc: bytes, name: str = "o200k_base") -> int:
+    return len(_tiktoken(name).encode_ordinary(doc.decode("utf-8", "replace")))
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+@given(a=st.binary(max_size=40), b=st.binary(max_size=40),
+       c=st.sampled_from([bytes([i]) for i in range(0x21, 0x7f) if i != 0x2f]))
+@settings(max_examples=300, deadline=None)
+def test_units_begin_where_tiktoken_cannot_join(name, a, b, c):
+    """The claim counting rests on (fb.Counting): after a LF, before an ASCII
+    character other than a space, a control or '/', the counts of the two
+    sides add up to the count of the whole, by tiktoken."""
+    left, right = a + b"\n", c + b
+    assert _exact(left + right, name) == _exact(left, name) + _exact(right, name)
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+@pytest.mark.parametrize("left, right", [(b"```\n", b"\r"), (b"a\n", b" \nb"), (b"a\n", b"\t\nb"), (b"a\n", b"\n")]
+                         + [(b"```\n", b"/")])
+def test_units_do_not_begin_before_a_slash_or_a_space(name, left, right):
+    """The characters left out of the rule: there tiktoken's pieces can join
+    across the LF (o200k's punctuation runs take '/' after their LFs)."""
+    import regex
+    from slopfast.fallbacks.tokens import PATTERNS
+    pieces = lambda b: regex.findall(PATTERNS[name], b.decode())   # noqa: E731
+    if name == "cl100k_base" and right == b"/":
+        assert pieces(left + right) == pieces(left) + pieces(right)    # cl100k takes only CR and LF
+    else:
+        assert pieces(left + right) != pieces(left) + pieces(right)
+
+
+COUNT_CASES = [dict(format=f) for f in ("markdown", "xml", "json", "plain")] + [
+    dict(tree=True), dict(format="json", tree=True), dict(format="xml", tree=True, line_numbers=True),
+    dict(mode="summary"), dict(mode="skeleton", raw=True), dict(count_tokens="cl100k_base", format="plain", tree=True),
+]
+
+
+def _count_tree(root: Path) -> None:
+    (root / "src").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "src" / "app.py").write_text("import os\n\n\nclass A:\n    def f(self):\n        return 1\n")
+    (root / "src" / "crlf.txt").write_bytes(b"one\r\ntwo\r\n   three\r\n")
+    (root / "src" / "bad.txt").write_bytes(b"caf\xe9 \xff\xfe latin-1\n/slash first\n")
+    (root / "docs" / "guide.md").write_text("# Guide\n\n  indented\n/path\n```\ncode\n```\n" * 50)
+    (root / "docs" / "empty.md").write_text("")
+    (root / "docs" / "one line").write_text("no newline at the end, tabs\t\there")
+    (root / " space.txt").write_text(" leading space\n")
+
+
+@pytest.mark.parametrize("case", COUNT_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_aggregate_counts_the_document_exactly(backends, tmp_path, monkeypatch, case):
+    """Counted as it is written, in requests of one to two files (the carry
+    goes from request to request): the total is tiktoken's count of the
+    whole document, the same on both paths, per file too."""
+    from slopfast import aggregate as agg
+    _count_tree(tmp_path / "t")
+    monkeypatch.setattr(agg, "FIRST_BATCH_FILES", 1)
+    monkeypatch.setattr(agg, "BATCH_FILES", 2)
+    case = dict(case)
+    encoding = case.get("count_tokens", "o200k_base")
+    case.setdefault("count_tokens", True)
+    out = tmp_path / "out"
+
+    def run():
+        report = slopfast.aggregate_paths([tmp_path / "t"], out, **case)
+        return report, out.read_bytes()
+
+    (native, doc), (fallback, doc2) = backends(run)
+    assert doc == doc2 and native == fallback
+    assert native.tokens == _exact(doc, encoding)
+    assert len(native.file_tokens) == len(native.files) == 7
+    assert all(n > 0 for n in native.file_tokens)
+    assert 0 <= native.tokens - sum(native.file_tokens) < 200      # the wrapper and the tree
+
+
+def test_file_tokens_are_the_units_that_begin_in_the_section(backend, tmp_path):
+    """A file's count: the tokens of the units (counted alone) that begin in
+    its section, the separator before it included."""
+    import io
+    import re
+    root = tmp_path / "t"
+    root.mkdir()
+    for name, text in [("a.txt", "alpha beta\n"), ("b.txt", "  gamma\n/x\n"), ("c.txt", "delta")]:
+        (root / name).write_text(text)
+    buffer = io.BytesIO()
+    report = slopfast.aggregate_paths([root], buffer, count_tokens=True)
+    doc = buffer.getvalue()
+    starts = [0] + [m.start() + 1 for m in re.finditer(rb"\n(?=[!-.0-~])", doc)] + [len(doc)]
+    sections = [0] + [m.start() for m in re.finditer(rb"\n\n---\n\n", doc)]   # where each file's bytes begin
+    expected = [0] * 3
+    for begin, end in zip(starts, starts[1:]):
+        owner = max(k for k, at in enumerate(sections) if at <= begin)
+        expected[owner] += _exact(doc[begin:end])
+    assert report.file_tokens == expected and report.tokens == _exact(doc) == sum(expected)
+
+
+def test_counting_without_rank_files_fails_before_any_work(tmp_path, monkeypatch):
+    from slopfast import tokens
+    monkeypatch.setattr(tokens, "rank_file_candidates", lambda encoding: [])
+    tokens._ranks_cached.cache_clear()
+    try:
+        with pytest.raises(tokens.TokenRanksError):
+            slopfast.aggregate_paths([tmp_path], tmp_path / "o", count_tokens=True)
+    finally:
+        tokens._ranks_cached.cache_clear()
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError):
+        slopfast.aggregate_paths([tmp_path], tmp_path / "o", count_tokens="p50k_base")
+
+
+@given(files=st.lists(st.binary(max_size=300) | st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+                      min_size=1, max_size=6),
+       fmt=st.sampled_from(["markdown", "xml", "json", "plain"]), tree=st.booleans())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_generated_documents_count_exactly(needs_native, files, fmt, tree):
+    """Generated contents and paths (a leading space or '/': no unit begins
+    there), one request per file, the carry passed on: the same counts on
+    both paths, request by request, and a total that is tiktoken's."""
+    from slopfast import aggregate as agg
+    from slopfast.wire import MODE_FULL
+    items = [Input((" y" if i % 2 else "/x").encode() + b"%d" % i, data) for i, data in enumerate(files)]
+    spec = agg.CountSpec()
+    style = agg._style(fmt, False, False, tree)
+    tally = agg._Tally()
+    docs = []
+    for i, item in enumerate(items):
+        kwargs = dict(open=i == 0, close=i == len(items) - 1, first_index=i + 1)
+        built = agg._native([item], MODE_FULL, {}, continues=i > 0, style=style, count=spec, carry=tally.carry, **kwargs)
+        again = fb.build([item], MODE_FULL, {}, fb_summary.summarise, continues=i > 0, **style.kwargs(), **kwargs,
+                         counting=fb.Counting(spec.fallback_counter(), tally.carry))
+        assert built == again
+        tally.add(built.counts, lambda j, i=i: i)
+        docs.append(built.document)
+    tally.finish(spec.counter())
+    assert tally.tokens == _exact(b"".join(docs))
