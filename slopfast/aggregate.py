@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from . import dispatch, native, wire
-from .errors import BackendUnavailable, InputError
+from .errors import BackendUnavailable, InputError, SlopfastError
 from .fallbacks import aggregate as _fallback
 from .fallbacks import summary as _summary
 
@@ -388,6 +388,7 @@ class AggregateReport(NamedTuple):
     bytes_written: int                     # the document's size, its final newline included
     tokens: int | None = None              # with count_tokens: the document's tokens, all of it
     file_tokens: list[int] | None = None   # with count_tokens: the tokens of each file's section, as `files`
+    stepped_down: dict[str, str] | None = None   # with budget: path -> "summary" or "listed" (only in the tree)
 
 
 # A batch is sent once the walk has found this many files: the first small,
@@ -420,6 +421,7 @@ def aggregate_paths(
     tree: bool = False,
     count_tokens: bool | str = False,
     ranks: str | os.PathLike | None = None,
+    budget: int | None = None,
 ) -> AggregateReport:
     """Walk `paths` (files or directories) as `slopfast aggregate` does and
     write the document to `output`: a path (created or truncated), a
@@ -438,11 +440,17 @@ def aggregate_paths(
     the whole document would: `tokens` in the report, and `file_tokens`,
     the tokens of each file's section (the rest is the wrapper and tree;
     docs/tokens.md, "Counts of a document"). `ranks` names the rank file
-    (else found as count_tokens finds it)."""
+    (else found as count_tokens finds it).
+
+    budget=N fits the document, tree and all, in N tokens (of count_tokens'
+    encoding, o200k_base by default): files step down to a summary, then
+    to a line in the tree, largest first; files matching `full` never do
+    (docs/cli.md, "--budget"). `stepped_down` says which; BudgetError when
+    even that does not fit."""
     from . import walk as _walk
 
     style = _style(format, raw, line_numbers, tree)
-    count = _count_spec(count_tokens, ranks)
+    count = _count_spec(count_tokens or budget is not None, ranks)
 
     full_patterns = _walk.compile_patterns(full, "--full")
     options = _walk.WalkOptions(
@@ -453,6 +461,12 @@ def aggregate_paths(
     with _Output(output) as out:
         options.avoid = out.identity()
         names = [os.fspath(p) for p in paths]
+        if budget is not None:
+            report, levels = stream_budget(
+                _walk.walk(names, options), out, budget, count, mode=mode, full=full_patterns,
+                max_file_size=max_file_size, languages=languages, on_event=on_event,
+                format=style.fmt, raw=style.raw, line_numbers=style.line_numbers)
+            return report._replace(stepped_down=levels)
         return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
                       max_file_size=max_file_size, languages=languages, on_event=on_event,
                       format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree,
@@ -462,6 +476,8 @@ def aggregate_paths(
 def _count_spec(count_tokens: bool | str, ranks: str | os.PathLike | None) -> CountSpec | None:
     if count_tokens is False or count_tokens is None:
         return None
+    if not isinstance(count_tokens, (bool, str)):
+        raise TypeError(f"count_tokens must be a bool or an encoding name, not {type(count_tokens).__name__}")
     from . import tokens
     encoding = "o200k_base" if count_tokens is True else tokens._check_encoding(count_tokens)
     spec = CountSpec(encoding, os.fspath(ranks) if ranks is not None else None)
@@ -514,7 +530,9 @@ class _Output:
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
            max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
-           line_numbers: bool = False, tree: bool = False, count: CountSpec | None = None) -> AggregateReport:
+           line_numbers: bool = False, tree: bool = False, count: CountSpec | None = None,
+           item_modes: Mapping[str, Mode] | None = None,
+           tree_files: list[tuple[str, int]] | None = None) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
@@ -522,7 +540,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     A format with a wrapper (xml, json) has it opened by the first request
     and closed by a last one with no inputs, once the walk is done; xml
     indices go on from request to request. The tree (`tree`) is known only
-    then: that last request writes it, from the files of the report."""
+    then: that last request writes it, from the files of the report (or
+    `tree_files`, (path, bytes) in order, when given). `count` counts the
+    tokens; `item_modes` sets the mode of files by path."""
     import queue
     import threading
 
@@ -564,7 +584,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
 
     def run(inputs: list[wire.Input], close: bool) -> _fallback.Built:
         nonlocal report, opened
-        earlier = [(_encode_path(path), size) for path, size in report.files] if close and style.tree else None
+        listed = report.files if tree_files is None else tree_files
+        earlier = [(_encode_path(path), size) for path, size in listed] if close and style.tree else None
         carry = tally.carry if tally is not None else b""
         built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier, carry)
         opened = True
@@ -583,7 +604,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             if batch is None:
                 break
             found = [e for e in batch if isinstance(e, _walk.Found)]
-            inputs = [_found_input(e, full, mode) for e in found]
+            inputs = [_found_input(e, full, mode, item_modes) for e in found]
             if run_batch is None and inputs:
                 run_batch = _choose(inputs, mode_code, langs, checks, out, style, count)
             built = run(inputs, False) if inputs else None
@@ -627,7 +648,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     return report
 
 
-def _found_input(event: Any, full: Any, mode: Mode) -> wire.Input:
+def _found_input(event: Any, full: Any, mode: Mode, item_modes: Mapping[str, Mode] | None = None) -> wire.Input:
+    if item_modes is not None and event.path in item_modes:
+        return wire.Input(_encode_path(event.path), event.content, _MODES[item_modes[event.path]])
     item_mode = wire.MODE_FULL if full is not None and mode != "full" and full.match_file(event.rel) else wire.MODE_DEFAULT
     return wire.Input(_encode_path(event.path), event.content, item_mode)
 
@@ -720,3 +743,102 @@ def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: in
         else:
             out[id(event)] = _walk.became_symlink_skip(path)
     return out
+
+
+# ---- a token budget ---------------------------------------------------------------------
+
+class BudgetError(SlopfastError):
+    """The document does not fit the budget even with every file it may step down listed only."""
+
+    def __init__(self, budget: int, needed: int):
+        super().__init__(f"the document needs at least {needed} tokens even with every file listed only in "
+                         f"the tree (files named with --full stay whole); the budget is {budget}")
+        self.budget, self.needed = budget, needed
+
+
+def _copy(source: int, out: _Output) -> None:
+    os.lseek(source, 0, os.SEEK_SET)
+    while True:
+        data = os.read(source, 1 << 20)
+        if not data:
+            return
+        out.write(data)
+
+
+def step_down(files: list[tuple[str, int]], cost: dict[str, tuple[int, int]], fixed: int, budget: int,
+              fixed_paths: set[str]) -> dict[str, str]:
+    """The level of each file that must step down for the document to fit
+    (docs/cli.md, "--budget"): `cost[path]` is (tokens at its detail,
+    tokens as a summary); `fixed` the rest (wrapper, tree). Largest first,
+    ties in document order: to summary while any file can go there, then
+    summaries (largest first) to listed only. {} when everything fits."""
+    order = {path: i for i, (path, _) in enumerate(files)}
+    total = fixed + sum(c[0] for c in cost.values())
+    levels: dict[str, str] = {}
+    movable = [p for p in cost if p not in fixed_paths]
+    for path in sorted(movable, key=lambda p: (-cost[p][0], order[p])):
+        if total <= budget:
+            return levels
+        whole, summary = cost[path]
+        if summary < whole:
+            levels[path] = "summary"
+            total -= whole - summary
+    for path in sorted(movable, key=lambda p: (-(cost[p][1] if p in levels else cost[p][0]), order[p])):
+        if total <= budget:
+            return levels
+        total -= cost[path][1] if path in levels else cost[path][0]
+        levels[path] = "listed"
+    if total > budget:
+        raise BudgetError(budget, total)
+    return levels
+
+
+def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: CountSpec, *, mode: Mode = "full",
+                  full: Any = None, on_event: Any = None, **options: Any) -> tuple[AggregateReport, dict[str, str]]:
+    """stream() within `budget` tokens (the whole document, tree included,
+    counted as `count` says): files step down full -> summary -> listed
+    only in the tree, by step_down's rule; files matching `full` never do.
+    The document is made in a temporary file and copied to `out` once it
+    fits (a count of the document as written, not an estimate). Returns the
+    report of the document written and the level of each file stepped down."""
+    import tempfile
+
+    from . import walk as _walk
+
+    events = list(events)
+    options["tree"] = True
+    lower: Mode = "summary" if mode == "full" else mode
+    with tempfile.TemporaryFile() as first:
+        report = stream(events, _Output(first.fileno()), mode=mode, full=full, count=count, on_event=on_event, **options)
+        if report.tokens <= budget:
+            _copy(first.fileno(), out)
+            return report, {}
+    found = {e.path: e for e in events if isinstance(e, _walk.Found)}
+    files = report.files
+    whole = dict(zip((p for p, _ in files), report.file_tokens))
+    kept = {p for p, _ in files if full is not None and full.match_file(found[p].rel)}
+    start = {p: ("full" if mode == "full" or p in kept else mode) for p, _ in files}
+    # each file's tokens one level down: a summary (lower) of those shown whole, and listed only (0)
+    shown_whole = [found[p] for p, _ in files if start[p] == "full" and p not in kept]
+    summary = dict.fromkeys(whole, 0)
+    if shown_whole and lower != "full":
+        with open(os.devnull, "wb") as sink:
+            down = stream(shown_whole, _Output(sink.fileno()), mode=lower, count=count,
+                          **{**options, "tree": False})
+        summary.update(zip((p for p, _ in down.files), down.file_tokens))
+    cost = {p: (whole[p], summary[p] if start[p] == "full" else whole[p]) for p in whole}
+    fixed = report.tokens - sum(whole.values())
+    excess = 0
+    for _ in range(64):
+        levels = step_down(files, cost, fixed + excess, budget, kept)
+        modes = {p: (lower if levels.get(p) == "summary" else start[p]) for p in whole if levels.get(p) != "listed"}
+        chosen = [found[p] for p, _ in files if p in modes]
+        with tempfile.TemporaryFile() as doc:
+            final = stream(chosen, _Output(doc.fileno()), mode=mode, count=count, item_modes=modes,
+                           tree_files=files, **options)
+            if final.tokens <= budget:
+                _copy(doc.fileno(), out)
+                return final, levels
+        # the estimate was short by what the joins of the new neighbours cost: count it in, try again
+        excess += final.tokens - budget
+    raise BudgetError(budget, final.tokens)

@@ -59,6 +59,17 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
 
 
+def parse_tokens(text: str) -> int:
+    """'100000', '100k', '1.5M' (decimal multiples: token budgets are quoted so)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
+    if not m or (m.group(2) == "" and "." in m.group(1)):
+        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (use e.g. 100000, 100k, 1.5M)")
+    n = int(float(m.group(1)) * {"": 1, "k": 1000, "m": 1000_000}[m.group(2).lower()])
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (it must be above 0)")
+    return n
+
+
 def human_bytes(n: float) -> str:
     """Binary multiples, named as such (KiB, MiB, GiB)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -497,6 +508,33 @@ class RunTotals:
         return out
 
 
+STATS_TOP = 10         # files in the --stats list
+STATS_DEPTH = 3        # directory levels in the --stats tree
+
+
+def stats_lines(files: Sequence[tuple[str, int]], file_tokens: Sequence[int], total: int, encoding: str) -> list[str]:
+    """--stats: the largest files by tokens, then the tokens under each directory."""
+    width = len(f"{total:,}")
+    share = lambda n: f"{100 * n / total:5.1f}%" if total else "  0.0%"   # noqa: E731
+    rest = total - sum(file_tokens)
+    out = [f"tokens ({encoding}): {total:,} in {_files(len(files))}; {rest:,} of them wrapper and tree"]
+    ranked = sorted(range(len(files)), key=lambda i: (-file_tokens[i], i))[:STATS_TOP]
+    if ranked:
+        out.append(f"largest {len(ranked)}:")
+        out += [f"  {file_tokens[i]:>{width},} {share(file_tokens[i])}  {files[i][0]}" for i in ranked]
+    dirs: dict[tuple[str, ...], int] = {}
+    for (path, _), n in zip(files, file_tokens):
+        parts = tuple(path.split("/")[:-1])
+        for depth in range(min(len(parts), STATS_DEPTH) + 1):
+            dirs[parts[:depth]] = dirs.get(parts[:depth], 0) + n
+    if len(dirs) > 1:
+        out.append("by directory:")
+        for key in sorted(dirs):
+            name = (key[-1] + "/") if key else "(all files)"
+            out.append(f"  {dirs[key]:>{width},} {share(dirs[key])}  {'  ' * len(key)}{name}")
+    return out
+
+
 def _shown_file(path: str | None) -> str:
     """An ignore file's path for a message: relative to the current directory when below it."""
     if path is None:
@@ -630,6 +668,9 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     except PatternError as exc:
         raise UsageError(str(exc)) from None
     document = document_keywords(args)
+    count = None
+    if args.tokens or args.encoding or args.stats or args.budget is not None:
+        count = _aggregate._count_spec(args.encoding or True, None)   # no rank file: an error before any work
 
     if out_path is not None:
         _check_output(out_path)
@@ -671,8 +712,15 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     with dispatch.observe() as log:
         try:
             with _open_output(out_path) as out:
-                report = _aggregate.stream(events, out, mode=mode, full=full,
-                                           max_file_size=max_file_size, on_event=on_event, **document)
+                if args.budget is not None:
+                    document.pop("tree", None)
+                    report, levels = _aggregate.stream_budget(events, out, args.budget, count, mode=mode, full=full,
+                                                              max_file_size=max_file_size, on_event=on_event,
+                                                              **document)
+                    report = report._replace(stepped_down=levels)
+                else:
+                    report = _aggregate.stream(events, out, mode=mode, full=full, max_file_size=max_file_size,
+                                               on_event=on_event, count=count, **document)
         except BrokenPipeError:
             if out_path is not None:
                 raise
@@ -682,10 +730,14 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
             return EXIT_OK
     progress.clear()
     totals.bytes_out = report.bytes_written
-    totals.tokens = getattr(report, "tokens", None)
+    totals.tokens = report.tokens
     if not args.quiet:
         dirs = [p for p in args.paths if p != STDIN_PATH and os.path.isdir(p)]
         lines = totals.lines(out_path or "stdout", verbose=args.verbose, max_file_size=max_file_size)
+        if report.stepped_down:
+            lines += budget_lines(report.stepped_down, args.budget, verbose=args.verbose)
+        if args.stats:
+            lines += stats_lines(report.files, report.file_tokens, report.tokens, count.encoding)
         lines += pattern_warnings(left, args.include, args.exclude, dirs)
         if not totals.files:
             lines += nothing_hint(totals, left, args.include, args.exclude, dirs, use_list)
@@ -701,6 +753,19 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     if report.unreadable:
         return EXIT_UNREADABLE
     return EXIT_OK if totals.files else EXIT_NOTHING
+
+
+def budget_lines(levels: dict[str, str], budget: int, *, verbose: bool = False) -> list[str]:
+    """What --budget stepped down: a count per level, and with -v each file."""
+    out = []
+    for level, what in (("summary", "shown as a summary"), ("listed", "listed in the tree only")):
+        paths = [p for p, lv in levels.items() if lv == level]
+        if paths:
+            out.append(f"to fit --budget {budget:,}: {_files(len(paths))} {what}"
+                       + ("" if verbose else " (-v lists them)"))
+            if verbose:
+                out += [f"  {p}" for p in paths]
+    return out
 
 
 def _open_output(out_path: str | None) -> "_aggregate._Output":
@@ -778,6 +843,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="copy file contents byte for byte (no repair to valid UTF-8)")
     doc.add_argument("--tree", action="store_true", default=None,
                      help="end the document with the tree of its files and a summary line")
+    toks = agg.add_argument_group("tokens (exact, as tiktoken counts them; docs/tokens.md)")
+    toks.add_argument("--tokens", action="store_true", help="count the document's tokens (shown in the summary)")
+    toks.add_argument("--encoding", choices=("o200k_base", "cl100k_base"), default=None,
+                      help="count in this encoding (default o200k_base); implies --tokens")
+    toks.add_argument("--stats", action="store_true",
+                      help="after the summary, the largest files by tokens and the tokens per directory")
+    toks.add_argument("--budget", type=parse_tokens, default=None, metavar="N",
+                      help="fit the whole document in N tokens (suffixes k, M): the largest files step down to a "
+                           "summary, then to a line in the tree; --full files never do")
     agg.add_argument("--no-config", action="store_true",
                      help="do not read [tool.slopfast] from the target's pyproject.toml")
     talk = agg.add_mutually_exclusive_group()

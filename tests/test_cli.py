@@ -1427,3 +1427,104 @@ def test_observe_replaces_monkeypatching():
     original = dispatch.dispatch
     with dispatch.observe():
         assert dispatch.dispatch is original
+
+
+# ---- token counts, --stats, --budget ----------------------------------------------------
+
+def _tiktoken_count(data: bytes, name: str = "o200k_base") -> int:
+    from slopfast import tokens
+    from slopfast.fallbacks import tokens as fb_tokens
+    return len(fb_tokens.encoding(name, lambda: tokens._ranks(name).ranks).encode_ordinary(data.decode("utf-8", "replace")))
+
+
+def _token_tree(root: Path) -> None:
+    write(root, {
+        "big.py": "def f(x):\n    '''Doc.'''\n    return x + 1\n\n" * 400,
+        "pkg/mid.md": "# Title\n\n" + "Some prose here. " * 600 + "\n\n## Part\n\ntext\n",
+        "pkg/deep/small.txt": "tiny\n",
+        "keep.py": "import os\n\nVALUE = 1\n" * 50,
+    })
+
+
+@pytest.mark.parametrize("encoding", [None, "cl100k_base"])
+def test_tokens_in_the_summary_are_the_documents(backend, tmp_path, encoding):
+    _token_tree(tmp_path / "t")
+    args = ["aggregate", "t", "-o", "out.md", "--tokens"] + (["--encoding", encoding] if encoding else [])
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    n = _tiktoken_count((tmp_path / "out.md").read_bytes(), encoding or "o200k_base")
+    assert f"({cli.count_text(n)} tokens)".encode() in r.stderr
+
+
+def test_stats_lists_the_largest_files_and_each_directory(backend, tmp_path, monkeypatch):
+    _token_tree(tmp_path / "t")
+    r = run("aggregate", "t", "-o", "out.md", "--stats", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    monkeypatch.chdir(tmp_path)
+    report = slopfast.aggregate_paths(["t"], "again.md", count_tokens=True)
+    total = _tiktoken_count((tmp_path / "out.md").read_bytes())
+    assert report.tokens == total
+    err = r.stderr.decode()
+    assert f"tokens (o200k_base): {total:,} in 4 files" in err
+    largest = err.split("largest 4:\n")[1].splitlines()[:4]
+    by_size = sorted(zip(report.file_tokens, (p for p, _ in report.files)), key=lambda x: -x[0])
+    assert [line.split()[-1] for line in largest] == [p for _, p in by_size]
+    assert [int(line.split()[1].replace(",", "")) for line in largest] == [n for n, _ in by_size]
+    pkg = sum(n for n, (p, _) in zip(report.file_tokens, report.files) if "/pkg/" in p)
+    assert re.search(rf"{pkg:,} +[\d.]+%\s+pkg/", err.replace("slopfast: ", "")), err
+
+
+def test_step_down_rule():
+    from slopfast.aggregate import BudgetError, step_down
+    files = [(p, 0) for p in "abcd"]
+    cost = {"a": (100, 10), "b": (300, 30), "c": (300, 20), "d": (50, 50)}
+    assert step_down(files, cost, 5, 10_000, set()) == {}
+    assert step_down(files, cost, 5, 500, set()) == {"b": "summary"}              # the largest first, ties in order
+    assert step_down(files, cost, 5, 300, set()) == {"b": "summary", "c": "summary"}
+    # all summaries still too many: the largest (d's summary is no smaller) go to the tree only
+    assert step_down(files, cost, 5, 340, {"b"}) == {"c": "summary", "a": "summary", "d": "listed"}
+    assert step_down(files, cost, 5, 70, set()) == {"b": "summary", "c": "summary", "a": "summary", "d": "listed"}
+    assert step_down(files, cost, 5, 40, set()) == {"b": "listed", "c": "summary", "a": "summary", "d": "listed"}
+    with pytest.raises(BudgetError) as caught:
+        step_down(files, cost, 5, 300, {"b"})     # b stays whole: 305 at least
+    assert caught.value.needed == 305
+
+
+@pytest.mark.parametrize("budget", ["100k", "3k", "1500"])
+def test_budget_fits_the_document_by_tiktoken(backend, tmp_path, budget):
+    _token_tree(tmp_path / "t")
+    r = run("aggregate", "t", "-o", "out.md", "--budget", budget, "--full", "keep.py", "-v", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = (tmp_path / "out.md").read_bytes()
+    limit = cli.parse_tokens(budget)
+    assert _tiktoken_count(doc) <= limit
+    assert b"## Files\n" in doc and b"keep.py" in doc and b"VALUE = 1\nimport os" in doc   # --full: whole
+    stepped = re.findall(rb"^slopfast:   (.*)$", r.stderr, re.M)
+    if limit >= 100_000:
+        assert stepped == [] and b"to fit" not in r.stderr
+    else:
+        assert stepped and b"t/keep.py" not in stepped
+        assert b"def f(x):\n    '''Doc.'''\n    return x + 1\n\ndef f" not in doc   # big.py stepped down
+
+
+def test_budget_too_small_for_the_tree_is_an_error(backend, tmp_path):
+    _token_tree(tmp_path / "t")
+    r = run("aggregate", "t", "-o", "out.md", "--budget", "20", cwd=tmp_path)
+    assert r.returncode == cli.EXIT_FATAL and b"even with every file listed only" in r.stderr
+    assert (tmp_path / "out.md").read_bytes() == b""
+    for bad in ("0", "1.5", "-3", "10x"):
+        r = run("aggregate", "t", f"--budget={bad}", cwd=tmp_path)
+        assert r.returncode == cli.EXIT_USAGE and b"not a token count" in r.stderr
+
+
+def test_budget_in_the_library_says_what_stepped_down(backend, tmp_path):
+    _token_tree(tmp_path / "t")
+    report = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / "o.md", budget=2000, format="xml")
+    doc = (tmp_path / "o.md").read_bytes()
+    assert report.tokens == _tiktoken_count(doc) <= 2000
+    assert set(report.stepped_down) and all(v in ("summary", "listed") for v in report.stepped_down.values())
+    listed = [p for p, v in report.stepped_down.items() if v == "listed"]
+    shown = [p for p, _ in report.files]
+    assert not set(listed) & set(shown)
+    for p in listed + shown:        # every file is in the tree
+        assert os.path.basename(p).encode() in doc.split(b"<files>")[1]
