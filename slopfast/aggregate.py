@@ -133,6 +133,10 @@ class CountSpec(NamedTuple):
         from . import tokens
         return lambda data: tokens.count_tokens_many([data], self.encoding, ranks=self.ranks)[0]
 
+    def native_counter(self):
+        from . import tokens
+        return lambda data: tokens._run_native([data], self.encoding, self.ranks)[0]
+
     def fallback_counter(self):
         from . import tokens
         from .fallbacks import tokens as fallback_tokens
@@ -634,8 +638,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
         if report.bytes_written:
             out.write(b"\n")
             report = report._replace(bytes_written=report.bytes_written + 1)
-        if tally is not None:
-            tally.finish(count.counter(), b"\n" if report.bytes_written else b"")
+        if tally is not None:      # the last unit: on the path that counted the rest (tiktoken's setup is slow)
+            tally.finish(getattr(run_batch, "counter", None) or count.counter(), b"\n" if report.bytes_written else b"")
             per = [tally.per.get(k, 0) for k in range(len(report.files))]
             report = report._replace(tokens=tally.tokens, file_tokens=per)
     finally:
@@ -675,6 +679,8 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
 
     if count is not None:
         from . import tokens
+        native_batch.counter = count.native_counter()
+        fallback_batch.counter = lambda data: count.fallback_counter()(data)
         if count.vocab() is None:      # no in-process native library: only the fallback counts
             if not tokens._have_tiktoken():
                 raise BackendUnavailable("counting tokens needs tiktoken (pip install slopfast[tokens]) "

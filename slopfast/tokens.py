@@ -14,7 +14,9 @@ names (a directory holds `<encoding>.tiktoken` or `<encoding>.tiktoken.gz`),
 tiktoken's own cache (TIKTOKEN_CACHE_DIR, DATA_GYM_CACHE_DIR, or
 <tmp>/data-gym-cache, the file named by the SHA-1 of the rank file's URL),
 then the `bpe-openai` package's data folder. Each is checked against the
-SHA-256 tiktoken expects. Nothing is downloaded.
+SHA-256 tiktoken expects. Nothing is downloaded. Once parsed, the ranks
+are kept in slopfast's cache directory and read from there while no rank
+file is named (docs/tokens.md, "Rank files").
 """
 from __future__ import annotations
 
@@ -132,22 +134,83 @@ def find_rank_file(encoding: str, path: str | os.PathLike | None = None) -> tupl
 
 
 class _Ranks:
-    """One encoding's ranks, parsed once per process: the dict tiktoken
-    takes, and the `ranks` parameter of the native op (every token in rank
-    order as a length byte and its bytes)."""
+    """One encoding's ranks, read once per process: `blob`, the `ranks`
+    parameter of the native op (every token in rank order as a length byte
+    and its bytes), and `ranks`, the dict tiktoken takes (made from the
+    blob on first use). Parsing a rank file takes about a second in Python;
+    the blob is kept in the cache directory (cached_blob) and read back in
+    a few milliseconds, checked by its SHA-256."""
 
     def __init__(self, encoding: str, path: str | None):
-        import base64
-        _, data = find_rank_file(encoding, path)
-        self.ranks: dict[bytes, int] = {}
-        for line in data.splitlines():
-            if line:
-                token, rank = line.split()
-                self.ranks[base64.b64decode(token)] = int(rank)
-        by_rank = sorted(self.ranks.items(), key=lambda kv: kv[1])
-        if [r for _, r in by_rank] != list(range(len(by_rank))) or any(not 0 < len(t) < 256 for t, _ in by_rank):
-            raise TokenRanksError(f"{encoding}: ranks are not 0..n-1 over tokens of 1 to 255 bytes")
-        self.blob = b"".join(bytes((len(t),)) + t for t, _ in by_rank)
+        self.encoding = encoding
+        # a rank file the caller names is read and checked; else the cache may answer
+        blob = _read_cached_blob(encoding) if path is None and not os.environ.get(RANKS_ENV) else None
+        if blob is None:
+            _, data = find_rank_file(encoding, path)
+            blob = _parse_rank_file(encoding, data)
+            _write_cached_blob(encoding, blob)
+        self.blob = blob
+        self._ranks: dict[bytes, int] | None = None
+
+    @property
+    def ranks(self) -> dict[bytes, int]:
+        if self._ranks is None:
+            out, blob, at = {}, self.blob, 0
+            while at < len(blob):
+                n = blob[at]
+                out[blob[at + 1:at + 1 + n]] = len(out)
+                at += 1 + n
+            self._ranks = out
+        return self._ranks
+
+
+def _parse_rank_file(encoding: str, data: bytes) -> bytes:
+    """The blob of a rank file's lines ("BASE64 RANK")."""
+    import binascii
+    tokens: list[tuple[int, bytes]] = []
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            tokens.append((int(rank), binascii.a2b_base64(token)))
+    if any(tokens[i][0] != i for i in range(len(tokens))):
+        tokens.sort()
+    if [r for r, _ in tokens] != list(range(len(tokens))) or any(not 0 < len(t) < 256 for _, t in tokens):
+        raise TokenRanksError(f"{encoding}: ranks are not 0..n-1 over tokens of 1 to 255 bytes")
+    return b"".join(bytes((len(t),)) + t for _, t in tokens)
+
+
+_BLOB_MAGIC = b"slopfast-ranks-1\n"
+
+
+def _blob_path(encoding: str) -> str:
+    from .dispatch import user_cache_dir
+    return os.path.join(user_cache_dir(), f"{encoding}-{ENCODINGS[encoding][1][:16]}.ranks")
+
+
+def _read_cached_blob(encoding: str) -> bytes | None:
+    """The blob cached for `encoding`, if it is there and whole (its SHA-256 checks)."""
+    try:
+        with open(_blob_path(encoding), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    head = len(_BLOB_MAGIC)
+    if data[:head] != _BLOB_MAGIC or hashlib.sha256(data[head + 32:]).digest() != data[head:head + 32]:
+        return None
+    return data[head + 32:]
+
+
+def _write_cached_blob(encoding: str, blob: bytes) -> None:
+    """Keep the blob for the next process; a cache that cannot be written is no error."""
+    path = _blob_path(encoding)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(_BLOB_MAGIC + hashlib.sha256(blob).digest() + blob)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 _ranks_lock = threading.Lock()

@@ -12,6 +12,19 @@ from slopfast import dispatch, native
 DATA = Path(__file__).resolve().parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory):
+    """Tests (and the commands they run) keep their cache (the parsed token
+    ranks) in a directory of the session's, never in the user's."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _no_wisdom_file(monkeypatch):
     """Tests never read or write the user's wisdom file."""

@@ -1035,6 +1035,7 @@ def test_file_tokens_are_the_units_that_begin_in_the_section(backend, tmp_path):
 def test_counting_without_rank_files_fails_before_any_work(tmp_path, monkeypatch):
     from slopfast import tokens
     monkeypatch.setattr(tokens, "rank_file_candidates", lambda encoding: [])
+    monkeypatch.setattr(tokens, "_read_cached_blob", lambda encoding: None)
     tokens._ranks_cached.cache_clear()
     try:
         with pytest.raises(tokens.TokenRanksError):

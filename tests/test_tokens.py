@@ -298,6 +298,7 @@ def no_ranks(monkeypatch, tmp_path):
     monkeypatch.delenv(api.RANKS_ENV, raising=False)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(api, "_bpe_openai_file", lambda encoding: None)
+    monkeypatch.setattr(api, "_read_cached_blob", lambda encoding: None)
     api._ranks_cached.cache_clear()
     yield tmp_path
     api._ranks_cached.cache_clear()
@@ -349,6 +350,31 @@ def test_a_wrong_rank_file_is_refused(no_ranks, monkeypatch):
         api.count_tokens("x")
     with pytest.raises(api.TokenRanksError, match="no rank file at"):
         api.count_tokens("x", ranks=no_ranks / "missing")
+
+
+def test_parsed_ranks_are_cached_and_checked(monkeypatch, tmp_path):
+    """The blob a rank file parses to is kept in the cache directory and read
+    back; a cache file that does not check out is ignored and rewritten."""
+    from slopfast import dispatch
+    monkeypatch.delenv(api.RANKS_ENV, raising=False)
+    monkeypatch.setattr(dispatch, "user_cache_dir", lambda: str(tmp_path))
+    path = Path(api._blob_path("cl100k_base"))
+    fresh = api._Ranks("cl100k_base", None)
+    assert path.is_file() and api._read_cached_blob("cl100k_base") == fresh.blob
+    parsed = []
+    monkeypatch.setattr(api, "_parse_rank_file", lambda enc, data: parsed.append(enc) or _real_parse(enc, data))
+    assert api._Ranks("cl100k_base", None).blob == fresh.blob and parsed == []
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    assert api._read_cached_blob("cl100k_base") is None
+    again = api._Ranks("cl100k_base", None)
+    assert parsed == ["cl100k_base"] and again.blob == fresh.blob and again.ranks == fresh.ranks
+    assert api._read_cached_blob("cl100k_base") == fresh.blob
+    assert len(fresh.ranks) == 100256 and fresh.ranks[b"hello"] == tiktoken_encoding("cl100k_base").encode_single_token(b"hello")
+
+
+_real_parse = api._parse_rank_file
 
 
 # ---- the op on the wire ------------------------------------------------------------
