@@ -21,7 +21,6 @@ import re
 import stat
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from . import __version__
 from . import aggregate as _aggregate   # the aggregate op's module: .build() also returns the unreadable files
@@ -29,6 +28,10 @@ from . import dispatch, ops
 from .errors import BackendUnavailable, SlopfastError
 from .walk import (Found, LeftOut, Listed, PatternError, Skipped, Unreadable, WalkOptions, compile_patterns,
                    display_prefix, walk)
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Sequence, TextIO
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -48,12 +51,12 @@ class UsageError(Exception):
 
 # ---- small helpers ------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*$")
+_SIZE_RE = r"^\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*$"   # patterns compile on first use (re.match)
 
 
 def parse_size(text: str) -> int:
     """'4096', '512K', '10M', '1G' (binary multiples); 0 means no limit."""
-    m = _SIZE_RE.match(text)
+    m = re.match(_SIZE_RE, text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4096, 512K, 10M)")
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
@@ -284,7 +287,7 @@ CONFIG_KEYS = {
     "raw": ("bool", "raw"),
 }
 CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
-_CONFIG_MENTION = re.compile(rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]")
+_CONFIG_MENTION = rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]"
 
 
 def find_config(start: str) -> str | None:
@@ -317,7 +320,7 @@ def read_config(path: str) -> tuple[dict, list[str]]:
         try:
             import tomli as tomllib   # type: ignore[no-redef]
         except ImportError:
-            if _CONFIG_MENTION.search(data):
+            if re.search(_CONFIG_MENTION, data):
                 return {}, [f"{path}: [tool.slopfast] not read: Python {sys.version_info[0]}.{sys.version_info[1]} "
                             "has no tomllib (pip install tomli, or use Python 3.11+)"]
             return {}, []

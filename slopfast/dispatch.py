@@ -31,15 +31,18 @@ import threading
 import time
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Iterator, TypeVar
 
 from . import _env
 from . import native as _native
 from .errors import BackendUnavailable
 
-T = TypeVar("T")
-# A sampler: given a byte budget, (native on a sample, fallback on it, its bytes).
-Sampler = Callable[[int], "tuple[Callable[[], Any], Callable[[], Any], int]"]
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, TypeVar
+
+    T = TypeVar("T")
+    # A sampler: given a byte budget, (native on a sample, fallback on it, its bytes).
+    Sampler = Callable[[int], "tuple[Callable[[], Any], Callable[[], Any], int]"]
 
 SAMPLE_BYTES = 16 << 10
 SAMPLE_STEPS = (1 << 10, 4 << 10, SAMPLE_BYTES)
