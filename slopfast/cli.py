@@ -288,6 +288,13 @@ CONFIG_KEYS = {
 }
 CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
 _CONFIG_MENTION = rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]"
+# Only these can make a key tool.slopfast: the keys tool and slopfast joined by a
+# dot (a table header, a dotted key), a [tool] table (or [[tool]]) to hold a
+# slopfast key, `tool = {...}` at the top, or a quoted key written with escapes.
+# A pyproject.toml that just names slopfast (this project's, a dependent's) has
+# none of them, and is not given to tomllib (5-8 ms to import).
+_MAY_HOLD_CONFIG = (rb"""tool["']?[ \t]*\.[ \t]*["']?slopfast|(?m:^[ \t]*\[+[ \t]*["']?tool["']?[ \t]*\])"""
+                    rb"""|tool["']?[ \t]*=|\\[uU]""")
 
 
 def find_config(start: str) -> str | None:
@@ -312,7 +319,7 @@ def read_config(path: str) -> tuple[dict, list[str]]:
             data = f.read()
     except OSError as exc:
         return {}, [f"{path}: not read ({_oserror_text(exc)})"]
-    if b"slopfast" not in data:       # no [tool.slopfast]: not worth a TOML parser
+    if b"slopfast" not in data or not re.search(_MAY_HOLD_CONFIG, data):   # no [tool.slopfast]: no TOML parser
         return {}, []
     try:
         import tomllib

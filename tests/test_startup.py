@@ -139,3 +139,53 @@ def test_named_tuple_makes_what_typing_makes():
             def _replace(self):
                 pass
 
+
+# ---- [tool.slopfast]: tomllib only for a pyproject.toml that can hold it ------------------
+
+# every way TOML can write the key tool.slopfast (or a table that may hold it)
+HOLDS_CONFIG = [
+    "[tool.slopfast]\nmode = 'summary'\n",
+    "[ tool . slopfast ]\nmode = 'summary'\n",
+    "[\"tool\".'slopfast']\nmode = 'summary'\n",
+    "[tool]\nslopfast = { mode = 'summary' }\n",
+    "[tool]\nslopfast.mode = 'summary'\n",
+    "  [ 'tool' ]  \n\"slopfast\" = {mode = \"summary\"}\n",
+    "tool.slopfast.mode = 'summary'\n",
+    "tool = { slopfast = { mode = 'summary' } }\n",
+    "\"tool\" = {slopfast = {mode = 'summary'}}\n",
+    "[\"t\\u006fol\".slopfast]\nmode = 'summary'\n",
+    "[project]\nname = 'x'\n[tool.other]\ny = 2\n[tool.slopfast]\nmode = 'summary'\n",
+]
+# files that name slopfast but cannot hold [tool.slopfast]
+NAMES_ONLY = [
+    "[project]\nname = 'slopfast-user'\ndependencies = ['slopfast>=0.1']\n",
+    "[project.scripts]\nslopfast = 'slopfast.cli:main'\n[tool.setuptools]\npackages = ['slopfast']\n",
+    "[tool.pytest.ini_options]\naddopts = '-p slopfast'\n",
+]
+
+
+@pytest.mark.parametrize("text", HOLDS_CONFIG + NAMES_ONLY)
+def test_config_read_as_tomllib_reads_it(tmp_path, text):
+    """read_config gives what tomllib finds in [tool.slopfast], whether it parses or not."""
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+
+    from slopfast import cli
+
+    (tmp_path / "pyproject.toml").write_text(text)
+    expected = tomllib.loads(text).get("tool", {}).get("slopfast", {})
+    assert (expected != {}) == (text in HOLDS_CONFIG)
+    values, warnings = cli.read_config(str(tmp_path / "pyproject.toml"))
+    assert (values, warnings) == ({"mode": expected["mode"]} if expected else {}, [])
+
+
+def test_config_naming_slopfast_only_is_not_parsed(tmp_path):
+    """This project's own pyproject.toml names slopfast: `slopfast aggregate lib` in the
+    checkout does not import tomllib (one that holds [tool.slopfast] does)."""
+    pytest.importorskip("tomllib")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys; from slopfast import cli; print(cli.read_config(sys.argv[1]), 'tomllib' in sys.modules)")
+    for path, seen in ((os.path.join(root, "pyproject.toml"), "({}, []) False"),
+                       (str(tmp_path / "pyproject.toml"), "({'mode': 'summary'}, []) True")):
+        (tmp_path / "pyproject.toml").write_text(HOLDS_CONFIG[0])
+        p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=subprocess_env())
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == seen
