@@ -47,11 +47,12 @@ def test_import_from_the_repository_root_finds_the_fallbacks():
 # [tool.slopfast]) does not import: typing (its NamedTuples are
 # slopfast._named's, its hints under TYPE_CHECKING), tomllib (only for a
 # pyproject.toml that names slopfast), json and tempfile (the wisdom file's,
-# off here), the transports and parsers it does not use, and what the fallbacks
+# off here), contextlib (dispatch.observe and cli.backend_env are classes),
+# the transports and parsers it does not use, and what the fallbacks
 # of other modes and formats need. `re` is argparse's anyway; the fallback's
 # patterns compile on first use.
 NOT_IN_AGGREGATE = [
-    "typing", "tomllib", "json", "tempfile", "subprocess", "pathlib", "datetime", "hashlib", "platform",
+    "typing", "tomllib", "json", "tempfile", "subprocess", "pathlib", "datetime", "hashlib", "platform", "contextlib",
     "inspect", "dataclasses", "ast", "msgspec", "markdown_it", "tiktoken", "importlib.util",
     "slopfast.fallbacks.md_outline", "slopfast.fallbacks.py_skeleton", "slopfast.md_outline",
     "slopfast.py_skeleton", "slopfast.snapshot", "slopfast.bench", "slopfast.doctor",
