@@ -3,14 +3,20 @@ lib/aggregate.c (docs/build-markdown.md)."""
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 import re
 import stat
-from typing import Callable, NamedTuple, Sequence
 
 from slopfast.errors import PipelineError
 from slopfast.wire import (CODE_LIMIT, MODE_DEFAULT, MODE_FULL, MODE_SKELETON, SKIP_BINARY, SKIP_NONE, SKIP_OUTPUT,
                            SKIP_SPECIAL, SKIP_SYMLINK, SKIP_TOO_LARGE, SNIFF_BYTES, Input)
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Callable, NamedTuple, Sequence
+else:
+    from slopfast._named import NamedTuple
 
 SEPARATOR = b"\n\n---\n\n"
 
@@ -52,18 +58,23 @@ def response_bytes(document: bytes, unreadable: int, files: int) -> int:
     """The size of the native response's parts for this document."""
     return len(document) + RESPONSE_OVERHEAD + UNREADABLE_RECORD_BYTES * unreadable + FILE_RECORD_BYTES * files
 
+
+# The patterns below are compiled on first use, not on import: compiling them
+# all took the import about 2 ms, and the native path uses none of them.
+_re = functools.cache(re.compile)
+
 # A backtick run that could close a fence: alone on its line behind at most
 # three spaces, followed only by spaces or tabs. Lines end at \n, \r\n or \r.
-_CLOSING_RUN = re.compile(rb"(?:\A|(?<=[\r\n])) {0,3}(`{3,})[ \t]*(?=[\r\n]|\Z)")
+_CLOSING_RUN = rb"(?:\A|(?<=[\r\n])) {0,3}(`{3,})[ \t]*(?=[\r\n]|\Z)"
 # The same without lone CRs, anchored by MULTILINE (much faster to scan).
-_CLOSING_RUN_LF = re.compile(rb"^ {0,3}(`{3,})[ \t]*\r?$", re.MULTILINE)
-_BACKTICK_RUN = re.compile(rb"`+")
+_CLOSING_RUN_LF = rb"(?m)^ {0,3}(`{3,})[ \t]*\r?$"
+_BACKTICK_RUN = rb"`+"
 
 
 def fence_length(body: bytes) -> int:
     if b"```" not in body:
         return 3
-    pattern = _CLOSING_RUN if b"\r" in body.replace(b"\r\n", b"") else _CLOSING_RUN_LF
+    pattern = _re(_CLOSING_RUN if b"\r" in body.replace(b"\r\n", b"") else _CLOSING_RUN_LF)
     longest = max((len(m.group(1)) for m in pattern.finditer(body)), default=0)
     return longest + 1 if longest >= 3 else 3
 
@@ -72,7 +83,7 @@ EMPTY_PATH_HEADING = b"(empty path)"   # plain text, no code span: no path looks
 
 # What shown_path escapes: a backslash, C0 controls, DEL, U+FFFE, U+FFFF and
 # (as surrogateescape decodes them) bytes outside valid UTF-8.
-_PATH_ESCAPES = re.compile("[\\\\\x00-\x1f\x7f\ufffe\uffff\udc80-\udcff]")
+_PATH_ESCAPES = "[\\\\\x00-\x1f\x7f\ufffe\uffff\udc80-\udcff]"
 
 
 def _path_escape(m: re.Match) -> str:
@@ -88,9 +99,10 @@ def shown_path(path: bytes) -> bytes:
     backslash as \\\\, and \\xNN for each byte of a C0 control, DEL, U+FFFE,
     U+FFFF or of no valid UTF-8 sequence."""
     text = path.decode("utf-8", "surrogateescape")
-    if not _PATH_ESCAPES.search(text):
+    escapes = _re(_PATH_ESCAPES)
+    if not escapes.search(text):
         return path
-    return _PATH_ESCAPES.sub(_path_escape, text).encode("utf-8")
+    return escapes.sub(_path_escape, text).encode("utf-8")
 
 
 def unshow_path(shown: bytes) -> bytes:
@@ -103,7 +115,7 @@ def path_span(shown: bytes) -> bytes:
     an empty path is EMPTY_PATH_HEADING."""
     if not shown:
         return EMPTY_PATH_HEADING
-    ticks = b"`" * (max((len(m) for m in _BACKTICK_RUN.findall(shown)), default=0) + 1)
+    ticks = b"`" * (max((len(m) for m in _re(_BACKTICK_RUN).findall(shown)), default=0) + 1)
     ends = shown[:1], shown[-1:]
     pad = b"`" in ends or (ends == (b" ", b" ") and shown.strip(b" ") != b"")
     space = b" " if pad else b""
@@ -147,7 +159,7 @@ def text_of(data: bytes) -> bytes:
         return data.decode("utf-8", "replace").encode("utf-8")
 
 
-_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_LINE = rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+"
 
 
 def numbered(body: bytes) -> bytes:
@@ -163,7 +175,7 @@ def numbered(body: bytes) -> bytes:
             end = b"\n"
         width = len(str(len(lines)))
         return b"\n".join([b"%*d  %s" % (width, n, line) for n, line in enumerate(lines, 1)]) + end
-    lines = _LINE.findall(body)
+    lines = _re(_LINE).findall(body)
     width = len(str(len(lines)))
     return b"".join([b"%*d  %s" % (width, n, line) for n, line in enumerate(lines, 1)])
 
@@ -172,7 +184,7 @@ def numbered(body: bytes) -> bytes:
 
 # Between CDATA runs: CR, ">" after "]]", C0 controls but TAB and LF, U+FFFE,
 # U+FFFF, bytes outside valid UTF-8 (surrogateescape).
-_XML_SPECIAL = re.compile("((?<=\\]\\])>|[\x00-\x08\x0b-\x1f\ufffe\uffff\udc80-\udcff])")
+_XML_SPECIAL = "((?<=\\]\\])>|[\x00-\x08\x0b-\x1f\ufffe\uffff\udc80-\udcff])"
 
 
 def _xml_special(c: str) -> str:
@@ -184,21 +196,21 @@ def _xml_special(c: str) -> str:
 
 
 # What makes a valid UTF-8 body leave its one CDATA run (CR is in the range).
-_XML_BYTES_SPECIAL = re.compile(rb"[\x00-\x08\x0b-\x1f]|\]\]>|\xef\xbf[\xbe\xbf]")
+_XML_BYTES_SPECIAL = rb"[\x00-\x08\x0b-\x1f]|\]\]>|\xef\xbf[\xbe\xbf]"
 
 
 def xml_content(body: bytes) -> bytes:
     """Content as XML text that parses back to exactly its bytes (lib/aggregate.c xml_content)."""
     if not body:
         return body
-    if not _XML_BYTES_SPECIAL.search(body):
+    if not _re(_XML_BYTES_SPECIAL).search(body):
         try:
             body.decode("utf-8")
             return b"<![CDATA[" + body + b"]]>"      # the common case: one run
         except UnicodeDecodeError:
             pass
     text = body.decode("utf-8", "surrogateescape")
-    parts = _XML_SPECIAL.split(text)
+    parts = _re(_XML_SPECIAL).split(text)
     out = []
     for i, part in enumerate(parts):
         if i % 2:
@@ -212,7 +224,7 @@ def xml_escaped(shown: bytes) -> bytes:
     return shown.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
 
 
-_JSON_SPECIAL = re.compile('["\\\\\x00-\x1f\udc80-\udcff]')
+_JSON_SPECIAL = '["\\\\\x00-\x1f\udc80-\udcff]'
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
@@ -229,7 +241,7 @@ def json_string(data: bytes) -> bytes:
         return json.dumps(data.decode("utf-8"), ensure_ascii=False).encode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("utf-8", "surrogateescape")
-    return ('"' + _JSON_SPECIAL.sub(_json_escape, text) + '"').encode("utf-8")
+    return ('"' + _re(_JSON_SPECIAL).sub(_json_escape, text) + '"').encode("utf-8")
 
 
 # ---- the tree and summary line at the end (lib/aggregate.c write_footer) -------------
@@ -430,7 +442,8 @@ def file_identity(fd: int) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-Summariser = Callable[[bytes, bytes, bool], bytes]
+if TYPE_CHECKING:
+    Summariser = Callable[[bytes, bytes, bool], bytes]
 
 
 # Token counts (lib/aggregate.c, "Token counts"): a unit of the document

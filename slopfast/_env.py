@@ -10,7 +10,10 @@ pytest's monkeypatch), falling back to os.environ.get where it is absent.
 from __future__ import annotations
 
 import os
-from typing import Callable
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 _data = getattr(os.environ, "_data", None)
 _encodekey = getattr(os.environ, "encodekey", None)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
 
 from . import dispatch, native, wire
 from .errors import BackendUnavailable, InputError, SlopfastError
 from .fallbacks import aggregate as _fallback
 from .fallbacks import summary as _summary
 
-Mode = Literal["full", "summary", "skeleton"]
-Format = Literal["markdown", "xml", "json", "plain"]
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Any, Literal, NamedTuple
+
+    Mode = Literal["full", "summary", "skeleton"]
+    Format = Literal["markdown", "xml", "json", "plain"]
+else:
+    from ._named import NamedTuple
+
 _MODES = {"full": wire.MODE_FULL, "summary": wire.MODE_SUMMARY, "skeleton": wire.MODE_SKELETON}
 
 # Path items are read by whichever path runs; for the size class we assume

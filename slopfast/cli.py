@@ -14,14 +14,12 @@ Exit codes (all subcommands):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import os
 import re
 import stat
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from . import __version__
 from . import aggregate as _aggregate   # the aggregate op's module: .build() also returns the unreadable files
@@ -29,6 +27,10 @@ from . import dispatch, ops
 from .errors import BackendUnavailable, SlopfastError
 from .walk import (Found, LeftOut, Listed, PatternError, Skipped, Unreadable, WalkOptions, compile_patterns,
                    display_prefix, walk)
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Sequence, TextIO
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -48,12 +50,12 @@ class UsageError(Exception):
 
 # ---- small helpers ------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*$")
+_SIZE_RE = r"^\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*$"   # patterns compile on first use (re.match)
 
 
 def parse_size(text: str) -> int:
     """'4096', '512K', '10M', '1G' (binary multiples); 0 means no limit."""
-    m = _SIZE_RE.match(text)
+    m = re.match(_SIZE_RE, text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4096, 512K, 10M)")
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
@@ -166,21 +168,26 @@ def backend_used(log: list[tuple[str, int, str]]) -> str:
 
 # ---- shared with bench and doctor ----------------------------------------------
 
-@contextlib.contextmanager
-def backend_env(value: str | None) -> Iterator[None]:
-    """SLOPFAST_BACKEND=value (unset for None) inside the block, restored after."""
-    old = os.environ.get("SLOPFAST_BACKEND")
+class backend_env:
+    """SLOPFAST_BACKEND=value (unset for None) inside the block, restored after.
+    (A class: contextlib.contextmanager would import contextlib, 1-1.5 ms of every run.)"""
+
+    def __init__(self, value: str | None):
+        self.value = value
+
+    def __enter__(self) -> None:
+        self.old = os.environ.get("SLOPFAST_BACKEND")
+        _set_backend(self.value)
+
+    def __exit__(self, *exc: object) -> None:
+        _set_backend(self.old)
+
+
+def _set_backend(value: str | None) -> None:
     if value is None:
         os.environ.pop("SLOPFAST_BACKEND", None)
     else:
         os.environ["SLOPFAST_BACKEND"] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("SLOPFAST_BACKEND", None)
-        else:
-            os.environ["SLOPFAST_BACKEND"] = old
 
 
 _SOLE_PATH = {"snapshot": "msgspec"}   # what runs an op without a native path, when not "fallback"
@@ -295,7 +302,14 @@ CONFIG_KEYS = {
     "raw": ("bool", "raw"),
 }
 CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
-_CONFIG_MENTION = re.compile(rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]")
+_CONFIG_MENTION = rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]"
+# Only these can make a key tool.slopfast: the keys tool and slopfast joined by a
+# dot (a table header, a dotted key), a [tool] table (or [[tool]]) to hold a
+# slopfast key, `tool = {...}` at the top, or a quoted key written with escapes.
+# A pyproject.toml that just names slopfast (this project's, a dependent's) has
+# none of them, and is not given to tomllib (5-8 ms to import).
+_MAY_HOLD_CONFIG = (rb"""tool["']?[ \t]*\.[ \t]*["']?slopfast|(?m:^[ \t]*\[+[ \t]*["']?tool["']?[ \t]*\])"""
+                    rb"""|tool["']?[ \t]*=|\\[uU]""")
 
 
 def find_config(start: str) -> str | None:
@@ -320,7 +334,7 @@ def read_config(path: str) -> tuple[dict, list[str]]:
             data = f.read()
     except OSError as exc:
         return {}, [f"{path}: not read ({_oserror_text(exc)})"]
-    if b"slopfast" not in data:       # no [tool.slopfast]: not worth a TOML parser
+    if b"slopfast" not in data or not re.search(_MAY_HOLD_CONFIG, data):   # no [tool.slopfast]: no TOML parser
         return {}, []
     try:
         import tomllib
@@ -328,7 +342,7 @@ def read_config(path: str) -> tuple[dict, list[str]]:
         try:
             import tomli as tomllib   # type: ignore[no-redef]
         except ImportError:
-            if _CONFIG_MENTION.search(data):
+            if re.search(_CONFIG_MENTION, data):
                 return {}, [f"{path}: [tool.slopfast] not read: Python {sys.version_info[0]}.{sys.version_info[1]} "
                             "has no tomllib (pip install tomli, or use Python 3.11+)"]
             return {}, []

@@ -49,9 +49,14 @@ import os
 import re
 import stat
 from bisect import bisect_left
-from typing import Iterable, NamedTuple, Sequence
 
 from .walk import PatternError
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, NamedTuple, Sequence
+else:
+    from ._named import NamedTuple
 
 __all__ = [
     "DEFAULT_IGNORES", "IGNORE_FILE", "PatternError", "Patterns", "Repo", "Rule", "RuleList",

@@ -12,13 +12,14 @@ import os
 import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import _env, wire
 from .errors import BackendUnavailable, PipelineError
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Callable, Sequence
 
 # ctypes, subprocess and pathlib load on first use (their import costs more
 # than the command's whole start-up budget allows)

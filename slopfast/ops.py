@@ -9,11 +9,15 @@ lazy exports of `slopfast`, `slopfast bench` and `doctor`, the limit tests,
 the fuzz seeds, the wire vectors and the op table in docs/wire-format.md all
 derive from OPS; tests/test_ops.py checks OPS against lib/op_table.h.
 
-Importing this module imports nothing else: `import slopfast` reads it.
+Importing this module imports nothing else but slopfast._named: `import slopfast` reads it.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._named import NamedTuple
 
 
 class Op(NamedTuple):

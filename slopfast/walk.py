@@ -61,12 +61,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, Union
-
-if TYPE_CHECKING:  # slopfast.ignore is imported when a directory is walked
-    from .ignore import Patterns
 
 from .wire import SNIFF_BYTES as BINARY_SNIFF_BYTES   # the aggregate op's sniff, too
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, Iterator, NamedTuple, Sequence, Union
+
+    from .ignore import Patterns   # slopfast.ignore is imported when a directory is walked
+else:
+    from ._named import NamedTuple
 
 __all__ = [
     "BINARY_SNIFF_BYTES", "Found", "LeftOut", "Listed", "PatternError", "Skipped", "Unreadable", "WalkOptions",
@@ -96,7 +100,8 @@ class Unreadable(NamedTuple):
     error: OSError
 
 
-Event = Union[Found, Skipped, Unreadable]
+if TYPE_CHECKING:
+    Event = Union[Found, Skipped, Unreadable]
 
 
 class PatternError(ValueError):

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import Any, Callable, NamedTuple, Sequence
 
 from .errors import PipelineError
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, NamedTuple, Sequence
+else:
+    from ._named import NamedTuple
 
 MAGIC_V2 = b"SLPF"
 MAGIC_V1 = b"slopfast-request "
