@@ -300,6 +300,18 @@ def _variant(inputs: list[wire.Input], mode: int) -> str:
     return ",".join(wire.MODE_NAMES[m] for m in sorted(modes)) + (",files" if any(i.data is None for i in inputs) else "")
 
 
+# Summaries on the fallback use md_outline's (markdown-it-py) and py_skeleton's
+# (ast) fallbacks, imported on their first use: the dispatcher waits for its
+# calibration budget before it pays for them.
+_SUMMARY_IMPORTS = (f"{__package__}.fallbacks.md_outline", f"{__package__}.fallbacks.py_skeleton")
+
+
+def _imports(variant: str) -> tuple[str, ...]:
+    """The modules the fallback of a call of this variant imports on its first run."""
+    summary = _SUMMARY_IMPORTS if "summary" in variant or "skeleton" in variant else ()
+    return summary + (("tiktoken",) if "tokens" in variant else ())   # and builds its Encoding: 0.6 s
+
+
 def _sample(args, budget: int):
     """Both paths on the first inputs, up to `budget` bytes (files counted as
     ASSUMED_FILE_BYTES), for calibrating a large aggregate."""
@@ -336,13 +348,13 @@ def build(
     langs = _languages(languages)
     style = _style(format, raw, line_numbers, tree)
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
+    variant = _variant(inputs, mode_code) + ("" if style == DEFAULT_STYLE else f",{style.fmt}")
     built = dispatch.dispatch(
         "aggregate",
         size,
         lambda: _native(inputs, mode_code, langs, style=style),
         lambda: _fallback.build(inputs, mode_code, langs, _summary.summarise, **style.kwargs()),
-        variant=_variant(inputs, mode_code) + ("" if style == DEFAULT_STYLE else f",{style.fmt}"),
-        sample=_sample, sample_of=(inputs, mode_code, langs, style),
+        variant=variant, sample=_sample, sample_of=(inputs, mode_code, langs, style), imports=_imports(variant),
     )
     errors = []
     for index, err in built.unreadable:
@@ -698,9 +710,10 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
                                          "(pip install slopfast[tokens])")
             return native_batch
     size = sum(ASSUMED_FILE_BYTES if i.data is None else len(i.data) for i in inputs)
+    variant = _variant(inputs, mode) + ",stream" + (",tokens" if count else "")
     return dispatch.dispatch("aggregate", size, lambda: native_batch, lambda: fallback_batch,
-                             variant=_variant(inputs, mode) + ",stream" + (",tokens" if count else ""),
-                             sample=_stream_sample, sample_of=(inputs, mode, langs, checks, style, count))
+                             variant=variant, sample=_stream_sample,
+                             sample_of=(inputs, mode, langs, checks, style, count), imports=_imports(variant))
 
 
 STREAM_SAMPLE_BYTES = 1 << 20

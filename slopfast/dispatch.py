@@ -5,19 +5,33 @@ A decision is keyed by what changes the cost: the op, its variant (the
 parameters that change its work, e.g. aggregate's modes and whether it reads
 files) and the size class of the input (powers of 8 bytes).
 
-The first call with no decision calibrates at a bounded cost: both paths run
-on samples of the input (its first lines or items: 1 KiB, then 4 and 16 KiB,
-stopping as soon as native is over twice as fast; the whole input when it is
-smaller), native first as a warm-up, then each timed in alternating rounds
-within CALIBRATION_BUDGET_S; the caller's own input runs on native once. The
-fallback wins only when it is faster by MARGIN on the last sample: the native
-path's cost is linear in the input and the fallback's may not be (a
-pathological markdown document costs markdown-it-py n^1.6), so a near tie
-goes to native and never flips on noise. The decision -- the "wisdom" -- is
-stored in the user's cache directory, keyed by library build id, Python
-version and machine, so later processes pay nothing. SLOPFAST_WISDOM=off
-disables the file; SLOPFAST_WISDOM=PATH puts it elsewhere. A wisdom file
-that is not exactly what this module writes is ignored.
+A call with no decision measures both paths when the op's calibration
+budget pays for it, and otherwise runs native: calibration may cost an op at
+most CALIBRATION_SHARE (10%) of the time its undecided calls have taken in
+this process, plus CALIBRATION_ALLOWANCE_S. Measuring a fallback whose modules
+are loaded is expected to cost MEASURE_ESTIMATE_S (the timed rounds), within
+the allowance: such an op is measured on its first call. A fallback whose
+modules (the call's `imports`) are not loaded yet also pays their import
+(markdown-it-py about 40 ms, `ast` and the scanner port about 17 ms), counted
+as IMPORT_ESTIMATE_S: native answers meanwhile, and the fallback is imported
+and measured on the call where the budget has grown to pay for it (after
+about 0.45 s of undecided calls). What a measurement really cost is charged
+to the op's budget, so one that cost more than expected delays the next.
+Nothing is decided or stored until both paths were measured.
+
+A measurement runs both paths on samples of the input (its first lines or
+items: 1 KiB, then 4 and 16 KiB, stopping as soon as native is over twice as
+fast; the whole input when it is smaller), native first as a warm-up, then
+each timed in alternating rounds within CALIBRATION_BUDGET_S; the caller's own
+input runs on native once. The fallback wins only when it is faster by MARGIN
+on the last sample: the native path's cost is linear in the input and the
+fallback's may not be (a pathological markdown document costs markdown-it-py
+n^1.6), so a near tie goes to native and never flips on noise. The decision --
+the "wisdom" -- is stored in the user's cache directory, keyed by library
+build id, Python version and machine, so later processes pay nothing.
+SLOPFAST_WISDOM=off disables the file; SLOPFAST_WISDOM=PATH puts it
+elsewhere. A wisdom file that is not exactly what this module writes is
+ignored.
 
 observe() records which paths run (for `slopfast aggregate -v` and
 `slopfast bench`), without changing what the dispatcher decides.
@@ -48,6 +62,10 @@ SAMPLE_STEPS = (1 << 10, 4 << 10, SAMPLE_BYTES)
 CALIBRATION_BUDGET_S = 0.005
 CALIBRATION_MAX_ROUNDS = 5
 MARGIN = 0.2
+CALIBRATION_SHARE = 0.1          # of the time an op's undecided calls took ...
+CALIBRATION_ALLOWANCE_S = 0.010  # ... plus this, per op and process: what calibration may cost
+MEASURE_ESTIMATE_S = CALIBRATION_BUDGET_S   # expected cost of measuring a loaded fallback
+IMPORT_ESTIMATE_S = 0.050        # expected cost of a fallback's first import and run
 WISDOM_VERSION = 2
 _CLASS_SHIFT = 3  # size classes are powers of 8 bytes
 _MAX_CLASS = 64 // _CLASS_SHIFT + 1
@@ -56,6 +74,10 @@ _backend_env = _env.reader("SLOPFAST_BACKEND")
 _wisdom_env = _env.reader("SLOPFAST_WISDOM")
 _decisions: dict[tuple[str, str, int], bool] = {}   # (op, variant, size class) -> use native
 _report: dict[tuple[str, str, int], dict] = {}
+_credit: dict[str, float] = {}    # op -> what its calibration may still cost, in seconds
+_pending: set[tuple[str, str, int]] = set()     # decisions checked for and not made yet
+_measuring: set[tuple[str, str, int]] = set()   # decisions being measured (by another thread)
+_PENDING = {"backend": "native", "why": "pending: native until the calibration budget pays for measuring the fallback"}
 _wisdom_loaded = False
 _lock = threading.Lock()
 _observers: list[list[tuple[str, int, str]]] = []   # the logs of the active observe() blocks
@@ -79,7 +101,8 @@ def backend_setting() -> str:
 
 
 def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Callable[[], T], *,
-             variant: str = "", sample: Callable[..., Any] | None = None, sample_of: Any = None) -> T:
+             variant: str = "", sample: Callable[..., Any] | None = None, sample_of: Any = None,
+             imports: tuple[str, ...] = ()) -> T:
     """Run `native` or `fallback` for a call of `op` on `size` bytes of input.
 
     `native=None` says the native path cannot serve this call. `variant`
@@ -88,17 +111,19 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
     on it, its bytes), a part of the input of at most `budget` bytes, for
     calibration (a function and its argument rather than a closure: nothing
     is built per call); without it an input larger than SAMPLE_BYTES is
-    decided for native unmeasured."""
+    decided for native unmeasured. `imports`: the modules the fallback's
+    first run imports (their cost waits for the calibration budget)."""
     if _observers:
         native, fallback = _observed(op, size, native, fallback)
     setting = _backend_env()
     if setting is None or setting == "auto":
-        choice = _decisions.get((op, variant, size.bit_length() // _CLASS_SHIFT))
+        key = (op, variant, size.bit_length() // _CLASS_SHIFT)
+        choice = _decisions.get(key)
         if choice is True:
             return native() if native is not None else fallback()
         if choice is False or native is None:
             return fallback()
-        return _decide(op, variant, size, native, fallback, sample and partial(sample, sample_of))
+        return _decide(op, key, size, native, fallback, sample, sample_of, imports)
     setting = backend_setting()
     if setting == "fallback":
         return fallback()
@@ -110,7 +135,7 @@ def dispatch(op: str, size: int, native: Callable[[], T] | None, fallback: Calla
         return native()
     if native is None:
         return fallback()
-    return _decide(op, variant, size, native, fallback, sample and partial(sample, sample_of))
+    return _decide(op, (op, variant, size_class(size)), size, native, fallback, sample, sample_of, imports)
 
 
 def observe() -> _Observe:
@@ -153,38 +178,57 @@ def _observed(op: str, size: int, native: Callable[[], T] | None,
     return (None if native is None else wrap(native, "native")), wrap(fallback, "fallback")
 
 
-def _decide(op: str, variant: str, size: int, native: Callable[[], T], fallback: Callable[[], T],
-            sample: Sampler | None) -> T:
-    cls = size_class(size)
-    key = (op, variant, cls)
-    _load_wisdom()
-    choice = _decisions.get(key)
-    if choice is not None:
-        return native() if choice else fallback()
-    if not _native.available():
-        _decisions[key] = False
-        _report[key] = {"backend": "fallback", "why": f"native unavailable: {_native.load_error()}"}
-        return fallback()
-    timings, sample_bytes = None, 0
-    if sample is not None:
-        timings, sample_bytes = _calibrate_on_samples(sample)
-        result = native()
-    elif size <= SAMPLE_BYTES:
-        result = native()   # the warm-up run gives the caller's answer
-        timings, sample_bytes = _calibrate(native, fallback), size
-    else:
-        result = native()
-    if timings is None:
-        _decisions[key] = True
-        _report[key] = {"backend": "native", "why": "assumed: no sample to measure on"}
-        return result
+def _decide(op: str, key: tuple[str, str, int], size: int, native: Callable[[], T], fallback: Callable[[], T],
+            sample: Callable[..., Any] | None, sample_of: Any, imports: tuple[str, ...]) -> T:
+    if key not in _pending:     # the checks that need making once per decision
+        _load_wisdom()
+        choice = _decisions.get(key)
+        if choice is not None:
+            return native() if choice else fallback()
+        if not _native.available():
+            _decisions[key] = False
+            _report[key] = {"backend": "fallback", "why": f"native unavailable: {_native.load_error()}"}
+            return fallback()
+        if sample is None and size > SAMPLE_BYTES:
+            _decisions[key] = True
+            _report[key] = {"backend": "native", "why": "assumed: no sample to measure on"}
+            return native()
+        _pending.add(key)
+        _report[key] = _PENDING
+    credit = _credit.get(op, CALIBRATION_ALLOWANCE_S)
+    if credit < MEASURE_ESTIMATE_S or key in _measuring or \
+            (credit < MEASURE_ESTIMATE_S + IMPORT_ESTIMATE_S and not _loaded(imports)):
+        t0 = time.perf_counter()
+        try:
+            return native()
+        finally:
+            _credit[op] = _credit.get(op, CALIBRATION_ALLOWANCE_S) + CALIBRATION_SHARE * (time.perf_counter() - t0)
+    _measuring.add(key)
+    t0 = time.perf_counter()
+    try:
+        if sample is None:      # the input is small enough to be its own sample
+            timings, sample_bytes = _calibrate_on_samples(lambda _budget: (native, fallback, size))
+        else:
+            timings, sample_bytes = _calibrate_on_samples(partial(sample, sample_of))
+    finally:
+        _measuring.discard(key)
+        _credit[op] = _credit.get(op, CALIBRATION_ALLOWANCE_S) - (time.perf_counter() - t0)
     native_s, fallback_s = timings
     use_native = fallback_s >= native_s * (1 - MARGIN)
     _decisions[key] = use_native
+    _pending.discard(key)
     _report[key] = {"backend": "native" if use_native else "fallback", "why": "measured",
                     "native_s": native_s, "fallback_s": fallback_s, "sample_bytes": sample_bytes}
     _save_wisdom()
-    return result
+    return native()     # the caller's input runs on native, whatever was decided
+
+
+def _loaded(modules: tuple[str, ...]) -> bool:
+    loaded = sys.modules
+    for name in modules:
+        if name not in loaded:
+            return False
+    return True
 
 
 def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[float, float]:
@@ -204,14 +248,14 @@ def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[
     return best[0], best[1]
 
 
-def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float] | None, int]:
+def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float], int]:
     """Timings on samples growing by 4x up to SAMPLE_BYTES, stopping as soon as
     native wins clearly (the fallback over twice as slow): on an input the
     fallback handles badly, it runs on a kilobyte only. Both paths run once
     untimed on the first sample: a fallback's first run pays its imports
     (markdown-it-py, ast, tiktoken's tables: up to 0.3 s), which would
     otherwise count as its speed and send small inputs to native."""
-    timings, sample_bytes = None, 0
+    timings, sample_bytes = (math.inf, math.inf), 0
     for step, budget in enumerate(SAMPLE_STEPS):
         native_on_sample, fallback_on_sample, size = sample(budget)
         if step and size == sample_bytes:
@@ -367,6 +411,9 @@ def reset() -> None:
     with _lock:
         _decisions.clear()
         _report.clear()
+        _credit.clear()
+        _pending.clear()
+        _measuring.clear()
         _wisdom_loaded = False
 
 

@@ -44,7 +44,7 @@ def _op_status(op: Op, setting: str | None, info: dict, report: list[dict]) -> d
         rows = _decided(op, report)
         policy = "auto"
         why = (f"{len(rows)} size class(es) decided, see below" if rows
-               else "measured on first use per input-size class, then remembered")
+               else "measured per input-size class, then remembered")
     return {"available": True, "native_path": True, "backend": policy, "why": why}
 
 

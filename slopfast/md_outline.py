@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 from . import native as _native
 from .dispatch import dispatch, line_sample
-from .fallbacks import md_outline as _fallback
 from .wire import Input, records_reader
 
 __all__ = ["Heading", "markdown_outline", "summarise_markdown"]
@@ -52,12 +51,19 @@ def _run_native(op: str, data: bytes) -> bytes:
     return _native.run([(op, {})], [Input(b"<text>", data)])[0]
 
 
+# The fallback imports markdown-it-py (about 40 ms): on its first use, not
+# here, so that a call the native path answers never pays for it.
+_FALLBACK = (f"{__package__}.fallbacks.md_outline",)
+
+
 def _outline_fallback(data: bytes, text: str | None = None) -> list[Heading]:
-    return [Heading(*h) for h in _fallback.outline(_text(data, text))]
+    from .fallbacks import md_outline as fallback
+    return [Heading(*h) for h in fallback.outline(_text(data, text))]
 
 
 def _summary_fallback(data: bytes, text: str | None = None) -> str:
-    return _fallback.summary(_text(data, text))
+    from .fallbacks import md_outline as fallback
+    return fallback.summary(_text(data, text))
 
 
 def _outline_sample(data: bytes, budget: int):
@@ -80,7 +86,7 @@ def markdown_outline(text: str | bytes) -> list[Heading]:
         len(data),
         lambda: _decode_outline(_run_native("md_outline", data)),
         lambda: _outline_fallback(data, decoded),
-        sample=_outline_sample, sample_of=data,
+        sample=_outline_sample, sample_of=data, imports=_FALLBACK,
     )
 
 
@@ -93,5 +99,5 @@ def summarise_markdown(text: str | bytes) -> str:
         len(data),
         lambda: _run_native("md_summary", data).decode("utf-8"),
         lambda: _summary_fallback(data, decoded),
-        sample=_summary_sample, sample_of=data,
+        sample=_summary_sample, sample_of=data, imports=_FALLBACK,
     )

@@ -23,7 +23,6 @@ from typing import Iterable
 from . import native as _native
 from .dispatch import dispatch
 from .errors import PipelineError
-from .fallbacks import py_skeleton as _fallback
 from .wire import CODE_OP_FAILED, Input
 
 __all__ = ["SkeletonError", "summarise_python"]
@@ -75,10 +74,21 @@ def _native_skeleton(data: bytes, full: list[str], signatures: list[str]) -> byt
         raise
 
 
+# The fallback (`ast` and the scanner port: about 17 ms to import) loads on
+# its first use, not here, so that a call the native path answers never pays for it.
+_FALLBACK = (f"{__package__}.fallbacks.py_skeleton",)
+
+
+def _fallback():
+    from .fallbacks import py_skeleton
+    return py_skeleton
+
+
 def _fallback_skeleton(data: bytes, full: list[str], signatures: list[str]) -> bytes:
+    fallback = _fallback()
     try:
-        return _fallback.skeleton(data, full, signatures)
-    except _fallback.SkeletonSyntaxError as exc:
+        return fallback.skeleton(data, full, signatures)
+    except fallback.SkeletonSyntaxError as exc:
         raise SkeletonError(str(exc)) from None
 
 
@@ -101,16 +111,17 @@ def summarise_python(
     full_names = _name_list(full, "full")
     sig_names = _name_list(signatures, "signatures")
     if strict:
+        fallback = _fallback()
         try:
-            _fallback.check(data)
-        except _fallback.SkeletonSyntaxError as exc:
+            fallback.check(data)
+        except fallback.SkeletonSyntaxError as exc:
             raise SkeletonError(str(exc)) from None
     out = dispatch(
         "py_skeleton",
         len(data),
         lambda: _native_skeleton(data, full_names, sig_names),
         lambda: _fallback_skeleton(data, full_names, sig_names),
-        sample=_sample, sample_of=data,
+        sample=_sample, sample_of=data, imports=_FALLBACK,
     )
     return out.decode("utf-8")
 

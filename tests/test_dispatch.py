@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -114,7 +115,94 @@ def test_calibration_of_a_large_input_runs_the_fallback_on_samples_only(needs_na
     assert (row["backend"], row["sample_bytes"]) == ("native", 1 << 10)
 
 
-def test_variants_are_decided_apart(needs_native):
+def test_a_first_call_runs_native_and_imports_no_fallback(tmp_path, needs_native):
+    """With no wisdom, the first calls of the ops whose fallback imports a
+    parser (markdown-it-py, ast and the scanner port) run native only: the
+    import waits for the calibration budget, and nothing is stored."""
+    wisdom = tmp_path / "wisdom.json"
+    code = (
+        "import sys, json, slopfast; from slopfast import dispatch\n"
+        "with dispatch.observe() as log:\n"
+        "    slopfast.markdown_outline('# a\\n\\ntext\\n'); slopfast.summarise_markdown('# a\\n')\n"
+        "    slopfast.summarise_python('def f():\\n    return 1\\n')\n"
+        "    for mode in ('summary', 'skeleton'):\n"
+        "        slopfast.build_markdown([('a.md', '# T\\n'), ('b.py', 'def f():\\n    return 1\\n')], mode=mode)\n"
+        "print(json.dumps({'ran': sorted({b for _, _, b in log}), 'why': sorted({r['why'][:7] for r in slopfast.backend_report()"
+        " if r['size_class'] is not None}), 'loaded': [m for m in ('markdown_it', 'slopfast.fallbacks.md_outline',"
+        " 'slopfast.fallbacks.py_skeleton') if m in sys.modules]}))"
+    )
+    proc = run_python(code, SLOPFAST_WISDOM=str(wisdom))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"ran": ["native"], "why": ["pending"], "loaded": []}
+    assert not wisdom.exists()
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_fallback_is_imported_and_measured_when_the_budget_pays_and_wins(tmp_path, monkeypatch, needs_native):
+    """A fallback that imports a module not loaded yet runs only once the
+    op's undecided calls have earned what its import is expected to cost;
+    then, genuinely faster, it is chosen."""
+    (tmp_path / "sf_probe_dep.py").write_text("import time\ntime.sleep(0.02)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "sf_probe_dep", raising=False)
+    monkeypatch.setattr(dispatch, "IMPORT_ESTIMATE_S", 0.02)    # a shorter test; the rule is the same
+    spent, first_fallback_at = [0.0], []
+
+    def native():
+        t0 = time.perf_counter()
+        _spin(0.002)
+        spent[0] += time.perf_counter() - t0
+        return "n"
+
+    def fallback():
+        if not first_fallback_at:
+            first_fallback_at.append(spent[0])
+        import sf_probe_dep  # noqa: F401
+        return "f"
+
+    need = dispatch.MEASURE_ESTIMATE_S + dispatch.IMPORT_ESTIMATE_S
+    for calls in range(1, 1000):
+        assert dispatch.dispatch("probe_imp", 100, native, fallback, imports=("sf_probe_dep",)) == "n"
+        if first_fallback_at:
+            break
+        assert "sf_probe_dep" not in sys.modules
+    else:
+        raise AssertionError("the fallback was never measured")
+    earned = dispatch.CALIBRATION_ALLOWANCE_S + dispatch.CALIBRATION_SHARE * first_fallback_at[0]
+    assert need - 0.001 <= earned <= need + 0.001, (calls, earned, need)   # not before, and not much after
+    assert calls > 10 and "sf_probe_dep" in sys.modules
+    row = [r for r in slopfast.backend_report() if r["op"] == "probe_imp"][0]
+    assert (row["backend"], row["why"]) == ("fallback", "measured")
+    assert dispatch.dispatch("probe_imp", 100, native, fallback, imports=("sf_probe_dep",)) == "f"
+    assert dispatch._credit["probe_imp"] < earned - 0.015      # the import (20 ms) was charged
+
+
+def test_what_a_measurement_cost_is_charged_to_the_op(needs_native):
+    """A measurement that cost more than the allowance leaves the op in
+    debt: its next size class runs native, unmeasured, until repaid."""
+    runs = {"fallback": 0}
+
+    def slow_fallback():
+        runs["fallback"] += 1
+        time.sleep(0.02)
+
+    dispatch.dispatch("probe_debt", 100, lambda: "n", slow_fallback)
+    measured = runs["fallback"]
+    assert measured >= 1 and dispatch._credit["probe_debt"] < 0
+    assert dispatch.dispatch("probe_debt", 1000, lambda: "n", slow_fallback) == "n"
+    assert runs["fallback"] == measured
+    rows = {r["size_class"]: r["why"] for r in slopfast.backend_report() if r["op"] == "probe_debt"}
+    assert rows == {dispatch.size_class(100): "measured", dispatch.size_class(1000): rows[dispatch.size_class(1000)]}
+    assert rows[dispatch.size_class(1000)].startswith("pending")
+
+
+def test_variants_are_decided_apart(needs_native, monkeypatch):
+    monkeypatch.setattr(dispatch, "CALIBRATION_ALLOWANCE_S", 1.0)   # both measured at once, however slow the machine
     dispatch.dispatch("probe_v", 100, lambda: "n", lambda: sum(range(20000)) and "f", variant="full")
     assert dispatch.dispatch("probe_v", 100, lambda: sum(range(20000)) and "n", lambda: "f", variant="summary") == "n"
     assert dispatch.dispatch("probe_v", 100, lambda: sum(range(20000)) and "n", lambda: "f", variant="summary") == "f"
