@@ -444,6 +444,7 @@ def aggregate_paths(
     count_tokens: bool | str = False,
     ranks: str | os.PathLike | None = None,
     budget: int | None = None,
+    token_header: bool = False,
 ) -> AggregateReport:
     """Walk `paths` (files or directories) as `slopfast aggregate` does and
     write the document to `output`: a path (created or truncated), a
@@ -468,11 +469,14 @@ def aggregate_paths(
     encoding, o200k_base by default): files step down to a summary, then
     to a line in the tree, largest first; files matching `full` never do
     (docs/cli.md, "--budget"). `stepped_down` says which; BudgetError when
-    even that does not fit."""
+    even that does not fit. token_header=True starts the document with a
+    line that gives its token count, that line included (not in json)."""
     from . import walk as _walk
 
     style = _style(format, raw, line_numbers, tree)
-    count = _count_spec(count_tokens or budget is not None, ranks)
+    count = _count_spec(count_tokens or budget is not None or token_header, ranks)
+    if token_header and style.fmt == "json":
+        raise ValueError("token_header: a json document has no place for a header line")
 
     full_patterns = _walk.compile_patterns(full, "--full")
     options = _walk.WalkOptions(
@@ -486,10 +490,11 @@ def aggregate_paths(
         if budget is not None:
             report, levels = stream_budget(
                 _walk.walk(names, options), out, budget, count, mode=mode, full=full_patterns,
-                max_file_size=max_file_size, languages=languages, on_event=on_event,
+                max_file_size=max_file_size, languages=languages, on_event=on_event, header=token_header,
                 format=style.fmt, raw=style.raw, line_numbers=style.line_numbers)
             return report._replace(stepped_down=levels)
-        return stream(_walk.walk(names, options), out, mode=mode, full=full_patterns,
+        run = stream_with_header if token_header else stream
+        return run(_walk.walk(names, options), out, mode=mode, full=full_patterns,
                       max_file_size=max_file_size, languages=languages, on_event=on_event,
                       format=style.fmt, raw=style.raw, line_numbers=style.line_numbers, tree=style.tree,
                       count=count)
@@ -781,6 +786,19 @@ class BudgetError(SlopfastError):
         self.budget, self.needed = budget, needed
 
 
+def _read_at(fd: int, n: int) -> bytes:
+    """Up to n bytes from the start of fd (os.pread is not on Windows)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    parts, left = [], n
+    while left:
+        data = os.read(fd, min(left, 1 << 20))
+        if not data:
+            break
+        parts.append(data)
+        left -= len(data)
+    return b"".join(parts)
+
+
 def _copy(source: int, out: _Output) -> None:
     os.lseek(source, 0, os.SEEK_SET)
     while True:
@@ -818,26 +836,94 @@ def step_down(files: list[tuple[str, int]], cost: dict[str, tuple[int, int]], fi
     return levels
 
 
+# ---- the token count in the document's first line ------------------------------------------
+
+_FIRST_UNIT = 1 << 16     # bytes of the document read to find where its first unit ends
+
+
+def header_line(fmt: str, tokens: int, encoding: str) -> bytes:
+    """The document's first line with token_header: a comment in markdown and
+    xml (before the root element, where XML allows one), a line in plain."""
+    text = f"{tokens:,} tokens ({encoding}), this line included"
+    return f"<!-- {text} -->\n".encode() if fmt in ("markdown", "xml") else f"{text}\n\n".encode()
+
+
+def with_header(doc_fd: int, report: AggregateReport, count: CountSpec, fmt: str) -> tuple[bytes, int]:
+    """The header for the document in doc_fd (counted: report.tokens) and the
+    count of header and document together: the header says that count. The
+    header and the document's first unit are counted together (they may
+    join), the rest is the document's; the number is found by iterating to
+    the count it makes (a longer number may count one more token)."""
+    if fmt == "json":
+        raise ValueError("a json document has no place for a header line (the report and --stats have the count)")
+    counter = count.native_counter() if count.vocab() is not None else count.counter()
+    head = _read_at(doc_fd, _FIRST_UNIT)
+    unit = _fallback._UNIT_START.search(head)
+    first = head[:unit.start() + 1] if unit else head
+    if unit is None and len(head) == _FIRST_UNIT:            # one long first unit: count it whole
+        first = _read_at(doc_fd, os.fstat(doc_fd).st_size)
+    rest = report.tokens - counter(first) if first else report.tokens
+    seen: set[int] = set()
+    n = report.tokens
+    while n not in seen:
+        seen.add(n)
+        line = header_line(fmt, n, count.encoding)
+        total = counter(line + first) + rest
+        if total == n:
+            return line, n
+        n = total
+    raise SlopfastError(f"no token count states itself in a header line here ({sorted(seen)})")
+
+
+def _emit(doc_fd: int, report: AggregateReport, out: _Output, count: CountSpec | None, fmt: str,
+          header: bool) -> AggregateReport:
+    """The document made in doc_fd to `out`, after its header line when asked."""
+    if header and count is not None:
+        line, total = with_header(doc_fd, report, count, fmt)
+        out.write(line)
+        report = report._replace(tokens=total, bytes_written=report.bytes_written + len(line))
+    _copy(doc_fd, out)
+    return report
+
+
+def stream_with_header(events: Iterable[Any], out: _Output, count: CountSpec, **options: Any) -> AggregateReport:
+    """stream(), its document headed by its token count (header_line): made
+    in a temporary file, then written."""
+    import tempfile
+    with tempfile.TemporaryFile() as doc:
+        report = stream(events, _Output(doc.fileno()), count=count, **options)
+        return _emit(doc.fileno(), report, out, count, options.get("format", "markdown"), True)
+
+
 def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: CountSpec, *, mode: Mode = "full",
-                  full: Any = None, on_event: Any = None, **options: Any) -> tuple[AggregateReport, dict[str, str]]:
+                  full: Any = None, on_event: Any = None, header: bool = False,
+                  **options: Any) -> tuple[AggregateReport, dict[str, str]]:
     """stream() within `budget` tokens (the whole document, tree included,
     counted as `count` says): files step down full -> summary -> listed
     only in the tree, by step_down's rule; files matching `full` never do.
     The document is made in a temporary file and copied to `out` once it
     fits (a count of the document as written, not an estimate). Returns the
-    report of the document written and the level of each file stepped down."""
+    report of the document written and the level of each file stepped down.
+    `header`: the document's first line says its count (with_header), and
+    that line is in the budget too."""
     import tempfile
 
     from . import walk as _walk
 
     events = list(events)
     options["tree"] = True
+    fmt = options.get("format", "markdown")
     lower: Mode = "summary" if mode == "full" else mode
+
+    def fits(doc_fd: int, report: AggregateReport) -> int:
+        """The tokens over the budget (0: it fits)."""
+        total = with_header(doc_fd, report, count, fmt)[1] if header else report.tokens
+        return max(0, total - budget)
+
     with tempfile.TemporaryFile() as first:
         report = stream(events, _Output(first.fileno()), mode=mode, full=full, count=count, on_event=on_event, **options)
-        if report.tokens <= budget:
-            _copy(first.fileno(), out)
-            return report, {}
+        if not fits(first.fileno(), report):
+            return _emit(first.fileno(), report, out, count, fmt, header), {}
     found = {e.path: e for e in events if isinstance(e, _walk.Found)}
     files = report.files
     whole = dict(zip((p for p, _ in files), report.file_tokens))
@@ -853,6 +939,8 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
         summary.update(zip((p for p, _ in down.files), down.file_tokens))
     cost = {p: (whole[p], summary[p] if start[p] == "full" else whole[p]) for p in whole}
     fixed = report.tokens - sum(whole.values())
+    if header:
+        fixed += count.counter()(header_line(fmt, budget, count.encoding))
     excess = 0
     for _ in range(64):
         levels = step_down(files, cost, fixed + excess, budget, kept)
@@ -861,9 +949,9 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
         with tempfile.TemporaryFile() as doc:
             final = stream(chosen, _Output(doc.fileno()), mode=mode, count=count, item_modes=modes,
                            tree_files=files, **options)
-            if final.tokens <= budget:
-                _copy(doc.fileno(), out)
-                return final, levels
+            over = fits(doc.fileno(), final)
+            if not over:
+                return _emit(doc.fileno(), final, out, count, fmt, header), levels
         # the estimate was short by what the joins of the new neighbours cost: count it in, try again
-        excess += final.tokens - budget
-    raise BudgetError(budget, final.tokens)
+        excess += over
+    raise BudgetError(budget, budget + over)

@@ -683,7 +683,9 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     document = document_keywords(args)
     count = None
-    if args.tokens or args.encoding or args.stats or args.budget is not None:
+    if args.token_header and args.format == "json":
+        raise UsageError("--token-header: a json document has no place for a header line (--stats shows the count)")
+    if args.tokens or args.encoding or args.stats or args.budget is not None or args.token_header:
         count = _aggregate._count_spec(args.encoding or True, None)   # no rank file: an error before any work
 
     if out_path is not None:
@@ -730,11 +732,12 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
                     document.pop("tree", None)
                     report, levels = _aggregate.stream_budget(events, out, args.budget, count, mode=mode, full=full,
                                                               max_file_size=max_file_size, on_event=on_event,
-                                                              **document)
+                                                              header=bool(args.token_header), **document)
                     report = report._replace(stepped_down=levels)
                 else:
-                    report = _aggregate.stream(events, out, mode=mode, full=full, max_file_size=max_file_size,
-                                               on_event=on_event, count=count, **document)
+                    run = _aggregate.stream_with_header if args.token_header else _aggregate.stream
+                    report = run(events, out, mode=mode, full=full, max_file_size=max_file_size,
+                                 on_event=on_event, count=count, **document)
         except BrokenPipeError:
             if out_path is not None:
                 raise
@@ -861,6 +864,8 @@ def build_parser() -> argparse.ArgumentParser:
     toks.add_argument("--tokens", action="store_true", help="count the document's tokens (shown in the summary)")
     toks.add_argument("--encoding", choices=("o200k_base", "cl100k_base"), default=None,
                       help="count in this encoding (default o200k_base); implies --tokens")
+    toks.add_argument("--token-header", action="store_true",
+                      help="start the document with a line that gives its token count (markdown, xml, plain)")
     toks.add_argument("--stats", action="store_true",
                       help="after the summary, the largest files by tokens and the tokens per directory")
     toks.add_argument("--budget", type=parse_tokens, default=None, metavar="N",

@@ -1528,3 +1528,30 @@ def test_budget_in_the_library_says_what_stepped_down(backend, tmp_path):
     assert not set(listed) & set(shown)
     for p in listed + shown:        # every file is in the tree
         assert os.path.basename(p).encode() in doc.split(b"<files>")[1]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "xml", "plain"])
+def test_token_header_states_the_documents_count(backend, tmp_path, fmt):
+    _token_tree(tmp_path / "t")
+    write(tmp_path / "t", {"/lead.txt".lstrip("/"): "/starts with a slash\n"})
+    r = run("aggregate", "t", "-o", "out", "--token-header", "--format", fmt, "--tokens", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = (tmp_path / "out").read_bytes()
+    n = _tiktoken_count(doc)
+    assert doc.splitlines()[0] in (f"<!-- {n:,} tokens (o200k_base), this line included -->".encode(),
+                                   f"{n:,} tokens (o200k_base), this line included".encode())
+    assert f"({cli.count_text(n)} tokens)".encode() in r.stderr
+    if fmt == "xml":
+        import xml.dom.minidom
+        xml.dom.minidom.parseString(doc)       # a comment before the root element is well-formed XML
+    with_budget = run("aggregate", "t", "-o", "b", "--token-header", "--format", fmt, "--budget", "2500", cwd=tmp_path)
+    assert with_budget.returncode == 0, with_budget.stderr
+    doc = (tmp_path / "b").read_bytes()
+    assert str(_tiktoken_count(doc)).encode() in doc.splitlines()[0].replace(b",", b"") and _tiktoken_count(doc) <= 2500
+
+
+def test_token_header_is_not_for_json(tmp_path):
+    r = run("aggregate", ".", "--token-header", "--format", "json", cwd=tmp_path)
+    assert r.returncode == cli.EXIT_USAGE and b"no place for a header line" in r.stderr
+    with pytest.raises(ValueError):
+        slopfast.aggregate_paths([tmp_path], tmp_path / "o", token_header=True, format="json")
