@@ -61,6 +61,9 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
 
 
+ENCODINGS = ("o200k_base", "cl100k_base")
+
+
 def parse_tokens(text: str) -> int:
     """'100000', '100k', '1.5M' (decimal multiples: token budgets are quoted so)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
@@ -300,6 +303,11 @@ CONFIG_KEYS = {
     "line-numbers": ("bool", "line_numbers"),
     "tree": ("bool", "tree"),
     "raw": ("bool", "raw"),
+    "tokens": ("bool", "tokens"),
+    "encoding": ("encoding", "encoding"),
+    "stats": ("bool", "stats"),
+    "token-header": ("bool", "token_header"),
+    "budget": ("tokens", "budget"),
 }
 CONFIG_COMMAND_LINE_ONLY = ("hidden", "gitignore", "default-ignores", "follow-symlinks")
 _CONFIG_MENTION = rb"(?m)^\s*\[\s*tool\s*\.\s*slopfast\s*\]|^\s*\[\s*tool\s*\]"
@@ -392,7 +400,14 @@ def _config_value(where: str, key: str, kind: str, value: Any) -> Any:
             return parse_size(value)
         except argparse.ArgumentTypeError:
             raise bad("a size (4096, \"512K\", \"10M\"; 0: no limit)") from None
-    choices = ("full", "summary", "skeleton") if kind == "mode" else FORMATS
+    if kind == "tokens":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise bad("a token count (100000, \"100k\", \"1.5M\")")
+        try:
+            return parse_tokens(str(value))
+        except argparse.ArgumentTypeError:
+            raise bad("a token count above 0 (100000, \"100k\", \"1.5M\")") from None
+    choices = {"mode": ("full", "summary", "skeleton"), "encoding": ENCODINGS}.get(kind, FORMATS)
     if value not in choices:
         raise bad("one of " + ", ".join(choices))
     return value
@@ -861,12 +876,13 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--tree", action="store_true", default=None,
                      help="end the document with the tree of its files and a summary line")
     toks = agg.add_argument_group("tokens (exact, as tiktoken counts them; docs/tokens.md)")
-    toks.add_argument("--tokens", action="store_true", help="count the document's tokens (shown in the summary)")
-    toks.add_argument("--encoding", choices=("o200k_base", "cl100k_base"), default=None,
+    toks.add_argument("--tokens", action="store_true", default=None,
+                      help="count the document's tokens (shown in the summary)")
+    toks.add_argument("--encoding", choices=ENCODINGS, default=None,
                       help="count in this encoding (default o200k_base); implies --tokens")
-    toks.add_argument("--token-header", action="store_true",
+    toks.add_argument("--token-header", action="store_true", default=None,
                       help="start the document with a line that gives its token count (markdown, xml, plain)")
-    toks.add_argument("--stats", action="store_true",
+    toks.add_argument("--stats", action="store_true", default=None,
                       help="after the summary, the largest files by tokens and the tokens per directory")
     toks.add_argument("--budget", type=parse_tokens, default=None, metavar="N",
                       help="fit the whole document in N tokens (suffixes k, M): the largest files step down to a "

@@ -1555,3 +1555,16 @@ def test_token_header_is_not_for_json(tmp_path):
     assert r.returncode == cli.EXIT_USAGE and b"no place for a header line" in r.stderr
     with pytest.raises(ValueError):
         slopfast.aggregate_paths([tmp_path], tmp_path / "o", token_header=True, format="json")
+
+
+def test_token_options_from_the_project_file(backend, tmp_path):
+    _token_tree(tmp_path / "t")
+    write(tmp_path / "t", {"pyproject.toml": '[tool.slopfast]\nbudget = "2k"\ntoken-header = true\nencoding = "cl100k_base"\n'})
+    r = run("aggregate", "t", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = (tmp_path / "out").read_bytes()
+    n = _tiktoken_count(doc, "cl100k_base")
+    assert n <= 2000 and doc.startswith(f"<!-- {n:,} tokens (cl100k_base)".encode()) and b"to fit --budget 2,000" in r.stderr
+    write(tmp_path / "t", {"pyproject.toml": '[tool.slopfast]\nbudget = 0\n'})
+    r = run("aggregate", "t", "-o", "out", cwd=tmp_path)
+    assert r.returncode == cli.EXIT_USAGE and b"budget must be a token count" in r.stderr
