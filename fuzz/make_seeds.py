@@ -112,6 +112,10 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
     for encoding in ("o200k_base", "cl100k_base"):
         add(f"tokens-ranks-{encoding}", [("tokens", {"encoding": encoding, "ranks": ranks})],
             [Input(n, t) for n, t in md[:4] + py[:4]], text_too=False)
+        # aggregate counting its document (units, carries) with the same small vocabulary
+        add(f"aggregate-count-{encoding}", [("aggregate", {"encoding": encoding, "ranks": ranks, "tree": "1",
+                                                           "count_carry": b"```\n\n", "continues": "1"})],
+            [Input(n, t) for n, t in md[:3] + py[:3]], text_too=False)
     odd = [Input(b"a]]>\n\xff.txt", b"]]>\r\n\x00\x1b\xef\xbf\xbe\xff\"\\`"), Input(b"u16", b"\xff\xfeh\x00\x00\xd8"),
            Input(b"u32", b"\x00\x00\xfe\xffX"), Input(b"bom", b"\xef\xbb\xbfx\ny\rz")]
     for fmt in ("xml", "json", "plain", "markdown"):

@@ -21,8 +21,8 @@
  * failed write to out_fd (0 if none; the call stops there); then the token
  * counts below (zeros and an empty carry without `vocab`).
  *
- * Token counts (parameters vocab, encoding: as the tokens op reads them;
- * count_carry): the document is counted as it is written, in units that
+ * Token counts (parameters vocab or ranks, encoding: as the tokens op
+ * reads them; count_carry): the document is counted as it is written, in units that
  * begin where tiktoken's pre-tokenization of o200k and cl100k cannot join
  * across (unit_start; docs/tokens.md, "Counts of a document"), so that the
  * counts of the units add up to the document's. A unit's tokens go to the
@@ -1080,13 +1080,14 @@ static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *i
     return ok;
 }
 
-/* vocab, encoding, count_carry: the counter (0 without vocab), its carry begun. */
+/* vocab or ranks, encoding, count_carry: the counter (0 without vocab or
+ * ranks), its carry begun. */
 static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **out) {
     Str8 v;
     *out = 0;
     ctx_param(ctx, "count_carry", &opts->count_carry);
-    if (!ctx_param(ctx, "vocab", &v)) {
-        if (opts->count_carry.len) return ctx_fail(ctx, Code_BadParam, "parameter count_carry: no vocab to count with");
+    if (!ctx_param(ctx, "vocab", &v) && !ctx_param(ctx, "ranks", &v)) {
+        if (opts->count_carry.len) return ctx_fail(ctx, Code_BadParam, "parameter count_carry: no vocab or ranks to count with");
         return 1;
     }
     U8 bytes = 0;

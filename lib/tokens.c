@@ -673,8 +673,8 @@ TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {
     TokCounter *k = farena_push_array(arena, TokCounter, 1, .zero = 1);
     if (!k) return 0;
     k->ctx = ctx, k->arena = arena;
-    if (!tok_setup(ctx, k, bytes, 0)) return 0;
-    if (!k->has_table) { ctx_fail(ctx, Code_BadParam, "vocab: counting tokens needs an attached vocabulary"); return 0; }
+    if (!tok_setup(ctx, k, bytes, 1)) return 0;
+    if (!k->has_table) { ctx_fail(ctx, Code_BadParam, "counting tokens needs a vocab or ranks parameter"); return 0; }
     return k;
 }
 

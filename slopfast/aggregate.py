@@ -150,6 +150,10 @@ class CountSpec(NamedTuple):
         enc = fallback_tokens.encoding(self.encoding, ranks)
         return lambda data: len(enc.encode_ordinary(data.decode("utf-8", "replace")))
 
+    def blob(self) -> bytes:
+        from . import tokens
+        return tokens._ranks(self.encoding, self.ranks).blob
+
     def vocab(self) -> int | None:
         """The native vocabulary's index in this thread's context (None: cannot count natively)."""
         from . import tokens
@@ -237,9 +241,10 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
     tally = None
     if count is not None:
         vocab = count.vocab()
-        if vocab is None:
-            raise BackendUnavailable("the native path counts tokens only in-process")
-        params.update(vocab=str(vocab), encoding=count.encoding)
+        if vocab is not None:
+            params.update(vocab=str(vocab), encoding=count.encoding)
+        else:       # no context to attach a vocabulary to (the subprocess transport): the ranks themselves
+            params.update(ranks=count.blob(), encoding=count.encoding)
         tally = _Tally(carry)
     wrapped = style.closes
     earlier = list(tree_files or [])
@@ -688,7 +693,8 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
     first batch (calibrating on a sample in memory: nothing is written
     twice): a function (inputs, continues, open, close, first_index,
     tree_files, carry) -> Built."""
-    fd = out.fd if os.name == "posix" else None     # another C runtime's descriptors are not ours
+    # another C runtime's descriptors (Windows), or another process's (the subprocess transport), are not ours
+    fd = out.fd if os.name == "posix" and native.transport() == "inprocess" else None
 
     def native_batch(batch, continues, open, close, first_index, tree_files, carry=b""):
         return _native(batch, mode, langs, checks, fd, continues, style=style, open=open, close=close,
@@ -704,11 +710,6 @@ def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], chec
         from . import tokens
         native_batch.counter = count.native_counter()
         fallback_batch.counter = lambda data: count.fallback_counter()(data)
-        if count.vocab() is None:      # no in-process native library: only the fallback counts
-            if not tokens._have_tiktoken():
-                raise BackendUnavailable("counting tokens needs tiktoken (pip install slopfast[tokens]) "
-                                         "or the native library")
-            return fallback_batch
         if not tokens._have_tiktoken():
             if dispatch.backend_setting() == "fallback":
                 raise BackendUnavailable("SLOPFAST_BACKEND=fallback, but counting tokens there needs tiktoken "
@@ -856,7 +857,7 @@ def with_header(doc_fd: int, report: AggregateReport, count: CountSpec, fmt: str
     the count it makes (a longer number may count one more token)."""
     if fmt == "json":
         raise ValueError("a json document has no place for a header line (the report and --stats have the count)")
-    counter = count.native_counter() if count.vocab() is not None else count.counter()
+    counter = count.native_counter() if native.available() else count.counter()
     head = _read_at(doc_fd, _FIRST_UNIT)
     unit = _fallback._UNIT_START.search(head)
     first = head[:unit.start() + 1] if unit else head

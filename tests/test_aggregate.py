@@ -1072,3 +1072,15 @@ def test_generated_documents_count_exactly(needs_native, files, fmt, tree):
         docs.append(built.document)
     tally.finish(spec.counter())
     assert tally.tokens == _exact(b"".join(docs))
+
+
+def test_counting_through_the_subprocess_transport(needs_native, tmp_path, monkeypatch):
+    """No context to attach a vocabulary to: the requests carry the ranks,
+    and the counts are the same."""
+    _count_tree(tmp_path / "t")
+    report = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / "a", count_tokens=True, tree=True)
+    monkeypatch.setenv("SLOPFAST_TRANSPORT", "subprocess")
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    again = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / "b", count_tokens=True, tree=True)
+    assert again == report and (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert report.tokens == _exact((tmp_path / "a").read_bytes())
