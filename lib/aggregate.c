@@ -55,7 +55,6 @@ Struct_(BuildOpts) {
     B4 line_numbers;      /* number the lines of full-mode bodies */
     B4 tree;              /* with close: the tree of the document's files and a summary line at its end */
     Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
-    B4 counting;          /* vocab given: count the document's tokens */
     Str8 count_carry;     /* the unit the request before left open */
 };
 
@@ -1104,7 +1103,6 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
         c->owner = OWNER_CARRIED, c->last = opts->count_carry.ptr[opts->count_carry.len - 1];
         if (!carry_append(ctx, c, opts->count_carry.ptr, opts->count_carry.len)) return 0;
     }
-    opts->counting = 1;
     *out = c;
     return 1;
 }
