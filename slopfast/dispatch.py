@@ -248,9 +248,11 @@ def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float], int]:
     otherwise count as its speed and send small inputs to native."""
     timings, sample_bytes = (math.inf, math.inf), 0
     for step, budget in enumerate(SAMPLE_STEPS):
+        if step and budget <= sample_bytes:
+            continue    # the last sample was this large already (files count 4 KiB each)
         native_on_sample, fallback_on_sample, size = sample(budget)
         if step and size == sample_bytes:
-            break       # a sample that does not grow with the budget: measured already
+            break       # a sample that does not grow with the budget: it was all there is
         sample_bytes = size
         for warm in ((native_on_sample, fallback_on_sample) if step == 0 else (native_on_sample,)):
             try:
