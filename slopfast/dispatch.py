@@ -17,11 +17,15 @@ as IMPORT_ESTIMATE_S: native answers meanwhile, and the fallback is imported
 and measured on the call where the budget has grown to pay for it (after
 about 0.45 s of undecided calls). What a measurement really cost is charged
 to the op's budget, so one that cost more than expected delays the next.
-Nothing is decided or stored until both paths were measured.
+No decision is made or stored until both paths were measured (but where
+native is unavailable: the fallback; and for a large input with no sampler:
+native, assumed; neither is stored). The command's streams decide at their first batch, before they
+have spent anything, so a summary or skeleton stream builds on native.
 
 A measurement runs both paths on samples of the input (its first lines or
 items: 1 KiB, then 4 and 16 KiB, stopping as soon as native is over twice as
-fast; the whole input when it is smaller), native first as a warm-up, then
+fast; the whole input when it is smaller; a budget the last sample already
+filled is skipped), both paths once as a warm-up, then
 each timed in alternating rounds within CALIBRATION_BUDGET_S; the caller's own
 input runs on native once. The fallback wins only when it is faster by MARGIN
 on the last sample: the native path's cost is linear in the input and the
@@ -257,9 +261,11 @@ def _calibrate_on_samples(sample: Sampler) -> tuple[tuple[float, float], int]:
     otherwise count as its speed and send small inputs to native."""
     timings, sample_bytes = (math.inf, math.inf), 0
     for step, budget in enumerate(SAMPLE_STEPS):
+        if step and budget <= sample_bytes:
+            continue    # the last sample was this large already (files count 4 KiB each)
         native_on_sample, fallback_on_sample, size = sample(budget)
         if step and size == sample_bytes:
-            break       # a sample that does not grow with the budget: measured already
+            break       # a sample that does not grow with the budget: it was all there is
         sample_bytes = size
         for warm in ((native_on_sample, fallback_on_sample) if step == 0 else (native_on_sample,)):
             try:

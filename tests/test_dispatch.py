@@ -201,6 +201,24 @@ def test_what_a_measurement_cost_is_charged_to_the_op(needs_native):
     assert rows[dispatch.size_class(1000)].startswith("pending")
 
 
+def test_a_sample_that_grows_late_is_grown(needs_native):
+    """Files count 4 KiB each in a sample: the 1 and 4 KiB budgets give the
+    same one-file sample, the 16 KiB budget four files. The decision comes
+    from the four, where the native call's fixed cost weighs less (on one
+    file the fallback wins, on four native does)."""
+    budgets = []
+
+    def sample(_data, budget):
+        budgets.append(budget)
+        files = max(1, budget // 4096)
+        return (lambda: _spin(0.0002 + 0.00005 * files)), (lambda: _spin(0.00015 * files)), files * 4096
+
+    assert dispatch.dispatch("probe_grow", 1 << 20, lambda: "n", lambda: "f", sample=sample) == "n"
+    assert budgets == [1 << 10, 16 << 10]
+    row = [r for r in slopfast.backend_report() if r["op"] == "probe_grow"][0]
+    assert (row["backend"], row["sample_bytes"]) == ("native", 16 << 10)
+
+
 def test_variants_are_decided_apart(needs_native, monkeypatch):
     monkeypatch.setattr(dispatch, "CALIBRATION_ALLOWANCE_S", 1.0)   # both measured at once, however slow the machine
     dispatch.dispatch("probe_v", 100, lambda: "n", lambda: sum(range(20000)) and "f", variant="full")
