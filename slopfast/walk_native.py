@@ -1,0 +1,159 @@
+"""The C walk of a directory argument (the walk op, lib/walk.c), as the events of
+slopfast.walk's Python walk (docs/internals.md, "The native walk").
+
+slopfast.walk.walk() calls `dir_events` for each directory argument when
+`usable` says so. Python keeps what is read once per argument
+(slopfast.walk._setup: the work tree, git's configuration, core.excludesFile,
+info/exclude, the ignore files above the argument, the default ignores) and
+sends those rules and the options in one request; the C side lists the
+directories, reads each one's .gitignore and .slopfastignore and the index,
+matches, and answers one row per event. Python then turns rows into events:
+a regular file into Found (or, with check_files, the checks of _read_file),
+a symlink into what _symlink decides (the symlink policy stays here: links
+are rare), a special file into its Skipped note, what the rules left out into
+WalkOptions.left_out.
+
+What the C walk leaves to the Python walk, whole (detected before any event is
+given, so nothing differs):
+
+- `follow_symlinks` (a walk through directory symlinks, with its loop checks);
+- a platform other than POSIX, no native library, SLOPFAST_BACKEND=fallback;
+- a nested repository (a `.git` entry below the argument while git's rules are
+  in force: the Python walk reads its rules and index);
+- nesting past 128 levels or paths below the argument past 3072 bytes, and a
+  process out of descriptors (the C walk holds one per level; the Python walk
+  builds paths, which fail past PATH_MAX).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+from . import native, wire
+from .walk import Found, LeftOut, Unreadable, _read_file, _symlink, special_skip
+
+EVENT_FILE, EVENT_SYMLINK, EVENT_SPECIAL, EVENT_UNREADABLE, EVENT_LEFT_OUT, EVENT_USED, EVENT_WALKED, EVENT_BAIL = range(8)
+WHY = ("hidden", "git", "ignore", "exclude", "include")
+GROUP_GIT, GROUP_OWN, GROUP_EXCLUDE, GROUP_INCLUDE = range(4)
+
+
+class NativeWalkUnavailable(RuntimeError):
+    """native=True, but the C walk cannot run here."""
+
+
+def why_not(options: Any) -> str | None:
+    """Why this walk cannot be native (None: it can)."""
+    if os.name != "posix":
+        return "the native walk is for POSIX systems"
+    if options.follow_symlinks:
+        return "--follow-symlinks is walked by the Python walk"
+    if not native.available():
+        return f"the native library did not load: {native.load_error()}"
+    return None
+
+
+def usable(options: Any, want: bool | None) -> bool:
+    """Walk natively? `want` None: when possible and SLOPFAST_BACKEND is not
+    `fallback`; True: always (NativeWalkUnavailable where it cannot); False: never."""
+    if want is False:
+        return False
+    reason = why_not(options)
+    if want is True:
+        if reason is not None:
+            raise NativeWalkUnavailable(reason)
+        return True
+    if reason is not None:
+        return False
+    from . import dispatch
+    return dispatch.backend_setting() != "fallback"
+
+
+def _layer(group: int, rules: Any) -> bytes:
+    base = rules.base
+    source = os.fsencode(rules.source) if rules.source else b""
+    out = [struct.pack("<BI", group, len(base)), base, struct.pack("<I", len(source)), source,
+           struct.pack("<I", len(rules.rules))]
+    for rule in rules.rules:
+        out += (struct.pack("<I", len(rule.pattern)), rule.pattern)
+    return b"".join(out)
+
+
+def request(root: str, prefix: str, options: Any, include: Any, exclude: Any, setup: tuple) -> tuple[list, list]:
+    """The walk op's request for one directory argument: (ops, inputs)."""
+    _root_real, repo, git, own, offset = setup
+    layers = []
+    if git is not None:
+        layers += [_layer(GROUP_GIT, rules) for rules in git[1]]
+    layers += [_layer(GROUP_OWN, rules) for rules in own]
+    if exclude is not None:
+        layers.append(_layer(GROUP_EXCLUDE, exclude.rules))
+    if include is not None:
+        layers.append(_layer(GROUP_INCLUDE, include.rules))
+    params: dict[str, str | bytes] = {
+        "hidden": "1" if options.hidden else "0", "git": "1" if git is not None else "0",
+        "prefix": os.fsencode(prefix), "offset": offset, "layers": b"".join(layers),
+    }
+    if git is not None and git[0] is not None:
+        params["index"] = os.fsencode(os.path.join(git[0].git_dir, "index"))
+        params["hash_len"] = str(git[0].hash_len)
+    return [("walk", params)], [wire.Input(os.fsencode(root), None)]
+
+
+def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any, setup: tuple) -> list | None:
+    """The events of one directory argument, as slopfast.walk._walk_dir gives them,
+    or None when the C walk leaves this argument to the Python walk."""
+    ops, inputs = request(root, prefix, options, include, exclude, setup)
+    (part,) = native.run(ops, inputs)
+    rows = wire.decode_records(part)
+    return events_of(rows, prefix, options, setup[0])
+
+
+def events_of(rows: list, prefix: str, options: Any, root_real: str) -> list | None:
+    """The walk op's rows as events (and what the rules left out, into
+    options.left_out), or None for a bail row."""
+    fsdecode = os.fsdecode
+    n = len(prefix)
+    check = options.check_files
+    events: list = []
+    append = events.append
+    left_rows = []
+    walked = False
+    for kind, path, value, index, source, pattern in rows:
+        if kind == EVENT_FILE:
+            shown = fsdecode(path)
+            append(_read_file(shown, shown, shown[n:], options) if check else Found(shown, shown[n:], -1))
+        elif kind == EVENT_LEFT_OUT or kind == EVENT_USED:
+            left_rows.append((kind, path, value, index, source, pattern))
+        elif kind == EVENT_SYMLINK:
+            shown = fsdecode(path)
+            append(_symlink(shown, shown, shown[n:], options, root_real))
+        elif kind == EVENT_SPECIAL:
+            append(special_skip(fsdecode(path), value))
+        elif kind == EVENT_UNREADABLE:
+            shown = fsdecode(path)
+            append(Unreadable(shown, OSError(value, os.strerror(value), shown)))
+        elif kind == EVENT_WALKED:
+            walked = True
+        elif kind == EVENT_BAIL:
+            return None
+    left = options.left_out
+    if left is not None:
+        if walked:
+            left.walked += 1
+        for kind, path, value, index, source, pattern in left_rows:
+            if kind == EVENT_USED:
+                (left.exclude_used if value == 0 else left.include_used).add(index)
+                continue
+            why = WHY[value]
+            if why == "hidden" or why == "include":
+                key: tuple = (why,)
+            elif why == "exclude":
+                key = ("exclude", index)
+            else:
+                key = (why, fsdecode(source), pattern)
+            left.add(key, fsdecode(path))
+    return events
+
+
+__all__ = ["NativeWalkUnavailable", "dir_events", "events_of", "request", "usable", "why_not", "LeftOut"]
