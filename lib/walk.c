@@ -281,6 +281,7 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
     return 1;
 }
 
+#if !defined(_WIN32)
 /* Does r match all of t? `cur` and `nxt` have room for tok_count + 1 states. */
 static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
     if (r->never) return 0;
@@ -332,6 +333,7 @@ static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
     }
     return cur[m];
 }
+#endif
 
 /* ---- rule lists ------------------------------------------------------------ */
 
@@ -380,6 +382,7 @@ static B4 layer_rules(Walker *w, Layer *layer, Str8 const *patterns, U4 count) {
     return 1;
 }
 
+#if !defined(_WIN32)
 /* ignore.py's _trim_trailing_spaces */
 static Str8 trim_trailing_spaces(Str8 line) {
     if (!line.len || line.ptr[line.len - 1] != ' ') return line;
@@ -451,8 +454,6 @@ static Layer const *chain_decide(Walker *w, Layer const *top, Str8 path, Str8 na
 }
 
 /* ---- the index ------------------------------------------------------------- */
-
-#if !defined(_WIN32)
 
 /* All of a file (at most LIMIT_INPUT_BYTES), opened with `flags`; 0 when it
  * cannot be opened or read or is not a regular file. */
@@ -634,6 +635,7 @@ Struct_(WalkState) {
     U1 *dirpath;               /* the argument joined with rel (the sources' paths) */
     Frame *frames;
     U4 depth;
+    U4 dirs;                   /* directories entered (fuzz builds cap them) */
 };
 
 static B4 emit(Ctx *ctx, U1 kind, Str8 path, S8 value, U4 index, Str8 source, Str8 pattern) {
@@ -870,6 +872,10 @@ static B4 walk_one(Walker *w, Str8 root) {
                 w->bail = str8_lit("nesting too deep");
                 break;
             }
+#ifdef SLOPFAST_FUZZ_OUT_FD
+            /* fuzz builds: a request naming "/" must not walk the machine */
+            if (++s.dirs > 64) { w->bail = str8_lit("fuzz build: at most 64 directories"); break; }
+#endif
             Frame *sub = &s.frames[s.depth + 1];
             *sub = (Frame){ .fd = -1, .rel_len = rel_len, .git = f->git, .own = f->own, .tracked_only = tracked_only,
                             .tracked_rule = tracked_rule, .include_all = include_all };

@@ -55,6 +55,11 @@ but a regular file by then is skipped, so a file swapped for a FIFO or a
 symlink during the walk is never read. Then: the output file (`avoid`),
 files larger than `max_file_size`, binary files (a NUL byte in the first
 8 KiB; only that prefix is read) are skipped with a note.
+
+A directory argument is walked by the C core where it can be (the walk op,
+lib/walk.c, through slopfast.walk_native: the same events, and the same
+LeftOut), else by `_walk_dir` here, the oracle the C walk is tested against;
+`walk(..., native=)` and docs/internals.md ("The native walk") say when.
 """
 from __future__ import annotations
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from typing import Any, Iterator
 
 from . import native, wire
-from .walk import Found, LeftOut, Unreadable, _read_file, _symlink, special_skip
+from .walk import Found, Unreadable, _read_file, _symlink, special_skip
 
 EVENT_FILE, EVENT_SYMLINK, EVENT_SPECIAL, EVENT_UNREADABLE, EVENT_LEFT_OUT, EVENT_USED, EVENT_WALKED, EVENT_BAIL = range(8)
 WHY = ("hidden", "git", "ignore", "exclude", "include")
@@ -100,60 +100,69 @@ def request(root: str, prefix: str, options: Any, include: Any, exclude: Any, se
     return [("walk", params)], [wire.Input(os.fsencode(root), None)]
 
 
-def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any, setup: tuple) -> list | None:
-    """The events of one directory argument, as slopfast.walk._walk_dir gives them,
-    or None when the C walk leaves this argument to the Python walk."""
+def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any, setup: tuple) -> Iterator[Any] | None:
+    """The events of one directory argument, as slopfast.walk._walk_dir gives them
+    (an iterator: rows become events as they are taken, so the stream's first batch
+    need not wait for all of them), or None when the C walk leaves this argument to
+    the Python walk."""
     ops, inputs = request(root, prefix, options, include, exclude, setup)
     (part,) = native.run(ops, inputs)
     rows = wire.decode_records(part)
+    if bailed(rows):
+        return None
     return events_of(rows, prefix, options, setup[0])
 
 
-def events_of(rows: list, prefix: str, options: Any, root_real: str) -> list | None:
-    """The walk op's rows as events (and what the rules left out, into
-    options.left_out), or None for a bail row."""
+def bailed(rows: list) -> bool:
+    """Does the C walk leave the argument to the Python walk? (its bail row ends
+    the argument's rows, before the rows of the patterns used)"""
+    for row in reversed(rows):
+        if row[0] != EVENT_USED:
+            return row[0] == EVENT_BAIL
+    return False
+
+
+def events_of(rows: list, prefix: str, options: Any, root_real: str) -> Iterator[Any]:
+    """The walk op's rows (of an argument the C walk walked) as events; what the
+    rules left out goes into options.left_out once the last event is taken."""
     fsdecode = os.fsdecode
     n = len(prefix)
     check = options.check_files
-    events: list = []
-    append = events.append
     left_rows = []
     walked = False
     for kind, path, value, index, source, pattern in rows:
         if kind == EVENT_FILE:
             shown = fsdecode(path)
-            append(_read_file(shown, shown, shown[n:], options) if check else Found(shown, shown[n:], -1))
+            yield _read_file(shown, shown, shown[n:], options) if check else Found(shown, shown[n:], -1)
         elif kind == EVENT_LEFT_OUT or kind == EVENT_USED:
             left_rows.append((kind, path, value, index, source, pattern))
         elif kind == EVENT_SYMLINK:
             shown = fsdecode(path)
-            append(_symlink(shown, shown, shown[n:], options, root_real))
+            yield _symlink(shown, shown, shown[n:], options, root_real)
         elif kind == EVENT_SPECIAL:
-            append(special_skip(fsdecode(path), value))
+            yield special_skip(fsdecode(path), value)
         elif kind == EVENT_UNREADABLE:
             shown = fsdecode(path)
-            append(Unreadable(shown, OSError(value, os.strerror(value), shown)))
+            yield Unreadable(shown, OSError(value, os.strerror(value), shown))
         elif kind == EVENT_WALKED:
             walked = True
-        elif kind == EVENT_BAIL:
-            return None
     left = options.left_out
-    if left is not None:
-        if walked:
-            left.walked += 1
-        for kind, path, value, index, source, pattern in left_rows:
-            if kind == EVENT_USED:
-                (left.exclude_used if value == 0 else left.include_used).add(index)
-                continue
-            why = WHY[value]
-            if why == "hidden" or why == "include":
-                key: tuple = (why,)
-            elif why == "exclude":
-                key = ("exclude", index)
-            else:
-                key = (why, fsdecode(source), pattern)
-            left.add(key, fsdecode(path))
-    return events
+    if left is None:
+        return
+    if walked:
+        left.walked += 1
+    for kind, path, value, index, source, pattern in left_rows:
+        if kind == EVENT_USED:
+            (left.exclude_used if value == 0 else left.include_used).add(index)
+            continue
+        why = WHY[value]
+        if why == "hidden" or why == "include":
+            key: tuple = (why,)
+        elif why == "exclude":
+            key = ("exclude", index)
+        else:
+            key = (why, fsdecode(source), pattern)
+        left.add(key, fsdecode(path))
 
 
-__all__ = ["NativeWalkUnavailable", "dir_events", "events_of", "request", "usable", "why_not", "LeftOut"]
+__all__ = ["NativeWalkUnavailable", "bailed", "dir_events", "events_of", "request", "usable", "why_not"]

@@ -409,3 +409,22 @@ def test_the_command_on_both_walks(tmp_path):
         assert p.returncode == 0, p.stderr
         outs.append((p.stdout, [l for l in p.stderr.splitlines() if b" s; " not in l]))
     assert outs[0] == outs[1]
+
+
+# ---- the op's parameters -----------------------------------------------------------------------
+
+def test_malformed_parameters_are_code_3(tmp_path):
+    from slopfast import native, wire
+    from slopfast.errors import PipelineError
+    (tmp_path / "a.txt").write_text("a")
+    good = walk_native._layer(0, RuleList([parse_rule(b"*.log")], b"", "x"))
+    for params, message in [({"layers": good[:-1]}, "parameter layers"), ({"layers": b"\x04" + good[1:]}, "parameter layers"),
+                            ({"layers": good + walk_native._layer(2, RuleList([], b"", None)) * 2}, "parameter layers"),
+                            ({"hash_len": "21"}, "hash_len"), ({"hidden": "2"}, "hidden"), ({"git": "x"}, "git")]:
+        with pytest.raises(PipelineError) as info:
+            native.run([("walk", params)], [wire.Input(os.fsencode(tmp_path))])
+        assert info.value.code == 3 and message in str(info.value)
+    # no parameters: the directory's files, nothing left out but hidden names
+    (part,) = native.run([("walk", {})], [wire.Input(os.fsencode(tmp_path)), wire.Input(b"/nonexistent/x")])
+    rows = wire.decode_records(part)
+    assert rows == [(0, b"a.txt", 0, 0, b"", b""), (6, b"", 0, 0, b"", b""), (3, b".", 2, 0, b"", b"")]
