@@ -77,7 +77,6 @@ Enum_(TokKind) {
 
 Struct_(Tok) { U1 kind; U1 byte; U4 set; };
 
-Enum_(Fast) { Fast_None, Fast_Literal, Fast_StarSuffix };
 
 Struct_(Rule) {
     Str8 pattern;           /* as written (trimmed), '!' and a trailing '/' included */
@@ -85,9 +84,7 @@ Struct_(Rule) {
     Tok *toks;
     U4 tok_count;
     U1 (*sets)[32];         /* the bracket sets, 256 bits each */
-    U1 fast;                /* Fast: a literal, or '*' and a literal */
-    Str8 lit;               /* the literal of a fast rule */
-    Str8 head, tail;        /* the literal tokens it starts and ends with: a match starts and ends so */
+    U4 head, tail;          /* how many tokens of one byte each it starts and ends with */
 };
 
 Struct_(RuleCompiler) { Tok *toks; U4 count, cap; U1 (*sets)[32]; U4 set_count, set_cap; B4 never; };
@@ -258,45 +255,35 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
     r->never = rc.never;
     r->toks = rc.toks, r->tok_count = rc.count, r->sets = rc.sets;
     if (r->never) return 1;
-    /* a prefilter: the literal tokens at either end */
+    /* the tokens of one byte each (literal, '?', a bracket) at either end: a
+     * match's first and last bytes are theirs, and only the middle needs the NFA */
     U4 h = 0, t = 0;
-    while (h < rc.count && rc.toks[h].kind == Tok_Lit) h += 1;
-    while (t < rc.count - h && rc.toks[rc.count - 1 - t].kind == Tok_Lit) t += 1;
-    U1 *ends = farena_push(arena, h + t + 1, .alignment = 1);
-    if (!ends) return 0;
-    for (U4 i = 0; i < h; i += 1) ends[i] = rc.toks[i].byte;
-    for (U4 i = 0; i < t; i += 1) ends[h + i] = rc.toks[rc.count - t + i].byte;
-    r->head = str8(ends, h), r->tail = str8(ends + h, t);
-    /* fast paths: a literal; '*' then a literal */
-    U4 lits = 0;
-    for (U4 i = 0; i < rc.count; i += 1) lits += rc.toks[i].kind == Tok_Lit;
-    U4 from = rc.count && rc.toks[0].kind == Tok_Star ? 1 : 0;
-    if (lits == rc.count - from) {
-        U1 *lit = farena_push(arena, rc.count - from + 1, .alignment = 1);
-        if (!lit) return 0;
-        for (U4 i = from; i < rc.count; i += 1) lit[i - from] = rc.toks[i].byte;
-        r->lit = str8(lit, rc.count - from);
-        r->fast = from ? Fast_StarSuffix : Fast_Literal;
-    }
+    while (h < rc.count && rc.toks[h].kind <= Tok_Set) h += 1;
+    while (t < rc.count - h && rc.toks[rc.count - 1 - t].kind <= Tok_Set) t += 1;
+    r->head = h, r->tail = t;
     return 1;
 }
 
 #if !defined(_WIN32)
 /* Does r match all of t? `cur` and `nxt` have room for tok_count + 1 states. */
+IA_ B4 tok_byte(Rule const *r, Tok const *x, U1 c) {
+    return x->kind == Tok_Lit ? c == x->byte : x->kind == Tok_Any ? c != '/' : set_has(r->sets[x->set], c);
+}
+
 static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
     if (r->never) return 0;
-    if (r->fast == Fast_Literal) return str8_eq(r->lit, t);
-    if (r->fast == Fast_StarSuffix) {
-        if (t.len < r->lit.len) return 0;
-        U8 head = t.len - r->lit.len;
-        if (head && memchr(t.ptr, '/', head)) return 0;
-        return r->lit.len == 0 || memcmp(t.ptr + head, r->lit.ptr, r->lit.len) == 0;
-    }
-    if (t.len < r->head.len + r->tail.len) return 0;
-    if (r->head.len && memcmp(t.ptr, r->head.ptr, r->head.len) != 0) return 0;
-    if (r->tail.len && memcmp(t.ptr + t.len - r->tail.len, r->tail.ptr, r->tail.len) != 0) return 0;
-    U4 m = r->tok_count;
-    Tok const *tk = r->toks;
+    U4 h = r->head, tl = r->tail;
+    if (t.len < (U8)h + tl) return 0;
+    for (U4 i = 0; i < h; i += 1) if (!tok_byte(r, &r->toks[i], t.ptr[i])) return 0;
+    U8 end = t.len - tl;
+    for (U4 i = 0; i < tl; i += 1) if (!tok_byte(r, &r->toks[r->tok_count - tl + i], t.ptr[end + i])) return 0;
+    /* the middle: tokens [h, tok_count - tl) over bytes [h, end) */
+    U4 m = r->tok_count - h - tl;
+    Tok const *tk = r->toks + h;
+    t = str8(t.ptr + h, end - h);
+    if (m == 0) return t.len == 0;
+    if (m == 1 && tk[0].kind == Tok_Star) return !t.len || !memchr(t.ptr, '/', t.len);
+    if (m == 1 && tk[0].kind == Tok_DStar) return 1;
     memset(cur, 0, m + 1);
     cur[0] = 1;
     for (U4 s = 0; s < m; s += 1) {   /* epsilon moves only go forward: one sweep closes */
@@ -358,6 +345,8 @@ Struct_(Walker) {
     B4 has_exclude, has_include;
     U1 *exclude_used, *include_used;
     Str8 bail;
+    Xar files;              /* the regular files' paths, each NUL-terminated */
+    U4 file_count;
 };
 
 /* Room in the NFA buffers for a rule. */
@@ -638,8 +627,14 @@ Struct_(WalkState) {
     U4 dirs;                   /* directories entered (fuzz builds cap them) */
 };
 
-static B4 emit(Ctx *ctx, U1 kind, Str8 path, S8 value, U4 index, Str8 source, Str8 pattern) {
-    return ctx_rec_u1(ctx, kind) && ctx_rec_bytes(ctx, path) && ctx_rec_s8(ctx, value) && ctx_rec_u4(ctx, index)
+/* A row; a regular file's path goes to the file list instead (part 1). */
+static B4 emit(Walker *w, U1 kind, Str8 path, S8 value, U4 index, Str8 source, Str8 pattern) {
+    Ctx *ctx = w->ctx;
+    if (kind == Event_File) {
+        w->file_count += 1;
+        return xar_str8(&w->files, path) && xar_byte(&w->files, 0);
+    }
+    return ctx_rec_u4(ctx, w->file_count) && ctx_rec_u1(ctx, kind) && ctx_rec_bytes(ctx, path) && ctx_rec_s8(ctx, value) && ctx_rec_u4(ctx, index)
         && ctx_rec_bytes(ctx, source) && ctx_rec_bytes(ctx, pattern);
 }
 
@@ -656,7 +651,7 @@ static Str8 shown(WalkState *s, Frame const *f, Str8 name) {
 static B4 left_out(WalkState *s, Frame const *f, Str8 name, U1 why, U4 index, Layer const *layer) {
     Str8 src = str8(0, 0), pat = str8(0, 0);
     if (layer) src = layer->source, pat = layer->rules[index].pattern;
-    return emit(s->w->ctx, Event_LeftOut, shown(s, f, name), why, why == Why_Exclude ? index : 0, src, pat);
+    return emit(s->w, Event_LeftOut, shown(s, f, name), why, why == Why_Exclude ? index : 0, src, pat);
 }
 
 static int entry_cmp(void const *a, void const *b) {
@@ -784,26 +779,26 @@ static B4 walk_one(Walker *w, Str8 root) {
     s.frames = farena_push_array(w->arena, Frame, WALK_MAX_DEPTH + 1);
     char *croot = farena_push(w->arena, root.len + 1, .alignment = 1);
     if (!s.buf || !s.show || !s.dirpath || !s.frames || !croot) return 0;
-    memcpy(s.buf, w->offset.ptr, w->offset.len);
-    memcpy(s.show, w->prefix.ptr, w->prefix.len);
-    memcpy(s.dirpath, root.ptr, root.len);
-    memcpy(croot, root.ptr, root.len);
+    /* (an empty parameter or path may hold NULL: no memcpy from it) */
+    if (w->offset.len) memcpy(s.buf, w->offset.ptr, w->offset.len);
+    if (w->prefix.len) memcpy(s.show, w->prefix.ptr, w->prefix.len);
+    if (root.len) memcpy(s.dirpath, root.ptr, root.len), memcpy(croot, root.ptr, root.len);
     croot[root.len] = 0;
 
     Frame *f = &s.frames[0];
     *f = (Frame){ .fd = -1, .dir_len = root.len, .git = w->git_base, .own = w->own_base };
     S4 err = 0;
-    if (memchr(root.ptr, 0, root.len) || root.len == 0) err = ENOENT;
+    if (root.len == 0 || memchr(root.ptr, 0, root.len)) err = ENOENT;
     else {
         f->fd = open(croot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (f->fd < 0) err = errno;
     }
     if (!err && !enter(&s, f, &err)) { close_frames(&s); return 0; }
-    if (w->bail.len) { close_frames(&s); return emit(ctx, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0)); }
+    if (w->bail.len) { close_frames(&s); return emit(w, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0)); }
     if (err) {
         close_frames(&s);
-        if (err == EMFILE || err == ENFILE || err == ENOMEM) return emit(ctx, Event_Bail, str8_lit("out of descriptors"), 0, 0, str8(0, 0), str8(0, 0));
-        return emit(ctx, Event_Unreadable, dir_shown(&s, f), err, 0, str8(0, 0), str8(0, 0));
+        if (err == EMFILE || err == ENFILE || err == ENOMEM) return emit(w, Event_Bail, str8_lit("out of descriptors"), 0, 0, str8(0, 0), str8(0, 0));
+        return emit(w, Event_Unreadable, dir_shown(&s, f), err, 0, str8(0, 0), str8(0, 0));
     }
 
     B4 ok = 1;
@@ -896,7 +891,7 @@ static B4 walk_one(Walker *w, Str8 root) {
                 if (suberr == EMFILE || suberr == ENFILE || suberr == ENOMEM) { w->bail = str8_lit("out of descriptors"); break; }
                 if (sub->fd >= 0) close(sub->fd), sub->fd = -1;
                 s.depth -= 1;
-                ok = emit(ctx, Event_Unreadable, dir_shown(&s, sub), suberr, 0, str8(0, 0), str8(0, 0));
+                ok = emit(w, Event_Unreadable, dir_shown(&s, sub), suberr, 0, str8(0, 0), str8(0, 0));
             }
             continue;
         }
@@ -907,8 +902,8 @@ static B4 walk_one(Walker *w, Str8 root) {
         }
         Str8 path = shown(&s, f, name);
         U1 type = e->type;
-        if (type == Ent_Link) { ok = emit(ctx, Event_Symlink, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
-        if (type == Ent_File) { ok = emit(ctx, Event_File, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
+        if (type == Ent_Link) { ok = emit(w, Event_Symlink, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
+        if (type == Ent_File) { ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
         /* a FIFO, socket or device (or a type the entry did not give): lstat, never opened */
         char *cname = farena_push(w->arena, name.len + 1, .alignment = 1);
         if (!cname) { ok = 0; break; }
@@ -916,17 +911,17 @@ static B4 walk_one(Walker *w, Str8 root) {
         cname[name.len] = 0;
         struct stat st;
         if (fstatat(f->fd, cname, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            ok = emit(ctx, Event_Unreadable, path, errno, 0, str8(0, 0), str8(0, 0));
+            ok = emit(w, Event_Unreadable, path, errno, 0, str8(0, 0), str8(0, 0));
         } else if (S_ISREG(st.st_mode)) {
-            ok = emit(ctx, Event_File, path, 0, 0, str8(0, 0), str8(0, 0));
+            ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0));
         } else {
-            ok = emit(ctx, Event_Special, path, (S8)st.st_mode, 0, str8(0, 0), str8(0, 0));
+            ok = emit(w, Event_Special, path, (S8)st.st_mode, 0, str8(0, 0), str8(0, 0));
         }
     }
     close_frames(&s);
     if (!ok || ctx->arena->failed) return 0;
-    if (w->bail.len) return emit(ctx, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0));
-    return emit(ctx, Event_Walked, str8(0, 0), 0, 0, str8(0, 0), str8(0, 0));
+    if (w->bail.len) return emit(w, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0));
+    return emit(w, Event_Walked, str8(0, 0), 0, 0, str8(0, 0), str8(0, 0));
 }
 
 #endif /* !_WIN32 */
@@ -975,7 +970,7 @@ static B4 parse_layers(Walker *w, Str8 blob) {
 }
 
 B4 op_walk(Ctx *ctx) {
-    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20 };
+    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .files = { .arena = ctx->arena } };
     Str8 layers = str8(0, 0);
     if (!flag_param(ctx, "hidden", &w.hidden) || !flag_param(ctx, "git", &w.git) || !ctx_param_u8(ctx, "hash_len", &w.hash_len))
         return 0;
@@ -990,18 +985,25 @@ B4 op_walk(Ctx *ctx) {
 #if defined(_WIN32)
     return ctx_fail(ctx, Code_OpFailed, "the native walk is for POSIX systems (the Python walk runs elsewhere)");
 #else
-    if (!ctx_records_begin(ctx, "BsqIss")) return 0;
+    if (!ctx_records_begin(ctx, "IBsqIss")) return 0;
     Request *req = ctx->req;
     for (U4 i = 0; i < req->input_count; i += 1) {
         w.bail = str8(0, 0);
         if (!walk_one(&w, req->inputs[i].path)) return 0;
         for (U4 k = 0; k < w.exclude.count; k += 1)
-            if (w.exclude_used[k]) { if (!emit(ctx, Event_Used, str8(0, 0), 0, k, str8(0, 0), str8(0, 0))) return 0; }
+            if (w.exclude_used[k]) { if (!emit(&w, Event_Used, str8(0, 0), 0, k, str8(0, 0), str8(0, 0))) return 0; }
         for (U4 k = 0; k < w.include.count; k += 1)
-            if (w.include_used[k]) { if (!emit(ctx, Event_Used, str8(0, 0), 1, k, str8(0, 0), str8(0, 0))) return 0; }
+            if (w.include_used[k]) { if (!emit(&w, Event_Used, str8(0, 0), 1, k, str8(0, 0), str8(0, 0))) return 0; }
         memset(w.exclude_used, 0, w.exclude.count + 1);
         memset(w.include_used, 0, w.include.count + 1);
     }
-    return ctx_records_end(ctx);
+    if (!ctx_records_end(ctx) || !ctx_part_begin(ctx)) return 0;
+    for (U8 at = 0; at < w.files.len;) {      /* the Xar's chunks, in order */
+        U4 k = xar_chunk_of(at);
+        U8 n = min_(w.files.len - at, xar_chunk_start(k) + xar_chunk_size(k) - at);
+        if (!ctx_write(ctx, w.files.chunks[k] + (at - xar_chunk_start(k)), n)) return 0;
+        at += n;
+    }
+    return ctx_part_end(ctx);
 #endif
 }

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from typing import Any, Iterator
 
 from . import native, wire
@@ -106,35 +107,46 @@ def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any,
     need not wait for all of them), or None when the C walk leaves this argument to
     the Python walk."""
     ops, inputs = request(root, prefix, options, include, exclude, setup)
-    (part,) = native.run(ops, inputs)
+    part, files = native.run(ops, inputs)
     rows = wire.decode_records(part)
     if bailed(rows):
         return None
-    return events_of(rows, prefix, options, setup[0])
+    return events_of(rows, files, prefix, options, setup[0])
 
 
 def bailed(rows: list) -> bool:
     """Does the C walk leave the argument to the Python walk? (its bail row ends
     the argument's rows, before the rows of the patterns used)"""
     for row in reversed(rows):
-        if row[0] != EVENT_USED:
-            return row[0] == EVENT_BAIL
+        if row[1] != EVENT_USED:
+            return row[1] == EVENT_BAIL
     return False
 
 
-def events_of(rows: list, prefix: str, options: Any, root_real: str) -> Iterator[Any]:
-    """The walk op's rows (of an argument the C walk walked) as events; what the
-    rules left out goes into options.left_out once the last event is taken."""
+def events_of(rows: list, files: bytes, prefix: str, options: Any, root_real: str) -> Iterator[Any]:
+    """The walk op's rows and file list (of an argument the C walk walked) as
+    events; what the rules left out goes into options.left_out once the last
+    event is taken."""
     fsdecode = os.fsdecode
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     n = len(prefix)
     check = options.check_files
+    paths = files.split(b"\0")
+    new = tuple.__new__
+    at = 0
     left_rows = []
     walked = False
-    for kind, path, value, index, source, pattern in rows:
-        if kind == EVENT_FILE:
-            shown = fsdecode(path)
-            yield _read_file(shown, shown, shown[n:], options) if check else Found(shown, shown[n:], -1)
-        elif kind == EVENT_LEFT_OUT or kind == EVENT_USED:
+
+    def found(upto: int) -> Iterator[Any]:
+        for p in paths[at:upto]:
+            shown = p.decode(encoding, errors)
+            yield _read_file(shown, shown, shown[n:], options) if check else new(Found, (shown, shown[n:], -1, None, None))
+
+    for before, kind, path, value, index, source, pattern in rows:
+        if before > at:
+            yield from found(before)
+            at = before
+        if kind == EVENT_LEFT_OUT or kind == EVENT_USED:
             left_rows.append((kind, path, value, index, source, pattern))
         elif kind == EVENT_SYMLINK:
             shown = fsdecode(path)
@@ -146,6 +158,7 @@ def events_of(rows: list, prefix: str, options: Any, root_real: str) -> Iterator
             yield Unreadable(shown, OSError(value, os.strerror(value), shown))
         elif kind == EVENT_WALKED:
             walked = True
+    yield from found(len(paths) - 1)       # (the list ends with a NUL)
     left = options.left_out
     if left is None:
         return
