@@ -30,7 +30,7 @@ from slopfast.ignore import Patterns, RuleList, parse_rule
 from slopfast.walk import Found, LeftOut, Skipped, Unreadable, WalkOptions, walk
 
 from conftest import DATA, require_native
-from test_walk import (GIT, HAND_TREE, ODD_NAMES, REPO, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
+from test_walk import (GIT, HAND_TREE, ODD_NAMES, REPO, _files, _pattern, _rules, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
                        init_repo, needs_git, needs_posix, track, write_tree)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the native walk is for POSIX systems")
@@ -270,6 +270,37 @@ def test_generated_trees(tree, data, home, tmp_path_factory):
         subdirs = sorted({f[: f.find(b"/")] for f in files if b"/" in f})
         if subdirs:
             both(root, os.fsdecode(data.draw(st.sampled_from(subdirs))), hidden=True)
+    finally:
+        shutil.rmtree(root)
+
+
+@settings(max_examples=int(os.environ.get("SLOPFAST_WALK_EXAMPLES", "150")) * 2, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(files=_files(), data=st.data())
+def test_generated_patterns_without_git(files, data, tmp_path_factory):
+    """The matcher on its own (no git, no index): generated names, and generated and
+    derived patterns as --exclude, --include, .gitignore and .slopfastignore lines, in
+    and out of the work tree's rules (gitignore on and off), hidden on and off."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        for f in files:
+            p = os.path.join(os.fsencode(root), f)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "wb") as fh:
+                fh.write(b"x\n")
+        dirs = sorted({f[: f.rfind(b"/") + 1] for f in files} | {b""})
+        paths = sorted(set(files) | {d.rstrip(b"/") for d in dirs if d})
+        for d in data.draw(st.lists(st.sampled_from(dirs), max_size=3, unique=True)):
+            name = data.draw(st.sampled_from([b".gitignore", b".slopfastignore"]))
+            with open(os.path.join(os.fsencode(root), d, name), "wb") as fh:
+                fh.write(data.draw(_rules(paths, d)))
+        kw = {}
+        for option in ("exclude", "include"):
+            lines = [p for p in data.draw(_rules(paths, b"")).split(b"\n") if p]
+            if lines and data.draw(st.booleans()):
+                kw[option] = raw_patterns(lines)
+        both(root, hidden=data.draw(st.booleans()), gitignore=data.draw(st.booleans()),
+             default_ignores=data.draw(st.booleans()), **kw)
     finally:
         shutil.rmtree(root)
 
