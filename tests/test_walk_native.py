@@ -417,6 +417,46 @@ def test_unreadable_directories(tmp_path):
         os.chmod(tmp_path / "c", 0o755)
 
 
+_AS_NOBODY = r"""
+import os, sys
+from slopfast import dispatch, ignore, native, walk as W, walk_native, wire
+import slopfast.fallbacks.aggregate
+native.available(); dispatch.backend_setting()
+os.setgid(65534); os.setuid(65534)      # root reads every directory; nobody does not
+out = []
+for native_ in (True, False):
+    left = W.LeftOut()
+    events = W.walk(sys.argv[1:], W.WalkOptions(check_files=False, left_out=left), native=native_)
+    out.append(([(type(e).__name__, e.path, getattr(getattr(e, "error", None), "errno", None), getattr(e, "reason", None))
+                 for e in events], left.counts, left.walked))
+print(repr(out[0]) if out[0] == out[1] else "DIFFER " + repr(out))
+"""
+
+
+@needs_posix
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root, to become nobody")
+def test_unreadable_directories_as_nobody():
+    """As root, the unreadable directories of a tree walked as the user nobody."""
+    root = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        write_tree(root, {"a/x.txt": "x", "b/y.txt": "y", "c/z.txt": "z", "d/e/f.txt": "f", ".gitignore": "*.log\n"})
+        os.chmod(root / "b", 0)
+        os.chmod(root / "c", stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)      # listable, not searchable
+        os.chmod(root / "d" / "e", 0)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        for args in ([str(root)], [str(root / "d"), str(root / "a")], [str(root / "b")]):
+            p = subprocess.run([sys.executable, "-c", _AS_NOBODY, *args], env=env, capture_output=True, text=True,
+                               timeout=120)
+            assert p.returncode == 0, p.stderr
+            assert not p.stdout.startswith("DIFFER"), p.stdout
+        assert "13" in p.stdout    # the last one: b itself cannot be listed
+    finally:
+        for d in ("b", "c", "d/e"):
+            os.chmod(root / d, 0o755)
+        shutil.rmtree(root)
+
+
 @needs_git
 def test_nested_repository_is_left_to_the_python_walk(tmp_path, home):
     root = tmp_path / "outer"
