@@ -126,26 +126,29 @@ def bailed(rows: list) -> bool:
 def events_of(rows: list, files: bytes, prefix: str, options: Any, root_real: str) -> Iterator[Any]:
     """The walk op's rows and file list (of an argument the C walk walked) as
     events; what the rules left out goes into options.left_out once the last
-    event is taken."""
+    event is taken. The files are read from the list as they are taken."""
     fsdecode = os.fsdecode
     encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     n = len(prefix)
     check = options.check_files
-    paths = files.split(b"\0")
     new = tuple.__new__
-    at = 0
+    find, rfind = files.find, files.rfind
+    pos = at = 0             # where the list's next piece starts, the next file's number
+    piece: list = []         # the list is split a piece (about 64 KiB) at a time
+    k = 0
     left_rows = []
     walked = False
-
-    def found(upto: int) -> Iterator[Any]:
-        for p in paths[at:upto]:
-            shown = p.decode(encoding, errors)
+    end_row = (files.count(b"\0"), -1, b"", 0, 0, b"", b"")    # after the last row: the files left
+    for before, kind, path, value, index, source, pattern in (*rows, end_row):
+        while at < before:
+            if k == len(piece):
+                end = rfind(b"\0", pos, pos + 65536)
+                if end < 0:
+                    end = find(b"\0", pos)
+                piece, k, pos = files[pos:end].split(b"\0"), 0, end + 1
+            shown = piece[k].decode(encoding, errors)
+            k, at = k + 1, at + 1
             yield _read_file(shown, shown, shown[n:], options) if check else new(Found, (shown, shown[n:], -1, None, None))
-
-    for before, kind, path, value, index, source, pattern in rows:
-        if before > at:
-            yield from found(before)
-            at = before
         if kind == EVENT_LEFT_OUT or kind == EVENT_USED:
             left_rows.append((kind, path, value, index, source, pattern))
         elif kind == EVENT_SYMLINK:
@@ -158,7 +161,6 @@ def events_of(rows: list, files: bytes, prefix: str, options: Any, root_real: st
             yield Unreadable(shown, OSError(value, os.strerror(value), shown))
         elif kind == EVENT_WALKED:
             walked = True
-    yield from found(len(paths) - 1)       # (the list ends with a NUL)
     left = options.left_out
     if left is None:
         return
