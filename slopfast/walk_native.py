@@ -22,7 +22,8 @@ given, so nothing differs):
   in force: the Python walk reads its rules and index);
 - nesting past 128 levels or paths below the argument past 3072 bytes, and a
   process out of descriptors (the C walk holds one per level; the Python walk
-  builds paths, which fail past PATH_MAX).
+  builds paths, which fail past PATH_MAX);
+- a library without the walk op (an older build named by SLOPFAST_LIB).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import sys
 from typing import Any, Iterator
 
 from . import native, wire
+from .errors import PipelineError
 from .walk import Found, Unreadable, _read_file, _symlink, special_skip
 
 EVENT_FILE, EVENT_SYMLINK, EVENT_SPECIAL, EVENT_UNREADABLE, EVENT_LEFT_OUT, EVENT_USED, EVENT_WALKED, EVENT_BAIL = range(8)
@@ -107,7 +109,12 @@ def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any,
     need not wait for all of them), or None when the C walk leaves this argument to
     the Python walk."""
     ops, inputs = request(root, prefix, options, include, exclude, setup)
-    part, files = native.run(ops, inputs)
+    try:
+        part, files = native.run(ops, inputs)
+    except PipelineError as exc:
+        if exc.code == wire.CODE_UNKNOWN_OP:     # a library from before the walk op (SLOPFAST_LIB)
+            return None
+        raise
     rows = wire.decode_records(part)
     if bailed(rows):
         return None

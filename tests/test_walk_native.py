@@ -499,3 +499,17 @@ def test_malformed_parameters_are_code_3(tmp_path):
     part, files = native.run([("walk", {})], [wire.Input(os.fsencode(tmp_path)), wire.Input(b"/nonexistent/x")])
     assert wire.decode_records(part) == [(1, 6, b"", 0, 0, b"", b""), (1, 3, b".", 2, 0, b"", b"")]
     assert files == b"a.txt\0"
+
+
+def test_a_library_without_the_walk_op_walks_in_python(tmp_path, monkeypatch):
+    from slopfast import native
+    from slopfast.errors import PipelineError
+    write_tree(tmp_path, {"a.txt": "a", "b/c.txt": "c"})
+    expected = both(tmp_path)
+
+    def old_library(ops, inputs):
+        raise PipelineError("unknown op 'walk'", code=2)
+
+    monkeypatch.setattr(native, "run", old_library)
+    with chdir(tmp_path):
+        assert _normal(list(walk(["."], WalkOptions()))) == expected
