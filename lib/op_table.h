@@ -8,6 +8,7 @@ OP_(md_summary,     4)
 /* id 6 was snapshot_encode, retired (msgspec is faster; docs/snapshot.md): never reuse it */
 OP_(py_skeleton,    5)
 OP_(tokens,         7)
+OP_(walk,           8)
 #ifdef SLOPFAST_TEST_HOOKS
 /* test builds only (lib/test_hooks.c): kills the process, for the crash-survival tests */
 OP_(crash,          99)

@@ -684,7 +684,9 @@ def _found_input(event: Any, full: Any, mode: Mode, item_modes: Mapping[str, Mod
     if item_modes is not None and event.path in item_modes:
         return wire.Input(_encode_path(event.path), event.content, _MODES[item_modes[event.path]])
     item_mode = wire.MODE_FULL if full is not None and mode != "full" and full.match_file(event.rel) else wire.MODE_DEFAULT
-    return wire.Input(_encode_path(event.path), event.content, item_mode)
+    path = event.path
+    return wire.Input(path.encode("utf-8", "surrogateescape") if type(path) is str else _encode_path(path),
+                      event.content, item_mode)
 
 
 def _choose(inputs: list[wire.Input], mode: int, langs: dict[bytes, bytes], checks: _fallback.Checks, out: _Output,
@@ -762,7 +764,7 @@ def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: in
         event = found[index]
         path = event.path
         if skip == wire.SKIP_NONE:
-            out[id(event)] = event._replace(size=value)
+            out[id(event)] = _walk.Found(path, event.rel, value, event.content, event.ident)
         elif skip == wire.SKIP_BINARY:
             out[id(event)] = _walk.binary_skip(path)
         elif skip == wire.SKIP_TOO_LARGE:

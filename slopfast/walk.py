@@ -55,6 +55,11 @@ but a regular file by then is skipped, so a file swapped for a FIFO or a
 symlink during the walk is never read. Then: the output file (`avoid`),
 files larger than `max_file_size`, binary files (a NUL byte in the first
 8 KiB; only that prefix is read) are skipped with a note.
+
+A directory argument is walked by the C core where it can be (the walk op,
+lib/walk.c, through slopfast.walk_native: the same events, and the same
+LeftOut), else by `_walk_dir` here, the oracle the C walk is tested against;
+`walk(..., native=)` and docs/internals.md ("The native walk") say when.
 """
 from __future__ import annotations
 
@@ -396,11 +401,13 @@ class _Dir:
         self.ident = ident                # (st_dev, st_ino) when following symlinks (loop check)
 
 
-def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) -> Iterator[Event]:
+def _setup(root: str, options: WalkOptions) -> tuple:
+    """What a directory argument's walk starts from, read once: (root_real, repo,
+    git, own, offset): git's rules from outside the tree as (Repo | None, layers)
+    (None: gitignore off), the tool's own layers, and the argument's path below
+    the top of its work tree (b'' or b'a/b/'), the ignore files above it read."""
     from . import ignore as ig
 
-    hidden = options.hidden
-    follow = options.follow_symlinks
     root_real = os.path.realpath(root)
     repo = ig.find_work_tree(root_real)
     top = repo.top if repo is not None else root_real
@@ -430,6 +437,15 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
             own += (rules,)
         d = os.path.join(d, part)
         base += os.fsencode(part) + b"/"
+    return root_real, repo, git, own, offset
+
+
+def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude, setup=None) -> Iterator[Event]:
+    from . import ignore as ig
+
+    hidden = options.hidden
+    follow = options.follow_symlinks
+    root_real, repo, git, own, offset = setup if setup is not None else _setup(root, options)
 
     active: set = set()    # (st_dev, st_ino) of the directories being walked (follow_symlinks)
 
@@ -576,30 +592,56 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude) ->
                 yield special_skip(shown, mode)
 
 
-def walk(paths: Sequence[str], options: WalkOptions | None = None) -> Iterator[Event]:
+def walk(paths: Sequence[str], options: WalkOptions | None = None, native: bool | None = None) -> Iterator[Event]:
     """Events for every file under `paths`, in a stable order (module doc).
 
     A PATH that does not exist yields Unreadable; callers that want a usage
     error check existence first. A path met twice (by two PATH arguments)
     is yielded once. Malformed `include`/`exclude` strings raise PatternError
-    before anything is walked."""
+    before anything is walked.
+
+    `native`: walk directories with the C walk (the walk op, lib/walk.c;
+    slopfast.walk_native) where it applies: None (the default) when the
+    library loads and SLOPFAST_BACKEND is not `fallback`, True always (an
+    error where it cannot), False never. The events are the same."""
     options = options or WalkOptions()
     include = _patterns(options.include, "--include")
     exclude = _patterns(options.exclude, "--exclude")
-    return _walk(paths, options, include, exclude)
+    return _walk(paths, options, include, exclude, native)
 
 
-def _walk(paths, options, include, exclude) -> Iterator[Event]:
-    seen: set[str] = set()
+def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
+    # The events of one PATH argument are distinct (paths below one directory
+    # are), so the first argument's paths are only noted, and normalised for
+    # the check when a second argument comes.
+    seen: set[str] | None = None
+    first: list[str] = []
+    use_native = None
     for path in paths:
+        if seen is None and first:
+            seen = {os.path.normpath(p) for p in first}
         if isinstance(path, Listed):
             if options.left_out is not None:
                 options.left_out.listed += 1
             events = iter((_file_argument(path, options),))
         elif os.path.isdir(path):  # a directory, or a symlink to one named explicitly
-            events = _walk_dir(path, display_prefix(path), options, include, exclude)
+            events = setup = None
+            if use_native is None:
+                from . import walk_native
+                use_native = walk_native.usable(options, native)
+            if use_native:
+                from . import walk_native
+                setup = _setup(path, options)
+                events = walk_native.dir_events(path, display_prefix(path), options, include, exclude, setup)
+            if events is None:      # not native, or a case the C walk leaves to this one
+                events = _walk_dir(path, display_prefix(path), options, include, exclude, setup)
         else:
             events = iter((_file_argument(path, options),))
+        if seen is None:
+            for event in events:
+                first.append(event.path)
+                yield event
+            continue
         for event in events:
             key = os.path.normpath(event.path)
             if key in seen:

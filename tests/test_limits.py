@@ -9,6 +9,7 @@ count limits on the shipped library itself."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from pathlib import Path
@@ -178,10 +179,30 @@ def _op_requests() -> dict[str, bytes]:
         "md_outline": wire.encode_request([("md_outline", {})], [Input(b"a.md", md), Input(b"spec.md", examples)]),
         "md_summary": wire.encode_request_text([("md_summary", {})], [Input(b"a.md", md)]),
         "py_skeleton": wire.encode_request([("py_skeleton", {"full": "PipelineError"})], [Input(b"b.py", py)]),
+        "walk": _walk_request(),
         # a small vocabulary (the real one is 1.6 MB: thousands of arena blocks to fail one by one)
         "tokens": wire.encode_request([("tokens", {"encoding": "cl100k_base", "ranks": _small_ranks()})],
                                       [Input(b"a.md", md), Input(b"b.py", py), Input(b"c.txt", b"x\xff" + b"abc" * 200)]),
     }
+
+
+def _walk_request() -> bytes:
+    """The walk op over tests/data/wire, with rules of every kind, and the index of this checkout."""
+    from slopfast.ignore import RuleList, parse_rule, repo_at
+    from slopfast.walk_native import _layer
+
+    def rules(*patterns: bytes, base: bytes = b"", source: str = "x") -> RuleList:
+        return RuleList([parse_rule(p) for p in patterns], base, source)
+
+    layers = (_layer(0, rules(b"*.bin", b"!aggregate*", b"[[:alpha:]]*_v1.txt", b"**/files/", b"a/**/b", b"[z-a]"))
+              + _layer(1, rules(b"*.response.txt", b"!*json*", b"files/?ello*"))
+              + _layer(2, rules(b"bad*", b"!bad_escape*")) + _layer(3, rules(b"*.txt", b"files/")))
+    params = {"git": "1", "hidden": "1", "prefix": b"w/", "offset": b"tests/data/wire/", "layers": layers,
+              "hash_len": "20"}
+    repo = repo_at(str(ROOT))
+    if repo is not None:
+        params["index"] = os.path.join(repo.git_dir, "index")
+    return wire.encode_request([("walk", params)], [Input(str(DATA / "wire").encode())])
 
 
 def _small_ranks() -> bytes:
