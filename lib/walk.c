@@ -118,7 +118,9 @@ static B4 class_has(U4 which, U4 c) {
 }
 
 IA_ void set_add(U1 *set, U4 c) { set[c >> 3] |= (U1)(1u << (c & 7)); }
+#if !defined(_WIN32)   /* the matcher is not built there: Windows walks in Python */
 IA_ B4 set_has(U1 const *set, U1 c) { return (set[c >> 3] >> (c & 7)) & 1; }
+#endif
 
 /* The bracket at p[*at] == '[' (ignore.py's _bracket, git's rules). */
 static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
