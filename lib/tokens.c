@@ -69,7 +69,8 @@ Struct_(TokScratch) {
  * waits for memory more often than it saves a lookup), and `merged` for the
  * pieces that are not tokens, bigger, looked at only when the vocabulary
  * says so: a merge costs ten lookups. */
-enum { TOK_MEMO_BYTES = 16, TOK_MEMO_BITS_MIN = 8, TOK_MEMO_BITS_MAX = 14, TOK_MERGED_BITS_MAX = 17, TOK_RANK_BITS = 14 };
+enum { TOK_MEMO_BYTES = 16, TOK_MEMO_BITS_MIN = 8, TOK_MEMO_BITS_MAX = 14, TOK_MERGED_BITS_MAX = 17, TOK_RANK_BITS = 14,
+       TOK_SPACE_RUNS = 256 };
 Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
 /* The same for the lookups inside merges (3 to TOK_MEMO_BYTES bytes): the
  * rank of those bytes, or TOK_NO_RANK. Words share their parts ("ing"). */
@@ -88,6 +89,7 @@ Struct_(TokCounter) {
     TokTable table;
     B4 has_table;
     TokScratch scratch;
+    U1 space_runs[TOK_SPACE_RUNS];   /* n -> the count of n spaces (0: not known yet) */
 };
 
 /* ---- the vocabulary ------------------------------------------------------ */
@@ -388,6 +390,19 @@ static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 avail, U8 *count)
  * on arrays on the stack. */
 enum { TOK_SHORT = 48 };
 
+/* The part (of the first parts - 1) whose join with the next has the
+ * lowest rank, leftmost first, as (rank << 8) | part: a minimum without a
+ * branch (which pair wins is data: a branch on it mispredicts). Its rank is
+ * TOK_NO_RANK when no pair joins. */
+IA_ U8 tok_lowest_pair(U4 const *rank, U4 parts) {
+    U8 best = (U8)TOK_NO_RANK << 8;
+    for (U4 i = 0; i + 1 < parts; i += 1) {
+        U8 v = ((U8)rank[i] << 8) | i;
+        best = v < best ? v : best;
+    }
+    return best;
+}
+
 static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 avail, U8 *count) {
     U4 const *pair2 = k->table.pair2;
     U4 start[TOK_SHORT + 1];
@@ -398,9 +413,9 @@ static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 avail, U8 *coun
     rank[n - 1] = TOK_NO_RANK;
     rank[n] = TOK_NO_RANK;
     for (;;) {
-        U4 best = TOK_NO_RANK, at = 0;
-        for (U4 i = 0; i + 1 < parts; i += 1) if (rank[i] < best) { best = rank[i]; at = i; }
-        if (best == TOK_NO_RANK) break;
+        U8 best = tok_lowest_pair(rank, parts);
+        if ((best >> 8) == TOK_NO_RANK) break;
+        U4 at = (U4)(best & 255);
         /* join parts at and at+1 */
         for (U4 i = at + 1; i < parts; i += 1) { start[i] = start[i + 1]; rank[i] = rank[i + 1]; }
         parts -= 1;
@@ -419,85 +434,181 @@ static B4 tok_count_merged(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *count
     return tok_merge_count(k, p, (U4)n, avail, count);
 }
 
-/* A piece over TOK_MEMO_BYTES: not memoised (they are few, and a miss is
- * mostly a merge anyway). */
+/* Does p[0, n) hold only spaces? */
+static B4 tok_all_spaces(U1 const *p, U8 n) {
+    U8 i = 0;
+    for (; i + 8 <= n; i += 8) if (tok_load8(p + i) != 0x2020202020202020ull) return 0;
+    for (; i < n; i += 1) if (p[i] != ' ') return 0;
+    return 1;
+}
+
+/* A piece over TOK_MEMO_BYTES: not in the memos (they are few), but for
+ * runs of spaces, nearly all of them in source code (indentation: 48,000
+ * of the standard library's 52,000 long pieces, of 1,300 distinct), whose
+ * counts are kept by length. */
 static B4 tok_count_long(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *count) {
-    if (n <= 255 && tok_rank(&k->table, p, n, avail) != TOK_NO_RANK) { *count += 1; return 1; }
-    return tok_count_merged(k, p, n, avail, count);
+    B4 spaces = n < TOK_SPACE_RUNS && p[0] == ' ' && tok_all_spaces(p, n);
+    if (spaces && k->space_runs[n]) { *count += k->space_runs[n]; return 1; }
+    U8 c = 0;
+    if (n <= 255 && tok_rank(&k->table, p, n, avail) != TOK_NO_RANK) c = 1;
+    else if (!tok_count_merged(k, p, n, avail, &c)) return 0;
+    if (spaces) k->space_runs[n] = (U1)c;   /* c <= n < 256 */
+    *count += c;
+    return 1;
 }
 
 /* Short pieces go through a pipeline, so that the memory each needs is
  * prefetched while later pieces are scanned: its memo entry TOK_AHEAD
- * pieces before it is probed, and on a miss its vocabulary slot and its
- * `merged` entry TOK_MISS_AHEAD misses before they are read. Nearly all the
- * time of a lookup is a cache miss (the vocabulary's slots are 8 MiB for
- * o200k_base, the memo's entries hundreds of KiB). Pieces are counted out
- * of order; only the memos' contents depend on it. */
-enum { TOK_AHEAD = 16, TOK_MISS_AHEAD = 8 };
+ * pieces before it is probed; on a miss, its vocabulary slot and its
+ * `merged` entry TOK_MISS_AHEAD misses before they are read; and a piece
+ * that must be merged waits for TOK_MERGES of them, merged in step (one
+ * join of each, then all their lookups), so that their lookups wait for
+ * memory together. Nearly all the time of a lookup is a cache miss (the
+ * vocabulary's slots are 8 MiB for o200k_base, the memos' entries hundreds
+ * of KiB). Pieces are counted out of order; only the memos' contents
+ * depend on it. */
+enum { TOK_AHEAD = 16, TOK_MISS_AHEAD = 8, TOK_MERGES = 8 };
 Struct_(TokPiece) { U1 const *p; U8 len; TokKey key; U8 mh; U8 h; };
-Struct_(TokMisses) {
-    TokPiece ring[TOK_MISS_AHEAD];   /* the last `count` pieces that missed the memo */
-    U8 count;
-    U1 const *end;                   /* of the text */
+
+/* The merge of a short piece that is not a token, as tok_merge_short. */
+Struct_(TokMerge) {
+    TokPiece q;
+    U8 avail;                           /* bytes readable from q.p */
+    U4 copies;                          /* of the piece waiting (repeats share the merge) */
+    U4 parts;
+    U4 at;                              /* the last join */
+    B4 done;
+    U1 start[TOK_MEMO_BYTES + 1];       /* part -> its first byte */
+    U4 rank[TOK_MEMO_BYTES + 1];        /* part -> rank of it joined with the next */
+    TokLook after, before;              /* the lookups of the last join */
+};
+
+Struct_(TokPending) {
+    TokPiece miss[TOK_MISS_AHEAD];      /* ring: the last `misses` pieces that missed the memo */
+    U8 misses;
+    TokMerge merge[TOK_MERGES];
+    U4 merges;
+    U1 const *end;                      /* of the text */
+    U8 count;                           /* of the pieces counted here */
 };
 
 IA_ B4 tok_memo_has(TokMemo const *m, TokPiece const *q) {
     return m->len == q->len && m->w0 == q->key.w0 && m->w1 == q->key.w1;
 }
 
-/* The count of a piece that missed the memo, its vocabulary slot and
- * `merged` entry prefetched, or -1 (out of memory); the memos learn it. */
-static S8 tok_count_miss(TokCounter *k, TokMisses const *misses, TokPiece const *q) {
-    U8 c = 1;
-    if (tok_rank_h(&k->table, q->p, q->len, q->key.w0, q->h) == TOK_NO_RANK) {
-        TokMemo *m = &k->merged[q->mh >> k->merged_shift];
-        if (tok_memo_has(m, q)) c = m->count;
-        else {
-            c = 0;
-            if (!tok_count_merged(k, q->p, q->len, (U8)(misses->end - q->p), &c)) return -1;
-            *m = (TokMemo){ q->key.w0, q->key.w1, (U4)q->len, (U4)c };
+IA_ void tok_memo_put(TokMemo *m, TokPiece const *q, U8 count) {
+    *m = (TokMemo){ q->key.w0, q->key.w1, (U4)q->len, (U4)count };
+}
+
+/* One step of merge m: join its lowest-ranked pair and start the lookups
+ * of the joined part with its neighbours; 0 when no pair joins (done). */
+static B4 tok_merge_step(TokCounter const *k, TokMerge *m) {
+    U8 best = tok_lowest_pair(m->rank, m->parts);
+    if ((best >> 8) == TOK_NO_RANK) return 0;
+    U4 at = (U4)(best & 255);
+    for (U4 i = at + 1; i < m->parts; i += 1) { m->start[i] = m->start[i + 1]; m->rank[i] = m->rank[i + 1]; }
+    m->parts -= 1;
+    m->at = at;
+    U1 const *p = m->q.p;
+    U1 const *start = m->start;
+    m->after.n = m->before.n = 0;
+    if (at + 1 < m->parts) m->after = tok_look_start(k, p + start[at], (U8)(start[at + 2] - start[at]), m->avail - start[at]);
+    if (at > 0) m->before = tok_look_start(k, p + start[at - 1], (U8)(start[at + 1] - start[at - 1]), m->avail - start[at - 1]);
+    return 1;
+}
+
+/* Run the waiting merges in step; count them and let the memos learn them.
+ * A piece merged before (its `merged` entry prefetched when it began to
+ * wait) is only counted. */
+static void tok_merge_all(TokCounter *k, TokPending *pend) {
+    for (U4 j = 0; j < pend->merges; j += 1) {
+        TokMerge *m = &pend->merge[j];
+        TokMemo const *merged = &k->merged[m->q.mh >> k->merged_shift];
+        if (!tok_memo_has(merged, &m->q)) continue;
+        m->done = 1;
+        pend->count += (U8)merged->count * m->copies;
+        tok_memo_put(&k->memo[m->q.mh >> k->memo_shift], &m->q, merged->count);
+    }
+    for (U4 live = pend->merges; live;) {
+        live = 0;
+        for (U4 j = 0; j < pend->merges; j += 1) {
+            TokMerge *m = &pend->merge[j];
+            if (m->done) continue;
+            if (tok_merge_step(k, m)) { live += 1; continue; }
+            m->done = 1;
+            pend->count += (U8)m->parts * m->copies;
+            tok_memo_put(&k->merged[m->q.mh >> k->merged_shift], &m->q, m->parts);
+            tok_memo_put(&k->memo[m->q.mh >> k->memo_shift], &m->q, m->parts);
+        }
+        for (U4 j = 0; j < pend->merges; j += 1) {
+            TokMerge *m = &pend->merge[j];
+            if (m->done) continue;
+            m->rank[m->at] = m->after.n ? tok_look_end(k, &m->after) : TOK_NO_RANK;
+            if (m->at > 0) m->rank[m->at - 1] = tok_look_end(k, &m->before);
         }
     }
-    k->memo[q->mh >> k->memo_shift] = (TokMemo){ q->key.w0, q->key.w1, (U4)q->len, (U4)c };
-    return (S8)c;
+    pend->merges = 0;
 }
 
-/* A piece missed the memo: prefetch what it needs next, and count the miss
- * of TOK_MISS_AHEAD misses ago: its count (0 when there is none yet), or -1. */
-static S8 tok_miss_push(TokCounter *k, TokMisses *misses, TokPiece q) {
+/* A piece that is not a token: wait with the others (a repeat of one
+ * waiting joins it), its `merged` entry prefetched. */
+static void tok_merge_push(TokCounter *k, TokPending *pend, TokPiece const *q) {
+    for (U4 j = 0; j < pend->merges; j += 1) {
+        TokMerge *m = &pend->merge[j];
+        if (m->q.len == q->len && m->q.key.w0 == q->key.w0 && m->q.key.w1 == q->key.w1) { m->copies += 1; return; }
+    }
+    tok_prefetch(&k->merged[q->mh >> k->merged_shift]);
+    TokMerge *m = &pend->merge[pend->merges++];
+    U4 n = (U4)q->len;
+    U4 const *pair2 = k->table.pair2;
+    m->q = *q;
+    m->avail = (U8)(pend->end - q->p);
+    m->copies = 1;
+    m->parts = n;
+    m->done = 0;
+    for (U4 i = 0; i <= n; i += 1) m->start[i] = (U1)i;
+    for (U4 i = 0; i + 1 < n; i += 1) m->rank[i] = pair2[(U4)q->p[i] << 8 | q->p[i + 1]];
+    m->rank[n - 1] = m->rank[n] = TOK_NO_RANK;
+    if (pend->merges == TOK_MERGES) tok_merge_all(k, pend);
+}
+
+/* A piece that missed the memo, its vocabulary slot prefetched: a token
+ * (the memo learns it), or a piece to merge. */
+static void tok_count_miss(TokCounter *k, TokPending *pend, TokPiece const *q) {
+    if (tok_rank_h(&k->table, q->p, q->len, q->key.w0, q->h) == TOK_NO_RANK) { tok_merge_push(k, pend, q); return; }
+    tok_memo_put(&k->memo[q->mh >> k->memo_shift], q, 1);
+    pend->count += 1;
+}
+
+/* A piece missed the memo: prefetch its vocabulary slot, and count the
+ * miss of TOK_MISS_AHEAD misses ago. */
+static void tok_miss_push(TokCounter *k, TokPending *pend, TokPiece q) {
     q.h = tok_mix(q.key, q.len);
     tok_prefetch(&k->table.slots[q.h & k->table.mask]);
-    tok_prefetch(&k->merged[q.mh >> k->merged_shift]);
-    TokPiece *slot = &misses->ring[misses->count % TOK_MISS_AHEAD];
-    S8 c = misses->count >= TOK_MISS_AHEAD ? tok_count_miss(k, misses, slot) : 0;
+    TokPiece *slot = &pend->miss[pend->misses % TOK_MISS_AHEAD];
+    if (pend->misses >= TOK_MISS_AHEAD) tok_count_miss(k, pend, slot);
     *slot = q;
-    misses->count += 1;
-    return c;
+    pend->misses += 1;
 }
 
-/* A piece whose memo entry was prefetched: its count from the memo, or the
- * count tok_miss_push gives. */
-IA_ S8 tok_probe(TokCounter *k, TokMisses *misses, TokPiece const *q) {
+/* A piece whose memo entry was prefetched: its count from the memo, or 0
+ * (it is counted later, in pend->count). */
+IA_ U8 tok_probe(TokCounter *k, TokPending *pend, TokPiece const *q) {
     TokMemo const *m = &k->memo[q->mh >> k->memo_shift];
     if (tok_memo_has(m, q)) return m->count;
-    return tok_miss_push(k, misses, *q);
+    tok_miss_push(k, pend, *q);
+    return 0;
 }
 
-/* The pieces ring[first, last) (mod TOK_AHEAD) still to probe, then the
- * misses still to count: their count, or -1. */
-static S8 tok_pipe_drain(TokCounter *k, TokPiece const *ring, U8 first, U8 last, TokMisses *misses) {
+/* Everything still in the pipeline: the pieces ring[first, last) (mod
+ * TOK_AHEAD) to probe, the misses, the merges. Their count. */
+static U8 tok_pipe_drain(TokCounter *k, TokPiece const *ring, U8 first, U8 last, TokPending *pend) {
     U8 count = 0;
-    for (U8 j = first; j < last; j += 1) {
-        S8 c = tok_probe(k, misses, &ring[j % TOK_AHEAD]);
-        if (c < 0) return -1;
-        count += (U8)c;
-    }
-    for (U8 j = misses->count > TOK_MISS_AHEAD ? misses->count - TOK_MISS_AHEAD : 0; j < misses->count; j += 1) {
-        S8 c = tok_count_miss(k, misses, &misses->ring[j % TOK_MISS_AHEAD]);
-        if (c < 0) return -1;
-        count += (U8)c;
-    }
-    return (S8)count;
+    for (U8 j = first; j < last; j += 1) count += tok_probe(k, pend, &ring[j % TOK_AHEAD]);
+    for (U8 j = pend->misses > TOK_MISS_AHEAD ? pend->misses - TOK_MISS_AHEAD : 0; j < pend->misses; j += 1)
+        tok_count_miss(k, pend, &pend->miss[j % TOK_MISS_AHEAD]);
+    tok_merge_all(k, pend);
+    return count + pend->count;
 }
 
 /* ---- the pre-tokenizers -------------------------------------------------- */
@@ -822,9 +933,11 @@ static U8 tok_count_pieces(TokEncoding enc, U1 const *t, S8 n) {
 IA_ B4 tok_count_text(TokCounter *k, TokEncoding enc, U1 const *t, S8 n, U8 *total) {
     U8 count = 0, pieces = 0;
     TokPiece ring[TOK_AHEAD];     /* the last `pieces` short pieces, memo entries prefetched */
-    TokMisses misses;
-    misses.count = 0;
-    misses.end = t + n;
+    TokPending pend;
+    pend.misses = 0;
+    pend.merges = 0;
+    pend.end = t + n;
+    pend.count = 0;
     for (S8 i = 0, e; i < n; i = e) {
         e = enc == TokEncoding_O200k ? tok_o200k_next(t, n, i) : tok_cl100k_next(t, n, i);
         if (e <= i || e > n) e = n;   /* cannot happen: every branch advances within the text */
@@ -836,17 +949,11 @@ IA_ B4 tok_count_text(TokCounter *k, TokEncoding enc, U1 const *t, S8 n, U8 *tot
         U8 mh = tok_memo_hash(key);
         tok_prefetch(&k->memo[mh >> k->memo_shift]);
         TokPiece *slot = &ring[pieces % TOK_AHEAD];
-        if (pieces >= TOK_AHEAD) {
-            S8 c = tok_probe(k, &misses, slot);
-            if (c < 0) return 0;
-            count += (U8)c;
-        }
+        if (pieces >= TOK_AHEAD) count += tok_probe(k, &pend, slot);
         *slot = (TokPiece){ p, len, key, mh, 0 };
         pieces += 1;
     }
-    S8 rest = tok_pipe_drain(k, ring, pieces > TOK_AHEAD ? pieces - TOK_AHEAD : 0, pieces, &misses);
-    if (rest < 0) return 0;
-    *total += count + (U8)rest;
+    *total += count + tok_pipe_drain(k, ring, pieces > TOK_AHEAD ? pieces - TOK_AHEAD : 0, pieces, &pend);
     return 1;
 }
 
