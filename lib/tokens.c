@@ -76,6 +76,14 @@ Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
  * rank of those bytes, or TOK_NO_RANK. Words share their parts ("ing"). */
 Struct_(TokRankMemo) { U8 w0, w1; U4 len; U4 rank; };
 
+/* Counts of pieces of TOK_MEMO_BYTES + 1 to TOK_LONG_BYTES bytes: cl100k's
+ * letter runs are whole identifiers (assertRaisesRegex), and their merges
+ * cost as much as all the short pieces'. An entry holds the piece's hash and
+ * where its bytes are in `long_bytes`, a copy, compared on a hit; when the
+ * copy is full, entries and copy start over (bounded memory). */
+enum { TOK_LONG_BYTES = 64, TOK_LONG_BITS_MIN = 6, TOK_LONG_BITS_MAX = 12 };
+Struct_(TokLongMemo) { U8 h; U4 len; U4 count; U8 at; };
+
 Struct_(TokCounter) {
     Ctx *ctx;
     Arena *arena;      /* the memos and the merge scratch: the counter's life */
@@ -90,6 +98,10 @@ Struct_(TokCounter) {
     B4 has_table;
     TokScratch scratch;
     U1 space_runs[TOK_SPACE_RUNS];   /* n -> the count of n spaces (0: not known yet) */
+    TokLongMemo *long_memo;
+    U4 long_shift;                   /* 64 - log2 of long_memo's entries */
+    U1 *long_bytes;                  /* the long memo's pieces, copied */
+    U8 long_used, long_cap;
 };
 
 /* ---- the vocabulary ------------------------------------------------------ */
@@ -442,17 +454,41 @@ static B4 tok_all_spaces(U1 const *p, U8 n) {
     return 1;
 }
 
-/* A piece over TOK_MEMO_BYTES: not in the memos (they are few), but for
- * runs of spaces, nearly all of them in source code (indentation: 48,000
- * of the standard library's 52,000 long pieces, of 1,300 distinct), whose
- * counts are kept by length. */
+/* The long memo's entry for p[0, n) (TOK_MEMO_BYTES < n <= TOK_LONG_BYTES),
+ * hash *h: its first 16 bytes, its last 8 and its length. */
+IA_ TokLongMemo *tok_long_slot(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *h) {
+    *h = tok_mix(tok_words(p, n, avail), n) ^ (tok_load8(p + n - 8) * 0x9e3779b97f4a7c15ull);
+    return &k->long_memo[*h >> k->long_shift];
+}
+
+static void tok_long_learn(TokCounter *k, TokLongMemo *m, U8 h, U1 const *p, U8 n, U8 count) {
+    if (k->long_used + n > k->long_cap) {
+        memset(k->long_memo, 0, sizeof(TokLongMemo) << (64 - k->long_shift));
+        k->long_used = 0;
+    }
+    memcpy(k->long_bytes + k->long_used, p, (size_t)n);
+    *m = (TokLongMemo){ h, (U4)n, (U4)count, k->long_used };
+    k->long_used += n;
+}
+
+/* A piece over TOK_MEMO_BYTES: runs of spaces (indentation: 48,000 of the
+ * standard library's 52,000 long pieces in o200k_base, of 1,300 distinct)
+ * have their counts kept by length, pieces up to TOK_LONG_BYTES in the long
+ * memo. */
 static B4 tok_count_long(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *count) {
     B4 spaces = n < TOK_SPACE_RUNS && p[0] == ' ' && tok_all_spaces(p, n);
     if (spaces && k->space_runs[n]) { *count += k->space_runs[n]; return 1; }
+    TokLongMemo *m = 0;
+    U8 h = 0;
+    if (!spaces && n <= TOK_LONG_BYTES) {
+        m = tok_long_slot(k, p, n, avail, &h);
+        if (m->len == n && m->h == h && memcmp(k->long_bytes + m->at, p, (size_t)n) == 0) { *count += m->count; return 1; }
+    }
     U8 c = 0;
     if (n <= 255 && tok_rank(&k->table, p, n, avail) != TOK_NO_RANK) c = 1;
     else if (!tok_count_merged(k, p, n, avail, &c)) return 0;
     if (spaces) k->space_runs[n] = (U1)c;   /* c <= n < 256 */
+    if (m) tok_long_learn(k, m, h, p, n, c);
     *count += c;
     return 1;
 }
@@ -998,16 +1034,21 @@ static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
         if (!tok_use_ranks(k, value)) return 0;
     }
     if (!k->has_table) return 1;
-    U4 bits = TOK_MEMO_BITS_MIN, merged_bits = TOK_MEMO_BITS_MIN;
+    U4 bits = TOK_MEMO_BITS_MIN, merged_bits = TOK_MEMO_BITS_MIN, long_bits = TOK_LONG_BITS_MIN;
     while (bits < TOK_MEMO_BITS_MAX && ((U8)1 << bits) * 8 < bytes) bits += 1;
     while (merged_bits < TOK_MERGED_BITS_MAX && ((U8)1 << merged_bits) * 64 < bytes) merged_bits += 1;
+    while (long_bits < TOK_LONG_BITS_MAX && ((U8)1 << long_bits) * 256 < bytes) long_bits += 1;
+    k->long_shift = 64 - long_bits;
+    k->long_cap = ((U8)TOK_LONG_BYTES / 2) << long_bits;   /* about half the entries' worth of pieces */
+    k->long_memo = farena_push_array(k->arena, TokLongMemo, (U8)1 << long_bits, .zero = 1);
+    k->long_bytes = farena_push_array(k->arena, U1, k->long_cap);
     k->memo_shift = 64 - bits;
     k->merged_shift = 64 - merged_bits;
     k->memo = farena_push_array(k->arena, TokMemo, (U8)1 << bits, .zero = 1);
     k->merged = farena_push_array(k->arena, TokMemo, (U8)1 << merged_bits, .zero = 1);
     k->rank_shift = 64 - TOK_RANK_BITS;
     k->rank_memo = farena_push_array(k->arena, TokRankMemo, (U8)1 << TOK_RANK_BITS, .zero = 1);
-    return k->memo && k->merged && k->rank_memo;
+    return k->memo && k->merged && k->rank_memo && k->long_memo && k->long_bytes;
 }
 
 TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {

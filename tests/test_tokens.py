@@ -327,6 +327,21 @@ def test_merges_in_step(check):
     check([text, text.upper(), text.replace(" ", "_"), "\n".join(words)] + words)
 
 
+def test_long_pieces_memo(check):
+    """Pieces of 17 to 64 bytes are kept in a memo of their own, with a copy
+    of their bytes that starts over when full: thousands of distinct long
+    identifiers, each seen again, some sharing their first 16 bytes or
+    their last 8."""
+    import random
+    rng = random.Random(17)
+    stems = ["assertRaisesRegex", "getHTTPResponseCode", "incrementaldecoder", "x" * 17, "Qwertyuiopasdfghjklzxcvbnm"]
+    words = [rng.choice(stems) + "".join(rng.choice("abcdefghij") for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    words += ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(0, 30))) + "ResponseCode" for _ in range(500)]
+    rng.shuffle(words)
+    text = " ".join(words + words[::-1])
+    check([text, text.replace(" ", "\n"), "_".join(words[:800])])
+
+
 @SETTINGS
 @given(parts=st.lists(st.one_of(st.sampled_from(EDGE_WORDS + EDGE_AFTER + EDGE_BEFORE),
                                 st.integers(0, 40).map(lambda n: " " * n)), max_size=30))
