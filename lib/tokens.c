@@ -994,7 +994,7 @@ IA_ B4 tok_count_text(TokCounter *k, TokEncoding enc, U1 const *t, S8 n, U8 *tot
 }
 
 B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total) {
-    Str8 text;
+    Str8 text = { 0 };   /* set by tok_text; gcc -O2 cannot see it */
     if (!tok_text(k->ctx, temp, data, &text)) return 0;
     /* positions are S8; pieces index U4 arrays: text under 4 GiB (inputs are capped at 2 GiB) */
     if (text.len >= ((U8)1 << 32)) {
