@@ -33,12 +33,13 @@ Enum_(TokEncoding) { TokEncoding_O200k = 0, TokEncoding_Cl100k = 1 };
 
 /* The vocabulary: an open-addressing table over the tokens' bytes, which
  * stay where they are (the request's `ranks` value, or a TokVocab's own
- * copy). A slot holds the token's key
- * (tok_key: all of a token of up to 8 bytes, else its first 8), rank + 1
- * (0: empty) and its length with 24 bits of its hash, so that most lookups
- * touch one slot and nothing else; tokens over 8 bytes compare the rest with
- * the request's bytes. Pairs of bytes have their own flat table (`pair2`),
- * which stays in cache: the merges look up every pair of a piece. */
+ * copy). A slot holds the token's key (its first 8 bytes, zero-padded:
+ * tok_words), rank + 1 (0: empty) and its length with 24 bits of its hash,
+ * so that most lookups touch one slot and nothing else; tokens over 8 bytes
+ * compare the rest with the request's bytes. Pairs of bytes have their own
+ * flat table (`pair2`), which stays in cache: the merges look up every pair
+ * of a piece; `pair_bit` (8 KiB) says only whether a pair is a token, which
+ * is all the count of a 2-byte piece needs. */
 Struct_(TokSlot) { U8 key; U4 rank1; U4 len_tag; };
 
 Struct_(TokTable) {
@@ -48,6 +49,7 @@ Struct_(TokTable) {
     TokSlot *slots;
     U8 mask;
     U4 *pair2;         /* (b0 << 8 | b1) -> the rank of that 2-byte token, or TOK_NO_RANK */
+    U1 *pair_bit;      /* bit (b0 << 8 | b1): that pair is a token */
 };
 
 /* Scratch of the merge of one long piece, grown to the longest piece. */
@@ -59,72 +61,109 @@ Struct_(TokScratch) {
     U8 *heap;          /* (rank << 32) | start, a min-heap */
 };
 
-/* Counts of recent short pieces, by hash: source text repeats its words,
- * and a hit costs no lookup in the (cache-missing) vocabulary and no merge.
- * An entry is the piece's bytes (zero-padded), its length and its count. */
-enum { TOK_MEMO_BYTES = 16, TOK_MEMO_SLOTS = 1 << 14 };
+/* Counts of short pieces (3 to TOK_MEMO_BYTES bytes), direct-mapped by
+ * hash: source text repeats its words, and a hit costs no lookup in the
+ * (cache-missing) vocabulary and no merge. An entry is the piece's bytes
+ * (zero-padded), its length and its count. Two of them: `memo` for every
+ * piece, small enough to stay in the core's cache (a probe of a bigger one
+ * waits for memory more often than it saves a lookup), and `merged` for the
+ * pieces that are not tokens, bigger, looked at only when the vocabulary
+ * says so: a merge costs ten lookups. */
+enum { TOK_MEMO_BYTES = 16, TOK_MEMO_BITS_MIN = 8, TOK_MEMO_BITS_MAX = 14, TOK_MERGED_BITS_MAX = 17, TOK_RANK_BITS = 14,
+       TOK_SPACE_RUNS = 256 };
 Struct_(TokMemo) { U8 w0, w1; U4 len; U4 count; };
 /* The same for the lookups inside merges (3 to TOK_MEMO_BYTES bytes): the
  * rank of those bytes, or TOK_NO_RANK. Words share their parts ("ing"). */
 Struct_(TokRankMemo) { U8 w0, w1; U4 len; U4 rank; };
 
+/* Counts of pieces of TOK_MEMO_BYTES + 1 to TOK_LONG_BYTES bytes: cl100k's
+ * letter runs are whole identifiers (assertRaisesRegex), and their merges
+ * cost as much as all the short pieces'. An entry holds the piece's hash and
+ * where its bytes are in `long_bytes`, a copy, compared on a hit; when the
+ * copy is full, entries and copy start over (bounded memory). */
+enum { TOK_LONG_BYTES = 64, TOK_LONG_BITS_MIN = 6, TOK_LONG_BITS_MAX = 12 };
+Struct_(TokLongMemo) { U8 h; U4 len; U4 count; U8 at; };
+
 Struct_(TokCounter) {
     Ctx *ctx;
-    Arena *arena;      /* the memo and the merge scratch: the counter's life */
+    Arena *arena;      /* the memos and the merge scratch: the counter's life */
     TokMemo *memo;
+    TokMemo *merged;
     TokRankMemo *rank_memo;
-    U8 memo_mask;
+    U4 memo_shift;     /* 64 - log2 of memo's entries */
+    U4 merged_shift;   /* 64 - log2 of merged's entries */
+    U4 rank_shift;     /* 64 - log2 of rank_memo's entries */
     TokEncoding encoding;
     TokTable table;
     B4 has_table;
     TokScratch scratch;
+    U1 space_runs[TOK_SPACE_RUNS];   /* n -> the count of n spaces (0: not known yet) */
+    TokLongMemo *long_memo;
+    U4 long_shift;                   /* 64 - log2 of long_memo's entries */
+    U1 *long_bytes;                  /* the long memo's pieces, copied */
+    U8 long_used, long_cap;
 };
 
 /* ---- the vocabulary ------------------------------------------------------ */
 
 IA_ U8 tok_load8(U1 const *p) { U8 v; memcpy(&v, p, 8); return v; }
-IA_ U8 tok_load4(U1 const *p) { U4 v; memcpy(&v, p, 4); return v; }
 
-/* p[0..n), n >= 1, as one word: exactly (given n) for n <= 8, the first 8
- * bytes beyond. Loads stay inside the piece. */
-IA_ U8 tok_key(U1 const *p, U8 n) {
-    if (n >= 8) return tok_load8(p);
-    if (n >= 4) return tok_load4(p) | (tok_load4(p + n - 4) << 32);
-    return (U8)p[0] | ((U8)p[n >> 1] << 8) | ((U8)p[n - 1] << 16);
+/* The first min(n, 16) bytes of a piece, zero-padded, as two words: the key
+ * of the memos, and (w0) of the vocabulary's slots. `avail` (>= n) bytes
+ * from p are readable: with 16 of them (all but the last pieces of a text)
+ * two loads and two masks, else a copy. A mask's bytes are 0xff for the
+ * piece's bytes and 0 past them (tok_ones from 16 - n), whatever the byte
+ * order. */
+Struct_(TokKey) { U8 w0, w1; };
+static U1 const tok_ones[32] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
+
+IA_ TokKey tok_words(U1 const *p, U8 n, U8 avail) {
+    U8 m = n < 16 ? n : 16;
+    if (avail >= 16)
+        return (TokKey){ tok_load8(p) & tok_load8(tok_ones + 16 - m), tok_load8(p + 8) & tok_load8(tok_ones + 24 - m) };
+    U1 b[16] = { 0 };
+    memcpy(b, p, (size_t)m);
+    return (TokKey){ tok_load8(b), tok_load8(b + 8) };
 }
-/* The last 8 bytes of a piece over 8 bytes (0 for shorter ones): with the
- * key, all of a piece of up to 16 bytes. */
-IA_ U8 tok_tail(U1 const *p, U8 n) { return n > 8 ? tok_load8(p + n - 8) : 0; }
 
-IA_ U8 tok_mix(U8 key, U8 tail, U8 n) {
-    U8 h = (key ^ (n << 56)) * 0x9e3779b97f4a7c15ull;
-    h ^= (tail + n) * 0xc2b2ae3d27d4eb4full;
+/* The vocabulary's hash of a piece of n bytes with key `k`. */
+IA_ U8 tok_mix(TokKey k, U8 n) {
+    U8 h = (k.w0 ^ (n << 56)) * 0x9e3779b97f4a7c15ull;
+    h ^= (k.w1 + n) * 0xc2b2ae3d27d4eb4full;
     h ^= h >> 29;
     h *= 0x165667b19e3779f9ull;
     return h ^ (h >> 32);
 }
 
-/* The rank of the token p[0..n) (key, tail and hash h its tok_key, tok_tail
- * and tok_mix), or TOK_NO_RANK. Probes stop at an empty slot; the table is
- * at most half full, so there always is one. */
-static U4 tok_rank_h(TokTable const *t, U1 const *p, U8 n, U8 key, U8 h) {
+/* The rank of the token p[0..n) (key w0 and hash h from tok_words and
+ * tok_mix), or TOK_NO_RANK. Probes stop at an empty slot; the table is at
+ * most half full, so there always is one. */
+static U4 tok_rank_h(TokTable const *t, U1 const *p, U8 n, U8 w0, U8 h) {
     if (n == 0 || n > 255) return TOK_NO_RANK;
     U4 len_tag = (U4)n | ((U4)(h >> 40) << 8);
     for (U8 i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes += 1) {
         TokSlot const *slot = &t->slots[i];
         if (slot->rank1 == 0) return TOK_NO_RANK;
-        if (slot->len_tag != len_tag || slot->key != key) continue;
+        if (slot->len_tag != len_tag || slot->key != w0) continue;
         U4 rank = slot->rank1 - 1;
         if (n <= 8 || memcmp(t->blob + t->offset[rank] + 8, p + 8, (size_t)(n - 8)) == 0) return rank;
     }
     return TOK_NO_RANK;
 }
 
-IA_ U4 tok_rank(TokTable const *t, U1 const *p, U8 n) {
+/* The rank of p[0..n), `avail` >= n bytes readable from p. */
+IA_ U4 tok_rank(TokTable const *t, U1 const *p, U8 n, U8 avail) {
     if (n == 2) return t->pair2[(U4)p[0] << 8 | p[1]];
     if (n == 0 || n > 255) return TOK_NO_RANK;
-    U8 key = tok_key(p, n);
-    return tok_rank_h(t, p, n, key, tok_mix(key, tok_tail(p, n), n));
+    TokKey key = tok_words(p, n, avail);
+    return tok_rank_h(t, p, n, key.w0, tok_mix(key, n));
+}
+
+IA_ U4 tok_pair_is_token(TokTable const *t, U1 const *p) {
+    U4 pair = (U4)p[0] << 8 | p[1];
+    return (t->pair_bit[pair >> 3] >> (pair & 7)) & 1;
 }
 
 /* Why a ranks value was refused (TokBad_None: built). */
@@ -148,10 +187,11 @@ static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
     t->offset = farena_push_array(arena, U4, count);
     t->slots = farena_push_array(arena, TokSlot, cap, .zero = 1);
     t->pair2 = farena_push_array(arena, U4, 1u << 16);
+    t->pair_bit = farena_push_array(arena, U1, 1u << 13, .zero = 1);
     /* hashes first, then the inserts with the slot of a later token
      * prefetched: the slots are a few MiB, nearly every insert misses the cache */
     U8 *hashes = farena_push_array(arena, U8, count);
-    if (!t->offset || !t->slots || !t->pair2 || !hashes) return (TokBadAt){ TokBad_Memory, 0, 0, 0 };
+    if (!t->offset || !t->slots || !t->pair2 || !t->pair_bit || !hashes) return (TokBadAt){ TokBad_Memory, 0, 0, 0 };
     t->mask = cap - 1;
     memset(t->pair2, 0xff, sizeof(U4) << 16);
     U8 at = 0;
@@ -159,8 +199,13 @@ static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
         U1 n = blob.ptr[at];
         U1 const *p = blob.ptr + at + 1;
         t->offset[rank] = (U4)(at + 1);
-        hashes[rank] = tok_mix(tok_key(p, n), tok_tail(p, n), n);
-        if (n == 2 && t->pair2[(U4)p[0] << 8 | p[1]] == TOK_NO_RANK) t->pair2[(U4)p[0] << 8 | p[1]] = rank;
+        TokKey key = tok_words(p, n, blob.len - at - 1);
+        hashes[rank] = tok_mix(key, n);
+        if (n == 2 && t->pair2[(U4)p[0] << 8 | p[1]] == TOK_NO_RANK) {
+            U4 pair = (U4)p[0] << 8 | p[1];
+            t->pair2[pair] = rank;
+            t->pair_bit[pair >> 3] |= (U1)(1u << (pair & 7));
+        }
         at += 1 + (U8)n;
     }
     /* linear probing finds the first of a repeated token first: it keeps its first rank */
@@ -173,7 +218,7 @@ static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
         U1 n = p[-1];
         U8 i = h & t->mask;
         while (t->slots[i].rank1 != 0) i = (i + 1) & t->mask;
-        t->slots[i] = (TokSlot){ tok_key(p, n), rank + 1, (U4)n | ((U4)(h >> 40) << 8) };
+        t->slots[i] = (TokSlot){ tok_words(p, n, blob.len - t->offset[rank]).w0, rank + 1, (U4)n | ((U4)(h >> 40) << 8) };
     }
     return (TokBadAt){ TokBad_None, 0, 0, 0 };
 }
@@ -223,16 +268,45 @@ static B4 tok_use_ranks(TokCounter *k, Str8 blob) {
 
 /* ---- byte-pair merging ---------------------------------------------------- */
 
-/* tok_rank through the call's rank memo. */
-static U4 tok_rank_m(TokCounter *k, U1 const *p, U8 n) {
-    if (n == 2) return k->table.pair2[(U4)p[0] << 8 | p[1]];
-    if (n > TOK_MEMO_BYTES || n == 0) return tok_rank(&k->table, p, n);
-    U8 key = tok_key(p, n), tail = tok_tail(p, n);
-    U8 h = tok_mix(key, tail, n);
-    TokRankMemo *m = &k->rank_memo[(h >> 24) & k->memo_mask];
-    if (m->len == n && m->w0 == key && m->w1 == tail) return m->rank;
-    U4 rank = tok_rank_h(&k->table, p, n, key, h);
-    *m = (TokRankMemo){ key, tail, (U4)n, rank };
+/* The hash of a piece (3 to TOK_MEMO_BYTES bytes, key `key`) in the memos,
+ * multiplicative: a memo of 2^b entries takes its top b bits, which depend
+ * on every byte. */
+IA_ U8 tok_memo_hash(TokKey key) { return key.w0 * 0x9e3779b97f4a7c15ull + key.w1 * 0xc2b2ae3d27d4eb4full; }
+
+IA_ void tok_prefetch(void const *p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+/* A lookup inside a merge, in two steps: tok_look_start computes the keys
+ * and prefetches the rank memo's entry and the vocabulary's slot, so that
+ * the two lookups after a join wait for memory once, not four times. */
+Struct_(TokLook) { U1 const *p; U8 n; TokKey key; U8 mh; U8 h; };
+
+IA_ TokLook tok_look_start(TokCounter const *k, U1 const *p, U8 n, U8 avail) {
+    TokLook l = { p, n, { 0, 0 }, 0, 0 };
+    if (n <= 2 || n > 255) return l;
+    l.key = tok_words(p, n, avail);
+    l.h = tok_mix(l.key, n);
+    tok_prefetch(&k->table.slots[l.h & k->table.mask]);
+    if (n <= TOK_MEMO_BYTES) {
+        l.mh = tok_memo_hash(l.key);
+        tok_prefetch(&k->rank_memo[l.mh >> k->rank_shift]);
+    }
+    return l;
+}
+
+/* The rank of l's bytes, through the rank memo. */
+static U4 tok_look_end(TokCounter *k, TokLook const *l) {
+    if (l->n == 2) return k->table.pair2[(U4)l->p[0] << 8 | l->p[1]];
+    if (l->n > TOK_MEMO_BYTES) return tok_rank_h(&k->table, l->p, l->n, l->key.w0, l->h);
+    TokRankMemo *m = &k->rank_memo[l->mh >> k->rank_shift];
+    if (m->len == l->n && m->w0 == l->key.w0 && m->w1 == l->key.w1) return m->rank;
+    U4 rank = tok_rank_h(&k->table, l->p, l->n, l->key.w0, l->h);
+    *m = (TokRankMemo){ l->key.w0, l->key.w1, (U4)l->n, rank };
     return rank;
 }
 
@@ -277,19 +351,19 @@ static U8 tok_heap_pop(U8 *heap, U8 *len) {
     return top;
 }
 
-/* The rank of the parts starting at `start` and at next[start] joined, or
- * TOK_NO_RANK (also when `start` is the last part). */
-IA_ U4 tok_pair_rank(TokCounter *k, U4 const *next, U1 const *p, U4 n, U4 start) {
+/* The lookup of the parts starting at `start` and at next[start] joined
+ * (n = 0 when `start` is the last part: no rank). */
+IA_ TokLook tok_pair_look(TokCounter const *k, U4 const *next, U1 const *p, U4 n, U8 avail, U4 start) {
     U4 mid = next[start];
-    if (mid >= n) return TOK_NO_RANK;
-    return tok_rank_m(k, p + start, (U8)next[mid] - start);
+    if (mid >= n) return (TokLook){ p, 0, { 0, 0 }, 0, 0 };
+    return tok_look_start(k, p + start, (U8)next[mid] - start, avail - start);
 }
 
 /* The tokens of a piece of n >= 2 bytes that is not itself a token: the
  * merge with a heap of pairs by (rank, start), as tiktoken's
  * _byte_pair_merge_large (its short-piece loop merges in the same order).
  * Returns 0 when the scratch does not fit in memory. */
-static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 *count) {
+static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 avail, U8 *count) {
     if (!tok_scratch_fit(k, n)) return 0;
     TokTable const *t = &k->table;
     U4 *next = k->scratch.next, *prev = k->scratch.prev, *pair = k->scratch.pair;
@@ -310,11 +384,13 @@ static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 *count) {
         pair[right] = TOK_NO_RANK;
         parts -= 1;
         if (next[left] < n) prev[next[left]] = left;
-        pair[left] = tok_pair_rank(k, next, p, n, left);
+        U4 before = left > 0 ? prev[left] : 0;
+        TokLook after_look = tok_pair_look(k, next, p, n, avail, left);
+        TokLook before_look = left > 0 ? tok_pair_look(k, next, p, n, avail, before) : after_look;
+        pair[left] = after_look.n ? tok_look_end(k, &after_look) : TOK_NO_RANK;
         if (pair[left] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[left] << 32) | left);
         if (left > 0) {
-            U4 before = prev[left];
-            pair[before] = tok_pair_rank(k, next, p, n, before);
+            pair[before] = tok_look_end(k, &before_look);
             if (pair[before] != TOK_NO_RANK) tok_heap_push(heap, &heap_len, ((U8)pair[before] << 32) | before);
         }
     }
@@ -326,7 +402,20 @@ static B4 tok_merge_count(TokCounter *k, U1 const *p, U4 n, U8 *count) {
  * on arrays on the stack. */
 enum { TOK_SHORT = 48 };
 
-static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 *count) {
+/* The part (of the first parts - 1) whose join with the next has the
+ * lowest rank, leftmost first, as (rank << 8) | part: a minimum without a
+ * branch (which pair wins is data: a branch on it mispredicts). Its rank is
+ * TOK_NO_RANK when no pair joins. */
+IA_ U8 tok_lowest_pair(U4 const *rank, U4 parts) {
+    U8 best = (U8)TOK_NO_RANK << 8;
+    for (U4 i = 0; i + 1 < parts; i += 1) {
+        U8 v = ((U8)rank[i] << 8) | i;
+        best = v < best ? v : best;
+    }
+    return best;
+}
+
+static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 avail, U8 *count) {
     U4 const *pair2 = k->table.pair2;
     U4 start[TOK_SHORT + 1];
     U4 rank[TOK_SHORT + 1];
@@ -336,70 +425,226 @@ static void tok_merge_short(TokCounter *k, U1 const *p, U4 n, U8 *count) {
     rank[n - 1] = TOK_NO_RANK;
     rank[n] = TOK_NO_RANK;
     for (;;) {
-        U4 best = TOK_NO_RANK, at = 0;
-        for (U4 i = 0; i + 1 < parts; i += 1) if (rank[i] < best) { best = rank[i]; at = i; }
-        if (best == TOK_NO_RANK) break;
+        U8 best = tok_lowest_pair(rank, parts);
+        if ((best >> 8) == TOK_NO_RANK) break;
+        U4 at = (U4)(best & 255);
         /* join parts at and at+1 */
         for (U4 i = at + 1; i < parts; i += 1) { start[i] = start[i + 1]; rank[i] = rank[i + 1]; }
         parts -= 1;
-        rank[at] = at + 1 < parts ? tok_rank_m(k, p + start[at], start[at + 2] - start[at]) : TOK_NO_RANK;
-        if (at > 0) rank[at - 1] = tok_rank_m(k, p + start[at - 1], start[at + 1] - start[at - 1]);
+        TokLook after = { p, 0, { 0, 0 }, 0, 0 }, before = after;
+        if (at + 1 < parts) after = tok_look_start(k, p + start[at], start[at + 2] - start[at], avail - start[at]);
+        if (at > 0) before = tok_look_start(k, p + start[at - 1], start[at + 1] - start[at - 1], avail - start[at - 1]);
+        rank[at] = after.n ? tok_look_end(k, &after) : TOK_NO_RANK;
+        if (at > 0) rank[at - 1] = tok_look_end(k, &before);
     }
     *count += parts;
 }
 
 /* The count of a piece that is not a token; n >= 2. */
-static B4 tok_count_merged(TokCounter *k, U1 const *p, U8 n, U8 *count) {
-    if (n <= TOK_SHORT) { tok_merge_short(k, p, (U4)n, count); return 1; }
-    return tok_merge_count(k, p, (U4)n, count);
+static B4 tok_count_merged(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *count) {
+    if (n <= TOK_SHORT) { tok_merge_short(k, p, (U4)n, avail, count); return 1; }
+    return tok_merge_count(k, p, (U4)n, avail, count);
 }
 
-/* The count of a piece of 2 to TOK_MEMO_BYTES bytes that missed the memo
- * (key, tail, h: its tok_key, tok_tail, tok_mix); the memo learns it. */
-static B4 tok_count_short(TokCounter *k, U1 const *p, U8 n, U8 key, U8 tail, U8 h, U8 *count) {
+/* Does p[0, n) hold only spaces? */
+static B4 tok_all_spaces(U1 const *p, U8 n) {
+    U8 i = 0;
+    for (; i + 8 <= n; i += 8) if (tok_load8(p + i) != 0x2020202020202020ull) return 0;
+    for (; i < n; i += 1) if (p[i] != ' ') return 0;
+    return 1;
+}
+
+/* The long memo's entry for p[0, n) (TOK_MEMO_BYTES < n <= TOK_LONG_BYTES),
+ * hash *h: its first 16 bytes, its last 8 and its length. */
+IA_ TokLongMemo *tok_long_slot(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *h) {
+    *h = tok_mix(tok_words(p, n, avail), n) ^ (tok_load8(p + n - 8) * 0x9e3779b97f4a7c15ull);
+    return &k->long_memo[*h >> k->long_shift];
+}
+
+static void tok_long_learn(TokCounter *k, TokLongMemo *m, U8 h, U1 const *p, U8 n, U8 count) {
+    if (k->long_used + n > k->long_cap) {
+        memset(k->long_memo, 0, sizeof(TokLongMemo) << (64 - k->long_shift));
+        k->long_used = 0;
+    }
+    memcpy(k->long_bytes + k->long_used, p, (size_t)n);
+    *m = (TokLongMemo){ h, (U4)n, (U4)count, k->long_used };
+    k->long_used += n;
+}
+
+/* A piece over TOK_MEMO_BYTES: runs of spaces (indentation: 48,000 of the
+ * standard library's 52,000 long pieces in o200k_base, of 1,300 distinct)
+ * have their counts kept by length, pieces up to TOK_LONG_BYTES in the long
+ * memo. */
+static B4 tok_count_long(TokCounter *k, U1 const *p, U8 n, U8 avail, U8 *count) {
+    B4 spaces = n < TOK_SPACE_RUNS && p[0] == ' ' && tok_all_spaces(p, n);
+    if (spaces && k->space_runs[n]) { *count += k->space_runs[n]; return 1; }
+    TokLongMemo *m = 0;
+    U8 h = 0;
+    if (!spaces && n <= TOK_LONG_BYTES) {
+        m = tok_long_slot(k, p, n, avail, &h);
+        if (m->len == n && m->h == h && memcmp(k->long_bytes + m->at, p, (size_t)n) == 0) { *count += m->count; return 1; }
+    }
     U8 c = 0;
-    if (n == 2 ? tok_rank(&k->table, p, n) != TOK_NO_RANK : tok_rank_h(&k->table, p, n, key, h) != TOK_NO_RANK) c = 1;
-    else if (!tok_count_merged(k, p, n, &c)) return 0;
-    k->memo[(h >> 20) & k->memo_mask] = (TokMemo){ key, tail, (U4)n, (U4)c };
+    if (n <= 255 && tok_rank(&k->table, p, n, avail) != TOK_NO_RANK) c = 1;
+    else if (!tok_count_merged(k, p, n, avail, &c)) return 0;
+    if (spaces) k->space_runs[n] = (U1)c;   /* c <= n < 256 */
+    if (m) tok_long_learn(k, m, h, p, n, c);
     *count += c;
     return 1;
 }
 
-/* Any piece, without the memo's batching (pieces over TOK_MEMO_BYTES). */
-static B4 tok_count_piece(TokCounter *k, U1 const *p, U8 n, U8 *count) {
-    if (!k->has_table || n == 1) { *count += 1; return 1; }   /* a byte not in the vocabulary: tiktoken fails; one part here */
-    if (n <= 255 && tok_rank(&k->table, p, n) != TOK_NO_RANK) { *count += 1; return 1; }
-    return tok_count_merged(k, p, n, count);
+/* Short pieces go through a pipeline, so that the memory each needs is
+ * prefetched while later pieces are scanned: its memo entry TOK_AHEAD
+ * pieces before it is probed; on a miss, its vocabulary slot and its
+ * `merged` entry TOK_MISS_AHEAD misses before they are read; and a piece
+ * that must be merged waits for TOK_MERGES of them, merged in step (one
+ * join of each, then all their lookups), so that their lookups wait for
+ * memory together. Nearly all the time of a lookup is a cache miss (the
+ * vocabulary's slots are 8 MiB for o200k_base, the memos' entries hundreds
+ * of KiB). Pieces are counted out of order; only the memos' contents
+ * depend on it. */
+enum { TOK_AHEAD = 16, TOK_MISS_AHEAD = 8, TOK_MERGES = 8 };
+Struct_(TokPiece) { U1 const *p; U8 len; TokKey key; U8 mh; U8 h; };
+
+/* The merge of a short piece that is not a token, as tok_merge_short. */
+Struct_(TokMerge) {
+    TokPiece q;
+    U8 avail;                           /* bytes readable from q.p */
+    U4 copies;                          /* of the piece waiting (repeats share the merge) */
+    U4 parts;
+    U4 at;                              /* the last join */
+    B4 done;
+    U1 start[TOK_MEMO_BYTES + 1];       /* part -> its first byte */
+    U4 rank[TOK_MEMO_BYTES + 1];        /* part -> rank of it joined with the next */
+    TokLook after, before;              /* the lookups of the last join */
+};
+
+Struct_(TokPending) {
+    TokPiece miss[TOK_MISS_AHEAD];      /* ring: the last `misses` pieces that missed the memo */
+    U8 misses;
+    TokMerge merge[TOK_MERGES];
+    U4 merges;
+    U1 const *end;                      /* of the text */
+    U8 count;                           /* of the pieces counted here */
+};
+
+IA_ B4 tok_memo_has(TokMemo const *m, TokPiece const *q) {
+    return m->len == q->len && m->w0 == q->key.w0 && m->w1 == q->key.w1;
 }
 
-/* Pieces are counted in batches, so that the memory each needs (its memo
- * entry, then on a miss its vocabulary slot) is prefetched while the others
- * are scanned or counted: nearly all the time of a lookup is a cache miss. */
-enum { TOK_BATCH = 32 };
-Struct_(TokPiece) { U8 start, len, key, tail, h; };
-
-IA_ void tok_prefetch(void const *p) {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p);
-#else
-    (void)p;
-#endif
+IA_ void tok_memo_put(TokMemo *m, TokPiece const *q, U8 count) {
+    *m = (TokMemo){ q->key.w0, q->key.w1, (U4)q->len, (U4)count };
 }
 
-/* Count a batch of short pieces (2 to TOK_MEMO_BYTES bytes each) of t. */
-static B4 tok_count_batch(TokCounter *k, U1 const *t, TokPiece *b, U4 count_in, U8 *count) {
-    U4 miss[TOK_BATCH], misses = 0;
-    for (U4 j = 0; j < count_in; j += 1) {
-        TokMemo const *m = &k->memo[(b[j].h >> 20) & k->memo_mask];
-        if (m->len == b[j].len && m->w0 == b[j].key && m->w1 == b[j].tail) { *count += m->count; continue; }
-        if (b[j].len > 2) tok_prefetch(&k->table.slots[b[j].h & k->table.mask]);
-        miss[misses++] = j;
-    }
-    for (U4 j = 0; j < misses; j += 1) {
-        TokPiece const *q = &b[miss[j]];
-        if (!tok_count_short(k, t + q->start, q->len, q->key, q->tail, q->h, count)) return 0;
-    }
+/* One step of merge m: join its lowest-ranked pair and start the lookups
+ * of the joined part with its neighbours; 0 when no pair joins (done). */
+static B4 tok_merge_step(TokCounter const *k, TokMerge *m) {
+    U8 best = tok_lowest_pair(m->rank, m->parts);
+    if ((best >> 8) == TOK_NO_RANK) return 0;
+    U4 at = (U4)(best & 255);
+    for (U4 i = at + 1; i < m->parts; i += 1) { m->start[i] = m->start[i + 1]; m->rank[i] = m->rank[i + 1]; }
+    m->parts -= 1;
+    m->at = at;
+    U1 const *p = m->q.p;
+    U1 const *start = m->start;
+    m->after.n = m->before.n = 0;
+    if (at + 1 < m->parts) m->after = tok_look_start(k, p + start[at], (U8)(start[at + 2] - start[at]), m->avail - start[at]);
+    if (at > 0) m->before = tok_look_start(k, p + start[at - 1], (U8)(start[at + 1] - start[at - 1]), m->avail - start[at - 1]);
     return 1;
+}
+
+/* Run the waiting merges in step; count them and let the memos learn them.
+ * A piece merged before (its `merged` entry prefetched when it began to
+ * wait) is only counted. */
+static void tok_merge_all(TokCounter *k, TokPending *pend) {
+    for (U4 j = 0; j < pend->merges; j += 1) {
+        TokMerge *m = &pend->merge[j];
+        TokMemo const *merged = &k->merged[m->q.mh >> k->merged_shift];
+        if (!tok_memo_has(merged, &m->q)) continue;
+        m->done = 1;
+        pend->count += (U8)merged->count * m->copies;
+        tok_memo_put(&k->memo[m->q.mh >> k->memo_shift], &m->q, merged->count);
+    }
+    for (U4 live = pend->merges; live;) {
+        live = 0;
+        for (U4 j = 0; j < pend->merges; j += 1) {
+            TokMerge *m = &pend->merge[j];
+            if (m->done) continue;
+            if (tok_merge_step(k, m)) { live += 1; continue; }
+            m->done = 1;
+            pend->count += (U8)m->parts * m->copies;
+            tok_memo_put(&k->merged[m->q.mh >> k->merged_shift], &m->q, m->parts);
+            tok_memo_put(&k->memo[m->q.mh >> k->memo_shift], &m->q, m->parts);
+        }
+        for (U4 j = 0; j < pend->merges; j += 1) {
+            TokMerge *m = &pend->merge[j];
+            if (m->done) continue;
+            m->rank[m->at] = m->after.n ? tok_look_end(k, &m->after) : TOK_NO_RANK;
+            if (m->at > 0) m->rank[m->at - 1] = tok_look_end(k, &m->before);
+        }
+    }
+    pend->merges = 0;
+}
+
+/* A piece that is not a token: wait with the others (a repeat of one
+ * waiting joins it), its `merged` entry prefetched. */
+static void tok_merge_push(TokCounter *k, TokPending *pend, TokPiece const *q) {
+    for (U4 j = 0; j < pend->merges; j += 1) {
+        TokMerge *m = &pend->merge[j];
+        if (m->q.len == q->len && m->q.key.w0 == q->key.w0 && m->q.key.w1 == q->key.w1) { m->copies += 1; return; }
+    }
+    tok_prefetch(&k->merged[q->mh >> k->merged_shift]);
+    TokMerge *m = &pend->merge[pend->merges++];
+    U4 n = (U4)q->len;
+    U4 const *pair2 = k->table.pair2;
+    m->q = *q;
+    m->avail = (U8)(pend->end - q->p);
+    m->copies = 1;
+    m->parts = n;
+    m->done = 0;
+    for (U4 i = 0; i <= n; i += 1) m->start[i] = (U1)i;
+    for (U4 i = 0; i + 1 < n; i += 1) m->rank[i] = pair2[(U4)q->p[i] << 8 | q->p[i + 1]];
+    m->rank[n - 1] = m->rank[n] = TOK_NO_RANK;
+    if (pend->merges == TOK_MERGES) tok_merge_all(k, pend);
+}
+
+/* A piece that missed the memo, its vocabulary slot prefetched: a token
+ * (the memo learns it), or a piece to merge. */
+static void tok_count_miss(TokCounter *k, TokPending *pend, TokPiece const *q) {
+    if (tok_rank_h(&k->table, q->p, q->len, q->key.w0, q->h) == TOK_NO_RANK) { tok_merge_push(k, pend, q); return; }
+    tok_memo_put(&k->memo[q->mh >> k->memo_shift], q, 1);
+    pend->count += 1;
+}
+
+/* A piece missed the memo: prefetch its vocabulary slot, and count the
+ * miss of TOK_MISS_AHEAD misses ago. */
+static void tok_miss_push(TokCounter *k, TokPending *pend, TokPiece q) {
+    q.h = tok_mix(q.key, q.len);
+    tok_prefetch(&k->table.slots[q.h & k->table.mask]);
+    TokPiece *slot = &pend->miss[pend->misses % TOK_MISS_AHEAD];
+    if (pend->misses >= TOK_MISS_AHEAD) tok_count_miss(k, pend, slot);
+    *slot = q;
+    pend->misses += 1;
+}
+
+/* A piece whose memo entry was prefetched: its count from the memo, or 0
+ * (it is counted later, in pend->count). */
+IA_ U8 tok_probe(TokCounter *k, TokPending *pend, TokPiece const *q) {
+    TokMemo const *m = &k->memo[q->mh >> k->memo_shift];
+    if (tok_memo_has(m, q)) return m->count;
+    tok_miss_push(k, pend, *q);
+    return 0;
+}
+
+/* Everything still in the pipeline: the pieces ring[first, last) (mod
+ * TOK_AHEAD) to probe, the misses, the merges. Their count. */
+static U8 tok_pipe_drain(TokCounter *k, TokPiece const *ring, U8 first, U8 last, TokPending *pend) {
+    U8 count = 0;
+    for (U8 j = first; j < last; j += 1) count += tok_probe(k, pend, &ring[j % TOK_AHEAD]);
+    for (U8 j = pend->misses > TOK_MISS_AHEAD ? pend->misses - TOK_MISS_AHEAD : 0; j < pend->misses; j += 1)
+        tok_count_miss(k, pend, &pend->miss[j % TOK_MISS_AHEAD]);
+    tok_merge_all(k, pend);
+    return count + pend->count;
 }
 
 /* ---- the pre-tokenizers -------------------------------------------------- */
@@ -421,9 +666,6 @@ IA_ U4 tok_class(U1 const *t, S8 n, S8 i, S8 *len) {
 
 /* [^\r\n\p{L}\p{N}]: the optional first character of a word */
 IA_ B4 tok_prefix_ok(U4 cls, U1 c) { return !(cls & (TC_L | TC_N)) && c != '\r' && c != '\n'; }
-IA_ B4 tok_az(U1 c) { return (U1)(c - 'a') < 26; }
-IA_ B4 tok_AZ(U1 c) { return (U1)(c - 'A') < 26; }
-IA_ B4 tok_AZaz(U1 c) { return (U1)((c | 0x20) - 'a') < 26; }
 /* [^\s\p{L}\p{N}] */
 IA_ B4 tok_other(U4 cls) { return !(cls & (TC_S | TC_L | TC_N)); }
 
@@ -453,23 +695,34 @@ static S8 tok_contraction(U1 const *t, S8 n, S8 i) {
 }
 
 /* White space from i (class TC_S at i): the end of o200k's
- * \s*[\r\n]+ | \s+(?!\S) | \s+, and cl100k's \s++$ | \s*[\r\n] | \s+(?!\S) | \s. */
+ * \s*[\r\n]+ | \s+(?!\S) | \s+, and cl100k's \s++$ | \s*[\r\n] | \s+(?!\S) | \s.
+ * Both need the run's end, the end of its last CR or LF and the start of
+ * its last character. Runs of spaces (indentation) go 8 bytes at a time. */
 static S8 tok_space(U1 const *t, S8 n, S8 i, TokEncoding enc) {
-    S8 j = i, last = i, after_nl = -1, chars = 0;
-    while (j < n) {
-        S8 len;
-        if (!(tok_class(t, n, j, &len) & TC_S)) break;
-        if (t[j] == '\r' || t[j] == '\n') after_nl = j + 1;
+    S8 j = i, last = i, after_nl = -1;
+    for (;;) {
+        S8 spaces = j;
+        while (j + 8 <= n && tok_load8(t + j) == 0x2020202020202020ull) j += 8;
+        while (j < n && t[j] == ' ') j += 1;
+        if (j > spaces) last = j - 1;
+        if (j >= n) break;
+        U1 c = t[j];
+        S8 len = 1;
+        if (c == '\n' || c == '\r') after_nl = j + 1;
+        else if (c < 0x80) { if (!(tok_uc_stage2[c] & TC_S)) break; }
+        else if (!(tok_class(t, n, j, &len) & TC_S)) break;
         last = j;
         j += len;
-        chars += 1;
     }
     if (enc == TokEncoding_Cl100k && j == n) return n;        /* \s++$ */
     if (after_nl >= 0) return after_nl;                       /* \s*[\r\n]+ ; \s*[\r\n] */
     if (j == n) return n;                                     /* \s+(?!\S) at the end */
-    if (chars >= 2) return last;                              /* \s+(?!\S), one character given back */
+    if (last > i) return last;                                /* \s+(?!\S), one character given back */
     return j;                                                 /* \s+ ; \s */
 }
+
+/* ASCII punctuation: [^\s\p{L}\p{N}] */
+IA_ B4 tok_ascii_other(U1 c) { return c < 0x80 && !(tok_uc_stage2[c] & (TC_S | TC_L | TC_N)); }
 
 /* ' ?[^\s\p{L}\p{N}]+' then o200k's [\r\n/]* or cl100k's [\r\n]*: the end, or i. */
 static S8 tok_punct(U1 const *t, S8 n, S8 i, TokEncoding enc) {
@@ -478,7 +731,8 @@ static S8 tok_punct(U1 const *t, S8 n, S8 i, TokEncoding enc) {
     if (!tok_other(tok_class(t, n, s, &len))) return i;
     S8 e = s + len;
     while (e < n) {
-        if (!tok_other(tok_class(t, n, e, &len))) break;
+        if (tok_ascii_other(t[e])) { e += 1; continue; }
+        if (t[e] < 0x80 || !tok_other(tok_class(t, n, e, &len))) break;
         e += len;
     }
     while (e < n && (t[e] == '\r' || t[e] == '\n' || (enc == TokEncoding_O200k && t[e] == '/'))) e += 1;
@@ -503,20 +757,7 @@ static S8 tok_digits(U1 const *t, S8 n, S8 i) {
  *    ?[^\s\p{L}\p{N}]+[\r\n/]*
  *   \s*[\r\n]+  |  \s+(?!\S)  |  \s+
  * with UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
-static S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
-    /* the common case, all ASCII: an optional prefix character, lower-case
-     * letters, then an ASCII byte that is neither one nor an apostrophe
-     * (what the first alternative matches there); anything else below */
-    if (t[i] < 0x80) {
-        U1 c = t[i];
-        S8 s = i;
-        if (!tok_az(c) && tok_prefix_ok(tok_uc_stage2[c], c) && i + 1 < n) s = i + 1;
-        if (tok_az(t[s]) && (s == i || !tok_AZ(c))) {
-            S8 e = s + 1;
-            while (e < n && tok_az(t[e])) e += 1;
-            if (e == n || (t[e] < 0x80 && t[e] != '\'')) return e;
-        }
-    }
+static S8 tok_o200k_slow(U1 const *t, S8 n, S8 i) {
     S8 l0;
     U4 c0 = tok_class(t, n, i, &l0);
     B4 pre = tok_prefix_ok(c0, t[i]);
@@ -548,22 +789,125 @@ static S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
     return i + l0;   /* no alternative matches (none of these patterns leaves a gap): skipped */
 }
 
+/* The index, in memory order, of the first byte of m with its top bit set
+ * (m: only top bits, not 0). */
+IA_ U4 tok_first_byte(U8 m) {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__)
+#  if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (U4)__builtin_clzll(m) >> 3;
+#  else
+    return (U4)__builtin_ctzll(m) >> 3;
+#  endif
+#else
+    U1 b[8];
+    memcpy(b, &m, 8);
+    U4 i = 0;
+    while (!(b[i] & 0x80)) i += 1;
+    return i;
+#endif
+}
+
+/* The end of the run from j of ASCII bytes c with lo <= (c | fold) <= hi
+ * (a letter range; fold 0x20 takes both cases), 8 bytes at a time while 8
+ * remain: a word ends without a loop branch that mispredicts per byte.
+ * Per byte of the word, with its top bit clear: + (0x80 - lo) sets it when
+ * c >= lo, + (0x7f - hi) when c > hi, and no sum carries into the next. */
+IA_ S8 tok_ascii_run(U1 const *t, S8 n, S8 j, U1 lo, U1 hi, U1 fold) {
+    U8 const ones = 0x0101010101010101ull, top = ones * 0x80;
+    while (j + 8 <= n) {
+        U8 x = tok_load8(t + j), x7 = (x & ~top) | (ones * fold);
+        U8 in = (x7 + ones * (U1)(0x80 - lo)) & ~(x7 + ones * (U1)(0x7f - hi)) & ~x & top;
+        if (in != top) return j + tok_first_byte(~in & top);
+        j += 8;
+    }
+    while (j < n && (U1)((t[j] | fold) - lo) <= (U1)(hi - lo)) j += 1;
+    return j;
+}
+
+/* An ASCII word from s (an ASCII letter; i: the match's start, s - 1 when
+ * it has a prefix character): o200k's [UP]*[LO]+ | [UP]+[LO]* is
+ * [A-Z]*[a-z]* there, since no ASCII letter is in both classes; then the
+ * contraction. i (undecided) when a non-ASCII character follows, which
+ * could go on with the word. */
+IA_ S8 tok_o200k_word(U1 const *t, S8 n, S8 i, S8 s) {
+    S8 j = s;
+    while (j < n && (U1)(t[j] - 'A') < 26) j += 1;   /* mostly none or one */
+    j = tok_ascii_run(t, n, j, 'a', 'z', 0);
+    if (j < n && t[j] >= 0x80) return i;
+    return j < n && t[j] == '\'' ? tok_contraction(t, n, j) : j;
+}
+
+/* An ASCII word from s for cl100k (\p{L}++ is [A-Za-z]+ there), or i
+ * (undecided) when a non-ASCII character follows. */
+IA_ S8 tok_cl100k_word(U1 const *t, S8 n, S8 i, S8 s) {
+    S8 j = tok_ascii_run(t, n, s, 'a', 'z', 0x20);
+    return j < n && t[j] >= 0x80 ? i : j;
+}
+
+/* [\r\n/]* after o200k's punctuation, [\r\n]* after cl100k's: c < 64 and
+ * its bit in a mask. */
+IA_ B4 tok_punct_tail(U1 c, TokEncoding enc) {
+    U8 mask = (1ull << '\r') | (1ull << '\n') | (enc == TokEncoding_O200k ? 1ull << '/' : 0);
+    return c < 64 && ((mask >> c) & 1);
+}
+
+/* The rest of a run of ASCII punctuation from e (i: the match's start),
+ * then its tail; i (undecided) when a non-ASCII character follows the run,
+ * which could go on with it. */
+IA_ S8 tok_ascii_punct(U1 const *t, S8 n, S8 i, S8 e, TokEncoding enc) {
+    while (e < n && tok_ascii_other(t[e])) e += 1;
+    if (e < n && t[e] >= 0x80) return i;
+    while (e < n && tok_punct_tail(t[e], enc)) e += 1;
+    return e;
+}
+
+/* \p{N}{1,3} from an ASCII digit at i, or i (undecided) when a non-ASCII
+ * character could be one of the three. */
+IA_ S8 tok_ascii_digits(U1 const *t, S8 n, S8 i) {
+    S8 e = i + 1;
+    while (e < n && e < i + 3 && (U1)(t[e] - '0') < 10) e += 1;
+    return e < n && e < i + 3 && t[e] >= 0x80 ? i : e;
+}
+
+/* The match at i, an ASCII character, of encoding enc's pattern when ASCII
+ * decides it; else i (the general scanner decides). cl100k's contraction
+ * comes first (an apostrophe that begins none is an ordinary character);
+ * then a word, its optional first character tried first as the regex
+ * does (a digit, punctuation and white space cannot begin a word without
+ * one), digits, punctuation (with the optional space before it), and
+ * white space. */
+IA_ S8 tok_ascii_next(U1 const *t, S8 n, S8 i, TokEncoding enc) {
+    U1 c = t[i];
+    U4 cls = tok_uc_stage2[c];
+    if (enc == TokEncoding_Cl100k && c == '\'') {
+        S8 e = tok_contraction(t, n, i);
+        if (e > i) return e;
+    }
+    if (cls & TC_L) return enc == TokEncoding_O200k ? tok_o200k_word(t, n, i, i) : tok_cl100k_word(t, n, i, i);
+    if (cls & TC_N) return tok_ascii_digits(t, n, i);
+    if (i + 1 >= n) return n;
+    U1 d = t[i + 1];
+    if (d >= 0x80) return i;
+    U4 dcls = tok_uc_stage2[d];
+    if ((dcls & TC_L) && c != '\r' && c != '\n')
+        return enc == TokEncoding_O200k ? tok_o200k_word(t, n, i, i + 1) : tok_cl100k_word(t, n, i, i + 1);
+    if (!(cls & TC_S)) return tok_ascii_punct(t, n, i, i + 1, enc);
+    if (c == ' ' && !(dcls & (TC_S | TC_L | TC_N))) return tok_ascii_punct(t, n, i, i + 2, enc);
+    return tok_space(t, n, i, enc);
+}
+
+IA_ S8 tok_o200k_next(U1 const *t, S8 n, S8 i) {
+    if (t[i] < 0x80) {
+        S8 e = tok_ascii_next(t, n, i, TokEncoding_O200k);
+        if (e > i) return e;
+    }
+    return tok_o200k_slow(t, n, i);
+}
+
 /* cl100k_base's pattern at i:
  *   '(?i:[sdmt]|ll|ve|re) | [^\r\n\p{L}\p{N}]?+\p{L}++ | \p{N}{1,3}+
  *   |  ?[^\s\p{L}\p{N}]++[\r\n]*+ | \s++$ | \s*[\r\n] | \s+(?!\S) | \s */
-static S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
-    /* the common case, all ASCII: an optional prefix character, letters,
-     * then an ASCII byte that is not one (the second alternative's match) */
-    if (t[i] < 0x80 && t[i] != '\'') {
-        U1 c = t[i];
-        S8 s = i;
-        if (!tok_AZaz(c) && tok_prefix_ok(tok_uc_stage2[c], c) && i + 1 < n) s = i + 1;
-        if (tok_AZaz(t[s])) {
-            S8 e = s + 1;
-            while (e < n && tok_AZaz(t[e])) e += 1;
-            if (e == n || t[e] < 0x80) return e;
-        }
-    }
+static S8 tok_cl100k_slow(U1 const *t, S8 n, S8 i) {
     S8 e = tok_contraction(t, n, i);
     if (e > i) return e;
     S8 l0, len;
@@ -575,6 +919,14 @@ static S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
     if (e > i) return e;
     if (c0 & TC_S) return tok_space(t, n, i, TokEncoding_Cl100k);
     return i + l0;
+}
+
+IA_ S8 tok_cl100k_next(U1 const *t, S8 n, S8 i) {
+    if (t[i] < 0x80) {
+        S8 e = tok_ascii_next(t, n, i, TokEncoding_Cl100k);
+        if (e > i) return e;
+    }
+    return tok_cl100k_slow(t, n, i);
 }
 
 /* ---- the op -------------------------------------------------------------- */
@@ -599,40 +951,60 @@ static B4 tok_text(Ctx *ctx, Arena *temp, Str8 data, Str8 *out) {
     return 1;
 }
 
+/* The pieces of valid UTF-8 t[0, n) without a vocabulary. */
+static U8 tok_count_pieces(TokEncoding enc, U1 const *t, S8 n) {
+    U8 count = 0;
+    for (S8 i = 0, e; i < n; i = e, count += 1) {
+        e = enc == TokEncoding_O200k ? tok_o200k_next(t, n, i) : tok_cl100k_next(t, n, i);
+        if (e <= i || e > n) e = n;   /* cannot happen: every branch advances within the text */
+    }
+    return count;
+}
+
+/* The tokens of valid UTF-8 t[0, n) (under 4 GiB) in encoding `enc` (a
+ * constant: each encoding gets its own copy of the loop, its scanner
+ * inlined). A piece of one byte is one token, one of two bytes one or two
+ * (pair_bit); longer ones up to TOK_MEMO_BYTES go through the memo, and its
+ * misses through a batch. */
+IA_ B4 tok_count_text(TokCounter *k, TokEncoding enc, U1 const *t, S8 n, U8 *total) {
+    U8 count = 0, pieces = 0;
+    TokPiece ring[TOK_AHEAD];     /* the last `pieces` short pieces, memo entries prefetched */
+    TokPending pend;
+    pend.misses = 0;
+    pend.merges = 0;
+    pend.end = t + n;
+    pend.count = 0;
+    for (S8 i = 0, e; i < n; i = e) {
+        e = enc == TokEncoding_O200k ? tok_o200k_next(t, n, i) : tok_cl100k_next(t, n, i);
+        if (e <= i || e > n) e = n;   /* cannot happen: every branch advances within the text */
+        U1 const *p = t + i;
+        U8 len = (U8)(e - i), avail = (U8)(n - i);
+        if (len <= 2) { count += len == 1 ? 1 : 2 - tok_pair_is_token(&k->table, p); continue; }
+        if (len > TOK_MEMO_BYTES) { if (!tok_count_long(k, p, len, avail, &count)) return 0; continue; }
+        TokKey key = tok_words(p, len, avail);
+        U8 mh = tok_memo_hash(key);
+        tok_prefetch(&k->memo[mh >> k->memo_shift]);
+        TokPiece *slot = &ring[pieces % TOK_AHEAD];
+        if (pieces >= TOK_AHEAD) count += tok_probe(k, &pend, slot);
+        *slot = (TokPiece){ p, len, key, mh, 0 };
+        pieces += 1;
+    }
+    *total += count + tok_pipe_drain(k, ring, pieces > TOK_AHEAD ? pieces - TOK_AHEAD : 0, pieces, &pend);
+    return 1;
+}
+
 B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total) {
-    Str8 text;
+    Str8 text = { 0 };   /* set by tok_text; gcc -O2 cannot see it */
     if (!tok_text(k->ctx, temp, data, &text)) return 0;
     /* positions are S8; pieces index U4 arrays: text under 4 GiB (inputs are capped at 2 GiB) */
     if (text.len >= ((U8)1 << 32)) {
         if (about) return ctx_fail_input(k->ctx, Code_Limit, about, "text of %llu bytes", (unsigned long long)text.len);
         return ctx_fail(k->ctx, Code_Limit, "text of %llu bytes", (unsigned long long)text.len);
     }
-    U1 const *t = text.ptr;
-    S8 n = (S8)text.len, i = 0;
-    U8 count = 0;
-    TokPiece batch[TOK_BATCH];
-    U4 batched = 0;
-    while (i < n) {
-        S8 e = k->encoding == TokEncoding_O200k ? tok_o200k_next(t, n, i) : tok_cl100k_next(t, n, i);
-        if (e <= i || e > n) e = n;   /* cannot happen: every branch advances within the text */
-        U8 len = (U8)(e - i);
-        if (!k->has_table || len == 1) count += 1;
-        else if (len > TOK_MEMO_BYTES) { if (!tok_count_piece(k, t + i, len, &count)) return 0; }
-        else {
-            U8 key = tok_key(t + i, len), tail = tok_tail(t + i, len);
-            U8 h = tok_mix(key, tail, len);
-            tok_prefetch(&k->memo[(h >> 20) & k->memo_mask]);
-            batch[batched++] = (TokPiece){ (U8)i, len, key, tail, h };
-            if (batched == TOK_BATCH) {
-                if (!tok_count_batch(k, t, batch, batched, &count)) return 0;
-                batched = 0;
-            }
-        }
-        i = e;
-    }
-    if (batched && !tok_count_batch(k, t, batch, batched, &count)) return 0;
-    *total += count;
-    return 1;
+    S8 n = (S8)text.len;
+    if (!k->has_table) { *total += tok_count_pieces(k->encoding, text.ptr, n); return 1; }
+    if (k->encoding == TokEncoding_O200k) return tok_count_text(k, TokEncoding_O200k, text.ptr, n, total);
+    return tok_count_text(k, TokEncoding_Cl100k, text.ptr, n, total);
 }
 
 static B4 tok_input(Ctx *ctx, Input *input, void *state) {
@@ -642,7 +1014,7 @@ static B4 tok_input(Ctx *ctx, Input *input, void *state) {
 }
 
 /* encoding, vocab / ranks (when allowed) of the current op, and the memo:
- * about one entry per 8 bytes of text, 256 to TOK_MEMO_SLOTS. */
+ * about one entry per 8 bytes of text, 2^TOK_MEMO_BITS_MIN to 2^TOK_MEMO_BITS_MAX. */
 static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     Str8 value;
     U8 index;
@@ -662,11 +1034,21 @@ static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
         if (!tok_use_ranks(k, value)) return 0;
     }
     if (!k->has_table) return 1;
-    k->memo_mask = 255;
-    while (k->memo_mask + 1 < TOK_MEMO_SLOTS && (k->memo_mask + 1) * 8 < bytes) k->memo_mask = k->memo_mask * 2 + 1;
-    k->memo = farena_push_array(k->arena, TokMemo, k->memo_mask + 1, .zero = 1);
-    k->rank_memo = farena_push_array(k->arena, TokRankMemo, k->memo_mask + 1, .zero = 1);
-    return k->memo && k->rank_memo;
+    U4 bits = TOK_MEMO_BITS_MIN, merged_bits = TOK_MEMO_BITS_MIN, long_bits = TOK_LONG_BITS_MIN;
+    while (bits < TOK_MEMO_BITS_MAX && ((U8)1 << bits) * 8 < bytes) bits += 1;
+    while (merged_bits < TOK_MERGED_BITS_MAX && ((U8)1 << merged_bits) * 64 < bytes) merged_bits += 1;
+    while (long_bits < TOK_LONG_BITS_MAX && ((U8)1 << long_bits) * 256 < bytes) long_bits += 1;
+    k->long_shift = 64 - long_bits;
+    k->long_cap = ((U8)TOK_LONG_BYTES / 2) << long_bits;   /* about half the entries' worth of pieces */
+    k->long_memo = farena_push_array(k->arena, TokLongMemo, (U8)1 << long_bits, .zero = 1);
+    k->long_bytes = farena_push_array(k->arena, U1, k->long_cap);
+    k->memo_shift = 64 - bits;
+    k->merged_shift = 64 - merged_bits;
+    k->memo = farena_push_array(k->arena, TokMemo, (U8)1 << bits, .zero = 1);
+    k->merged = farena_push_array(k->arena, TokMemo, (U8)1 << merged_bits, .zero = 1);
+    k->rank_shift = 64 - TOK_RANK_BITS;
+    k->rank_memo = farena_push_array(k->arena, TokRankMemo, (U8)1 << TOK_RANK_BITS, .zero = 1);
+    return k->memo && k->merged && k->rank_memo && k->long_memo && k->long_bytes;
 }
 
 TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {

@@ -273,6 +273,82 @@ def test_huge_inputs(check):
            "日本語のテキスト".encode() * 20_000, b"1234567890" * 50_000])
 
 
+# ---- the fast paths' edges (lib/tokens.c) ----------------------------------------
+# The scanner decides a piece from ASCII alone when it can and leaves it to the
+# general scanner when a non-ASCII character could take part; words are read 8
+# bytes at a time; a piece's key is 16 bytes loaded and masked unless the text
+# ends within 16 bytes; 2-byte pieces, runs of spaces over 16 bytes and pieces
+# that must be merged (8 at a time, repeats sharing a merge) have paths of
+# their own. These texts sit on those edges.
+
+EDGE_WORDS = ["a", "ab", "abc", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop",
+              "abcdefghijklmnopq", "A", "AB", "ABCDEFGHI", "Abcdefgh", "aBcD", "getHTTPResponseCode", "xyz" * 7]
+EDGE_AFTER = ["", "é", "\u0301", "ſ", "ǅ", "ʰ", "日", "ß", "Ω", "٣", "²", "—", "“", "\u00a0", "\u3000", "\u2028",
+              "'s", "'S", "'ſ", "'ll", "'x", "'", "1", "123", "1234", " ", "  ", "\t", "\r\n", "\n\n", "/", "//\n",
+              "(", ")\n", "...", "\ufffd", "🎉"]
+EDGE_BEFORE = ["", " ", "(", "'", "\n", "\r", "\t", "_", "é", "1", "\u00a0", "  ", "ǅ", "—"]
+
+
+def test_ascii_fast_path_edges(check):
+    """Each word with a character before and after it, alone (the text ends
+    at it: keys are copied, not loaded) and inside longer text."""
+    texts = [b + w + a for b in EDGE_BEFORE for w in EDGE_WORDS for a in EDGE_AFTER]
+    check(texts)
+    check([" ".join(texts[i:i + 50]) + " tail of some words past sixteen bytes" for i in range(0, len(texts), 50)])
+
+
+def test_digit_and_punctuation_edges(check):
+    digits = ["1", "12", "123", "1234", "12٣", "12٣456", "1٣2345", "1²", "٣1", "1\u0301"]   # 12٣|456, not 12|٣45|6
+    puncts = ["(", "((", "->", " (", " ((", "!?", "(\r\n", ")\n\n", "//", "/\n/", "(—", "(“x", "#!", " #",
+              "'" * 3, ".\u0301"]
+    tails = ["", "x", "é", " ", "\n", "1", "/", "(", "\u00a0", "'s"]
+    check([a + t for a in digits + puncts for t in tails] + [t + a for a in digits + puncts for t in tails])
+
+
+def test_space_and_line_break_edges(check):
+    """Runs of spaces around the 8-byte steps and the 16-byte memo limit,
+    with what may follow them (a run over 16 bytes is counted by length,
+    once per request: the same runs repeat across the texts of one call)."""
+    follow = ["", "x", "é", "\n", "\r\n", " \n", "\t", "\u00a0", "\u3000x", "(", "1", "\n\n  x", "\r\r\n"]
+    lead = ["", "\n", "\r\n", "x", "\t", "\n\t"]
+    texts = [l + " " * n + f for n in list(range(0, 80)) + [255, 256, 257, 300] for l in lead for f in follow]
+    check(texts)
+    check(["\n".join(" " * n + "x = 1" for n in range(80)) * 3, "\t \t\n" * 20 + "y", "\r\n" * 40, "\n" * 17 + " " * 17])
+
+
+def test_merges_in_step(check):
+    """Many pieces that are not tokens, repeated near each other (a repeat
+    waits with the merge of its first), of every length up to 16 and over."""
+    import random
+    rng = random.Random(13)
+    letters = "qxzjkvwfybpg"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 20))) for _ in range(300)]
+    text = " ".join(rng.choice(words[:40]) if rng.random() < 0.5 else rng.choice(words) for _ in range(5000))
+    check([text, text.upper(), text.replace(" ", "_"), "\n".join(words)] + words)
+
+
+def test_long_pieces_memo(check):
+    """Pieces of 17 to 64 bytes are kept in a memo of their own, with a copy
+    of their bytes that starts over when full: thousands of distinct long
+    identifiers, each seen again, some sharing their first 16 bytes or
+    their last 8."""
+    import random
+    rng = random.Random(17)
+    stems = ["assertRaisesRegex", "getHTTPResponseCode", "incrementaldecoder", "x" * 17, "Qwertyuiopasdfghjklzxcvbnm"]
+    words = [rng.choice(stems) + "".join(rng.choice("abcdefghij") for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    words += ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(0, 30))) + "ResponseCode" for _ in range(500)]
+    rng.shuffle(words)
+    text = " ".join(words + words[::-1])
+    check([text, text.replace(" ", "\n"), "_".join(words[:800])])
+
+
+@SETTINGS
+@given(parts=st.lists(st.one_of(st.sampled_from(EDGE_WORDS + EDGE_AFTER + EDGE_BEFORE),
+                                st.integers(0, 40).map(lambda n: " " * n)), max_size=30))
+def test_generated_edges(check, parts):
+    check(["".join(parts)])
+
+
 # ---- the public functions (both backends) ----------------------------------------
 
 def test_count_tokens(enc):
