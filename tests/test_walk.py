@@ -565,6 +565,28 @@ def _report_generated():
         print(f"\ngenerated differential: {GENERATED}")
 
 
+def make_generated_repo(root: Path, home, tree) -> None:
+    """A generated tree (_tree()) as a git repository at root: its files, .gitignore
+    files, info/exclude, core.excludesFile and the files it tracks."""
+    files, ignores, exclude, excludes_file, tracked = tree
+    init_repo(root, home)
+    for f in files:
+        p = os.path.join(os.fsencode(root), f)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as fh:
+            fh.write(b"x\n")
+    for d, content in ignores.items():
+        with open(os.path.join(os.fsencode(root), d, b".gitignore"), "wb") as fh:
+            fh.write(content)
+    if exclude is not None:
+        (root / ".git" / "info").mkdir(exist_ok=True)
+        (root / ".git" / "info" / "exclude").write_bytes(exclude)
+    if excludes_file is not None:
+        (root / ".git" / "my-excludes").write_bytes(excludes_file)
+        git("config", "core.excludesFile", str(root / ".git" / "my-excludes"), cwd=root, home=home)
+    track(root, home, tracked)
+
+
 @needs_git
 @settings(max_examples=int(os.environ.get("SLOPFAST_WALK_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
@@ -573,22 +595,7 @@ def test_generated_trees_match_git(tree, home, tmp_path_factory):
     files, ignores, exclude, excludes_file, tracked = tree
     root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
     try:
-        init_repo(root, home)
-        for f in files:
-            p = os.path.join(os.fsencode(root), f)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "wb") as fh:
-                fh.write(b"x\n")
-        for d, content in ignores.items():
-            with open(os.path.join(os.fsencode(root), d, b".gitignore"), "wb") as fh:
-                fh.write(content)
-        if exclude is not None:
-            (root / ".git" / "info").mkdir(exist_ok=True)
-            (root / ".git" / "info" / "exclude").write_bytes(exclude)
-        if excludes_file is not None:
-            (root / ".git" / "my-excludes").write_bytes(excludes_file)
-            git("config", "core.excludesFile", str(root / ".git" / "my-excludes"), cwd=root, home=home)
-        track(root, home, tracked)
+        make_generated_repo(root, home, tree)
         GENERATED["trees"] += 1
         GENERATED["patterns"] += sum(len(parse_lines(c)) for c in
                                      [*ignores.values(), exclude or b"", excludes_file or b""])

@@ -30,7 +30,7 @@ from slopfast.ignore import Patterns, RuleList, parse_rule
 from slopfast.walk import Found, LeftOut, Skipped, Unreadable, WalkOptions, walk
 
 from conftest import DATA, require_native
-from test_walk import (GIT, HAND_TREE, ODD_NAMES, REPO, _files, _pattern, _rules, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
+from test_walk import (GIT, HAND_TREE, make_generated_repo, ODD_NAMES, REPO, _files, _pattern, _rules, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
                        init_repo, needs_git, needs_posix, track, write_tree)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the native walk is for POSIX systems")
@@ -233,22 +233,7 @@ def test_generated_trees(tree, data, home, tmp_path_factory):
     files, ignores, exclude, excludes_file, tracked = tree
     root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
     try:
-        init_repo(root, home)
-        for f in files:
-            p = os.path.join(os.fsencode(root), f)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "wb") as fh:
-                fh.write(b"x\n")
-        for d, content in ignores.items():
-            with open(os.path.join(os.fsencode(root), d, b".gitignore"), "wb") as fh:
-                fh.write(content)
-        if exclude is not None:
-            (root / ".git" / "info").mkdir(exist_ok=True)
-            (root / ".git" / "info" / "exclude").write_bytes(exclude)
-        if excludes_file is not None:
-            (root / ".git" / "my-excludes").write_bytes(excludes_file)
-            git("config", "core.excludesFile", str(root / ".git" / "my-excludes"), cwd=root, home=home)
-        track(root, home, tracked)
+        make_generated_repo(root, home, tree)
         expected = git_files(root, home)
         assert files_of(both(root, hidden=True)) == expected
         assert files_of(both(root)) == hidden_free(expected)
