@@ -396,13 +396,16 @@ def test_ignored_directory_named_on_the_command_line_is_walked(tmp_path, home):
     assert walk_files(root, "build") == [b"build/a.c", b"build/sub/b.c"]
 
 
+# a tree outside any work tree: a .gitignore, what the default ignores leave out, a .slopfastignore
+OUTSIDE_TREE = {".gitignore": "*.log\n", "a.py": "a", "a.log": "l", "__pycache__/a.pyc": "c",
+                "node_modules/m.js": "m", ".venv/bin/python": "p", "x.pyc": "c", "pkg.egg-info/PKG": "p",
+                "src/node_modules/n.js": "n", ".slopfastignore": "!node_modules/\nsecret.txt\n", "secret.txt": "s"}
+
+
 def test_outside_a_work_tree(tmp_path, home):
     if any((p / ".git").exists() for p in tmp_path.parents):
         pytest.skip("the temp directory lies inside a git work tree")
-    write_tree(tmp_path, {".gitignore": "*.log\n", "a.py": "a", "a.log": "l", "__pycache__/a.pyc": "c",
-                          "node_modules/m.js": "m", ".venv/bin/python": "p", "x.pyc": "c", "pkg.egg-info/PKG": "p",
-                          "src/node_modules/n.js": "n", ".slopfastignore": "!node_modules/\nsecret.txt\n",
-                          "secret.txt": "s"})
+    write_tree(tmp_path, OUTSIDE_TREE)
     # .gitignore files apply; the default ignores stand in for a repository's rules
     assert walk_files(tmp_path, hidden=True) == [b".gitignore", b".slopfastignore", b"a.py",
                                                  b"node_modules/m.js", b"src/node_modules/n.js"]

@@ -30,7 +30,7 @@ from slopfast.ignore import Patterns, RuleList, parse_rule
 from slopfast.walk import Found, LeftOut, Skipped, Unreadable, WalkOptions, walk
 
 from conftest import DATA, require_native
-from test_walk import (GIT, HAND_TREE, make_generated_repo, ODD_NAMES, REPO, _files, _pattern, _rules, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
+from test_walk import (GIT, HAND_TREE, OUTSIDE_TREE, make_generated_repo, ODD_NAMES, REPO, _files, _pattern, _rules, _tree, chdir, git, git_files, hidden_free, home,  # noqa: F401
                        init_repo, needs_git, needs_posix, track, write_tree)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the native walk is for POSIX systems")
@@ -177,10 +177,7 @@ def test_include_exclude_and_what_was_left_out(tmp_path, home):
 def test_outside_a_work_tree_default_ignores(tmp_path, home):
     if any((p / ".git").exists() for p in tmp_path.parents):
         pytest.skip("the temp directory lies inside a git work tree")
-    write_tree(tmp_path, {".gitignore": "*.log\n", "a.py": "a", "a.log": "l", "__pycache__/a.pyc": "c",
-                          "node_modules/m.js": "m", ".venv/bin/python": "p", "x.pyc": "c", "pkg.egg-info/PKG": "p",
-                          "src/node_modules/n.js": "n", ".slopfastignore": "!node_modules/\nsecret.txt\n",
-                          "secret.txt": "s"})
+    write_tree(tmp_path, OUTSIDE_TREE)
     both(tmp_path, hidden=True)
     both(tmp_path)
     both(tmp_path, default_ignores=False, hidden=True)
