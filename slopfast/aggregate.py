@@ -859,7 +859,10 @@ def with_header(doc_fd: int, report: AggregateReport, count: CountSpec, fmt: str
     the count it makes (a longer number may count one more token)."""
     if fmt == "json":
         raise ValueError("a json document has no place for a header line (the report and --stats have the count)")
-    counter = count.native_counter() if native.available() else count.counter()
+    # the native counter unless the fallback is forced (dispatching one short text would pick tiktoken,
+    # and pay its 0.6 s setup)
+    use_native = native.available() and dispatch.backend_setting() != "fallback"
+    counter = count.native_counter() if use_native else count.fallback_counter()
     head = _read_at(doc_fd, _FIRST_UNIT)
     unit = _fallback._UNIT_START.search(head)
     first = head[:unit.start() + 1] if unit else head
