@@ -1,5 +1,6 @@
 """Token counting in the whole command: `slopfast aggregate` plain, with
---stats, and with --budget, interleaved round by round (medians, peak RSS),
+--stats, and with --budget, counting on two threads and on one
+(SLOPFAST_THREADS=1), interleaved round by round (medians, peak RSS),
 and the count of each --budget document by tiktoken (docs/benchmarks-cli.md,
 "Token counts and budgets").
 
@@ -20,10 +21,10 @@ import tempfile
 import time
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace")
@@ -50,19 +51,21 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load {open('/proc/loadavg').read().split()[:3]}; {args.rounds} rounds after one warm-up\n")
     print("| tree | plain | --tokens | --stats | --budget " + args.budget + " | --stats ÷ plain | --budget ÷ plain "
-          "| peak RSS plain / stats / budget | budget document, tiktoken |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+          "| one thread: --stats ÷ plain, --budget ÷ plain | peak RSS plain / stats / budget | budget document, tiktoken |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, tree in enumerate(args.dirs):
             out = os.path.join(tmp, f"out{k}.md")
-            variants = {"plain": [], "--tokens": ["--tokens"], "--stats": ["--stats"],
-                        "--budget": ["--budget", args.budget]}
+            # the last variant is --budget: its document is the one counted below
+            variants = {"plain": [], "--tokens": ["--tokens"], "1 --stats": ["--stats"], "1 --budget": ["--budget", args.budget],
+                        "--stats": ["--stats"], "--budget": ["--budget", args.budget]}
             times: dict[str, list[float]] = {k: [] for k in variants}
             rss: dict[str, int] = dict.fromkeys(variants, 0)
             for r in range(args.rounds + 1):
                 for name, extra in variants.items():
-                    wall, peak = run([args.slopfast, "aggregate", tree, "-o", out, "-q", *extra])
+                    env = {"SLOPFAST_THREADS": "1"} if name.startswith("1 ") else {}
+                    wall, peak = run([args.slopfast, "aggregate", tree, "-o", out, "-q", *extra], env)
                     if r:
                         times[name].append(wall)
                         rss[name] = max(rss[name], peak)
@@ -73,7 +76,8 @@ def main() -> None:
             counted = tiktoken_count(out)    # the last run of each tree was --budget
             print(f"| {os.path.basename(tree.rstrip('/'))} | {med['plain']:.3f} s | {med['--tokens']:.3f} s "
                   f"| {med['--stats']:.3f} s | {med['--budget']:.3f} s | {med['--stats'] / med['plain']:.2f} "
-                  f"| {med['--budget'] / med['plain']:.2f} | {rss['plain'] // 1024} / {rss['--stats'] // 1024} / "
+                  f"| {med['--budget'] / med['plain']:.2f} | {med['1 --stats'] / med['plain']:.2f}, "
+                  f"{med['1 --budget'] / med['plain']:.2f} | {rss['plain'] // 1024} / {rss['--stats'] // 1024} / "
                   f"{rss['--budget'] // 1024} MiB | {counted:,} |")
 
 

@@ -425,24 +425,238 @@ enum { OWNER_WRAPPER = -1, OWNER_CARRIED = -2 };
  * '/'), and none looks past it. */
 IA_ B4 unit_start(U1 before, U1 c) { return before == '\n' && c > 0x20 && c < 0x7f && c != '/'; }
 
+/* What one thread counted: the request's tokens, of those count_carry's
+ * unit's, and per input. */
+Struct_(Tally) { U8 tokens; U8 carried; U8 *per_input; };
+
+static B4 tally_count(TokCounter *tok, Tally *t, Str8 text, S4 owner, Arena *temp) {
+    U8 n = 0;
+    if (!tok_count(tok, text, temp, 0, &n)) return 0;
+    t->tokens += n;
+    if (owner == OWNER_CARRIED) t->carried += n;
+    else if (owner >= 0) t->per_input[owner] += n;
+    return 1;
+}
+
+/* Counting on two threads. Whole units are copied into blocks, which a
+ * helper thread counts while this one writes. A sum does not depend on the
+ * order of its terms, so either thread may count a block, in any order:
+ * when no block is spare this thread counts the oldest full one, and at the
+ * end both empty the queue. So the work is shared and memory stays at
+ * COUNT_BLOCKS blocks. A unit as large as a block is counted where it lies.
+ * The helper's counter shares the vocabulary, not the memos, and allocates
+ * only from its own arenas; its text is under 4 GiB, so its one failure is
+ * memory. The thread starts with the first full block: a small request never
+ * pays for one. */
+enum { COUNT_BLOCK_BYTES = 256 << 10, COUNT_BLOCK_SEGS = 4096, COUNT_BLOCKS = 6 };
+Struct_(CountSeg) { S4 owner; U4 len; };
+Struct_(CountBlock) { U1 *data; U8 len; CountSeg *segs; U4 seg_count; };
+
+Struct_(CountPool) {
+    Arena arena;               /* the pool and its blocks: this thread's */
+    Arena helper_arena;        /* the helper's counter and tally */
+    Arena helper_temp;         /* the helper's U+FFFD copies */
+    Sync *sync;                /* these two are 0 until the first block is full */
+    Thread *thread;
+    TokCounter *helper_tok;
+    Tally helper;
+    B4 helper_ok;
+    CountBlock blocks[COUNT_BLOCKS];
+    U4 queue[COUNT_BLOCKS];    /* full blocks, oldest first from queue_at */
+    U4 queue_at, queued;
+    U4 spare[COUNT_BLOCKS];    /* empty blocks */
+    U4 spares;
+    B4 closing;
+};
+
 Struct_(Counting) {
     TokCounter *tok;
     Arena carry_arena;    /* the carry's bytes, emptied with it */
     Xar carry;            /* the unit not ended yet */
     S4 owner;             /* the input it began in, or OWNER_* */
     U1 last;              /* the byte before the next one fed */
-    U8 tokens;            /* counted in this request */
-    U8 carried;           /* of those, count_carry's unit */
-    U8 *per_input;
+    Tally tally;          /* this thread's counts (the helper's join them at the end) */
+    U8 bytes;             /* the request's estimated text: the memos' size */
+    B4 two_threads;       /* a helper may count (parameter threads) */
+    CountPool *pool;
+    CountBlock *fill;     /* the pool's block being filled */
 };
 
+static B4 block_count(TokCounter *tok, Tally *t, CountBlock *b, Arena *temp) {
+    B4 ok = 1;
+    for (U4 i = 0, at = 0; i < b->seg_count && ok; at += b->segs[i].len, i += 1)
+        ok = tally_count(tok, t, str8(b->data + at, b->segs[i].len), b->segs[i].owner, temp);
+    b->len = 0, b->seg_count = 0;
+    return ok;
+}
+
+/* Held: the oldest full block, taken off the queue. */
+static U4 pool_pop(CountPool *pool) {
+    U4 k = pool->queue[pool->queue_at];
+    pool->queue_at = (pool->queue_at + 1) % COUNT_BLOCKS, pool->queued -= 1;
+    return k;
+}
+
+static void pool_push(CountPool *pool, U4 k) {
+    pool->queue[(pool->queue_at + pool->queued) % COUNT_BLOCKS] = k, pool->queued += 1;
+}
+
+static void pool_helper(void *arg) {
+    CountPool *pool = arg;
+    sync_lock(pool->sync);
+    for (;;) {
+        while (!pool->queued && !pool->closing) sync_wait(pool->sync);
+        if (!pool->queued) break;
+        U4 k = pool_pop(pool);
+        sync_unlock(pool->sync);
+        B4 ok = block_count(pool->helper_tok, &pool->helper, &pool->blocks[k], &pool->helper_temp);
+        arena_reset(&pool->helper_temp);
+        sync_lock(pool->sync);
+        pool->helper_ok = pool->helper_ok && ok;
+        pool->spare[pool->spares++] = k;
+    }
+    sync_unlock(pool->sync);
+}
+
+/* A spare block to fill (its memory on first use); 0 when memory runs out. */
+static CountBlock *pool_take(CountPool *pool) {
+    CountBlock *b = &pool->blocks[pool->spare[--pool->spares]];
+    if (!b->data) {
+        b->data = farena_push(&pool->arena, COUNT_BLOCK_BYTES);
+        b->segs = farena_push_array(&pool->arena, CountSeg, COUNT_BLOCK_SEGS);
+    }
+    return b->data && b->segs ? b : 0;
+}
+
+static B4 pool_new(Counting *c) {
+    Arena arena = { 0 };
+    CountPool *pool = farena_push_type(&arena, CountPool);
+    if (!pool) { arena_release(&arena); return 0; }
+    pool->arena = arena;
+    for (U4 k = 0; k < COUNT_BLOCKS; k += 1) pool->spare[pool->spares++] = COUNT_BLOCKS - 1 - k;
+    c->pool = pool;
+    c->fill = pool_take(pool);
+    return c->fill != 0;
+}
+
+/* The helper's counter, tally and thread; 0 if any cannot be made. */
+static B4 pool_start(CountPool *pool, Counting const *c, U4 inputs) {
+    pool->helper.per_input = farena_push_array(&pool->helper_arena, U8, (U8)inputs + 1, .zero = 1);
+    pool->helper_tok = pool->helper.per_input ? tok_counter_twin(c->tok, &pool->helper_arena, c->bytes) : 0;
+    pool->helper_ok = 1;
+    pool->sync = pool->helper_tok ? sync_new() : 0;
+    pool->thread = pool->sync ? thread_start(pool_helper, pool) : 0;
+    return pool->thread != 0;
+}
+
+/* The filled block to the queue (the helper started with the first), and
+ * an empty one to fill: when none is spare, this thread counts the oldest
+ * full one. Without a helper, this thread counts the block and goes on alone. */
+static B4 pool_submit(Counting *c, U4 inputs, Arena *temp) {
+    CountPool *pool = c->pool;
+    if (!pool->thread && !pool_start(pool, c, inputs)) {
+        c->two_threads = 0;
+        return block_count(c->tok, &c->tally, c->fill, temp);
+    }
+    sync_lock(pool->sync);
+    pool_push(pool, (U4)(c->fill - pool->blocks));
+    sync_wake(pool->sync);
+    B4 ok = 1;
+    if (!pool->spares) {
+        U4 k = pool_pop(pool);
+        sync_unlock(pool->sync);
+        ok = block_count(c->tok, &c->tally, &pool->blocks[k], temp);
+        sync_lock(pool->sync);
+        pool->spare[pool->spares++] = k;
+    }
+    c->fill = pool_take(pool);
+    sync_unlock(pool->sync);
+    return ok && c->fill;
+}
+
+/* Stop the helper and free the pool. With `finish`, what is queued or
+ * being filled is counted first, on both threads, and the helper's counts
+ * join this thread's; without, it is dropped (the op failed). */
+static B4 pool_end(Ctx *ctx, Counting *c, B4 finish, Arena *temp) {
+    CountPool *pool = c->pool;
+    if (!pool) return 1;
+    B4 ok = 1;
+    if (pool->thread) {
+        sync_lock(pool->sync);
+        if (!finish) pool->queued = 0;
+        else if (c->fill && c->fill->seg_count) pool_push(pool, (U4)(c->fill - pool->blocks));
+        pool->closing = 1;
+        sync_wake(pool->sync);
+        while (pool->queued) {
+            U4 k = pool_pop(pool);
+            sync_unlock(pool->sync);
+            ok = block_count(c->tok, &c->tally, &pool->blocks[k], temp) && ok;
+            sync_lock(pool->sync);
+        }
+        sync_unlock(pool->sync);
+        thread_join(pool->thread);
+        ok = ok && pool->helper_ok && !pool->helper_arena.failed && !pool->helper_temp.failed;
+        c->tally.tokens += pool->helper.tokens, c->tally.carried += pool->helper.carried;
+        for (U4 i = 0; i < ctx->req->input_count; i += 1) c->tally.per_input[i] += pool->helper.per_input[i];
+    } else if (finish && c->fill) {
+        ok = block_count(c->tok, &c->tally, c->fill, temp);
+    }
+    sync_free(pool->sync);
+    arena_release(&pool->helper_arena);
+    arena_release(&pool->helper_temp);
+    Arena arena = pool->arena;   /* the pool lives in it */
+    arena_release(&arena);
+    c->pool = 0, c->fill = 0;
+    if (!finish) return 1;
+    if (!ok && ctx->code == Code_Ok && !ctx->arena->failed) ctx->arena->failed = Fail_NoMemory;
+    return ok;
+}
+
+/* The end of the longest run of whole units in text[0, room], text being
+ * whole units: all of it, or the last unit start in (0, room]; 0 if none. */
+static U8 units_within(Str8 text, U8 room) {
+    if (text.len <= room) return text.len;
+    for (U8 i = room; i > 0; i -= 1)
+        if (unit_start(text.ptr[i - 1], text.ptr[i])) return i;
+    return 0;
+}
+
+static U8 first_unit(Str8 text) {
+    for (U8 i = 1; i < text.len; i += 1)
+        if (unit_start(text.ptr[i - 1], text.ptr[i])) return i;
+    return text.len;
+}
+
+/* Whole units of the document, written for owner's section: into blocks
+ * for either thread, or counted now (alone, or a unit as large as a block). */
+static B4 count_units(Counting *c, Str8 text, S4 owner, U4 inputs, Arena *temp) {
+    while (text.len) {
+        if (!c->two_threads) return tally_count(c->tok, &c->tally, text, owner, temp);
+        if (!c->pool && !pool_new(c)) return 0;
+        CountBlock *b = c->fill;
+        B4 segs_full = b->seg_count == COUNT_BLOCK_SEGS && b->segs[b->seg_count - 1].owner != owner;
+        U8 n = segs_full ? 0 : units_within(text, COUNT_BLOCK_BYTES - b->len);
+        if (n) {
+            memcpy(b->data + b->len, text.ptr, (size_t)n);
+            if (b->seg_count && b->segs[b->seg_count - 1].owner == owner) b->segs[b->seg_count - 1].len += (U4)n;
+            else b->segs[b->seg_count++] = (CountSeg){ owner, (U4)n };
+            b->len += n;
+        } else if (b->len == 0) {
+            n = first_unit(text);
+            if (!tally_count(c->tok, &c->tally, str8_prefix(text, n), owner, temp)) return 0;
+        } else if (!pool_submit(c, inputs, temp)) {
+            return 0;
+        }
+        text = str8_skip(text, n);
+    }
+    return 1;
+}
+
+/* A failed count fails the op (its memory may have been a temporary arena's). */
 static B4 count_add(Ctx *ctx, Counting *c, Str8 text, S4 owner, Arena *temp) {
-    U8 n = 0;
-    if (!tok_count(c->tok, text, temp, 0, &n)) return 0;
-    c->tokens += n;
-    if (owner == OWNER_CARRIED) c->carried += n;
-    else if (owner >= 0) c->per_input[owner] += n;
-    return !ctx->arena->failed;
+    if (count_units(c, text, owner, ctx->req->input_count, temp) && !ctx->arena->failed) return 1;
+    if (ctx->code == Code_Ok && !ctx->arena->failed) ctx->arena->failed = Fail_NoMemory;
+    return 0;
 }
 
 static B4 carry_append(Ctx *ctx, Counting *c, U1 const *p, U8 n) {
@@ -1095,8 +1309,15 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
         bytes += in->kind == InputKind_Inline ? in->data.len : (U8)1 << 20;
     }
     c->tok = tok_counter(ctx, ctx->arena, bytes);
-    c->per_input = farena_push_array(ctx->arena, U8, ctx->req->input_count + 1, .zero = 1);
-    if (!c->tok || !c->per_input) return 0;
+    c->tally.per_input = farena_push_array(ctx->arena, U8, ctx->req->input_count + 1, .zero = 1);
+    if (!c->tok || !c->tally.per_input) return 0;
+    c->bytes = bytes;
+    c->two_threads = 1;
+    if (ctx_param(ctx, "threads", &v)) {
+        U8 n = 0;
+        if (!parse_u8_decimal(v, &n) || n < 1 || n > 2) return ctx_fail(ctx, Code_BadParam, "parameter threads: 1 or 2");
+        c->two_threads = n == 2;
+    }
     c->carry = (Xar){ .arena = &c->carry_arena };
     c->owner = OWNER_WRAPPER, c->last = '\n';
     if (opts->count_carry.len) {
@@ -1126,12 +1347,12 @@ static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
     for (U4 i = 0; i < req->input_count; i += 1) {
         Input const *in = &req->inputs[i];
         if (in->loaded && !in->load_errno)
-            ctx_rec_u4(ctx, i), ctx_rec_u1(ctx, in->skip), ctx_rec_u8(ctx, in->skip_value), ctx_rec_u8(ctx, count ? count->per_input[i] : 0);
+            ctx_rec_u4(ctx, i), ctx_rec_u1(ctx, in->skip), ctx_rec_u8(ctx, in->skip_value), ctx_rec_u8(ctx, count ? count->tally.per_input[i] : 0);
     }
     ctx_records_end(ctx);
     ctx_records_begin(ctx, "QiQQis");
     ctx_rec_u8(ctx, sink->written), ctx_rec_s4(ctx, sink->err);
-    ctx_rec_u8(ctx, count ? count->tokens : 0), ctx_rec_u8(ctx, count ? count->carried : 0);
+    ctx_rec_u8(ctx, count ? count->tally.tokens : 0), ctx_rec_u8(ctx, count ? count->tally.carried : 0);
     ctx_rec_s4(ctx, count ? count->owner : OWNER_WRAPPER);
     ctx_rec_bytes(ctx, count ? xar_contiguous(&count->carry, ctx->arena) : str8(0, 0));
     return ctx_records_end(ctx);
@@ -1185,6 +1406,7 @@ B4 op_aggregate(Ctx *ctx) {
     Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len, .count = count, .fed_to = ctx->out->len,
                   .owner = OWNER_WRAPPER, .temp = &scratch };
     B4 ok = aggregate_sections(ctx, &opts, &sink, &scratch);
+    if (count) ok = pool_end(ctx, count, ok, &scratch) && ok;
     arena_release(&scratch);
     if (ok) {
         if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;

@@ -18,6 +18,7 @@
 #  include <io.h>        /* _write: fd_write_all */
 #else
 #  include <fcntl.h>
+#  include <pthread.h>   /* sync_*, thread_*: an op's helper thread */
 #  include <unistd.h>
 #endif
 
@@ -532,6 +533,87 @@ B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err) {
     }
     return 1;
 }
+
+/* ---- threads ------------------------------------------------------------ */
+
+#if defined(_WIN32)
+struct Sync { SRWLOCK lock; CONDITION_VARIABLE cond; };
+struct Thread { HANDLE handle; void (*fn)(void *arg); void *arg; };
+
+Sync *sync_new(void) {
+    Sync *sync = calloc(1, sizeof *sync);
+    if (sync) InitializeSRWLock(&sync->lock), InitializeConditionVariable(&sync->cond);
+    return sync;
+}
+void sync_free(Sync *sync) { free(sync); }
+void sync_lock(Sync *sync) { AcquireSRWLockExclusive(&sync->lock); }
+void sync_unlock(Sync *sync) { ReleaseSRWLockExclusive(&sync->lock); }
+void sync_wait(Sync *sync) { SleepConditionVariableSRW(&sync->cond, &sync->lock, INFINITE, 0); }
+void sync_wake(Sync *sync) { WakeAllConditionVariable(&sync->cond); }
+
+static DWORD WINAPI thread_main(LPVOID arg) {
+    Thread *thread = arg;
+    thread->fn(thread->arg);
+    return 0;
+}
+
+Thread *thread_start(void (*fn)(void *arg), void *arg) {
+    Thread *thread = calloc(1, sizeof *thread);
+    if (!thread) return 0;
+    thread->fn = fn, thread->arg = arg;
+    thread->handle = CreateThread(0, 0, thread_main, thread, 0, 0);
+    if (!thread->handle) { free(thread); return 0; }
+    return thread;
+}
+
+void thread_join(Thread *thread) {
+    WaitForSingleObject(thread->handle, INFINITE);
+    CloseHandle(thread->handle);
+    free(thread);
+}
+#else
+struct Sync { pthread_mutex_t lock; pthread_cond_t cond; };
+struct Thread { pthread_t id; void (*fn)(void *arg); void *arg; };
+
+Sync *sync_new(void) {
+    Sync *sync = calloc(1, sizeof *sync);
+    if (!sync) return 0;
+    if (pthread_mutex_init(&sync->lock, 0) != 0) { free(sync); return 0; }
+    if (pthread_cond_init(&sync->cond, 0) != 0) { pthread_mutex_destroy(&sync->lock); free(sync); return 0; }
+    return sync;
+}
+
+void sync_free(Sync *sync) {
+    if (!sync) return;
+    pthread_cond_destroy(&sync->cond);
+    pthread_mutex_destroy(&sync->lock);
+    free(sync);
+}
+
+void sync_lock(Sync *sync) { pthread_mutex_lock(&sync->lock); }
+void sync_unlock(Sync *sync) { pthread_mutex_unlock(&sync->lock); }
+void sync_wait(Sync *sync) { pthread_cond_wait(&sync->cond, &sync->lock); }
+void sync_wake(Sync *sync) { pthread_cond_broadcast(&sync->cond); }
+
+static void *thread_main(void *arg) {
+    Thread *thread = arg;
+    thread->fn(thread->arg);
+    return 0;
+}
+
+Thread *thread_start(void (*fn)(void *arg), void *arg) {
+    Thread *thread = calloc(1, sizeof *thread);
+    if (!thread) return 0;
+    thread->fn = fn, thread->arg = arg;
+    if (pthread_create(&thread->id, 0, thread_main, thread) != 0) { free(thread); return 0; }
+    return thread;
+}
+
+void thread_join(Thread *thread) {
+    pthread_join(thread->id, 0);
+    free(thread);
+}
+#endif
 
 /* ---- op table ---------------------------------------------------------- */
 

@@ -219,6 +219,20 @@ B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err);
  * or on Windows (no inode numbers to compare). */
 B4 fd_file_identity(S4 fd, U8 *dev, U8 *ino);
 
+/* A lock with one condition, and a thread: for an op's helper thread,
+ * joined before the op returns. NULL when one cannot be made: the op then
+ * does the work itself. */
+typedef struct Sync Sync;
+typedef struct Thread Thread;
+Sync *sync_new(void);
+void sync_free(Sync *sync);
+void sync_lock(Sync *sync);
+void sync_unlock(Sync *sync);
+void sync_wait(Sync *sync);   /* held: unlocks, sleeps until a sync_wake, locks again */
+void sync_wake(Sync *sync);   /* wakes every waiter */
+Thread *thread_start(void (*fn)(void *arg), void *arg);
+void thread_join(Thread *thread);   /* and frees it */
+
 OpEntry const *op_lookup(Str8 name);
 
 /* lib/tokens.c: a vocabulary from a `ranks` value (copied); 0 when the
@@ -234,6 +248,9 @@ void tok_vocab_free(TokVocab *vocab);
 typedef struct TokCounter TokCounter;
 TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes);
 B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total);
+/* A counter for another thread: `of`'s vocabulary (read-only, shared), memos
+ * of its own in `arena`; 0 when memory runs out. */
+TokCounter *tok_counter_twin(TokCounter const *of, Arena *arena, U8 bytes);
 
 #define OP_(name, id) B4 op_##name(Ctx *ctx);
 #include "op_table.h"

@@ -1015,6 +1015,8 @@ static B4 tok_input(Ctx *ctx, Input *input, void *state) {
 
 /* encoding, vocab / ranks (when allowed) of the current op, and the memo:
  * about one entry per 8 bytes of text, 2^TOK_MEMO_BITS_MIN to 2^TOK_MEMO_BITS_MAX. */
+static B4 tok_memos(TokCounter *k, U8 bytes);
+
 static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     Str8 value;
     U8 index;
@@ -1033,7 +1035,11 @@ static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     } else if (ranks_allowed && ctx_param(ctx, "ranks", &value)) {
         if (!tok_use_ranks(k, value)) return 0;
     }
-    if (!k->has_table) return 1;
+    return !k->has_table || tok_memos(k, bytes);
+}
+
+/* The memos, sized for `bytes` of text. */
+static B4 tok_memos(TokCounter *k, U8 bytes) {
     U4 bits = TOK_MEMO_BITS_MIN, merged_bits = TOK_MEMO_BITS_MIN, long_bits = TOK_LONG_BITS_MIN;
     while (bits < TOK_MEMO_BITS_MAX && ((U8)1 << bits) * 8 < bytes) bits += 1;
     while (merged_bits < TOK_MERGED_BITS_MAX && ((U8)1 << merged_bits) * 64 < bytes) merged_bits += 1;
@@ -1049,6 +1055,14 @@ static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     k->rank_shift = 64 - TOK_RANK_BITS;
     k->rank_memo = farena_push_array(k->arena, TokRankMemo, (U8)1 << TOK_RANK_BITS, .zero = 1);
     return k->memo && k->merged && k->rank_memo && k->long_memo && k->long_bytes;
+}
+
+TokCounter *tok_counter_twin(TokCounter const *of, Arena *arena, U8 bytes) {
+    TokCounter *k = farena_push_array(arena, TokCounter, 1, .zero = 1);
+    if (!k) return 0;
+    k->ctx = of->ctx, k->arena = arena;
+    k->encoding = of->encoding, k->table = of->table, k->has_table = of->has_table;
+    return tok_memos(k, bytes) ? k : 0;
 }
 
 TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {

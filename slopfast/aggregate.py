@@ -6,7 +6,7 @@ import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
 
-from . import dispatch, native, wire
+from . import _env, dispatch, native, wire
 from .errors import BackendUnavailable, InputError, SlopfastError
 from .fallbacks import aggregate as _fallback
 from .fallbacks import summary as _summary
@@ -202,6 +202,11 @@ class _Tally:
         self.carry = b""
 
 
+# SLOPFAST_THREADS=1: a counting request stays on one thread (by default it
+# counts on two, lib/aggregate.c); a bad value is the op's error.
+_COUNT_THREADS = _env.reader("SLOPFAST_THREADS")
+
+
 def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
             out_fd: int | None, style: Style = DEFAULT_STYLE) -> dict[str, str | bytes]:
     params: dict[str, str | bytes] = {"mode": wire.MODE_NAMES[mode]}
@@ -245,6 +250,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params.update(vocab=str(vocab), encoding=count.encoding)
         else:       # no context to attach a vocabulary to (the subprocess transport): the ranks themselves
             params.update(ranks=count.blob(), encoding=count.encoding)
+        if (threads := _COUNT_THREADS()) is not None:
+            params["threads"] = threads
         tally = _Tally(carry)
     wrapped = style.closes
     earlier = list(tree_files or [])

@@ -51,7 +51,7 @@ OPS: tuple[Op, ...] = (
     Op("aggregate", 2, "aggregate", ("AggregateReport", "BuildResult", "aggregate_paths", "build_markdown"),
        "aggregate:build", params=("mode", "lang", "out_fd", "nofollow", "sniff", "max_bytes", "continues",
                                  "format", "open", "close", "first_index", "raw", "line_numbers",
-                                 "vocab", "ranks", "encoding", "count_carry"),
+                                 "vocab", "ranks", "encoding", "count_carry", "threads"),
        parts="bytes+records:Ii+records:IBQQ+records:QiQQis", per="request", bench="aggregate"),
     Op("md_outline", 3, "md_outline", ("Heading", "markdown_outline"), "md_outline:outline",
        parts="records:BIt", inputs="markdown", bench="md_outline"),

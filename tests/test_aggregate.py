@@ -1084,3 +1084,47 @@ def test_counting_through_the_subprocess_transport(needs_native, tmp_path, monke
     again = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / "b", count_tokens=True, tree=True)
     assert again == report and (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
     assert report.tokens == _exact((tmp_path / "a").read_bytes())
+
+
+def _threads_tree(root: Path) -> None:
+    """Over the helper's block size (256 KiB) many times: many small files
+    (more sections than a block has segments), units larger than a block
+    (indented lines begin none), long files of short units, invalid UTF-8."""
+    root.mkdir()
+    for i in range(5000):
+        (root / f"s{i:04d}.txt").write_bytes(b"x%d\n" % i if i % 3 else b" y\n/z\n")
+    (root / "big_unit.py").write_bytes(b"class A:\n" + b"    def f(self): return 'a b c'\n" * 40000)
+    (root / "many_units.md").write_bytes(b"# h\n\npara graph, words\n" * 60000)
+    (root / "bad.txt").write_bytes(b"caf\xe9 \xff\n" * 30000 + b"\xf0\x9f")
+    (root / "tail.txt").write_bytes(b"the end")
+
+
+@pytest.mark.parametrize("batch", [10000, 7])
+def test_two_threads_count_what_one_does(needs_native, tmp_path, monkeypatch, batch):
+    """The helper thread's blocks: the same records as one thread and as the
+    fallback, and the total is tiktoken's, in one request or many."""
+    from slopfast import aggregate as agg
+    _threads_tree(tmp_path / "t")
+    monkeypatch.setattr(agg, "FIRST_BATCH_FILES", batch)
+    monkeypatch.setattr(agg, "BATCH_FILES", batch)
+    reports = {}
+    for name, env in [("one", dict(SLOPFAST_THREADS="1", SLOPFAST_BACKEND="native")),
+                      ("two", dict(SLOPFAST_THREADS="2", SLOPFAST_BACKEND="native")),
+                      ("fallback", dict(SLOPFAST_BACKEND="fallback"))]:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        out = tmp_path / name
+        reports[name] = slopfast.aggregate_paths([tmp_path / "t"], out, count_tokens=True, tree=True), out.read_bytes()
+        monkeypatch.delenv("SLOPFAST_THREADS", raising=False)
+    assert reports["one"] == reports["two"] == reports["fallback"]
+    report, doc = reports["two"]
+    assert len(doc) > 10 * (256 << 10) and len(report.files) == 5004
+    assert report.tokens == _exact(doc)
+
+
+def test_threads_parameter_is_checked(needs_native, tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text("a\n")
+    monkeypatch.setenv("SLOPFAST_THREADS", "3")
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    with pytest.raises(slopfast.SlopfastError, match="threads: 1 or 2"):
+        slopfast.aggregate_paths([tmp_path], tmp_path / "o", count_tokens=True)
