@@ -780,11 +780,20 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         _say(
             f"{_files(totals.files)}, {human_bytes(totals.bytes_in)} in, "
             f"{human_bytes(report.bytes_written)} out, {time.perf_counter() - t0:.3f} s; "
-            f"{skipped} skipped, {totals.unreadable} unreadable; backend {backend_used(log)}"
+            f"{skipped} skipped, {totals.unreadable} unreadable; backend {backend_used(log)}{walk_used(left)}"
         )
     if report.unreadable:
         return EXIT_UNREADABLE
     return EXIT_OK if totals.files else EXIT_NOTHING
+
+
+def walk_used(left: LeftOut) -> str:
+    """Which walk listed the directory arguments, for -v's last line."""
+    if not left.walked:
+        return ""
+    if left.native in (0, left.walked):
+        return "; walk " + ("native" if left.native else "Python")
+    return f"; walk native ({left.native} of {left.walked} directories), Python (the rest)"
 
 
 def budget_lines(levels: dict[str, str], budget: int, *, verbose: bool = False) -> list[str]:

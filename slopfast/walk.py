@@ -139,9 +139,10 @@ class LeftOut:
     pattern; ("include",) a file no --include pattern matched. Also:
     `include_used` / `exclude_used`, the indices of the --include / --exclude
     patterns that decided for some path; `walked`, the directory arguments
-    walked; `listed`, the paths read from a file list."""
+    walked; `native`, those of them the C walk walked (the rest the Python
+    walk); `listed`, the paths read from a file list."""
 
-    __slots__ = ("counts", "first", "include_used", "exclude_used", "walked", "listed")
+    __slots__ = ("counts", "first", "include_used", "exclude_used", "walked", "native", "listed")
 
     def __init__(self) -> None:
         self.counts: dict[tuple, int] = {}
@@ -149,6 +150,7 @@ class LeftOut:
         self.include_used: set[int] = set()
         self.exclude_used: set[int] = set()
         self.walked = 0
+        self.native = 0
         self.listed = 0
 
     def add(self, key: tuple, path: str) -> None:
@@ -633,6 +635,8 @@ def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
                 from . import walk_native
                 setup = _setup(path, options)
                 events = walk_native.dir_events(path, display_prefix(path), options, include, exclude, setup)
+                if events is not None and options.left_out is not None:
+                    options.left_out.native += 1
             if events is None:      # not native, or a case the C walk leaves to this one
                 events = _walk_dir(path, display_prefix(path), options, include, exclude, setup)
         else:

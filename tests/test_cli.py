@@ -711,23 +711,40 @@ def test_verbose_summary_names_the_backend(tmp_path, agg, monkeypatch):
     code, _, err = agg(tmp_path, ".", "-v")
     assert code == 0
     assert re.search(r"2 files, 4 B in, \d+ B out, [\d.]+ s; 0 skipped, 0 unreadable; "
-                     rf"backend fallback \({AGGREGATE_OP}\)$", err.strip())
+                     rf"backend fallback \({AGGREGATE_OP}\); walk Python$", err.strip())
 
 
 def test_verbose_summary_forced_native_and_calibrating(tmp_path, agg, monkeypatch, needs_native):
     write(tmp_path, {"a.py": "a\n", "b.py": "b\n"})
     monkeypatch.setenv("SLOPFAST_BACKEND", "native")
     code, _, err = agg(tmp_path, ".", "-v")
-    assert code == 0 and err.strip().endswith(f"; backend native ({AGGREGATE_OP})"), err
+    assert code == 0 and err.strip().endswith(f"; backend native ({AGGREGATE_OP}); walk native"), err
     monkeypatch.delenv("SLOPFAST_BACKEND")
     dispatch.reset()   # auto, no decision yet (SLOPFAST_WISDOM=off): this run measures both paths
     code, _, err = agg(tmp_path, ".", "-v")
     assert code == 0
     # both paths ran on the (whole, tiny) input to calibrate, the caller's answer came from native
-    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}(; both ran to calibrate)?\)$", err.strip()), err
+    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}(; both ran to calibrate)?\); walk native$",
+                     err.strip()), err
     assert [r for r in dispatch.backend_report() if r["op"] == AGGREGATE_OP and r["why"] == "measured"]
     code, _, err = agg(tmp_path, ".", "-v")    # decided now: one path
-    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}\)$", err.strip()), err
+    assert re.search(rf"; backend (native|fallback) \({AGGREGATE_OP}\); walk native$", err.strip()), err
+
+
+def test_verbose_summary_names_the_walk(tmp_path, agg, monkeypatch, needs_native):
+    """-v says which walk listed the directory arguments: a nested repository
+    is left to the Python walk, --follow-symlinks is walked in Python, a file
+    argument is no walk."""
+    write(tmp_path, {"top/a.py": "a\n", "top/inner/b.py": "b\n", "plain/c.py": "c\n"})
+    subprocess.run(["git", "init", "-q", str(tmp_path / "top")], check=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "top" / "inner")], check=True)
+    cases = [(("plain",), "; walk native"), (("plain", "--follow-symlinks"), "; walk Python"),
+             (("plain", "top"), "; walk native (1 of 2 directories), Python (the rest)"),
+             (("plain/c.py",), f"; backend native ({AGGREGATE_OP})")]
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")
+    for args, end in cases:
+        code, _, err = agg(tmp_path, *args, "-v")
+        assert code == 0 and err.strip().endswith(end), (args, err)
 
 
 def test_subprocess_native_and_fallback_give_identical_bytes(needs_native, tmp_path):
