@@ -69,6 +69,7 @@ Enum_(TokKind) {
     Tok_Lit,          /* one byte */
     Tok_Any,          /* ? : a byte but '/' */
     Tok_Set,          /* [...] : a byte of the set (never '/') */
+    Tok_Fold,         /* a letter, either case (byte: its lower case; core.ignoreCase) */
     Tok_Star,         /* * : bytes but '/' */
     Tok_DStar,        /* ** at the end (or before \/): any bytes */
     Tok_DSlashOpt,    /* the entry of '**' '/': skip it, or enter its loop (the next token) */
@@ -87,7 +88,7 @@ Struct_(Rule) {
     U4 head, tail;          /* how many tokens of one byte each it starts and ends with */
 };
 
-Struct_(RuleCompiler) { Tok *toks; U4 count, cap; U1 (*sets)[32]; U4 set_count, set_cap; B4 never; };
+Struct_(RuleCompiler) { Tok *toks; U4 count, cap; U1 (*sets)[32]; U4 set_count, set_cap; B4 never, fold; };
 
 static void rc_tok(RuleCompiler *rc, U1 kind, U1 byte, U4 set) {
     if (rc->count < rc->cap) rc->toks[rc->count] = (Tok){ kind, byte, set };
@@ -118,15 +119,22 @@ static B4 class_has(U4 which, U4 c) {
 }
 
 IA_ void set_add(U1 *set, U4 c) { set[c >> 3] |= (U1)(1u << (c & 7)); }
-#if !defined(_WIN32)   /* the matcher is not built there: Windows walks in Python */
-IA_ B4 set_has(U1 const *set, U1 c) { return (set[c >> 3] >> (c & 7)) & 1; }
-#endif
+IA_ B4 set_has(U1 const *set, U4 c) { return (set[c >> 3] >> (c & 7)) & 1; }
+IA_ B4 is_upper(U4 c) { return c >= 'A' && c <= 'Z'; }
+IA_ B4 is_lower(U4 c) { return c >= 'a' && c <= 'z'; }
+
+/* A literal pattern byte (ignore.py's _lit): with fold, a letter matches either case. */
+static void rc_lit(RuleCompiler *rc, U1 c) {
+    if (rc->fold && (is_upper(c) || is_lower(c))) rc_tok(rc, Tok_Fold, (U1)(c | 0x20), 0);
+    else rc_tok(rc, Tok_Lit, c, 0);
+}
 
 /* The bracket at p[*at] == '[' (ignore.py's _bracket, git's rules). */
 static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
     U8 n = p.len, i = *at + 1;
     if (i >= n) { rc->never = 1; return; }
-    U1 set[32] = { 0 };
+    U1 set[32] = { 0 }, ranges[32] = { 0 }, classes[32] = { 0 };   /* listed bytes, ranges, classes */
+    B4 upper_class = 0;
     B4 negated = p.ptr[i] == '!' || p.ptr[i] == '^';
     if (negated) i += 1;
     U4 prev = 0;
@@ -146,7 +154,7 @@ static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
                 if (i >= n) { rc->never = 1; return; }
                 hi = p.ptr[i];
             }
-            for (U4 b = prev; b <= hi; b += 1) set_add(set, b);
+            for (U4 b = prev; b <= hi; b += 1) set_add(ranges, b);
             c = 0;
         } else if (c == '[' && i + 1 < n && p.ptr[i + 1] == ':') {
             U8 s = i + 2, j = s;
@@ -161,7 +169,8 @@ static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
                 for (U4 k = 0; k < count_of(CLASS_NAMES); k += 1)
                     if (str8_eq(name, str8((U1 const *)CLASS_NAMES[k], strlen(CLASS_NAMES[k])))) which = k;
                 if (which == count_of(CLASS_NAMES)) { rc->never = 1; return; }
-                for (U4 b = 0; b < 128; b += 1) if (class_has(which, b)) set_add(set, b);
+                for (U4 b = 0; b < 128; b += 1) if (class_has(which, b)) set_add(classes, b);
+                upper_class = upper_class || which == 10;
                 i = j;
                 c = 0;
             }
@@ -171,6 +180,19 @@ static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
         prev = c;
         i += 1;
         if (i < n && p.ptr[i] == ']') break;
+    }
+    if (rc->fold) {
+        /* ignore.py's _bracket with fold: git decides on the byte folded to lower case */
+        U1 folded[32] = { 0 };
+        for (U4 b = 0; b < 256; b += 1) {
+            U4 t = is_upper(b) ? b | 0x20 : b;
+            if (set_has(set, t) || set_has(ranges, t) || set_has(classes, t)
+                || (is_lower(t) && (set_has(ranges, t - 0x20) || upper_class)))
+                set_add(folded, b);
+        }
+        memcpy(set, folded, sizeof set);
+    } else {
+        for (U4 k = 0; k < 32; k += 1) set[k] |= ranges[k] | classes[k];
     }
     if (negated) for (U4 k = 0; k < 32; k += 1) set[k] = (U1)~set[k];
     set[0] &= (U1)~1u;                 /* never NUL (no name holds one) */
@@ -189,7 +211,9 @@ static void rc_wild(RuleCompiler *rc, Str8 p) {
         if (c == '\\') {
             i += 1;
             if (i >= n) { rc->never = 1; return; }
-            rc_tok(rc, Tok_Lit, p.ptr[i], 0);
+            /* git compares an escaped byte unfolded with the folded text */
+            if (rc->fold && is_upper(p.ptr[i])) { rc->never = 1; return; }
+            rc_lit(rc, p.ptr[i]);
             i += 1;
         } else if (c == '?') {
             rc_tok(rc, Tok_Any, 0, 0);
@@ -213,7 +237,7 @@ static void rc_wild(RuleCompiler *rc, Str8 p) {
         } else if (c == '[') {
             rc_bracket(rc, p, &i);
         } else {
-            rc_tok(rc, Tok_Lit, c, 0);
+            rc_lit(rc, c);
             i += 1;
         }
     }
@@ -227,8 +251,9 @@ static U8 simple_length(Str8 p) {
     return p.len;
 }
 
-/* One pattern as ignore.py's parse_rule reads it. 0 when memory runs out. */
-static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
+/* One pattern as ignore.py's parse_rule reads it (fold: core.ignoreCase). 0
+ * when memory runs out. */
+static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r, B4 fold) {
     memset(r, 0, sizeof *r);
     r->pattern = pattern;
     Str8 p = pattern;
@@ -240,7 +265,7 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
     if (!p.len) { r->never = 1; return 1; }
     U4 brackets = 0;
     for (U8 i = 0; i < p.len; i += 1) brackets += p.ptr[i] == '[';
-    RuleCompiler rc = { 0 };
+    RuleCompiler rc = { .fold = fold };
     rc.cap = (U4)p.len * 2 + 2;        /* a byte gives at most two tokens */
     rc.set_cap = brackets;
     rc.toks = farena_push_array(arena, Tok, rc.cap);
@@ -251,7 +276,7 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
     } else {
         if (p.ptr[0] == '/') p = str8_skip(p, 1);
         U8 k = simple_length(p);
-        for (U8 i = 0; i < k; i += 1) rc_tok(&rc, Tok_Lit, p.ptr[i], 0);
+        for (U8 i = 0; i < k; i += 1) rc_lit(&rc, p.ptr[i]);
         rc_wild(&rc, str8_skip(p, k));
     }
     r->never = rc.never;
@@ -260,8 +285,8 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
     /* the tokens of one byte each (literal, '?', a bracket) at either end: a
      * match's first and last bytes are theirs, and only the middle needs the NFA */
     U4 h = 0, t = 0;
-    while (h < rc.count && rc.toks[h].kind <= Tok_Set) h += 1;
-    while (t < rc.count - h && rc.toks[rc.count - 1 - t].kind <= Tok_Set) t += 1;
+    while (h < rc.count && rc.toks[h].kind <= Tok_Fold) h += 1;
+    while (t < rc.count - h && rc.toks[rc.count - 1 - t].kind <= Tok_Fold) t += 1;
     r->head = h, r->tail = t;
     return 1;
 }
@@ -269,7 +294,12 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r) {
 #if !defined(_WIN32)
 /* Does r match all of t? `cur` and `nxt` have room for tok_count + 1 states. */
 IA_ B4 tok_byte(Rule const *r, Tok const *x, U1 c) {
-    return x->kind == Tok_Lit ? c == x->byte : x->kind == Tok_Any ? c != '/' : set_has(r->sets[x->set], c);
+    switch (x->kind) {
+    case Tok_Lit: return c == x->byte;
+    case Tok_Any: return c != '/';
+    case Tok_Fold: return (c | 0x20) == x->byte;   /* x->byte is a lower-case letter */
+    default: return set_has(r->sets[x->set], c);
+    }
 }
 
 static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
@@ -305,6 +335,7 @@ static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
             case Tok_Lit: if (c == x->byte) nxt[s + 1] = 1, any = 1; break;
             case Tok_Any: if (c != '/') nxt[s + 1] = 1, any = 1; break;
             case Tok_Set: if (set_has(r->sets[x->set], c)) nxt[s + 1] = 1, any = 1; break;
+            case Tok_Fold: if ((c | 0x20) == x->byte) nxt[s + 1] = 1, any = 1; break;
             case Tok_Star: if (c != '/') nxt[s] = 1, any = 1; break;
             case Tok_DStar: nxt[s] = 1, any = 1; break;
             case Tok_DSlashLoop: nxt[s] = 1, any = 1; if (c == '/') nxt[s + 1] = 1; break;
@@ -336,6 +367,7 @@ Struct_(Walker) {
     U1 *nfa_a, *nfa_b;      /* NFA states, room for max_toks + 1 */
     U4 nfa_cap;
     B4 hidden, git;
+    B4 fold;                /* core.ignoreCase: the ignore files' patterns fold case */
     Str8 index_path;        /* empty: no repository */
     U8 hash_len;
     B4 index_loaded;
@@ -362,12 +394,12 @@ static B4 nfa_room(Walker *w, U4 toks) {
     return 1;
 }
 
-static B4 layer_rules(Walker *w, Layer *layer, Str8 const *patterns, U4 count) {
+static B4 layer_rules(Walker *w, Layer *layer, Str8 const *patterns, U4 count, B4 fold) {
     layer->rules = farena_push_array(w->arena, Rule, count ? count : 1);
     if (!layer->rules) return 0;
     layer->count = count;
     for (U4 i = 0; i < count; i += 1) {
-        if (!rule_parse(w->arena, patterns[i], &layer->rules[i])) return 0;
+        if (!rule_parse(w->arena, patterns[i], &layer->rules[i], fold)) return 0;
         if (!nfa_room(w, layer->rules[i].tok_count)) return 0;
     }
     return 1;
@@ -695,7 +727,7 @@ static Layer *read_layer(WalkState *s, Frame const *f, char const *name, Layer *
     if (slash) src[dl] = '/';
     memcpy(src + dl + slash, name, nlen);
     l->source = str8(src, dl + slash + nlen);
-    if (!layer_rules(w, l, pats, count)) return 0;
+    if (!layer_rules(w, l, pats, count, w->fold)) return 0;
     return l;
 }
 
@@ -957,7 +989,7 @@ static B4 parse_layers(Walker *w, Str8 blob) {
         if (!l) return 0;
         if ((group == 2 && w->has_exclude) || (group == 3 && w->has_include)) { r.bad = 1; break; }
         l->base = base, l->source = source;
-        if (!layer_rules(w, l, pats, count)) return 0;
+        if (!layer_rules(w, l, pats, count, w->fold && group <= 1)) return 0;   /* ignore files, not options */
         if (group == 0) l->parent = git_top, git_top = l;
         else if (group == 1) l->parent = own_top, own_top = l;
         else if (group == 2) w->has_exclude = 1;
@@ -974,7 +1006,8 @@ static B4 parse_layers(Walker *w, Str8 blob) {
 B4 op_walk(Ctx *ctx) {
     Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .files = { .arena = ctx->arena } };
     Str8 layers = str8(0, 0);
-    if (!flag_param(ctx, "hidden", &w.hidden) || !flag_param(ctx, "git", &w.git) || !ctx_param_u8(ctx, "hash_len", &w.hash_len))
+    if (!flag_param(ctx, "hidden", &w.hidden) || !flag_param(ctx, "git", &w.git) || !flag_param(ctx, "ignore_case", &w.fold)
+        || !ctx_param_u8(ctx, "hash_len", &w.hash_len))
         return 0;
     if (w.hash_len != 20 && w.hash_len != 32) return ctx_fail(ctx, Code_BadParam, "parameter hash_len: expected 20 or 32");
     ctx_param(ctx, "index", &w.index_path);

@@ -22,7 +22,11 @@ regular expressions over bytes:
   pattern, so `foo**/bar` matches `foo/x/bar`); `[...]` as git (first ']'
   literal, '!' or '^' negates, ranges by byte value, POSIX classes
   `[:alnum:]` ... `[:xdigit:]` in ASCII, never '/'); '\\' escapes;
-- matching is by bytes, case-sensitive (core.ignoreCase is not read);
+- matching is by bytes, case-sensitive; with core.ignoreCase (a work tree's
+  setting: `fold`) the ignore files' patterns fold ASCII letters as git's
+  WM_CASEFOLD does (a literal letter matches either case; in a bracket a
+  range and [:upper:] take either case, a listed letter matches only its
+  own lower case; an escaped upper-case letter matches nothing);
 - a malformed pattern (an unterminated '[', an unknown `[:class:]`, a
   trailing '\\') matches nothing, as in git, and a reversed range matches no
   character (git reads `[z-a]` as the literal 'z', then the empty range z-a,
@@ -116,6 +120,29 @@ def _byte(c: int) -> str:
     return re.escape(chr(c)) if 0x20 < c < 0x7F else f"\\x{c:02x}"
 
 
+def _is_upper(c: int) -> bool:
+    return 0x41 <= c <= 0x5A
+
+
+def _is_lower(c: int) -> bool:
+    return 0x61 <= c <= 0x7A
+
+
+def _lit(c: int, fold: bool) -> str:
+    """A literal pattern byte: with fold (the text is folded to lower case,
+    and so is the pattern's letter) a letter matches either case."""
+    if fold and (_is_upper(c) or _is_lower(c)):
+        return f"[{chr(c | 0x20).upper()}{chr(c | 0x20)}]"
+    return _byte(c)
+
+
+def _escaped(c: int, fold: bool) -> str:
+    """The byte after a '\\': git compares it unfolded with the folded text."""
+    if fold and _is_upper(c):
+        raise _Never("an escaped upper-case letter, with core.ignoreCase")
+    return _lit(c, fold)
+
+
 def _set_regex(members: set) -> str:
     members = set(members)
     members.discard(_SLASH)          # with WM_PATHNAME a bracket never matches '/'
@@ -138,8 +165,12 @@ def _set_regex(members: set) -> str:
     return "[" + "".join(out) + "]"
 
 
-def _bracket(p: bytes, i: int, problems: list) -> tuple[str, int]:
-    """The bracket expression at p[i] == '[': (regex, index after it); _Never if malformed."""
+def _bracket(p: bytes, i: int, problems: list, fold: bool = False) -> tuple[str, int]:
+    """The bracket expression at p[i] == '[': (regex, index after it); _Never if
+    malformed. With fold, which text byte T matches is decided as git's
+    dowild decides it with WM_CASEFOLD, on T folded to lower case (t): a
+    listed byte must equal t, a range must hold t or, for a lower-case t,
+    its upper case; a class must hold t ([:upper:] also any lower-case t)."""
     n = len(p)
     i += 1
     if i >= n:
@@ -147,7 +178,10 @@ def _bracket(p: bytes, i: int, problems: list) -> tuple[str, int]:
     negated = p[i] in b"!^"
     if negated:
         i += 1
-    members: set = set()
+    members: set = set()                           # the bytes listed
+    ranges: set = set()                            # the bytes of the ranges
+    classes: set = set()
+    upper_class = False
     prev = 0
     while True:                                    # git's do { ... } while (p_ch != ']')
         if i >= n:
@@ -169,7 +203,7 @@ def _bracket(p: bytes, i: int, problems: list) -> tuple[str, int]:
                 hi = p[i]
             if hi < prev:
                 problems.append(f"reversed range {chr(prev)}-{chr(hi)} (the range matches no character)")
-            members.update(range(prev, hi + 1))
+            ranges.update(range(prev, hi + 1))
             c = 0
         elif c == 0x5B and i + 1 < n and p[i + 1] == 0x3A:              # [:class:]
             s = i + 2
@@ -185,7 +219,8 @@ def _bracket(p: bytes, i: int, problems: list) -> tuple[str, int]:
                 name = p[s:j - 1]
                 if name not in _CLASSES:
                     raise _Never(f"unknown character class [:{name.decode('latin-1')}:]")
-                members |= _CLASSES[name]
+                classes |= _CLASSES[name]
+                upper_class = upper_class or name == b"upper"
                 i = j
                 c = 0
         else:
@@ -194,14 +229,22 @@ def _bracket(p: bytes, i: int, problems: list) -> tuple[str, int]:
         i += 1
         if i < n and p[i] == 0x5D:
             break
+    if fold:
+        def matches(t: int) -> bool:
+            return (t in members or t in ranges or t in classes
+                    or (_is_lower(t) and (t - 0x20 in ranges or upper_class)))
+        members = {b for b in range(1, 256) if matches(b | 0x20 if _is_upper(b) else b)}
+    else:
+        members |= ranges | classes
     if negated:
         members = set(range(1, 256)) - members
     return _set_regex(members), i + 1
 
 
-def _wild(p: bytes, problems: list) -> str:
-    """git's dowild() with WM_PATHNAME for pattern p (a '**' at p's start
-    counts as following a '/'), as a regex; raises _Never if it can match nothing."""
+def _wild(p: bytes, problems: list, fold: bool = False) -> str:
+    """git's dowild() with WM_PATHNAME (and WM_CASEFOLD with fold) for
+    pattern p (a '**' at p's start counts as following a '/'), as a regex;
+    raises _Never if it can match nothing."""
     out = []
     n = len(p)
     i = 0
@@ -211,7 +254,7 @@ def _wild(p: bytes, problems: list) -> str:
             i += 1
             if i >= n:
                 raise _Never("trailing backslash")
-            out.append(_byte(p[i]))
+            out.append(_escaped(p[i], fold))
             i += 1
         elif c == 0x3F:                            # ?
             out.append("[^/]")
@@ -231,10 +274,10 @@ def _wild(p: bytes, problems: list) -> str:
                 out.append("[^/]*")
             i = j
         elif c == 0x5B:                            # [
-            regex, i = _bracket(p, i, problems)
+            regex, i = _bracket(p, i, problems, fold)
             out.append(regex)
         else:
-            out.append(_byte(c))
+            out.append(_lit(c, fold))
             i += 1
     return "".join(out)
 
@@ -255,8 +298,9 @@ class Rule(NamedTuple):
     problem: str | None     # why it matches nothing (or less than it seems), for --exclude & co.
 
 
-def parse_rule(pattern: bytes) -> Rule:
-    """One pattern as git's parse_path_pattern() and match_basename()/match_pathname() see it."""
+def parse_rule(pattern: bytes, fold: bool = False) -> Rule:
+    """One pattern as git's parse_path_pattern() and match_basename()/match_pathname()
+    see it; `fold`: as they see it with core.ignoreCase."""
     negative = pattern[:1] == b"!"
     p = pattern[1:] if negative else pattern
     dir_only = p[-1:] == b"/"
@@ -268,12 +312,12 @@ def parse_rule(pattern: bytes) -> Rule:
         if not p:
             raise _Never("empty pattern")
         if basename:
-            regex = _wild(p, problems)
+            regex = _wild(p, problems, fold)
         else:
             if p[:1] == b"/":
                 p = p[1:]
             k = _simple_length(p)                  # the literal prefix is compared as is;
-            regex = "".join(_byte(c) for c in p[:k]) + _wild(p[k:], problems)   # the rest from its start
+            regex = "".join(_lit(c, fold) for c in p[:k]) + _wild(p[k:], problems, fold)   # the rest from its start
     except _Never as exc:
         return Rule(pattern, negative, dir_only, basename, None, str(exc))
     return Rule(pattern, negative, dir_only, basename, regex, problems[0] if problems else None)
@@ -435,10 +479,11 @@ def compile_patterns(patterns: Iterable[str], option: str = "pattern") -> Patter
     return Patterns(RuleList(rules)) if rules else None
 
 
-def read_ignore_file(path: str, base: bytes = b"", follow: bool = False) -> RuleList | None:
+def read_ignore_file(path: str, base: bytes = b"", follow: bool = False, fold: bool = False) -> RuleList | None:
     """The rules of an ignore file, or None when it is missing, unreadable, empty
     or not a regular file. In the work tree (follow=False) a symlink is not
-    followed, as git reads .gitignore with O_NOFOLLOW; a FIFO never blocks."""
+    followed, as git reads .gitignore with O_NOFOLLOW; a FIFO never blocks.
+    `fold`: core.ignoreCase (parse_rule)."""
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     if not follow:
         flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -462,7 +507,7 @@ def read_ignore_file(path: str, base: bytes = b"", follow: bool = False) -> Rule
     lines = parse_lines(b"".join(chunks))
     if not lines:
         return None
-    return RuleList([parse_rule(line) for line in lines], base, path)
+    return RuleList([parse_rule(line, fold) for line in lines], base, path)
 
 
 DEFAULT_RULES_SOURCE = "the default ignores"
@@ -643,6 +688,19 @@ def _get(config: list, section: str, key: str) -> bytes | None:
     return value
 
 
+def _bool(value: bytes | None) -> bool:
+    """A boolean setting as git reads it (unset: false)."""
+    if value is None:
+        return False
+    v = value.strip().lower()
+    if v in (b"true", b"yes", b"on"):
+        return True
+    try:
+        return int(v) != 0
+    except ValueError:
+        return False
+
+
 def _expand_path(value: bytes, relative_to: str) -> str:
     path = os.fsdecode(value)
     if path.startswith("~"):
@@ -705,16 +763,17 @@ class Repo:
             config += _read_config(os.path.join(git_dir, "config.worktree"))
         self.hash_len = 32 if (_get(config, "extensions", "objectformat") or b"").lower() == b"sha256" else 20
         self.excludes_file = _excludes_file(config, top)
+        self.ignore_case = _bool(_get(config, "core", "ignorecase"))
         self._tracked: list[bytes] | None = None
 
     def base_layers(self) -> list[RuleList]:
         """core.excludesFile, then info/exclude (both relative to the top)."""
         layers = []
         if self.excludes_file:
-            rules = read_ignore_file(self.excludes_file, follow=True)
+            rules = read_ignore_file(self.excludes_file, follow=True, fold=self.ignore_case)
             if rules is not None:
                 layers.append(rules)
-        rules = read_ignore_file(os.path.join(self.common_dir, "info", "exclude"), follow=True)
+        rules = read_ignore_file(os.path.join(self.common_dir, "info", "exclude"), follow=True, fold=self.ignore_case)
         if rules is not None:
             layers.append(rules)
         return layers

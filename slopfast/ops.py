@@ -63,7 +63,7 @@ OPS: tuple[Op, ...] = (
        inputs="objects", bench="snapshot"),
     Op("tokens", 7, "tokens", ("TokenRanksError", "count_tokens", "count_tokens_many"), "tokens:count",
        params=("encoding", "ranks", "vocab"), parts="records:Q", per="request"),
-    Op("walk", 8, "walk", (), "walk:walk", params=("hidden", "git", "index", "hash_len", "prefix", "offset", "layers"),
+    Op("walk", 8, "walk", (), "walk:walk", params=("hidden", "git", "index", "hash_len", "prefix", "offset", "layers", "ignore_case"),
        parts="records:IBsqIss+bytes", per="request"),
 )
 

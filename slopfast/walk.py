@@ -403,6 +403,13 @@ class _Dir:
         self.ident = ident                # (st_dev, st_ino) when following symlinks (loop check)
 
 
+def _fold(git: tuple | None) -> bool:
+    """Do the ignore files' patterns fold case here? With git's rules on, in a
+    work tree whose core.ignoreCase is true (the defaults and the command's
+    patterns never fold)."""
+    return git is not None and git[0] is not None and git[0].ignore_case
+
+
 def _setup(root: str, options: WalkOptions) -> tuple:
     """What a directory argument's walk starts from, read once: (root_real, repo,
     git, own, offset): git's rules from outside the tree as (Repo | None, layers)
@@ -429,12 +436,13 @@ def _setup(root: str, options: WalkOptions) -> tuple:
     below_top = os.path.relpath(root_real, top)
     offset = b"" if below_top == "." else os.fsencode(below_top.replace(os.sep, "/")) + b"/"
     d, base = top, b""
+    fold = _fold(git)
     for part in (below_top.split(os.sep) if offset else ()):
         if git is not None:
-            rules = ig.read_ignore_file(os.path.join(d, ".gitignore"), base)
+            rules = ig.read_ignore_file(os.path.join(d, ".gitignore"), base, fold=fold)
             if rules is not None:
                 git = (git[0], git[1] + (rules,))
-        rules = ig.read_ignore_file(os.path.join(d, ig.IGNORE_FILE), base)
+        rules = ig.read_ignore_file(os.path.join(d, ig.IGNORE_FILE), base, fold=fold)
         if rules is not None:
             own += (rules,)
         d = os.path.join(d, part)
@@ -463,11 +471,11 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude, se
             if nested is not None:
                 git, git_rel, tracked_only = (nested, tuple(nested.base_layers())), b"", False
         if git is not None and not tracked_only and ".gitignore" in names:
-            rules = ig.read_ignore_file(os.path.join(path, ".gitignore"), git_rel)
+            rules = ig.read_ignore_file(os.path.join(path, ".gitignore"), git_rel, fold=_fold(git))
             if rules is not None:
                 git = (git[0], git[1] + (rules,))
         if ig.IGNORE_FILE in names:
-            rules = ig.read_ignore_file(os.path.join(path, ig.IGNORE_FILE), own_rel)
+            rules = ig.read_ignore_file(os.path.join(path, ig.IGNORE_FILE), own_rel, fold=_fold(git))
             if rules is not None:
                 own = own + (rules,)
         return _Dir(iter(listing), path, rel, relb, git, git_rel, tracked_only, own, own_rel, include_all, ident)

@@ -102,6 +102,8 @@ def request(root: str, prefix: str, options: Any, include: Any, exclude: Any, se
     if git is not None and git[0] is not None:
         params["index"] = os.fsencode(os.path.join(git[0].git_dir, "index"))
         params["hash_len"] = str(git[0].hash_len)
+        if git[0].ignore_case:
+            params["ignore_case"] = "1"
     return [("walk", params)], [wire.Input(os.fsencode(root), None)]
 
 

@@ -937,3 +937,134 @@ def test_cli_import_loads_no_ignore_machinery():
                        timeout=120, cwd=tempfile.gettempdir())
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+# ---- core.ignoreCase: the ignore files' patterns fold case, as git's WM_CASEFOLD ------------
+
+CASE_TREE = {"A.TXT": "", "b.txt": "", "Src/Main.PY": "", "Src/util.py": "", "docs/Read.MD": "", "docs/x.Log": "",
+             "c1": "", "d9": "", "e_": "", "Ez": "", "F.c": "", "Gx.c": "", "Hi.c": "", "k.KEEP": "", "m/N.o": ""}
+CASE_RULES = "*.txt\n*.md\n[A-C]1\n[[:upper:]]9\n\\e_\n\\Ez\n[F].c\n[!g]x.c\n[[:lower:]]i.c\nsrc/\n*.LOG\n/M/\n"
+
+
+@needs_git
+@pytest.mark.parametrize("ignore_case", [True, False])
+def test_core_ignore_case_matches_git(tmp_path, home, ignore_case, monkeypatch):
+    """With core.ignoreCase the patterns of .gitignore (and info/exclude,
+    core.excludesFile) fold ASCII letters where git's wildmatch does, and not
+    where it does not (a listed upper-case letter in brackets, an escaped
+    one); without it they do not fold. Both walks, git the oracle."""
+    root = tmp_path / "r"
+    write_tree(root, {**CASE_TREE, ".gitignore": CASE_RULES})
+    init_repo(root, home)
+    git("config", "core.ignoreCase", "true" if ignore_case else "false", cwd=root, home=home)
+    (root / ".git" / "info" / "exclude").write_text("*.keep\n")
+    expected = git_files(root, home)
+    folded = {b"A.TXT", b"Src/Main.PY", b"docs/Read.MD", b"d9", b"Hi.c", b"k.KEEP", b"m/N.o"}   # ignored with fold only
+    unfolded = {b"F.c", b"Gx.c", b"Ez"}   # ignored without fold only: listed in brackets or escaped, unfolded
+    assert not (set(expected) & (unfolded if not ignore_case else folded))
+    assert set(expected) >= (unfolded if ignore_case else folded)
+    for backend in ("fallback", "auto"):
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        assert walk_files(root, hidden=True) == expected, backend
+
+
+@needs_git
+def test_core_ignore_case_folds_the_tools_ignore_file_not_the_options(tmp_path, home, monkeypatch):
+    """.slopfastignore folds with git's setting (same syntax as .gitignore);
+    --exclude and --include never fold; with --no-gitignore git's setting is
+    not read."""
+    root = tmp_path / "r"
+    write_tree(root, {"A.TXT": "", "b.txt": "", "C.MD": "", "d.md": "", ".slopfastignore": "*.txt\n"})
+    init_repo(root, home)
+    git("config", "core.ignoreCase", "true", cwd=root, home=home)
+    for backend in ("fallback", "auto"):
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        assert walk_files(root) == [b"C.MD", b"d.md"]
+        assert walk_files(root, exclude=["*.md"]) == [b"C.MD"]
+        assert walk_files(root, include=["*.MD"]) == [b"C.MD"]
+        assert walk_files(root, gitignore=False) == [b"A.TXT", b"C.MD", b"d.md"]
+
+
+CASE_NAME_PARTS = ["a", "A", "b", "B", "aB", "x", "X", ".t", ".T", ".py", ".PY", "-", "[", "_", "1"]
+CASE_ATOMS = ["a", "A", "b", "B", "ab", "AB", "x", "X", "t", "T", "*", "**", "?", "[ab]", "[AB]", "[!a]", "[!A]",
+              "[a-c]", "[A-C]", "[Z-a]", "[[:upper:]]", "[[:lower:]]", "[![:upper:]]", "\\a", "\\A", "\\[", ".py",
+              ".PY", "[", "_", "[_-a]", "[^-a]"]
+
+
+def _case_files():
+    def unique_folded(paths):   # one name per case-folded name (a case-insensitive file system's view)
+        out, seen = [], set()
+        for p in sorted(set(paths)):
+            key = p.lower()
+            if key in seen or any(q.startswith(key + b"/") or key.startswith(q + b"/") for q in seen):
+                continue
+            seen.add(key)
+            out.append(p)
+        return out
+
+    names = st.lists(st.sampled_from(CASE_NAME_PARTS), min_size=1, max_size=3).map(lambda p: "".join(p).encode())
+    dirs = st.sampled_from([b"", b"a/", b"B/", b"a/X/", b"Ab/"])
+    return st.lists(st.tuples(dirs, names), min_size=1, max_size=12).map(lambda items: unique_folded(d + n for d, n in items))
+
+
+def _case_rules():
+    segment = st.lists(st.sampled_from(CASE_ATOMS), min_size=1, max_size=3).map("".join)
+    pattern = st.tuples(st.sampled_from(["", "", "!"]), st.sampled_from(["", "/", "**/"]),
+                        st.lists(segment, min_size=1, max_size=2).map("/".join), st.sampled_from(["", "", "/"]))
+    return st.lists(pattern.map("".join), max_size=6).map(lambda lines: ("\n".join(lines) + "\n").encode())
+
+
+_CASE_STAND_INS = [b"?", b"[[:lower:]]", b"[[:upper:]]", b"[[:alpha:]]", b"[![:lower:]]", b"[a-z]", b"[A-Z]",
+                   b"[!a-z]", b"[^A-Z]", b"*"]
+
+
+@st.composite
+def _case_derived(draw, files: list[bytes]) -> bytes:
+    """A pattern made from a file's name, character by character: kept, its
+    case swapped, escaped, listed in brackets, or a class or range: the places
+    where folding decides."""
+    name = draw(st.sampled_from(files)).rsplit(b"/", 1)[-1]
+    out = []
+    for c in name:
+        ch = bytes([c])
+        how = draw(st.integers(0, 5))
+        if how == 1:
+            ch = ch.swapcase()
+        elif how == 2 and ch.isalpha():
+            ch = b"\\" + draw(st.sampled_from([ch, ch.swapcase()]))
+        elif how == 3:
+            ch = b"[" + draw(st.sampled_from([b"", b"!"])) + draw(st.sampled_from([ch, ch.swapcase()])) + b"]"
+        elif how == 4:
+            ch = draw(st.sampled_from(_CASE_STAND_INS))
+        elif ch in b"*?[\\":
+            ch = b"\\" + ch
+        out.append(ch)
+    return b"".join(out)
+
+
+@needs_git
+@settings(max_examples=int(os.environ.get("SLOPFAST_WALK_EXAMPLES", "300")) // 2, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(files=_case_files(), rules=_case_rules(), sub_rules=_case_rules(), data=st.data())
+def test_generated_ignore_case_trees_match_git(files, rules, sub_rules, data, home, tmp_path_factory):
+    """Mixed-case names and patterns under core.ignoreCase=true: the file set
+    of both walks is git's."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        init_repo(root, home)
+        git("config", "core.ignoreCase", "true", cwd=root, home=home)
+        write_tree(root, {f: b"x\n" for f in files})
+        derived = data.draw(st.lists(_case_derived(files), max_size=4))
+        (root / ".gitignore").write_bytes(rules + b"".join(d + b"\n" for d in derived))
+        tracked = data
+        subdirs = sorted({f[: f.find(b"/")] for f in files if b"/" in f})
+        if subdirs:
+            (Path(os.fsdecode(os.path.join(os.fsencode(root), subdirs[0]))) / ".gitignore").write_bytes(sub_rules)
+        track(root, home, tracked.draw(st.lists(st.sampled_from(files), max_size=2, unique=True)))
+        expected = git_files(root, home)
+        for backend in ("fallback", "auto"):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("SLOPFAST_BACKEND", backend)
+                assert walk_files(root, hidden=True) == expected, (backend, files, rules, sub_rules)
+    finally:
+        shutil.rmtree(root)
