@@ -49,10 +49,12 @@ def test_import_from_the_repository_root_finds_the_fallbacks():
 # pyproject.toml that names slopfast), json and tempfile (the wisdom file's,
 # off here), contextlib (dispatch.observe and cli.backend_env are classes),
 # the transports and parsers it does not use, and what the fallbacks
-# of other modes and formats need. `re` is argparse's anyway; the fallback's
-# patterns compile on first use.
+# of other modes and formats need, and shutil (argparse's help formatter
+# imports it for the terminal's width: cli._help_width). `re` is argparse's
+# anyway; the fallback's patterns compile on first use.
 NOT_IN_AGGREGATE = [
     "typing", "tomllib", "json", "tempfile", "subprocess", "pathlib", "datetime", "hashlib", "platform", "contextlib",
+    "shutil",
     "inspect", "dataclasses", "ast", "msgspec", "markdown_it", "tiktoken", "importlib.util",
     "slopfast.fallbacks.md_outline", "slopfast.fallbacks.py_skeleton", "slopfast.md_outline",
     "slopfast.py_skeleton", "slopfast.snapshot", "slopfast.bench", "slopfast.doctor",
@@ -190,3 +192,15 @@ def test_config_naming_slopfast_only_is_not_parsed(tmp_path):
         p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=subprocess_env())
         assert p.returncode == 0, p.stderr
         assert p.stdout.strip() == seen
+
+
+@pytest.mark.parametrize("columns", [None, "0", "50", "x", "200"])
+def test_help_width_is_what_argparse_would_take(columns, monkeypatch):
+    import shutil
+
+    from slopfast import cli
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._help_width() == shutil.get_terminal_size().columns - 2
