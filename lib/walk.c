@@ -371,7 +371,9 @@ Struct_(Walker) {
     Str8 index_path;        /* empty: no repository */
     U8 hash_len;
     B4 index_loaded;
-    Str8 *tracked;          /* sorted */
+    Str8 *tracked;          /* sorted (folded with fold) */
+    U1 *fold_buf;           /* a path folded for a lookup */
+    U8 fold_cap;
     U8 tracked_count;
     Str8 prefix, offset;
     Layer *git_base, *own_base;    /* the chains from outside the tree */
@@ -575,6 +577,14 @@ static void index_parse(Walker *w, Str8 data) {
         if (memcmp(data.ptr + ext, "link", 4) == 0) return;
         ext += 8 + (U8)be32(data.ptr + ext + 4);
     }
+    if (w->fold) {   /* looked up folded (ignore.py's Repo.tracked) */
+        for (U8 i = 0; i < n; i += 1) {
+            U1 *low = farena_push(w->arena, names[i].len ? names[i].len : 1, .alignment = 1);
+            if (!low) return;
+            for (U8 j = 0; j < names[i].len; j += 1) low[j] = (U1)(is_upper(names[i].ptr[j]) ? names[i].ptr[j] | 0x20 : names[i].ptr[j]);
+            names[i].ptr = low;
+        }
+    }
     qsort(names, (size_t)n, sizeof *names, str8_cmp);
     w->tracked = names, w->tracked_count = n;
 }
@@ -603,10 +613,20 @@ static U8 tracked_lower_bound(Walker *w, Str8 key) {
 }
 
 /* Is `path` tracked (a file), or some tracked path below it (a directory)?
- * `path` is followed in memory by room for one more byte (the '/'). */
+ * `path` is followed in memory by room for one more byte (the '/'). With
+ * fold it is looked up folded, from a copy. */
 static B4 tracked(Walker *w, U1 *path, U8 len, B4 is_dir) {
     index_load(w);
     if (w->ctx->arena->failed || !w->tracked_count) return 0;
+    if (w->fold) {
+        if (len + 1 > w->fold_cap) {
+            w->fold_cap = max_(len + 1, 2 * w->fold_cap);
+            w->fold_buf = farena_push(w->arena, w->fold_cap, .alignment = 1);
+            if (!w->fold_buf) { w->fold_cap = 0; return 0; }
+        }
+        for (U8 j = 0; j < len; j += 1) w->fold_buf[j] = (U1)(is_upper(path[j]) ? path[j] | 0x20 : path[j]);
+        path = w->fold_buf;
+    }
     if (!is_dir) {
         Str8 key = str8(path, len);
         U8 k = tracked_lower_bound(w, key);

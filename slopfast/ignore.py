@@ -780,19 +780,23 @@ class Repo:
 
     @property
     def tracked(self) -> list[bytes]:
+        """The index's paths as they are looked up, sorted: with core.ignoreCase
+        folded to lower case (ASCII), as git's index_file_exists(.., icase) compares."""
         if self._tracked is None:
-            self._tracked = read_index(os.path.join(self.git_dir, "index"), self.hash_len) or []
+            paths = read_index(os.path.join(self.git_dir, "index"), self.hash_len) or []
+            self._tracked = sorted(p.lower() for p in paths) if self.ignore_case else paths
         return self._tracked
 
     def is_tracked(self, path: bytes) -> bool:
         t = self.tracked
-        k = bisect_left(t, path)
-        return k < len(t) and t[k] == path
+        key = path.lower() if self.ignore_case else path
+        k = bisect_left(t, key)
+        return k < len(t) and t[k] == key
 
     def has_tracked_below(self, dir_path: bytes) -> bool:
         """Some tracked path lies below dir_path (relative to the top, no trailing '/')."""
         t = self.tracked
-        prefix = dir_path + b"/"
+        prefix = (dir_path.lower() if self.ignore_case else dir_path) + b"/"
         k = bisect_left(t, prefix)
         return k < len(t) and t[k].startswith(prefix)
 

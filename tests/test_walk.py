@@ -1068,3 +1068,31 @@ def test_generated_ignore_case_trees_match_git(files, rules, sub_rules, data, ho
                 assert walk_files(root, hidden=True) == expected, (backend, files, rules, sub_rules)
     finally:
         shutil.rmtree(root)
+
+
+@needs_git
+@pytest.mark.parametrize("ignore_case", [True, False])
+def test_core_ignore_case_looks_the_index_up_folded(tmp_path, home, ignore_case, monkeypatch):
+    """A tracked file or directory renamed on disk by case only: with
+    core.ignoreCase git still counts it as tracked (its index lookup folds
+    case), so its rules do not leave it out; git lists it by its index name,
+    the walk by the name on disk. Without the setting it is untracked, and
+    left out."""
+    root = tmp_path / "r"
+    write_tree(root, {"Notes.LOG": "n\n", "Build/keep.txt": "k\n", "Build/new.txt": "x\n", "a.txt": "a\n"})
+    init_repo(root, home)
+    git("config", "core.ignoreCase", "true" if ignore_case else "false", cwd=root, home=home)
+    track(root, home, [b"Notes.LOG", b"Build/keep.txt"])
+    (root / ".gitignore").write_text("*.log\nbuild/\n")
+    os.rename(root / "Notes.LOG", root / "NOTES.log")
+    os.rename(root / "Build", root / "BUILD")
+    expected = git_files(root, home)
+    for backend in ("fallback", "auto"):
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        got = walk_files(root, hidden=True)
+        if ignore_case:
+            assert got == [b".gitignore", b"BUILD/keep.txt", b"NOTES.log", b"a.txt"], backend
+            assert sorted(p.lower() for p in got) == sorted(p.lower() for p in expected)
+        else:   # git also lists the index's names, missing on disk here
+            assert got == [b".gitignore", b"BUILD/keep.txt", b"BUILD/new.txt", b"a.txt"], backend
+            assert expected == sorted(got + [b"Build/keep.txt", b"Notes.LOG"])
