@@ -536,9 +536,18 @@ B4 xar_write_fd(Xar const *xar, U8 at, S4 fd, S4 *err) {
 
 /* ---- threads ------------------------------------------------------------ */
 
+struct Thread {
+    void (*fn)(void *arg);
+    void *arg;
+#if defined(_WIN32)
+    HANDLE handle;
+#else
+    pthread_t id;
+#endif
+};
+
 #if defined(_WIN32)
 struct Sync { SRWLOCK lock; CONDITION_VARIABLE cond; };
-struct Thread { HANDLE handle; void (*fn)(void *arg); void *arg; };
 
 Sync *sync_new(void) {
     Sync *sync = calloc(1, sizeof *sync);
@@ -556,24 +565,10 @@ static DWORD WINAPI thread_main(LPVOID arg) {
     thread->fn(thread->arg);
     return 0;
 }
-
-Thread *thread_start(void (*fn)(void *arg), void *arg) {
-    Thread *thread = calloc(1, sizeof *thread);
-    if (!thread) return 0;
-    thread->fn = fn, thread->arg = arg;
-    thread->handle = CreateThread(0, 0, thread_main, thread, 0, 0);
-    if (!thread->handle) { free(thread); return 0; }
-    return thread;
-}
-
-void thread_join(Thread *thread) {
-    WaitForSingleObject(thread->handle, INFINITE);
-    CloseHandle(thread->handle);
-    free(thread);
-}
+static B4 thread_launch(Thread *thread) { return (thread->handle = CreateThread(0, 0, thread_main, thread, 0, 0)) != 0; }
+static void thread_wait(Thread *thread) { WaitForSingleObject(thread->handle, INFINITE), CloseHandle(thread->handle); }
 #else
 struct Sync { pthread_mutex_t lock; pthread_cond_t cond; };
-struct Thread { pthread_t id; void (*fn)(void *arg); void *arg; };
 
 Sync *sync_new(void) {
     Sync *sync = calloc(1, sizeof *sync);
@@ -600,20 +595,23 @@ static void *thread_main(void *arg) {
     thread->fn(thread->arg);
     return 0;
 }
+static B4 thread_launch(Thread *thread) { return pthread_create(&thread->id, 0, thread_main, thread) == 0; }
+static void thread_wait(Thread *thread) { pthread_join(thread->id, 0); }
+#endif
 
 Thread *thread_start(void (*fn)(void *arg), void *arg) {
     Thread *thread = calloc(1, sizeof *thread);
     if (!thread) return 0;
     thread->fn = fn, thread->arg = arg;
-    if (pthread_create(&thread->id, 0, thread_main, thread) != 0) { free(thread); return 0; }
-    return thread;
+    if (thread_launch(thread)) return thread;
+    free(thread);
+    return 0;
 }
 
 void thread_join(Thread *thread) {
-    pthread_join(thread->id, 0);
+    thread_wait(thread);
     free(thread);
 }
-#endif
 
 /* ---- op table ---------------------------------------------------------- */
 
