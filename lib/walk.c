@@ -122,6 +122,7 @@ IA_ void set_add(U1 *set, U4 c) { set[c >> 3] |= (U1)(1u << (c & 7)); }
 IA_ B4 set_has(U1 const *set, U4 c) { return (set[c >> 3] >> (c & 7)) & 1; }
 IA_ B4 is_upper(U4 c) { return c >= 'A' && c <= 'Z'; }
 IA_ B4 is_lower(U4 c) { return c >= 'a' && c <= 'z'; }
+IA_ U1 fold_byte(U4 c) { return (U1)(is_upper(c) ? c | 0x20 : c); }   /* core.ignoreCase: ASCII only */
 
 /* A literal pattern byte (ignore.py's _lit): with fold, a letter matches either case. */
 static void rc_lit(RuleCompiler *rc, U1 c) {
@@ -185,7 +186,7 @@ static void rc_bracket(RuleCompiler *rc, Str8 p, U8 *at) {
         /* ignore.py's _bracket with fold: git decides on the byte folded to lower case */
         U1 folded[32] = { 0 };
         for (U4 b = 0; b < 256; b += 1) {
-            U4 t = is_upper(b) ? b | 0x20 : b;
+            U4 t = fold_byte(b);
             if (set_has(set, t) || set_has(ranges, t) || set_has(classes, t)
                 || (is_lower(t) && (set_has(ranges, t - 0x20) || upper_class)))
                 set_add(folded, b);
@@ -332,10 +333,9 @@ static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
             if (!cur[s]) continue;
             Tok const *x = &tk[s];
             switch (x->kind) {
-            case Tok_Lit: if (c == x->byte) nxt[s + 1] = 1, any = 1; break;
-            case Tok_Any: if (c != '/') nxt[s + 1] = 1, any = 1; break;
-            case Tok_Set: if (set_has(r->sets[x->set], c)) nxt[s + 1] = 1, any = 1; break;
-            case Tok_Fold: if ((c | 0x20) == x->byte) nxt[s + 1] = 1, any = 1; break;
+            case Tok_Lit: case Tok_Any: case Tok_Set: case Tok_Fold:
+                if (tok_byte(r, x, c)) nxt[s + 1] = 1, any = 1;
+                break;
             case Tok_Star: if (c != '/') nxt[s] = 1, any = 1; break;
             case Tok_DStar: nxt[s] = 1, any = 1; break;
             case Tok_DSlashLoop: nxt[s] = 1, any = 1; if (c == '/') nxt[s + 1] = 1; break;
@@ -581,7 +581,7 @@ static void index_parse(Walker *w, Str8 data) {
         for (U8 i = 0; i < n; i += 1) {
             U1 *low = farena_push(w->arena, names[i].len ? names[i].len : 1, .alignment = 1);
             if (!low) return;
-            for (U8 j = 0; j < names[i].len; j += 1) low[j] = (U1)(is_upper(names[i].ptr[j]) ? names[i].ptr[j] | 0x20 : names[i].ptr[j]);
+            for (U8 j = 0; j < names[i].len; j += 1) low[j] = fold_byte(names[i].ptr[j]);
             names[i].ptr = low;
         }
     }
@@ -624,7 +624,7 @@ static B4 tracked(Walker *w, U1 *path, U8 len, B4 is_dir) {
             w->fold_buf = farena_push(w->arena, w->fold_cap, .alignment = 1);
             if (!w->fold_buf) { w->fold_cap = 0; return 0; }
         }
-        for (U8 j = 0; j < len; j += 1) w->fold_buf[j] = (U1)(is_upper(path[j]) ? path[j] | 0x20 : path[j]);
+        for (U8 j = 0; j < len; j += 1) w->fold_buf[j] = fold_byte(path[j]);
         path = w->fold_buf;
     }
     if (!is_dir) {

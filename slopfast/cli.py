@@ -866,8 +866,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"slopfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    formatter = {"formatter_class": _HelpFormatter}
     sub.required = True
+    formatter = {"formatter_class": _HelpFormatter}   # subparsers do not inherit it
 
     agg = sub.add_parser(
         "aggregate", help="many files into one markdown document",

@@ -759,7 +759,7 @@ class Repo:
         for f in _user_config_files():
             config += _read_config(f)
         config += _read_config(os.path.join(common_dir, "config"))
-        if (_get(config, "extensions", "worktreeconfig") or b"").lower() in (b"true", b"yes", b"on", b"1"):
+        if _bool(_get(config, "extensions", "worktreeconfig")):
             config += _read_config(os.path.join(git_dir, "config.worktree"))
         self.hash_len = 32 if (_get(config, "extensions", "objectformat") or b"").lower() == b"sha256" else 20
         self.excludes_file = _excludes_file(config, top)
