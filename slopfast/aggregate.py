@@ -130,9 +130,12 @@ def _style(format: str, raw: bool, line_numbers: bool, tree: bool = False) -> St
 
 
 class CountSpec(NamedTuple):
-    """Count the document's tokens: in this encoding, with these ranks (None: found as count_tokens finds them)."""
+    """Count the document's tokens: in this encoding, with these ranks (None:
+    found as count_tokens finds them), on this many threads (None: as
+    SLOPFAST_THREADS says, else the op's default)."""
     encoding: str = "o200k_base"
     ranks: str | None = None
+    threads: int | None = None
 
     def counter(self):
         """A function bytes -> tokens (either path: their counts are equal)."""
@@ -250,7 +253,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params.update(vocab=str(vocab), encoding=count.encoding)
         else:       # no context to attach a vocabulary to (the subprocess transport): the ranks themselves
             params.update(ranks=count.blob(), encoding=count.encoding)
-        if (threads := _COUNT_THREADS()) is not None:
+        threads = str(count.threads) if count.threads else _COUNT_THREADS()
+        if threads is not None:
             params["threads"] = threads
         tally = _Tally(carry)
     wrapped = style.closes
@@ -908,6 +912,57 @@ def stream_with_header(events: Iterable[Any], out: _Output, count: CountSpec, **
         return _emit(doc.fileno(), report, out, count, options.get("format", "markdown"), True)
 
 
+# Summaries of at least this many bytes of input are made natively in two
+# halves, on two threads: making summaries (skeletons) keeps one core busy,
+# counting them leaves the other mostly idle.
+SPLIT_SUMMARY_BYTES = 1 << 20
+
+
+def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count: CountSpec,
+                    options: dict[str, Any]) -> dict[str, int]:
+    """Each file's tokens in `mode`, counted in documents thrown away; in two
+    halves of about equal bytes (`size_of`: path -> bytes), one on a second
+    thread, when SPLIT_SUMMARY_BYTES says. The first file of the second half
+    is then counted without its join to the file before it: step_down's
+    estimate allows for joins (stream_budget counts the document it makes,
+    and tries again when that is over)."""
+    import threading
+
+    def tokens(part: list[Any], out: dict[str, int]) -> None:
+        with open(os.devnull, "wb") as sink:
+            down = stream(part, _Output(sink.fileno()), mode=mode, count=count, **options)
+        out.update(zip((p for p, _ in down.files), down.file_tokens))
+
+    first: dict[str, int] = {}
+    total = sum(size_of[e.path] for e in found)
+    if total < SPLIT_SUMMARY_BYTES or len(found) < 2 or not native.available() or dispatch.backend_setting() == "fallback":
+        tokens(found, first)
+        return first
+    half, acc = 1, size_of[found[0].path]
+    while half < len(found) - 1 and acc + size_of[found[half].path] <= total // 2:
+        acc += size_of[found[half].path]
+        half += 1
+    count = count._replace(threads=1)    # the two halves are the two threads
+    second: dict[str, int] = {}
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            tokens(found[half:], second)
+        except BaseException as exc:      # raised again on the caller's thread
+            failed.append(exc)
+
+    helper = threading.Thread(target=run, name="slopfast-summaries", daemon=True)
+    helper.start()
+    try:
+        tokens(found[:half], first)
+    finally:
+        helper.join()
+    if failed:
+        raise failed[0]
+    return {**first, **second}
+
+
 def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: CountSpec, *, mode: Mode = "full",
                   full: Any = None, on_event: Any = None, header: bool = False,
                   **options: Any) -> tuple[AggregateReport, dict[str, str]]:
@@ -946,10 +1001,7 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
     shown_whole = [found[p] for p, _ in files if start[p] == "full" and p not in kept]
     summary = dict.fromkeys(whole, 0)
     if shown_whole and lower != "full":
-        with open(os.devnull, "wb") as sink:
-            down = stream(shown_whole, _Output(sink.fileno()), mode=lower, count=count,
-                          **{**options, "tree": False})
-        summary.update(zip((p for p, _ in down.files), down.file_tokens))
+        summary.update(_summary_tokens(shown_whole, dict(files), lower, count, {**options, "tree": False}))
     cost = {p: (whole[p], summary[p] if start[p] == "full" else whole[p]) for p in whole}
     fixed = report.tokens - sum(whole.values())
     if header:

@@ -1548,6 +1548,52 @@ def test_budget_in_the_library_says_what_stepped_down(backend, tmp_path):
         assert os.path.basename(p).encode() in doc.split(b"<files>")[1]
 
 
+def _summaries_of(tmp_path, monkeypatch, split_at):
+    from slopfast import aggregate, walk
+    monkeypatch.setattr(aggregate, "SPLIT_SUMMARY_BYTES", split_at)
+    found = [e for e in walk.walk([str(tmp_path / "t")], walk.WalkOptions()) if isinstance(e, walk.Found)]
+    sizes = {e.path: os.path.getsize(e.path) for e in found}
+    return found, aggregate._summary_tokens(found, sizes, "summary", aggregate.CountSpec(), {})
+
+
+def test_summaries_counted_in_two_halves_are_counted_in_one(backend, tmp_path, monkeypatch):
+    """--budget counts large summaries in two halves on two threads: the same
+    counts as one pass, but where a file joins the one before it across the
+    halves; the budget's document is the same."""
+    _token_tree(tmp_path / "t")
+    write(tmp_path / "t", {f"pkg/n{i}.py": f"def g{i}():\n    return {i}\n" * (i + 1) for i in range(30)})
+    found, one = _summaries_of(tmp_path, monkeypatch, 1 << 40)
+    _, two = _summaries_of(tmp_path, monkeypatch, 0)
+    assert list(two) == [e.path for e in found] and set(one) == set(two)
+    assert sum(a != b for a, b in zip(one.values(), two.values())) <= 1
+    assert sum(one.values()) - 3 <= sum(two.values()) <= sum(one.values()) + 3
+    docs = []
+    for split_at in (1 << 40, 0):
+        monkeypatch.setattr(slopfast.aggregate, "SPLIT_SUMMARY_BYTES", split_at)
+        report = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / f"o{split_at}.md", budget=1500)
+        docs.append(((tmp_path / f"o{split_at}.md").read_bytes(), report.stepped_down))
+    assert docs[0] == docs[1] and docs[0][1]
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_a_failure_in_either_half_of_the_summaries_is_raised(needs_native, tmp_path, monkeypatch, half):
+    from slopfast import aggregate, walk
+    monkeypatch.setenv("SLOPFAST_BACKEND", "native")     # the fallback counts in one pass
+    _token_tree(tmp_path / "t")
+    found = [e for e in walk.walk([str(tmp_path / "t")], walk.WalkOptions()) if isinstance(e, walk.Found)]
+    real = aggregate.stream
+
+    def failing(events, *args, **kw):
+        if (events[0] is found[0]) == (half == 0):
+            raise OSError(5, f"half {half} made to fail")
+        return real(events, *args, **kw)
+
+    monkeypatch.setattr(aggregate, "stream", failing)
+    monkeypatch.setattr(aggregate, "SPLIT_SUMMARY_BYTES", 0)
+    with pytest.raises(OSError, match=f"half {half} made to fail"):
+        aggregate._summary_tokens(found, {e.path: 1 for e in found}, "summary", aggregate.CountSpec(), {})
+
+
 @pytest.mark.parametrize("fmt", ["markdown", "xml", "plain"])
 def test_token_header_states_the_documents_count(backend, tmp_path, fmt):
     _token_tree(tmp_path / "t")
