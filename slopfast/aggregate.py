@@ -954,10 +954,8 @@ def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count
 
     helper = threading.Thread(target=run, name="slopfast-summaries", daemon=True)
     helper.start()
-    try:
-        tokens(found[:half], first)
-    finally:
-        helper.join()
+    tokens(found[:half], first)    # when this raises (Ctrl-C too), the helper ends its half on its own
+    helper.join()
     if failed:
         raise failed[0]
     return {**first, **second}
