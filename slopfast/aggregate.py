@@ -575,7 +575,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
            line_numbers: bool = False, tree: bool = False, count: CountSpec | None = None,
            item_modes: Mapping[str, Mode] | None = None,
-           tree_files: list[tuple[str, int]] | None = None) -> AggregateReport:
+           tree_files: list[tuple[str, int]] | None = None, first_section: int = 0) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
@@ -585,7 +585,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     indices go on from request to request. The tree (`tree`) is known only
     then: that last request writes it, from the files of the report (or
     `tree_files`, (path, bytes) in order, when given). `count` counts the
-    tokens; `item_modes` sets the mode of files by path."""
+    tokens; `item_modes` sets the mode of files by path. `first_section`:
+    sections written before this part of a document (numbering and
+    separators go on after them)."""
     import queue
     import threading
 
@@ -620,7 +622,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     producer = threading.Thread(target=produce, name="slopfast-walk", daemon=True)
     producer.start()
     report = AggregateReport([], [], [], 0)
-    sections = 0
+    sections = first_section
     opened = False
     run_batch = None
     tally = _Tally() if count is not None else None
@@ -912,9 +914,10 @@ def stream_with_header(events: Iterable[Any], out: _Output, count: CountSpec, **
         return _emit(doc.fileno(), report, out, count, options.get("format", "markdown"), True)
 
 
-# Summaries of at least this many bytes of input are made natively in two
-# halves, on two threads: making summaries (skeletons) keeps one core busy,
-# counting them leaves the other mostly idle.
+# Summaries of at least this many bytes of input are made in two halves, on
+# two threads: making summaries (skeletons) keeps one core busy, counting them
+# leaves the other mostly idle. Both backends split alike: the halves' counts
+# choose what steps down, and the choice must not depend on the backend.
 SPLIT_SUMMARY_BYTES = 1 << 20
 
 
@@ -922,20 +925,21 @@ def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count
                     options: dict[str, Any]) -> dict[str, int]:
     """Each file's tokens in `mode`, counted in documents thrown away; in two
     halves of about equal bytes (`size_of`: path -> bytes), one on a second
-    thread, when SPLIT_SUMMARY_BYTES says. The first file of the second half
-    is then counted without its join to the file before it: step_down's
+    thread, when SPLIT_SUMMARY_BYTES says. The second half is numbered on
+    from the first, but its first file is counted without its join to the
+    file before it: step_down's
     estimate allows for joins (stream_budget counts the document it makes,
     and tries again when that is over)."""
     import threading
 
-    def tokens(part: list[Any], out: dict[str, int]) -> None:
+    def tokens(part: list[Any], out: dict[str, int], first_section: int = 0) -> None:
         with open(os.devnull, "wb") as sink:
-            down = stream(part, _Output(sink.fileno()), mode=mode, count=count, **options)
+            down = stream(part, _Output(sink.fileno()), mode=mode, count=count, first_section=first_section, **options)
         out.update(zip((p for p, _ in down.files), down.file_tokens))
 
     first: dict[str, int] = {}
     total = sum(size_of[e.path] for e in found)
-    if total < SPLIT_SUMMARY_BYTES or len(found) < 2 or not native.available() or dispatch.backend_setting() == "fallback":
+    if total < SPLIT_SUMMARY_BYTES or len(found) < 2:
         tokens(found, first)
         return first
     half, acc = 1, size_of[found[0].path]
@@ -948,7 +952,7 @@ def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count
 
     def run() -> None:
         try:
-            tokens(found[half:], second)
+            tokens(found[half:], second, half)
         except BaseException as exc:      # raised again on the caller's thread
             failed.append(exc)
 

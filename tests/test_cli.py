@@ -1548,31 +1548,58 @@ def test_budget_in_the_library_says_what_stepped_down(backend, tmp_path):
         assert os.path.basename(p).encode() in doc.split(b"<files>")[1]
 
 
-def _summaries_of(tmp_path, monkeypatch, split_at):
+def _summaries_of(tmp_path, monkeypatch, split_at, fmt):
     from slopfast import aggregate, walk
     monkeypatch.setattr(aggregate, "SPLIT_SUMMARY_BYTES", split_at)
     found = [e for e in walk.walk([str(tmp_path / "t")], walk.WalkOptions()) if isinstance(e, walk.Found)]
     sizes = {e.path: os.path.getsize(e.path) for e in found}
-    return found, aggregate._summary_tokens(found, sizes, "summary", aggregate.CountSpec(), {})
+    return found, aggregate._summary_tokens(found, sizes, "summary", aggregate.CountSpec(), {"format": fmt})
 
 
-def test_summaries_counted_in_two_halves_are_counted_in_one(backend, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt", ["markdown", "xml", "plain", "json"])
+def test_summaries_counted_in_two_halves_are_counted_in_one(backend, tmp_path, monkeypatch, fmt):
     """--budget counts large summaries in two halves on two threads: the same
-    counts as one pass, but where a file joins the one before it across the
-    halves; the budget's document is the same."""
+    counts as one pass (the second half numbered on), but where a file joins
+    the one before it across the halves."""
     _token_tree(tmp_path / "t")
     write(tmp_path / "t", {f"pkg/n{i}.py": f"def g{i}():\n    return {i}\n" * (i + 1) for i in range(30)})
-    found, one = _summaries_of(tmp_path, monkeypatch, 1 << 40)
-    _, two = _summaries_of(tmp_path, monkeypatch, 0)
+    found, one = _summaries_of(tmp_path, monkeypatch, 1 << 40, fmt)
+    _, two = _summaries_of(tmp_path, monkeypatch, 0, fmt)
     assert list(two) == [e.path for e in found] and set(one) == set(two)
-    assert sum(a != b for a, b in zip(one.values(), two.values())) <= 1
+    assert sum(one[p] != two[p] for p in one) <= 2      # the files either side of the split
     assert sum(one.values()) - 3 <= sum(two.values()) <= sum(one.values()) + 3
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "plain"])
+def test_budget_with_summaries_in_halves_is_the_same_on_both_backends(needs_native, tmp_path, monkeypatch, fmt):
+    _token_tree(tmp_path / "t")
+    write(tmp_path / "t", {f"pkg/n{i}.py": f"def g{i}():\n    return {i}\n" * (i + 1) for i in range(30)})
+    monkeypatch.setattr(slopfast.aggregate, "SPLIT_SUMMARY_BYTES", 0)
     docs = []
-    for split_at in (1 << 40, 0):
-        monkeypatch.setattr(slopfast.aggregate, "SPLIT_SUMMARY_BYTES", split_at)
-        report = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / f"o{split_at}.md", budget=1500)
-        docs.append(((tmp_path / f"o{split_at}.md").read_bytes(), report.stepped_down))
-    assert docs[0] == docs[1] and docs[0][1]
+    for backend in ("native", "fallback"):
+        monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+        report = slopfast.aggregate_paths([tmp_path / "t"], tmp_path / f"{backend}.md", budget=1500, format=fmt)
+        doc = (tmp_path / f"{backend}.md").read_bytes()
+        assert report.stepped_down and report.tokens == _tiktoken_count(doc) <= 1500
+        docs.append((doc, report.stepped_down))
+    assert docs[0] == docs[1]
+
+
+def test_the_second_half_of_the_summaries_is_numbered_on(tmp_path, monkeypatch):
+    from slopfast import aggregate, walk
+    _token_tree(tmp_path / "t")
+    found = [e for e in walk.walk([str(tmp_path / "t")], walk.WalkOptions()) if isinstance(e, walk.Found)]
+    real, calls = aggregate.stream, []
+
+    def recording(events, *args, first_section=0, **kw):
+        calls.append((first_section, [e.path for e in events]))
+        return real(events, *args, first_section=first_section, **kw)
+
+    monkeypatch.setattr(aggregate, "stream", recording)
+    monkeypatch.setattr(aggregate, "SPLIT_SUMMARY_BYTES", 0)
+    aggregate._summary_tokens(found, {e.path: 1 for e in found}, "summary", aggregate.CountSpec(), {"format": "xml"})
+    (a, first), (b, second) = sorted(calls)
+    assert (a, b) == (0, len(first)) and first + second == [e.path for e in found] and first and second
 
 
 @pytest.mark.parametrize("half", [0, 1])
