@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from typing import Iterable
 
 __all__ = ["SkeletonSyntaxError", "check", "prepare", "scan_skeleton", "skeleton"]
@@ -332,9 +333,16 @@ def _source(data: bytes) -> tuple[bytes, str]:
     return src, text
 
 
+# CPython 3.11's ast keeps its recursion depth in state that threads share: two
+# ast.parse calls at once can fail with "AST constructor recursion depth
+# mismatch" (python/cpython gh-106905). The GIL runs one parse at a time anyway.
+_parse_lock = threading.Lock()
+
+
 def _ast(text: str) -> ast.Module:
     try:
-        return ast.parse(text)
+        with _parse_lock:
+            return ast.parse(text)
     except SyntaxError as exc:
         raise SkeletonSyntaxError(f"line {exc.lineno}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -1101,3 +1101,35 @@ def test_continuation_lines_before_the_first_token_are_kept(backends_same, sourc
     """What is kept of a logical line that starts with continuation-only lines
     starts with them: the skeleton counts the same columns, and parses."""
     assert backends_same(source) == want
+
+
+
+def test_the_fallback_parses_one_source_at_a_time(monkeypatch):
+    """ast.parse on two threads at once can fail in CPython 3.11 (gh-106905:
+    its recursion depth is shared between threads), and --budget makes
+    summaries on two threads: the fallback parses one source at a time.
+    A parse that sleeps lets the other thread in, if nothing stops it."""
+    import threading
+    import time
+
+    from slopfast.fallbacks import py_skeleton as fallback
+    real, inside, most = ast.parse, [0], [0]
+
+    def slow_parse(text, *args, **kw):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.005)
+        try:
+            return real(text, *args, **kw)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(fallback.ast, "parse", slow_parse)
+    source = b"def f(x):\n    '''Doc.'''\n    return x\n"
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.extend(fallback.skeleton(source) for _ in range(10))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and len(got) == 20 and len(set(got)) == 1
