@@ -927,42 +927,38 @@ def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count
     halves of about equal bytes (`size_of`: path -> bytes), one on a second
     thread, when SPLIT_SUMMARY_BYTES says. The second half is numbered on
     from the first, but its first file is counted without its join to the
-    file before it: step_down's
-    estimate allows for joins (stream_budget counts the document it makes,
-    and tries again when that is over)."""
+    file before it: step_down's estimate allows for joins (stream_budget
+    counts the document it makes, and tries again when that is over)."""
     import threading
 
-    def tokens(part: list[Any], out: dict[str, int], first_section: int = 0) -> None:
+    def tokens(part: list[Any], first_section: int = 0) -> dict[str, int]:
         with open(os.devnull, "wb") as sink:
             down = stream(part, _Output(sink.fileno()), mode=mode, count=count, first_section=first_section, **options)
-        out.update(zip((p for p, _ in down.files), down.file_tokens))
+        return dict(zip((p for p, _ in down.files), down.file_tokens))
 
-    first: dict[str, int] = {}
     total = sum(size_of[e.path] for e in found)
     if total < SPLIT_SUMMARY_BYTES or len(found) < 2:
-        tokens(found, first)
-        return first
+        return tokens(found)
     half, acc = 1, size_of[found[0].path]
     while half < len(found) - 1 and acc + size_of[found[half].path] <= total // 2:
         acc += size_of[found[half].path]
         half += 1
     count = count._replace(threads=1)    # the two halves are the two threads
-    second: dict[str, int] = {}
-    failed: list[BaseException] = []
+    second: list[Any] = []               # the helper's counts, or what it raised
 
     def run() -> None:
         try:
-            tokens(found[half:], second, half)
-        except BaseException as exc:      # raised again on the caller's thread
-            failed.append(exc)
+            second.append(tokens(found[half:], half))
+        except BaseException as exc:     # raised again on the caller's thread
+            second.append(exc)
 
     helper = threading.Thread(target=run, name="slopfast-summaries", daemon=True)
     helper.start()
-    tokens(found[:half], first)    # when this raises (Ctrl-C too), the helper ends its half on its own
+    first = tokens(found[:half])    # when this raises (Ctrl-C too), the helper ends its half on its own
     helper.join()
-    if failed:
-        raise failed[0]
-    return {**first, **second}
+    if isinstance(second[0], BaseException):
+        raise second[0]
+    return {**first, **second[0]}
 
 
 def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: CountSpec, *, mode: Mode = "full",
