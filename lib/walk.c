@@ -14,7 +14,9 @@
  * the POSIX classes, a malformed pattern matching nothing.
  *
  * Directories are opened with openat relative to their parent's descriptor
- * (O_NOFOLLOW: a directory swapped for a symlink is not entered). Nothing
+ * (O_NOFOLLOW: a directory swapped for a symlink is not entered), or on
+ * Windows by path, each held open so that it cannot be replaced (the
+ * platform section says how). Nothing
  * is read but directories, ignore files and the index: files are reported,
  * and the aggregate op opens each once. Symlinks are reported as such: the
  * caller applies its symlink policy to them (they are rare).
@@ -38,8 +40,10 @@
  *   5 used     value 0 (--exclude) or 1 (--include), index: the pattern
  *   6 walked   the argument was listed (after its events)
  *   7 bail     path: why the caller must walk this argument itself (a
- *              nested repository, nesting too deep): the rows before it
- *              of this input are to be dropped */
+ *              nested repository, nesting too deep; on Windows a
+ *              directory reparse point other than a junction, or a name
+ *              not in UTF-16): the rows before it of this input are to be
+ *              dropped */
 #if !defined(_WIN32)
 #  if !defined(_POSIX_C_SOURCE)
 #    define _POSIX_C_SOURCE 200809L   /* openat, fdopendir, fstatat */
@@ -56,11 +60,14 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#if !defined(_WIN32)
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#if defined(_WIN32)
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>
+#else
+#  include <dirent.h>
+#  include <fcntl.h>
+#  include <sys/stat.h>
+#  include <unistd.h>
 #endif
 
 /* ---- rules: git's wildmatch as ignore.py compiles it --------------------- */
@@ -292,7 +299,6 @@ static B4 rule_parse(Arena *arena, Str8 pattern, Rule *r, B4 fold) {
     return 1;
 }
 
-#if !defined(_WIN32)
 /* Does r match all of t? `cur` and `nxt` have room for tok_count + 1 states. */
 IA_ B4 tok_byte(Rule const *r, Tok const *x, U1 c) {
     switch (x->kind) {
@@ -353,7 +359,6 @@ static B4 rule_match(Rule const *r, Str8 t, U1 *cur, U1 *nxt) {
     }
     return cur[m];
 }
-#endif
 
 /* ---- rule lists ------------------------------------------------------------ */
 
@@ -407,7 +412,6 @@ static B4 layer_rules(Walker *w, Layer *layer, Str8 const *patterns, U4 count, B
     return 1;
 }
 
-#if !defined(_WIN32)
 /* ignore.py's _trim_trailing_spaces */
 static Str8 trim_trailing_spaces(Str8 line) {
     if (!line.len || line.ptr[line.len - 1] != ' ') return line;
@@ -478,16 +482,119 @@ static Layer const *chain_decide(Walker *w, Layer const *top, Str8 path, Str8 na
     return 0;
 }
 
-/* ---- the index ------------------------------------------------------------- */
+/* ---- the platform: files and directories ------------------------------------ */
 
-/* All of a file (at most LIMIT_INPUT_BYTES), opened with `flags`; 0 when it
- * cannot be opened or read or is not a regular file. */
-static B4 read_whole(Arena *arena, S4 dir_fd, char const *path, S4 flags, Str8 *out) {
-    S4 fd = openat(dir_fd, path, flags | O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return 0;
+/* POSIX opens a directory's entries relative to its descriptor (openat,
+ * O_NOFOLLOW). Windows opens them by path, each directory of the path held
+ * open without FILE_SHARE_DELETE, so that it cannot be renamed or replaced
+ * while the walk is below it; paths are UTF-8, made UTF-16 for the calls,
+ * and joined as os.path.join joins them there. */
+#if defined(_WIN32)
+typedef HANDLE OsHandle;
+#  define OS_NONE INVALID_HANDLE_VALUE
+#  define OS_CWD INVALID_HANDLE_VALUE      /* read_whole: the path alone names the file */
+#  define PATH_SEP '\\'
+IA_ B4 needs_sep(U1 const *p, U8 n) { return !(n && (p[n - 1] == '/' || p[n - 1] == '\\' || p[n - 1] == ':')); }
+#else
+typedef S4 OsHandle;
+#  define OS_NONE (-1)
+#  define OS_CWD AT_FDCWD
+#  define PATH_SEP '/'
+IA_ B4 needs_sep(U1 const *p, U8 n) { return !(n && p[n - 1] == '/'); }
+#endif
+
+#if defined(_WIN32)
+/* The errno CPython gives for the codes a walk meets (winerror_to_errno). */
+static S4 errno_of(DWORD e) {
+    switch (e) {
+    case ERROR_FILE_NOT_FOUND: case ERROR_PATH_NOT_FOUND: case ERROR_INVALID_NAME: case ERROR_BAD_NETPATH: return ENOENT;
+    case ERROR_ACCESS_DENIED: case ERROR_SHARING_VIOLATION: case ERROR_LOCK_VIOLATION: return EACCES;
+    case ERROR_TOO_MANY_OPEN_FILES: return EMFILE;
+    case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return ENOMEM;
+    case ERROR_DIRECTORY: return ENOTDIR;
+    case ERROR_FILENAME_EXCED_RANGE: return ENAMETOOLONG;
+    default: return EIO;
+    }
+}
+
+/* path[0, n) as a NUL-terminated UTF-16 path in out (room for n + 1); 0 when it is not UTF-8 or holds a NUL. */
+static B4 wide_path(U1 const *path, U8 n, wchar_t *out) {
+    if (n > 0x7fffffff || (n && memchr(path, 0, n))) return 0;
+    int got = n ? MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, (char const *)path, (int)n, out, (int)n) : 0;
+    if (n && got <= 0) return 0;
+    out[got] = 0;
+    return 1;
+}
+
+static S8 read_some(OsHandle h, U1 *buf, U8 n) {
+    DWORD got = 0;
+    return ReadFile(h, buf, (DWORD)min_(n, (U8)1 << 30), &got, 0) ? (S8)got : -1;
+}
+
+static HANDLE open_for_reading(wchar_t const *path, DWORD flags) {
+    return CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0, OPEN_EXISTING,
+                       FILE_ATTRIBUTE_NORMAL | flags, 0);
+}
+
+/* `path`, opened for reading, its size when it is a regular file, else
+ * OS_NONE. With nofollow a symlink is refused, as git's open_nofollow
+ * refuses it where there is no O_NOFOLLOW; any other reparse point (a
+ * deduplicated or cloud file) is read through. `dir` and `name` are POSIX's. */
+static OsHandle open_regular(Arena *arena, OsHandle dir, char const *name, Str8 path, B4 nofollow, U8 *size) {
+    (void)dir, (void)name;
+    wchar_t *wide = farena_push(arena, (path.len + 1) * sizeof(wchar_t), .alignment = sizeof(wchar_t));
+    if (!wide || !wide_path(path.ptr, path.len, wide)) return OS_NONE;
+    HANDLE h = open_for_reading(wide, nofollow ? FILE_FLAG_OPEN_REPARSE_POINT : 0);
+    if (h != INVALID_HANDLE_VALUE && nofollow) {
+        FILE_ATTRIBUTE_TAG_INFO tag;
+        B4 known = GetFileInformationByHandleEx(h, FileAttributeTagInfo, &tag, sizeof tag) != 0;
+        if (!known || (tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)) {
+            CloseHandle(h);
+            h = known && tag.ReparseTag != IO_REPARSE_TAG_SYMLINK ? open_for_reading(wide, 0) : INVALID_HANDLE_VALUE;
+        }
+    }
+    if (h == INVALID_HANDLE_VALUE) return OS_NONE;
+    BY_HANDLE_FILE_INFORMATION info;
+    if (GetFileType(h) != FILE_TYPE_DISK || !GetFileInformationByHandle(h, &info) || (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)) {
+        CloseHandle(h);
+        return OS_NONE;
+    }
+    *size = (U8)info.nFileSizeHigh << 32 | info.nFileSizeLow;
+    return h;
+}
+
+static void os_close(OsHandle *h) { if (*h != OS_NONE) CloseHandle(*h), *h = OS_NONE; }
+#else
+static S8 read_some(OsHandle fd, U1 *buf, U8 n) {
+    for (;;) {
+        ssize_t got = read(fd, buf, (size_t)min_(n, (U8)1 << 30));
+        if (got < 0 && errno == EINTR) continue;
+        return got;
+    }
+}
+
+static OsHandle open_regular(Arena *arena, OsHandle dir, char const *name, Str8 path, B4 nofollow, U8 *size) {
+    (void)arena, (void)path;
+    S4 fd = openat(dir, name, (nofollow ? O_NOFOLLOW : 0) | O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return OS_NONE;
     struct stat st;
-    B4 ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (U8)st.st_size <= LIMIT_INPUT_BYTES;
-    U8 cap = ok ? (U8)st.st_size + 1 : 0, len = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return OS_NONE; }
+    *size = (U8)st.st_size;
+    return fd;
+}
+
+static void os_close(OsHandle *fd) { if (*fd >= 0) close(*fd), *fd = OS_NONE; }
+#endif
+
+/* All of a regular file (at most LIMIT_INPUT_BYTES): `name` in the directory
+ * `dir` (POSIX), or `path` (Windows); 0 when it cannot be opened or read or
+ * is not a regular file. */
+static B4 read_whole(Arena *arena, OsHandle dir, char const *name, Str8 path, B4 nofollow, Str8 *out) {
+    U8 size = 0;
+    OsHandle h = open_regular(arena, dir, name, path, nofollow, &size);
+    if (h == OS_NONE) return 0;
+    B4 ok = size <= LIMIT_INPUT_BYTES;
+    U8 cap = ok ? size + 1 : 0, len = 0;
     U1 *buf = ok ? farena_push(arena, cap, .alignment = 1) : 0;
     ok = ok && buf;
     while (ok) {
@@ -498,16 +605,17 @@ static B4 read_whole(Arena *arena, S4 dir_fd, char const *path, S4 flags, Str8 *
             memcpy(more, buf, len);
             buf = more, cap *= 2;
         }
-        ssize_t n = read(fd, buf + len, (size_t)(cap - len));
-        if (n < 0 && errno == EINTR) continue;
+        S8 n = read_some(h, buf + len, cap - len);
         if (n < 0) { ok = 0; break; }
         if (n == 0) break;
         len += (U8)n;
     }
-    close(fd);
+    os_close(&h);
     if (ok) *out = str8(buf, len);
     return ok;
 }
+
+/* ---- the index ------------------------------------------------------------- */
 
 IA_ U4 be32(U1 const *p) { return (U4)p[0] << 24 | (U4)p[1] << 16 | (U4)p[2] << 8 | p[3]; }
 IA_ U2 be16(U1 const *p) { return (U2)(p[0] << 8 | p[1]); }
@@ -599,7 +707,7 @@ static void index_load(Walker *w) {
     path[w->index_path.len] = 0;
     if (memchr(path, 0, w->index_path.len)) return;
     Str8 data;
-    if (read_whole(w->arena, AT_FDCWD, path, 0, &data)) index_parse(w, data);
+    if (read_whole(w->arena, OS_CWD, path, w->index_path, 0, &data)) index_parse(w, data);
 }
 
 /* The first tracked path >= key. */
@@ -659,7 +767,7 @@ Enum_(EntType) { Ent_Unknown, Ent_Dir, Ent_File, Ent_Link, Ent_Other };
 Struct_(Entry) { Str8 name; U1 type; };
 
 Struct_(Frame) {
-    S4 fd;
+    OsHandle dir;              /* open from its listing until the walk leaves it */
     Entry *entries;
     U4 count, next;
     U8 rel_len;                /* the directory's path below the argument: buf[offset.len, +rel_len), "" or "a/b/" */
@@ -679,6 +787,11 @@ Struct_(WalkState) {
     Frame *frames;
     U4 depth;
     U4 dirs;                   /* directories entered (fuzz builds cap them) */
+#if defined(_WIN32)
+    wchar_t *wide;             /* dirpath in UTF-16 */
+    U1 *listing;               /* LISTING_BYTES of a directory's entries */
+    U1 *name8;                 /* an entry's name in UTF-8 */
+#endif
 };
 
 /* A row; a regular file's path goes to the file list instead (part 1). */
@@ -721,80 +834,190 @@ static int entry_cmp(void const *a, void const *b) {
     return (int)xc - (int)yc;
 }
 
+static B4 list_push(Walker *w, XarOf *list, U1 const *name, U8 len, U1 type) {
+    Entry *e = xar_of_push(list);
+    if (!e) return 0;
+    e->name = arena_copy(w->arena, str8(name, len));
+    e->type = type;
+    return e->name.ptr != 0;
+}
+
+IA_ B4 is_dot_or_dotdot(U1 const *nm, U8 len) { return nm[0] == '.' && (len == 1 || (len == 2 && nm[1] == '.')); }
+
+#if defined(_WIN32)
+enum { LISTING_BYTES = 64 * 1024, NAME8_BYTES = 3 * 256 };
+
+/* Open the directory of frame f (the path s->dirpath[0, f->dir_len)): the
+ * argument (parent 0), or an entry of parent, which must not be a reparse
+ * point. 0 or errno; EILSEQ with w->bail set for a path not in UTF-8. */
+static S4 dir_open(WalkState *s, Frame const *parent, Frame *f, char const *name) {
+    (void)name;
+    if (!wide_path(s->dirpath, f->dir_len, s->wide)) { s->w->bail = str8_lit("a path that is not UTF-8"); return EILSEQ; }
+    HANDLE h = CreateFileW(s->wide, FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE, 0,
+                           OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS | (parent ? FILE_FLAG_OPEN_REPARSE_POINT : 0), 0);
+    if (h == INVALID_HANDLE_VALUE) return errno_of(GetLastError());
+    BY_HANDLE_FILE_INFORMATION info;
+    S4 err = !GetFileInformationByHandle(h, &info) ? errno_of(GetLastError())
+           : !(info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ? ENOTDIR
+           : parent && (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) ? ELOOP : 0;
+    if (err) { CloseHandle(h); return err; }
+    f->dir = h;
+    return 0;
+}
+
+/* An entry's type as the Python walk reads it: a symlink or a junction (a
+ * mount point) by its reparse tag (the listing's EaSize holds it, [MS-FSCC]
+ * 2.4) is a link, judged by the caller's symlink policy; any other reparse
+ * point is a file or, for a directory (a cloud placeholder), left to the
+ * Python walk, which enters it as os.scandir says. */
+static B4 entry_of(WalkState *s, XarOf *list, FILE_FULL_DIR_INFO const *d) {
+    U8 wlen = d->FileNameLength / sizeof(WCHAR);
+    if (wlen == 0 || wlen > 256) { s->w->bail = str8_lit("a name Windows does not give"); return 1; }
+    int n = WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, d->FileName, (int)wlen, (char *)s->name8, NAME8_BYTES, 0, 0);
+    if (n <= 0) { s->w->bail = str8_lit("a name that is not valid UTF-16"); return 1; }
+    if (is_dot_or_dotdot(s->name8, (U8)n)) return 1;
+    DWORD attrs = d->FileAttributes;
+    B4 dir = (attrs & FILE_ATTRIBUTE_DIRECTORY) != 0;
+    U1 type = dir ? Ent_Dir : Ent_File;
+    if (attrs & FILE_ATTRIBUTE_REPARSE_POINT) {
+        if (d->EaSize == IO_REPARSE_TAG_SYMLINK || d->EaSize == IO_REPARSE_TAG_MOUNT_POINT) type = Ent_Link;
+        else if (dir) { s->w->bail = str8_lit("a directory reparse point other than a junction"); return 1; }
+    }
+    return list_push(s->w, list, s->name8, (U8)n, type);
+}
+
+/* The entries of the directory open as f->dir (but . and ..), in `list`;
+ * 0 on a failure of memory, *err the errno when it cannot be listed. */
+static B4 dir_list(WalkState *s, Frame *f, XarOf *list, S4 *err) {
+    *err = 0;
+    FILE_INFO_BY_HANDLE_CLASS cls = FileFullDirectoryRestartInfo;
+    while (!s->w->bail.len) {
+        if (!GetFileInformationByHandleEx(f->dir, cls, s->listing, LISTING_BYTES)) {
+            DWORD e = GetLastError();
+            if (e != ERROR_NO_MORE_FILES) *err = errno_of(e);
+            return 1;
+        }
+        cls = FileFullDirectoryInfo;
+        for (U8 at = 0; !s->w->bail.len;) {   /* each record inside the buffer, its name too */
+            FILE_FULL_DIR_INFO const *d = (FILE_FULL_DIR_INFO const *)(s->listing + at);
+            U8 name_at = at + offsetof(FILE_FULL_DIR_INFO, FileName);
+            if (name_at > LISTING_BYTES || d->FileNameLength > LISTING_BYTES - name_at) { *err = EIO; return 1; }
+            if (!entry_of(s, list, d)) return 0;
+            if (!d->NextEntryOffset) break;
+            at += d->NextEntryOffset;
+        }
+    }
+    return 1;
+}
+
+/* (Windows' listings give every entry's type.) */
+static S4 entry_type(Frame const *f, char const *name, U1 *type, S8 *mode) {
+    (void)f, (void)name, *type = Ent_Unknown, *mode = 0;
+    return EINVAL;
+}
+#else
 static U1 ent_type_of_mode(mode_t m) {
     return S_ISDIR(m) ? Ent_Dir : S_ISREG(m) ? Ent_File : S_ISLNK(m) ? Ent_Link : Ent_Other;
 }
 
-/* The ignore file `name` of the directory open as fd, as a layer above
- * `parent` (itself when the file is missing, unreadable or holds no pattern). */
+/* Open the directory of frame f: the argument `name` (parent 0), which may
+ * be a symlink, or the entry `name` of parent, never through a symlink. 0 or errno. */
+static S4 dir_open(WalkState *s, Frame const *parent, Frame *f, char const *name) {
+    (void)s;
+    S4 fd = parent ? openat(parent->dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                   : open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    f->dir = fd;
+    return 0;
+}
+
+/* The type (and st_mode) of the entry `name` of f, by lstat. 0 or errno. */
+static S4 entry_type(Frame const *f, char const *name, U1 *type, S8 *mode) {
+    struct stat st;
+    if (fstatat(f->dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+    *type = ent_type_of_mode(st.st_mode), *mode = (S8)st.st_mode;
+    return 0;
+}
+
+/* The entries of the directory open as f->dir (but . and ..), in `list`;
+ * 0 on a failure of memory, *err the errno when it cannot be listed. */
+static B4 dir_list(WalkState *s, Frame *f, XarOf *list, S4 *err) {
+    *err = 0;
+    S4 dup_fd = dup(f->dir);
+    if (dup_fd < 0) { *err = errno; return 1; }
+    DIR *dir = fdopendir(dup_fd);
+    if (!dir) { *err = errno; close(dup_fd); return 1; }
+    B4 ok = 1;
+    while (ok) {
+        errno = 0;
+        struct dirent *d = readdir(dir);
+        if (!d) { if (errno) *err = errno; break; }
+        U1 const *nm = (U1 const *)d->d_name;
+        U8 len = strlen(d->d_name);
+        if (is_dot_or_dotdot(nm, len)) continue;
+        U1 type = Ent_Other;
+        S8 mode;
+        switch (d->d_type) {
+        case DT_DIR: type = Ent_Dir; break;
+        case DT_REG: type = Ent_File; break;
+        case DT_LNK: type = Ent_Link; break;
+        case DT_UNKNOWN: if (entry_type(f, d->d_name, &type, &mode) != 0) type = Ent_Unknown; break;
+        default: break;
+        }
+        ok = list_push(s->w, list, nm, len, type);
+    }
+    closedir(dir);
+    return ok;
+}
+#endif
+
+/* The ignore file `name` of the directory of f, as a layer above `parent`
+ * (itself when the file is missing, unreadable or holds no pattern). */
 static Layer *read_layer(WalkState *s, Frame const *f, char const *name, Layer *parent) {
     Walker *w = s->w;
-    Str8 data, *pats;
+    /* os.path.join(dir, name), as the caller names the file */
+    U8 nlen = strlen(name), dl = f->dir_len;
+    B4 sep = needs_sep(s->dirpath, dl);
+    U1 *src = farena_push(w->arena, dl + sep + nlen, .alignment = 1);
+    if (!src) return 0;
+    memcpy(src, s->dirpath, dl);
+    if (sep) src[dl] = PATH_SEP;
+    memcpy(src + dl + sep, name, nlen);
+    Str8 source = str8(src, dl + sep + nlen), data, *pats;
     U4 count;
-    if (!read_whole(w->arena, f->fd, name, O_NOFOLLOW, &data)) return parent;
+    if (!read_whole(w->arena, f->dir, name, source, 1, &data)) return parent;
     if (!parse_lines(w->arena, data, &pats, &count)) return 0;
     if (!count) return parent;
     Layer *l = farena_push_type(w->arena, Layer);
     if (!l) return 0;
     l->parent = parent;
     l->base = arena_copy(w->arena, str8(s->buf, w->offset.len + f->rel_len));
-    /* os.path.join(dir, name), as the caller names the file */
-    U8 nlen = strlen(name), dl = f->dir_len;
-    B4 slash = !(dl && s->dirpath[dl - 1] == '/');
-    U1 *src = farena_push(w->arena, dl + slash + nlen, .alignment = 1);
-    if (!src || !l->base.ptr) return 0;
-    memcpy(src, s->dirpath, dl);
-    if (slash) src[dl] = '/';
-    memcpy(src + dl + slash, name, nlen);
-    l->source = str8(src, dl + slash + nlen);
-    if (!layer_rules(w, l, pats, count, w->fold)) return 0;
+    l->source = source;
+    if (!l->base.ptr || !layer_rules(w, l, pats, count, w->fold)) return 0;
     return l;
 }
 
-/* List the directory open as f->fd (taken over: closed with the frame),
- * sorted, and read its ignore files. 0 on a failure of memory; *err the
- * errno when it cannot be listed; s->w->bail set for a nested repository. */
+/* List the directory open as f->dir (closed with the frame), sorted, and
+ * read its ignore files. 0 on a failure of memory; *err the errno when it
+ * cannot be listed; s->w->bail set for a nested repository (or what the
+ * platform's walk leaves to the caller). */
 static B4 enter(WalkState *s, Frame *f, S4 *err) {
     Walker *w = s->w;
-    *err = 0;
-    S4 dup_fd = dup(f->fd);
-    if (dup_fd < 0) { *err = errno; return 1; }
-    DIR *dir = fdopendir(dup_fd);
-    if (!dir) { *err = errno; close(dup_fd); return 1; }
     XarOf list = xar_of(w->arena, Entry);
-    B4 has_gitignore = 0, has_own = 0, has_git = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *d = readdir(dir);
-        if (!d) { if (errno) *err = errno; break; }
-        char const *nm = d->d_name;
-        if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
-        U8 len = strlen(nm);
-        Entry *e = xar_of_push(&list);
-        if (!e) break;
-        e->name = arena_copy(w->arena, str8((U1 const *)nm, len));
-        switch (d->d_type) {
-        case DT_DIR: e->type = Ent_Dir; break;
-        case DT_REG: e->type = Ent_File; break;
-        case DT_LNK: e->type = Ent_Link; break;
-        case DT_UNKNOWN: {
-            struct stat st;
-            e->type = fstatat(f->fd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0 ? ent_type_of_mode(st.st_mode) : Ent_Unknown;
-            break;
-        }
-        default: e->type = Ent_Other; break;
-        }
-        if (len == 10 && memcmp(nm, ".gitignore", 10) == 0) has_gitignore = 1;
-        else if (len == 15 && memcmp(nm, ".slopfastignore", 15) == 0) has_own = 1;
-        else if (len == 4 && memcmp(nm, ".git", 4) == 0) has_git = 1;
-    }
-    closedir(dir);
-    if (w->ctx->arena->failed) return 0;
-    if (*err) return 1;
+    if (!dir_list(s, f, &list, err) || w->ctx->arena->failed) return 0;
+    if (*err || w->bail.len) return 1;
     f->count = (U4)list.len;
     f->entries = farena_push_array(w->arena, Entry, list.len ? list.len : 1);
     if (!f->entries) return 0;
-    for (U8 i = 0; i < list.len; i += 1) f->entries[i] = *(Entry *)xar_at(&list, i);
+    B4 has_gitignore = 0, has_own = 0, has_git = 0;
+    for (U8 i = 0; i < list.len; i += 1) {
+        Entry const *e = xar_at(&list, i);
+        f->entries[i] = *e;
+        Str8 nm = e->name;
+        if (nm.len == 10 && memcmp(nm.ptr, ".gitignore", 10) == 0) has_gitignore = 1;
+        else if (nm.len == 15 && memcmp(nm.ptr, ".slopfastignore", 15) == 0) has_own = 1;
+        else if (nm.len == 4 && memcmp(nm.ptr, ".git", 4) == 0) has_git = 1;
+    }
     qsort(f->entries, (size_t)f->count, sizeof(Entry), entry_cmp);
     if (w->git && s->depth > 0 && has_git) {
         w->bail = str8_lit("a nested repository");
@@ -813,7 +1036,7 @@ static B4 enter(WalkState *s, Frame *f, S4 *err) {
 }
 
 static void close_frames(WalkState *s) {
-    for (U4 i = 0; i <= s->depth && s->frames; i += 1) if (s->frames[i].fd >= 0) close(s->frames[i].fd), s->frames[i].fd = -1;
+    for (U4 i = 0; i <= s->depth && s->frames; i += 1) os_close(&s->frames[i].dir);
 }
 
 /* (prefix + rel).rstrip('/') or '.': how the caller names a directory it cannot list */
@@ -833,6 +1056,12 @@ static B4 walk_one(Walker *w, Str8 root) {
     s.frames = farena_push_array(w->arena, Frame, WALK_MAX_DEPTH + 1);
     char *croot = farena_push(w->arena, root.len + 1, .alignment = 1);
     if (!s.buf || !s.show || !s.dirpath || !s.frames || !croot) return 0;
+#if defined(_WIN32)
+    s.wide = farena_push(w->arena, (root.len + WALK_MAX_PATH + 512 + 1) * sizeof(wchar_t), .alignment = sizeof(wchar_t));
+    s.listing = farena_push(w->arena, LISTING_BYTES, .alignment = 8);
+    s.name8 = farena_push(w->arena, NAME8_BYTES, .alignment = 1);
+    if (!s.wide || !s.listing || !s.name8) return 0;
+#endif
     /* (an empty parameter or path may hold NULL: no memcpy from it) */
     if (w->offset.len) memcpy(s.buf, w->offset.ptr, w->offset.len);
     if (w->prefix.len) memcpy(s.show, w->prefix.ptr, w->prefix.len);
@@ -840,13 +1069,10 @@ static B4 walk_one(Walker *w, Str8 root) {
     croot[root.len] = 0;
 
     Frame *f = &s.frames[0];
-    *f = (Frame){ .fd = -1, .dir_len = root.len, .git = w->git_base, .own = w->own_base };
+    *f = (Frame){ .dir = OS_NONE, .dir_len = root.len, .git = w->git_base, .own = w->own_base };
     S4 err = 0;
     if (root.len == 0 || memchr(root.ptr, 0, root.len)) err = ENOENT;
-    else {
-        f->fd = open(croot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (f->fd < 0) err = errno;
-    }
+    else err = dir_open(&s, 0, f, croot);
     if (!err && !enter(&s, f, &err)) { close_frames(&s); return 0; }
     if (w->bail.len) { close_frames(&s); return emit(w, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0)); }
     if (err) {
@@ -859,7 +1085,7 @@ static B4 walk_one(Walker *w, Str8 root) {
     while (ok) {
         f = &s.frames[s.depth];
         if (f->next == f->count) {
-            close(f->fd), f->fd = -1;
+            os_close(&f->dir);
             if (s.depth == 0) break;
             s.depth -= 1;
             continue;
@@ -916,7 +1142,7 @@ static B4 walk_one(Walker *w, Str8 root) {
             }
             U8 rel_len = f->rel_len + name.len + 1;
             U8 dl = f->dir_len;
-            B4 slash = !(dl && s.dirpath[dl - 1] == '/');
+            B4 slash = needs_sep(s.dirpath, dl);
             if (s.depth + 1 > WALK_MAX_DEPTH || rel_len > WALK_MAX_PATH || dl + slash + name.len > root.len + WALK_MAX_PATH) {
                 w->bail = str8_lit("nesting too deep");
                 break;
@@ -926,24 +1152,23 @@ static B4 walk_one(Walker *w, Str8 root) {
             if (++s.dirs > 64) { w->bail = str8_lit("fuzz build: at most 64 directories"); break; }
 #endif
             Frame *sub = &s.frames[s.depth + 1];
-            *sub = (Frame){ .fd = -1, .rel_len = rel_len, .git = f->git, .own = f->own, .tracked_only = tracked_only,
+            *sub = (Frame){ .dir = OS_NONE, .rel_len = rel_len, .git = f->git, .own = f->own, .tracked_only = tracked_only,
                             .tracked_rule = tracked_rule, .include_all = include_all };
             s.buf[at + name.len] = '/';
             memcpy(s.dirpath + dl + slash, name.ptr, name.len);
-            if (slash) s.dirpath[dl] = '/';
+            if (slash) s.dirpath[dl] = PATH_SEP;
             sub->dir_len = dl + slash + name.len;
             char *cname = farena_push(w->arena, name.len + 1, .alignment = 1);
             if (!cname) { ok = 0; break; }
             memcpy(cname, name.ptr, name.len);
             cname[name.len] = 0;
-            sub->fd = openat(f->fd, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            S4 suberr = sub->fd < 0 ? errno : 0;
+            S4 suberr = dir_open(&s, f, sub, cname);
             s.depth += 1;
             if (!suberr && !enter(&s, sub, &suberr)) { ok = 0; break; }
             if (w->bail.len) break;
             if (suberr) {
                 if (suberr == EMFILE || suberr == ENFILE || suberr == ENOMEM) { w->bail = str8_lit("out of descriptors"); break; }
-                if (sub->fd >= 0) close(sub->fd), sub->fd = -1;
+                os_close(&sub->dir);
                 s.depth -= 1;
                 ok = emit(w, Event_Unreadable, dir_shown(&s, sub), suberr, 0, str8(0, 0), str8(0, 0));
             }
@@ -963,22 +1188,17 @@ static B4 walk_one(Walker *w, Str8 root) {
         if (!cname) { ok = 0; break; }
         memcpy(cname, name.ptr, name.len);
         cname[name.len] = 0;
-        struct stat st;
-        if (fstatat(f->fd, cname, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            ok = emit(w, Event_Unreadable, path, errno, 0, str8(0, 0), str8(0, 0));
-        } else if (S_ISREG(st.st_mode)) {
-            ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0));
-        } else {
-            ok = emit(w, Event_Special, path, (S8)st.st_mode, 0, str8(0, 0), str8(0, 0));
-        }
+        S8 mode = 0;
+        S4 err_type = entry_type(f, cname, &type, &mode);
+        if (err_type) ok = emit(w, Event_Unreadable, path, err_type, 0, str8(0, 0), str8(0, 0));
+        else if (type == Ent_File) ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0));
+        else ok = emit(w, Event_Special, path, mode, 0, str8(0, 0), str8(0, 0));
     }
     close_frames(&s);
     if (!ok || ctx->arena->failed) return 0;
     if (w->bail.len) return emit(w, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0));
     return emit(w, Event_Walked, str8(0, 0), 0, 0, str8(0, 0), str8(0, 0));
 }
-
-#endif /* !_WIN32 */
 
 /* ---- parameters -------------------------------------------------------------- */
 
@@ -1037,9 +1257,6 @@ B4 op_walk(Ctx *ctx) {
     if (w.prefix.len > LIMIT_NAME_BYTES || w.offset.len > LIMIT_NAME_BYTES)
         return ctx_fail(ctx, Code_BadParam, "parameters prefix and offset: at most %u bytes", (unsigned)LIMIT_NAME_BYTES);
     if (!nfa_room(&w, 64) || !parse_layers(&w, layers)) return 0;
-#if defined(_WIN32)
-    return ctx_fail(ctx, Code_OpFailed, "the native walk is for POSIX systems (the Python walk runs elsewhere)");
-#else
     if (!ctx_records_begin(ctx, "IBsqIss")) return 0;
     Request *req = ctx->req;
     for (U4 i = 0; i < req->input_count; i += 1) {
@@ -1060,5 +1277,4 @@ B4 op_walk(Ctx *ctx) {
         at += n;
     }
     return ctx_part_end(ctx);
-#endif
 }

@@ -486,7 +486,10 @@ def read_ignore_file(path: str, base: bytes = b"", follow: bool = False, fold: b
     `fold`: core.ignoreCase (parse_rule)."""
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+        if hasattr(os, "O_NOFOLLOW"):
+            flags |= os.O_NOFOLLOW
+        elif os.path.islink(path):      # Windows: git's open_nofollow checks first, and so does the C walk
+            return None
     try:
         fd = os.open(path, flags)
     except OSError:

@@ -363,6 +363,22 @@ def _file_argument(path: str, options: WalkOptions) -> Event:
 
 # ---- a directory -------------------------------------------------------------------------
 
+_WINDOWS = os.name == "nt"
+_IO_REPARSE_TAG_MOUNT_POINT = 0xA0000003      # a junction's tag (stat has it on Windows only)
+
+
+def _is_junction(entry: os.DirEntry) -> bool:
+    """A Windows junction, which os.scandir calls a directory: a link to a
+    directory anywhere, so it is judged as a symlink is (not followed, but
+    with --follow-symlinks). Its reparse tag comes with the listing."""
+    if not _WINDOWS:
+        return False
+    try:
+        return entry.stat(follow_symlinks=False).st_reparse_tag == _IO_REPARSE_TAG_MOUNT_POINT
+    except OSError:
+        return False
+
+
 def _listing(dir_path: str, follow: bool) -> list:
     """A directory's entries as (sort key, entry, name bytes, walked as a directory),
     sorted: a directory sorts as "name/", so full paths come out in byte order."""
@@ -371,8 +387,8 @@ def _listing(dir_path: str, follow: bool) -> list:
     keyed = []
     for entry in entries:
         try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if not is_dir and follow and entry.is_symlink():
+            is_dir = entry.is_dir(follow_symlinks=False) and not _is_junction(entry)
+            if not is_dir and follow and (entry.is_symlink() or _is_junction(entry)):
                 is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
@@ -580,7 +596,7 @@ def _walk_dir(root: str, prefix: str, options: WalkOptions, include, exclude, se
             left.include_used.add(k)
         shown = prefix + rel
         try:
-            is_link = entry.is_symlink()
+            is_link = entry.is_symlink() or _is_junction(entry)
             is_file = not is_link and entry.is_file(follow_symlinks=False)
         except OSError as exc:
             yield Unreadable(shown, exc)

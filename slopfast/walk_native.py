@@ -17,7 +17,10 @@ What the C walk leaves to the Python walk, whole (detected before any event is
 given, so nothing differs):
 
 - `follow_symlinks` (a walk through directory symlinks, with its loop checks);
-- a platform other than POSIX, no native library, SLOPFAST_BACKEND=fallback;
+- a platform other than POSIX and Windows, no native library, SLOPFAST_BACKEND=fallback;
+- on Windows, a directory reparse point that is neither a symlink nor a
+  junction (os.scandir calls it a directory, and the Python walk enters it),
+  and a path or name not in UTF-8 or UTF-16;
 - a nested repository (a `.git` entry below the argument while git's rules are
   in force: the Python walk reads its rules and index);
 - nesting past 128 levels or paths below the argument past 3072 bytes, and a
@@ -49,8 +52,8 @@ class NativeWalkUnavailable(RuntimeError):
 
 def why_not(options: Any) -> str | None:
     """Why this walk cannot be native (None: it can)."""
-    if os.name != "posix":
-        return "the native walk is for POSIX systems"
+    if os.name not in ("posix", "nt"):
+        return f"the native walk is for POSIX systems and Windows, not {os.name}"
     if options.follow_symlinks:
         return "--follow-symlinks is walked by the Python walk"
     if not native.available():

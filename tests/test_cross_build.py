@@ -265,3 +265,108 @@ def test_windows_binary_under_wine(wheels, host_binary, wine, tmp_path):
     command, env = wine
     package = unpacked(wheels["win_amd64"], tmp_path / "wheel")
     assert_same_as_host(host_binary, [command, str(package / "slopfast-pipeline.exe")], tmp_path, env)
+
+
+# ---- the Windows walk (lib/walk.c's Win32 calls) under wine ----------------------
+
+def walk_tree(root: Path) -> None:
+    """A work tree with what the walk decides on: git's rules (nested, negated,
+    directory-only, CRLF), a tracked file they match, the tool's own rules,
+    hidden names, non-ASCII names, names whose order depends on the '/' of a
+    directory, an empty directory and deep nesting."""
+    files = {
+        ".gitignore": "*.log\r\nbuild/\n!keep.log\n",
+        ".slopfastignore": "*.snap\n",
+        "a.py": "", "a-b": "", "a/b": "", "a.b/c": "", "b.log": "", "keep.log": "", "tracked.log": "",
+        "build/x.c": "", "x.snap": "", ".env": "", "src/.hidden/h.txt": "",
+        "src/.gitignore": "*.tmp\n/only-here\n", "src/t.tmp": "", "src/only-here": "", "src/deep/only-here": "",
+        f"src/ünï/{NON_ASCII}": "", "src/ünï/Ärger.md": "", "src/ünï/zz.md": "",
+        "/".join(f"d{i}" for i in range(12)) + "/leaf.txt": "",
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (root / "empty").mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-f", "tracked.log", "a.py"], check=True)
+
+
+def walk_requests(tmp: Path) -> list[tuple[str, bytes]]:
+    """The walk op's requests as slopfast makes them, for the tree `tmp/tree`
+    (relative: wine and the host read the same path)."""
+    from slopfast import walk as walk_module, walk_native, wire
+    from slopfast.walk import WalkOptions
+    out = []
+    cases = {
+        "git": WalkOptions(),
+        "hidden": WalkOptions(hidden=True),
+        "no git rules": WalkOptions(gitignore=False, default_ignores=False),
+        "include and exclude": WalkOptions(include=["*.py", "src/", "*.md"], exclude=["src/deep/", "zz*"]),
+    }
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        for name, opts in cases.items():
+            inc = walk_module._patterns(opts.include, "--include")
+            exc = walk_module._patterns(opts.exclude, "--exclude")
+            for path in ("tree", "tree/src"):
+                setup = walk_module._setup(path, opts)
+                ops, inputs = walk_native.request(path, walk_module.display_prefix(path), opts, inc, exc, setup)
+                out.append((f"{name}: {path}", wire.encode_request(ops, inputs)))
+        ops, inputs = walk_native.request("missing", "missing/", WalkOptions(gitignore=False), None, None,
+                                          walk_module._setup(".", WalkOptions(gitignore=False)))
+        out.append(("missing", wire.encode_request(ops, inputs)))
+    finally:
+        os.chdir(cwd)
+    return out
+
+
+def walk_rows(blob: bytes) -> tuple[list, bytes]:
+    from slopfast import wire
+    response = wire.decode_response(blob)
+    assert response.code == 0, response.message
+    return wire.decode_records(response.parts[0]), response.parts[1]
+
+
+@packaging_mark
+def test_windows_walk_under_wine_answers_as_the_host(wheels, host_binary, wine, tmp_path):
+    """The Win32 walk (by handle listings, UTF-16 names) gives the POSIX walk's
+    rows and files, but for the ignore files' names, joined as os.path.join
+    joins them on Windows (a backslash)."""
+    command, env = wine
+    package = unpacked(wheels["win_amd64"], tmp_path / "wheel")
+    walk_tree(tmp_path / "tree")
+    reqs = [(name, request, tmp_path) for name, request in walk_requests(tmp_path)]
+    want = run_all([str(host_binary)], reqs)
+    got = run_all([command, str(package / "slopfast-pipeline.exe")], reqs, env)
+    for name, _, _ in reqs:
+        assert want[name][0] == 0 and got[name][0] == 0, name
+        host_rows, host_files = walk_rows(want[name][1])
+        win_rows, win_files = walk_rows(got[name][1])
+        assert win_files == host_files, name
+        arg = name.split(": ")[-1].encode()     # as given, then joined below it with ntpath.join's separator
+        assert win_rows == [(*row[:5], arg + row[5][len(arg):].replace(b"/", b"\\"), row[6])
+                            if row[5].startswith(arg + b"/") else row for row in host_rows], name
+    files = walk_rows(want["git: tree"][1])[1].split(b"\0")
+    assert f"tree/src/ünï/{NON_ASCII}".encode() in files and b"tree/tracked.log" in files and b"tree/b.log" not in files
+    assert [f for f in files if f.startswith(b"tree/a")] == [b"tree/a-b", b"tree/a.b/c", b"tree/a.py", b"tree/a/b"]
+    assert walk_rows(want["missing"][1])[0][0][1:4] == (3, b"missing", 2)      # unreadable: ENOENT
+
+
+@packaging_mark
+def test_windows_walk_leaves_a_directory_reparse_point_to_the_python_walk(wheels, wine, tmp_path):
+    """wine shows a symlink to a directory as a reparse point with neither
+    the symlink's nor a junction's tag, as Windows shows a cloud placeholder:
+    the op answers "bail", and the Python walk, which enters such a
+    directory as os.scandir says, walks it."""
+    command, env = wine
+    package = unpacked(wheels["win_amd64"], tmp_path / "wheel")
+    walk_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "src" / "junction").symlink_to("../a.b")
+    reqs = [(name, request, tmp_path) for name, request in walk_requests(tmp_path) if name == "git: tree"]
+    (status, blob), = run_all([command, str(package / "slopfast-pipeline.exe")], reqs, env).values()
+    assert status == 0
+    from slopfast import walk_native
+    rows, _ = walk_rows(blob)
+    assert rows[-1][1:3] == (7, b"a directory reparse point other than a junction") and walk_native.bailed(rows)

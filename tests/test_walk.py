@@ -441,6 +441,51 @@ def test_symlinked_gitignore_is_not_read(tmp_path, home):
     assert b"a.txt" in assert_same_as_git(root, home)
 
 
+def test_a_junction_is_judged_as_a_symlink_to_a_directory(tmp_path, monkeypatch):
+    """os.scandir calls a Windows junction a directory; the Python walk does not
+    enter it (a link to anywhere) unless --follow-symlinks, as for a symlink to a
+    directory, and as the C walk reports it (lib/walk.c, entry_of). Here a
+    directory stands in for the junction."""
+    from slopfast import walk as walk_module
+    write_tree(tmp_path, {"a.txt": "a", "junction/secret.txt": "s", "sub/b.txt": "b"})
+    monkeypatch.setattr(walk_module, "_is_junction", lambda entry: entry.name == "junction")
+    with chdir(tmp_path):
+        events = list(walk(["."], WalkOptions(), native=False))
+        followed = list(walk(["."], WalkOptions(follow_symlinks=True), native=False))
+    assert [(e.path, getattr(e, "reason", "found")) for e in events] == \
+        [("a.txt", "found"), ("junction", "directory-symlink"), ("sub/b.txt", "found")]
+    assert [e.path for e in followed] == ["a.txt", "junction/secret.txt", "sub/b.txt"]
+
+
+def test_a_junction_is_known_by_its_reparse_tag(monkeypatch):
+    from slopfast import walk as walk_module
+
+    class Entry:
+        def __init__(self, tag: int) -> None:
+            self.tag = tag
+
+        def stat(self, follow_symlinks: bool = True):
+            assert not follow_symlinks
+            return type("Stat", (), {"st_reparse_tag": self.tag})()
+
+    monkeypatch.setattr(walk_module, "_WINDOWS", True)
+    mount_point, symlink = 0xA0000003, 0xA000000C      # winnt.h's IO_REPARSE_TAG_*
+    assert walk_module._is_junction(Entry(mount_point))
+    assert not walk_module._is_junction(Entry(symlink)) and not walk_module._is_junction(Entry(0))
+
+
+@needs_posix
+def test_symlinked_ignore_file_is_not_read_without_o_nofollow(tmp_path, monkeypatch):
+    """Where os has no O_NOFOLLOW (Windows), the symlink is refused first, as
+    git's open_nofollow does there and the C walk's Win32 calls do."""
+    from slopfast import ignore
+    (tmp_path / "rules").write_text("*.txt\n")
+    os.symlink("rules", tmp_path / ".gitignore")
+    monkeypatch.delattr(os, "O_NOFOLLOW")
+    assert ignore.read_ignore_file(str(tmp_path / ".gitignore")) is None
+    assert [r.pattern for r in ignore.read_ignore_file(str(tmp_path / ".gitignore"), follow=True).rules] == [b"*.txt"]
+
+
 # ---- git as the oracle: generated trees and patterns ------------------------------------------
 
 NAME_PARTS = ["a", "b", "ab", "x", ".t", ".py", "-", " ", "[", "]", "*", "?", "!", "#", "\\", "\xe9", "\xff"]

@@ -319,6 +319,15 @@ def test_symlinks_in_and_out_of_the_tree(tmp_path):
             list(walk(["."], WalkOptions(follow_symlinks=True), native=True))
 
 
+def test_the_c_walk_runs_on_posix_and_windows_only(monkeypatch):
+    """Windows walks natively too (its calls are tested under wine:
+    tests/test_cross_build.py); any other os.name walks in Python."""
+    require_native()
+    for name, native_walk in (("posix", True), ("nt", True), ("java", False)):
+        monkeypatch.setattr(walk_native.os, "name", name)
+        assert (walk_native.why_not(WalkOptions()) is None) == native_walk, name
+
+
 @needs_posix
 def test_special_files_and_fifo_ignore_files(tmp_path):
     import socket
