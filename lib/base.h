@@ -96,6 +96,17 @@ void  arena_reset(Arena *arena);
 
 Str8 arena_copy(Arena *arena, Str8 s);
 
+/* Where an arena is up to, for arena_pop_to: memory pushed after the mark
+ * is given back (the blocks made since freed), for work done in nested
+ * scopes (the walk: a directory's listing, popped with the directory). */
+Struct_(ArenaMark) { ArenaBlock *block; U8 used; };
+ArenaMark arena_mark(Arena const *arena);
+void arena_pop_to(Arena *arena, ArenaMark mark);
+/* Room for `bytes` in the current block (0 when memory runs out): a first
+ * block as big as a scope usually needs, so that pops rarely free blocks
+ * that the next scope makes again. */
+B4 arena_reserve(Arena *arena, U8 bytes);
+
 /* ---- Xar: chunked byte array -------------------------------------------- */
 
 /* Chunk k holds bytes [B<<(k-1), B<<k) for k >= 1 and [0, B) for k = 0, with

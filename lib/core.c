@@ -102,6 +102,27 @@ void arena_reset(Arena *arena) {
     if (reserved > overhead && reserved <= ARENA_RETAIN_MAX && !arena_grow(arena, reserved - overhead)) arena_release(arena);
 }
 
+ArenaMark arena_mark(Arena const *arena) {
+    return (ArenaMark){ arena->block, arena->block ? arena->block->used : 0 };
+}
+
+void arena_pop_to(Arena *arena, ArenaMark mark) {
+    while (arena->block && arena->block != mark.block) {
+        ArenaBlock *prev = arena->block->prev;
+        arena->reserved -= arena->block->size;
+        free(arena->block);
+        arena->block = prev;
+    }
+    if (arena->block) arena->block->used = mark.used;
+}
+
+B4 arena_reserve(Arena *arena, U8 bytes) {
+    if (arena->block && arena->block->size - arena->block->used >= bytes) return 1;
+    if (arena->failed) return 0;
+    if (!arena_grow(arena, bytes)) { arena->failed = Fail_NoMemory; return 0; }
+    return 1;
+}
+
 Str8 arena_copy(Arena *arena, Str8 s) {
     U1 *ptr = farena_push(arena, s.len ? s.len : 1, .alignment = 1);
     if (!ptr) return (Str8){ 0, 0 };

@@ -368,7 +368,8 @@ Struct_(Layer) { Layer *parent; Str8 base; Str8 source; Rule *rules; U4 count; }
 
 Struct_(Walker) {
     Ctx *ctx;
-    Arena *arena;
+    Arena *arena;           /* what lasts the call: the rules of the request, the index, the answer */
+    Arena scratch;          /* what lasts a directory: its listing and ignore files, popped with it */
     U1 *nfa_a, *nfa_b;      /* NFA states, room for max_toks + 1 */
     U4 nfa_cap;
     B4 hidden, git;
@@ -390,6 +391,9 @@ Struct_(Walker) {
     U4 file_count;
 };
 
+/* Did memory run out, in either arena? (op_walk reports the scratch's failure as the call's) */
+static B4 walk_failed(Walker const *w) { return w->ctx->arena->failed || w->scratch.failed; }
+
 /* Room in the NFA buffers for a rule. */
 static B4 nfa_room(Walker *w, U4 toks) {
     if (toks + 1 <= w->nfa_cap) return 1;
@@ -401,12 +405,12 @@ static B4 nfa_room(Walker *w, U4 toks) {
     return 1;
 }
 
-static B4 layer_rules(Walker *w, Layer *layer, Str8 const *patterns, U4 count, B4 fold) {
-    layer->rules = farena_push_array(w->arena, Rule, count ? count : 1);
+static B4 layer_rules(Walker *w, Arena *arena, Layer *layer, Str8 const *patterns, U4 count, B4 fold) {
+    layer->rules = farena_push_array(arena, Rule, count ? count : 1);
     if (!layer->rules) return 0;
     layer->count = count;
     for (U4 i = 0; i < count; i += 1) {
-        if (!rule_parse(w->arena, patterns[i], &layer->rules[i], fold)) return 0;
+        if (!rule_parse(arena, patterns[i], &layer->rules[i], fold)) return 0;
         if (!nfa_room(w, layer->rules[i].tok_count)) return 0;
     }
     return 1;
@@ -725,7 +729,7 @@ static U8 tracked_lower_bound(Walker *w, Str8 key) {
  * fold it is looked up folded, from a copy. */
 static B4 tracked(Walker *w, U1 *path, U8 len, B4 is_dir) {
     index_load(w);
-    if (w->ctx->arena->failed || !w->tracked_count) return 0;
+    if (walk_failed(w) || !w->tracked_count) return 0;
     if (w->fold) {
         if (len + 1 > w->fold_cap) {
             w->fold_cap = max_(len + 1, 2 * w->fold_cap);
@@ -762,6 +766,15 @@ Enum_(Why) { Why_Hidden = 0, Why_Git = 1, Why_Own = 2, Why_Exclude = 3, Why_Incl
  * directory relative to its parent and holds a descriptor per level. */
 enum { WALK_MAX_DEPTH = 128, WALK_MAX_PATH = 3072 };
 
+/* The scratch's first block: the listings of a path of directories usually
+ * fit (about 70 bytes an entry), so leaving one frees no block. (Test
+ * builds keep their small blocks: fail_after then reaches the listings.) */
+#ifdef SLOPFAST_TEST_HOOKS
+enum { WALK_SCRATCH_BYTES = 0 };
+#else
+enum { WALK_SCRATCH_BYTES = 1 << 20 };
+#endif
+
 Enum_(EntType) { Ent_Unknown, Ent_Dir, Ent_File, Ent_Link, Ent_Other };
 
 Struct_(Entry) { Str8 name; U1 type; };
@@ -773,6 +786,7 @@ Struct_(Frame) {
     U8 rel_len;                /* the directory's path below the argument: buf[offset.len, +rel_len), "" or "a/b/" */
     U8 dir_len;                /* its path as the caller joins it: dirpath[0, dir_len) */
     Layer *git, *own;          /* the deepest layer of each chain */
+    ArenaMark mark;            /* the scratch before this directory (its listing, its layers) */
     Layer const *tracked_only; /* git ignores this directory: only tracked paths below (the rule's layer) */
     U4 tracked_rule;
     B4 include_all;
@@ -837,7 +851,7 @@ static int entry_cmp(void const *a, void const *b) {
 static B4 list_push(Walker *w, XarOf *list, U1 const *name, U8 len, U1 type) {
     Entry *e = xar_of_push(list);
     if (!e) return 0;
-    e->name = arena_copy(w->arena, str8(name, len));
+    e->name = arena_copy(&w->scratch, str8(name, len));
     e->type = type;
     return e->name.ptr != 0;
 }
@@ -978,22 +992,23 @@ static Layer *read_layer(WalkState *s, Frame const *f, char const *name, Layer *
     /* os.path.join(dir, name), as the caller names the file */
     U8 nlen = strlen(name), dl = f->dir_len;
     B4 sep = needs_sep(s->dirpath, dl);
-    U1 *src = farena_push(w->arena, dl + sep + nlen, .alignment = 1);
+    Arena *scratch = &w->scratch;
+    U1 *src = farena_push(scratch, dl + sep + nlen, .alignment = 1);
     if (!src) return 0;
     memcpy(src, s->dirpath, dl);
     if (sep) src[dl] = PATH_SEP;
     memcpy(src + dl + sep, name, nlen);
     Str8 source = str8(src, dl + sep + nlen), data, *pats;
     U4 count;
-    if (!read_whole(w->arena, f->dir, name, source, 1, &data)) return parent;
-    if (!parse_lines(w->arena, data, &pats, &count)) return 0;
+    if (!read_whole(scratch, f->dir, name, source, 1, &data)) return walk_failed(w) ? 0 : parent;
+    if (!parse_lines(scratch, data, &pats, &count)) return 0;
     if (!count) return parent;
-    Layer *l = farena_push_type(w->arena, Layer);
+    Layer *l = farena_push_type(scratch, Layer);
     if (!l) return 0;
     l->parent = parent;
-    l->base = arena_copy(w->arena, str8(s->buf, w->offset.len + f->rel_len));
+    l->base = arena_copy(scratch, str8(s->buf, w->offset.len + f->rel_len));
     l->source = source;
-    if (!l->base.ptr || !layer_rules(w, l, pats, count, w->fold)) return 0;
+    if (!l->base.ptr || !layer_rules(w, scratch, l, pats, count, w->fold)) return 0;
     return l;
 }
 
@@ -1003,11 +1018,11 @@ static Layer *read_layer(WalkState *s, Frame const *f, char const *name, Layer *
  * platform's walk leaves to the caller). */
 static B4 enter(WalkState *s, Frame *f, S4 *err) {
     Walker *w = s->w;
-    XarOf list = xar_of(w->arena, Entry);
-    if (!dir_list(s, f, &list, err) || w->ctx->arena->failed) return 0;
+    XarOf list = xar_of(&w->scratch, Entry);
+    if (!dir_list(s, f, &list, err) || walk_failed(w)) return 0;
     if (*err || w->bail.len) return 1;
     f->count = (U4)list.len;
-    f->entries = farena_push_array(w->arena, Entry, list.len ? list.len : 1);
+    f->entries = farena_push_array(&w->scratch, Entry, list.len ? list.len : 1);
     if (!f->entries) return 0;
     B4 has_gitignore = 0, has_own = 0, has_git = 0;
     for (U8 i = 0; i < list.len; i += 1) {
@@ -1025,11 +1040,11 @@ static B4 enter(WalkState *s, Frame *f, S4 *err) {
     }
     if (w->git && !f->tracked_only && has_gitignore) {
         f->git = read_layer(s, f, ".gitignore", f->git);
-        if (!f->git && w->ctx->arena->failed) return 0;
+        if (!f->git && walk_failed(w)) return 0;
     }
     if (has_own) {
         Layer *own = read_layer(s, f, ".slopfastignore", f->own);
-        if (!own && w->ctx->arena->failed) return 0;
+        if (!own && walk_failed(w)) return 0;
         f->own = own;
     }
     return 1;
@@ -1047,7 +1062,6 @@ static Str8 dir_shown(WalkState *s, Frame const *f) {
 }
 
 static B4 walk_one(Walker *w, Str8 root) {
-    Ctx *ctx = w->ctx;
     WalkState s = { .w = w };
     s.buf_cap = w->offset.len + WALK_MAX_PATH + 512;
     s.buf = farena_push(w->arena, s.buf_cap + 1, .alignment = 1);
@@ -1087,6 +1101,7 @@ static B4 walk_one(Walker *w, Str8 root) {
         if (f->next == f->count) {
             os_close(&f->dir);
             if (s.depth == 0) break;
+            arena_pop_to(&w->scratch, f->mark);
             s.depth -= 1;
             continue;
         }
@@ -1120,7 +1135,7 @@ static B4 walk_one(Walker *w, Str8 root) {
                     if (is_dir) tracked_only = why, tracked_rule = k;
                 }
             }
-            if (ctx->arena->failed) { ok = 0; break; }
+            if (walk_failed(w)) { ok = 0; break; }
         }
         if (f->own) {
             U4 k = 0;
@@ -1153,12 +1168,12 @@ static B4 walk_one(Walker *w, Str8 root) {
 #endif
             Frame *sub = &s.frames[s.depth + 1];
             *sub = (Frame){ .dir = OS_NONE, .rel_len = rel_len, .git = f->git, .own = f->own, .tracked_only = tracked_only,
-                            .tracked_rule = tracked_rule, .include_all = include_all };
+                            .tracked_rule = tracked_rule, .include_all = include_all, .mark = arena_mark(&w->scratch) };
             s.buf[at + name.len] = '/';
             memcpy(s.dirpath + dl + slash, name.ptr, name.len);
             if (slash) s.dirpath[dl] = PATH_SEP;
             sub->dir_len = dl + slash + name.len;
-            char *cname = farena_push(w->arena, name.len + 1, .alignment = 1);
+            char *cname = farena_push(&w->scratch, name.len + 1, .alignment = 1);
             if (!cname) { ok = 0; break; }
             memcpy(cname, name.ptr, name.len);
             cname[name.len] = 0;
@@ -1169,6 +1184,7 @@ static B4 walk_one(Walker *w, Str8 root) {
             if (suberr) {
                 if (suberr == EMFILE || suberr == ENFILE || suberr == ENOMEM) { w->bail = str8_lit("out of descriptors"); break; }
                 os_close(&sub->dir);
+                arena_pop_to(&w->scratch, sub->mark);
                 s.depth -= 1;
                 ok = emit(w, Event_Unreadable, dir_shown(&s, sub), suberr, 0, str8(0, 0), str8(0, 0));
             }
@@ -1184,18 +1200,20 @@ static B4 walk_one(Walker *w, Str8 root) {
         if (type == Ent_Link) { ok = emit(w, Event_Symlink, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
         if (type == Ent_File) { ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0)); continue; }
         /* a FIFO, socket or device (or a type the entry did not give): lstat, never opened */
-        char *cname = farena_push(w->arena, name.len + 1, .alignment = 1);
+        ArenaMark before = arena_mark(&w->scratch);
+        char *cname = farena_push(&w->scratch, name.len + 1, .alignment = 1);
         if (!cname) { ok = 0; break; }
         memcpy(cname, name.ptr, name.len);
         cname[name.len] = 0;
         S8 mode = 0;
         S4 err_type = entry_type(f, cname, &type, &mode);
+        arena_pop_to(&w->scratch, before);
         if (err_type) ok = emit(w, Event_Unreadable, path, err_type, 0, str8(0, 0), str8(0, 0));
         else if (type == Ent_File) ok = emit(w, Event_File, path, 0, 0, str8(0, 0), str8(0, 0));
         else ok = emit(w, Event_Special, path, mode, 0, str8(0, 0), str8(0, 0));
     }
     close_frames(&s);
-    if (!ok || ctx->arena->failed) return 0;
+    if (!ok || walk_failed(w)) return 0;
     if (w->bail.len) return emit(w, Event_Bail, w->bail, 0, 0, str8(0, 0), str8(0, 0));
     return emit(w, Event_Walked, str8(0, 0), 0, 0, str8(0, 0), str8(0, 0));
 }
@@ -1229,7 +1247,7 @@ static B4 parse_layers(Walker *w, Str8 blob) {
         if (!l) return 0;
         if ((group == 2 && w->has_exclude) || (group == 3 && w->has_include)) { r.bad = 1; break; }
         l->base = base, l->source = source;
-        if (!layer_rules(w, l, pats, count, w->fold && group <= 1)) return 0;   /* ignore files, not options */
+        if (!layer_rules(w, w->arena, l, pats, count, w->fold && group <= 1)) return 0;   /* ignore files, not options */
         if (group == 0) l->parent = git_top, git_top = l;
         else if (group == 1) l->parent = own_top, own_top = l;
         else if (group == 2) w->has_exclude = 1;
@@ -1243,37 +1261,50 @@ static B4 parse_layers(Walker *w, Str8 blob) {
     return w->exclude_used && w->include_used;
 }
 
+static B4 walk_inputs(Walker *w);
+
 B4 op_walk(Ctx *ctx) {
-    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .files = { .arena = ctx->arena } };
+    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .files = { .arena = ctx->arena },
+                 .scratch = { .limit = ctx->arena->limit, .fail_after = ctx->arena->fail_after } };
+    B4 ok = walk_inputs(&w);
+    if (w.scratch.failed && !ctx->arena->failed) ctx->arena->failed = w.scratch.failed;
+    arena_release(&w.scratch);
+    return ok;
+}
+
+static B4 walk_inputs(Walker *w) {
+    Ctx *ctx = w->ctx;
     Str8 layers = str8(0, 0);
-    if (!flag_param(ctx, "hidden", &w.hidden) || !flag_param(ctx, "git", &w.git) || !flag_param(ctx, "ignore_case", &w.fold)
-        || !ctx_param_u8(ctx, "hash_len", &w.hash_len))
+    if (!flag_param(ctx, "hidden", &w->hidden) || !flag_param(ctx, "git", &w->git) || !flag_param(ctx, "ignore_case", &w->fold)
+        || !ctx_param_u8(ctx, "hash_len", &w->hash_len))
         return 0;
-    if (w.hash_len != 20 && w.hash_len != 32) return ctx_fail(ctx, Code_BadParam, "parameter hash_len: expected 20 or 32");
-    ctx_param(ctx, "index", &w.index_path);
-    ctx_param(ctx, "prefix", &w.prefix);
-    ctx_param(ctx, "offset", &w.offset);
+    if (w->hash_len != 20 && w->hash_len != 32) return ctx_fail(ctx, Code_BadParam, "parameter hash_len: expected 20 or 32");
+    ctx_param(ctx, "index", &w->index_path);
+    ctx_param(ctx, "prefix", &w->prefix);
+    ctx_param(ctx, "offset", &w->offset);
     ctx_param(ctx, "layers", &layers);
-    if (w.prefix.len > LIMIT_NAME_BYTES || w.offset.len > LIMIT_NAME_BYTES)
+    if (w->prefix.len > LIMIT_NAME_BYTES || w->offset.len > LIMIT_NAME_BYTES)
         return ctx_fail(ctx, Code_BadParam, "parameters prefix and offset: at most %u bytes", (unsigned)LIMIT_NAME_BYTES);
-    if (!nfa_room(&w, 64) || !parse_layers(&w, layers)) return 0;
+    if (!nfa_room(w, 64) || !parse_layers(w, layers)) return 0;
     if (!ctx_records_begin(ctx, "IBsqIss")) return 0;
     Request *req = ctx->req;
+    U8 scratch_first = w->scratch.limit ? min_((U8)WALK_SCRATCH_BYTES, w->scratch.limit / 4) : WALK_SCRATCH_BYTES;
     for (U4 i = 0; i < req->input_count; i += 1) {
-        w.bail = str8(0, 0);
-        if (!walk_one(&w, req->inputs[i].path)) return 0;
-        for (U4 k = 0; k < w.exclude.count; k += 1)
-            if (w.exclude_used[k]) { if (!emit(&w, Event_Used, str8(0, 0), 0, k, str8(0, 0), str8(0, 0))) return 0; }
-        for (U4 k = 0; k < w.include.count; k += 1)
-            if (w.include_used[k]) { if (!emit(&w, Event_Used, str8(0, 0), 1, k, str8(0, 0), str8(0, 0))) return 0; }
-        memset(w.exclude_used, 0, w.exclude.count + 1);
-        memset(w.include_used, 0, w.include.count + 1);
+        w->bail = str8(0, 0);
+        if (!arena_reserve(&w->scratch, scratch_first) || !walk_one(w, req->inputs[i].path)) return 0;
+        arena_release(&w->scratch);   /* the argument's top directory */
+        for (U4 k = 0; k < w->exclude.count; k += 1)
+            if (w->exclude_used[k]) { if (!emit(w, Event_Used, str8(0, 0), 0, k, str8(0, 0), str8(0, 0))) return 0; }
+        for (U4 k = 0; k < w->include.count; k += 1)
+            if (w->include_used[k]) { if (!emit(w, Event_Used, str8(0, 0), 1, k, str8(0, 0), str8(0, 0))) return 0; }
+        memset(w->exclude_used, 0, w->exclude.count + 1);
+        memset(w->include_used, 0, w->include.count + 1);
     }
     if (!ctx_records_end(ctx) || !ctx_part_begin(ctx)) return 0;
-    for (U8 at = 0; at < w.files.len;) {      /* the Xar's chunks, in order */
+    for (U8 at = 0; at < w->files.len;) {      /* the Xar's chunks, in order */
         U4 k = xar_chunk_of(at);
-        U8 n = min_(w.files.len - at, xar_chunk_start(k) + xar_chunk_size(k) - at);
-        if (!ctx_write(ctx, w.files.chunks[k] + (at - xar_chunk_start(k)), n)) return 0;
+        U8 n = min_(w->files.len - at, xar_chunk_start(k) + xar_chunk_size(k) - at);
+        if (!ctx_write(ctx, w->files.chunks[k] + (at - xar_chunk_start(k)), n)) return 0;
         at += n;
     }
     return ctx_part_end(ctx);

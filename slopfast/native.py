@@ -331,6 +331,15 @@ def _run_subprocess(request: bytes) -> wire.Response:
     return wire.decode_response(proc.stdout)
 
 
+def release() -> None:
+    """Let this thread's context give back the memory of its last call
+    (which keeps up to 64 MiB for the next one): for a call made once, such
+    as the walk, whose memory is many times its answer."""
+    context = _thread.context
+    if context is not None:
+        context.lib.context_trim(context.address)
+
+
 def run(ops: Sequence[wire.Op], inputs: Sequence[wire.Input]) -> list[bytes]:
     """Run ops over inputs natively; the response parts, or PipelineError."""
     response = run_blob(wire.encode_request(ops, inputs))

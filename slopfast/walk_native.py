@@ -122,6 +122,8 @@ def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any,
         if exc.code == wire.CODE_UNKNOWN_OP:     # a library from before the walk op (SLOPFAST_LIB)
             return None
         raise
+    finally:
+        native.release()      # the call's memory, its answer four times over: else kept by this thread's context
     rows = wire.decode_records(part)
     if bailed(rows):
         return None
