@@ -739,7 +739,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         else:   # an error: always shown
             progress.note(f"cannot read {event.path}: {_oserror_text(event.error)}")
 
-    events = walk(_targets(args.paths, use_list, args.null, args.quiet), options)
+    targets = _targets(args.paths, use_list, args.null, args.quiet) if use_list else args.paths
+    events = walk(targets, options)
     with dispatch.observe() as log:
         try:
             with _open_output(out_path) as out:

@@ -48,7 +48,7 @@ class Op(NamedTuple):
 
 OPS: tuple[Op, ...] = (
     Op("echo", 1, "echo", (), "echo:echo"),
-    Op("aggregate", 2, "aggregate", ("AggregateReport", "BuildResult", "aggregate_paths", "build_markdown"),
+    Op("aggregate", 2, "aggregate", ("AggregateReport", "BuildResult", "FileList", "aggregate_paths", "build_markdown"),
        "aggregate:build", params=("mode", "lang", "out_fd", "nofollow", "sniff", "max_bytes", "continues",
                                  "format", "open", "close", "first_index", "raw", "line_numbers",
                                  "vocab", "ranks", "encoding", "count_carry", "threads"),

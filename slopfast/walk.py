@@ -638,10 +638,10 @@ def walk(paths: Sequence[str], options: WalkOptions | None = None, native: bool 
 
 def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
     # The events of one PATH argument are distinct (paths below one directory
-    # are), so the first argument's paths are only noted, and normalised for
-    # the check when a second argument comes.
+    # are), so the first argument's paths are only noted (unless it is known
+    # to be the only one), and normalised for the check when a second comes.
     seen: set[str] | None = None
-    first: list[str] = []
+    first: list[str] | None = None if hasattr(paths, "__len__") and len(paths) < 2 else []
     use_native = None
     for path in paths:
         if seen is None and first:
@@ -667,7 +667,8 @@ def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
             events = iter((_file_argument(path, options),))
         if seen is None:
             for event in events:
-                first.append(event.path)
+                if first is not None:
+                    first.append(event.path)
                 yield event
             continue
         for event in events:

@@ -1128,3 +1128,43 @@ def test_threads_parameter_is_checked(needs_native, tmp_path, monkeypatch):
     monkeypatch.setenv("SLOPFAST_BACKEND", "native")
     with pytest.raises(slopfast.SlopfastError, match="threads: 1 or 2"):
         slopfast.aggregate_paths([tmp_path], tmp_path / "o", count_tokens=True)
+
+
+# ---- FileList: the report's files, packed -------------------------------------
+
+_PATHS = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)   # lone surrogates too
+
+
+@given(st.lists(st.tuples(_PATHS, st.integers(-1, 1 << 62)), max_size=30))
+def test_file_list_holds_what_it_was_given(items):
+    files = slopfast.FileList(items)
+    assert len(files) == len(items)
+    assert list(files) == items and files == items and files == tuple(items)
+    assert [files[k] for k in range(len(items))] == items
+    assert [files[k] for k in range(-len(items), 0)] == items
+    assert files[1:-1:2] == items[1:-1:2]
+    assert files == slopfast.FileList(items) and files != slopfast.FileList(items + [("x", 1)])
+    assert eval(repr(files), {"FileList": slopfast.FileList}) == files
+
+
+def test_file_list_behaves_as_a_list_where_it_differs():
+    files = slopfast.FileList([("a.py", 3)])
+    files.append(("b/\udcff.txt", 0))          # a surrogate-escaped byte, as os.fsdecode gives it
+    assert files == [("a.py", 3), ("b/\udcff.txt", 0)] and files != [("a.py", 3)]
+    assert files != [["a.py", 3], ["b/\udcff.txt", 0]]                # lists are not tuples, as in a list
+    assert (files == {"a.py": 3}) is False
+    with pytest.raises(IndexError):
+        files[2]
+    with pytest.raises(IndexError):
+        files[-3]
+    with pytest.raises(TypeError):
+        hash(files)
+    assert os.fsencode(files[1][0]) == b"b/\xff.txt"
+
+
+def test_the_report_s_files_are_a_file_list(tmp_path):
+    (tmp_path / "a.txt").write_text("abc")
+    (tmp_path / "b.txt").write_bytes(b"\xff\n")
+    report = slopfast.aggregate_paths([tmp_path], tmp_path.parent / f"{tmp_path.name}.md")
+    assert isinstance(report.files, slopfast.FileList)
+    assert report.files == [(f"{tmp_path}/a.txt", 3), (f"{tmp_path}/b.txt", 2)]
