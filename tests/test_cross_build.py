@@ -150,7 +150,9 @@ def test_pip_picks_the_wheel_for_its_platform(wheels, tag, python, tmp_path):
     """pip, told the target platform and Python, chooses this wheel among all five."""
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--no-deps", "--no-index",
+        # --target: pip before 23.3 takes --platform only with it (nothing is installed: --dry-run)
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--target", str(tmp_path / "target"), "--ignore-installed",
+         "--quiet", "--no-deps", "--no-index",
          "--find-links", str(next(iter(wheels.values())).parent), "--only-binary=:all:",
          "--platform", WHEELS[tag][4], "--python-version", python, "--implementation", "cp",
          "--report", str(report), "slopfast"],
