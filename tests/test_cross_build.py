@@ -150,7 +150,7 @@ def test_pip_picks_the_wheel_for_its_platform(wheels, tag, python, tmp_path):
     """pip, told the target platform and Python, chooses this wheel among all five."""
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        # --target: pip before 23.3 takes --platform only with it (nothing is installed: --dry-run)
+        # --target: pip 23.2 (the one Python 3.11.7 brings) takes --platform only with it; --dry-run installs nothing
         [sys.executable, "-m", "pip", "install", "--dry-run", "--target", str(tmp_path / "target"), "--ignore-installed",
          "--quiet", "--no-deps", "--no-index",
          "--find-links", str(next(iter(wheels.values())).parent), "--only-binary=:all:",
