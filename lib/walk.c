@@ -387,12 +387,13 @@ Struct_(Walker) {
     B4 has_exclude, has_include;
     U1 *exclude_used, *include_used;
     Str8 bail;
-    Xar files;              /* the regular files' paths, each NUL-terminated */
+    Xar files;              /* the regular files' paths, each NUL-terminated (in files_arena) */
+    Arena files_arena;      /* freed once the list is in the answer, before the answer is encoded */
     U4 file_count;
 };
 
-/* Did memory run out, in either arena? (op_walk reports the scratch's failure as the call's) */
-static B4 walk_failed(Walker const *w) { return w->ctx->arena->failed || w->scratch.failed; }
+/* Did memory run out, in any of the walk's arenas? (op_walk reports it as the call's) */
+static B4 walk_failed(Walker const *w) { return w->ctx->arena->failed || w->scratch.failed || w->files_arena.failed; }
 
 /* Room in the NFA buffers for a rule. */
 static B4 nfa_room(Walker *w, U4 toks) {
@@ -1264,11 +1265,13 @@ static B4 parse_layers(Walker *w, Str8 blob) {
 static B4 walk_inputs(Walker *w);
 
 B4 op_walk(Ctx *ctx) {
-    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .files = { .arena = ctx->arena },
-                 .scratch = { .limit = ctx->arena->limit, .fail_after = ctx->arena->fail_after } };
+    Arena const own = { .limit = ctx->arena->limit, .fail_after = ctx->arena->fail_after };
+    Walker w = { .ctx = ctx, .arena = ctx->arena, .hash_len = 20, .scratch = own, .files_arena = own };
+    w.files = (Xar){ .arena = &w.files_arena };
     B4 ok = walk_inputs(&w);
-    if (w.scratch.failed && !ctx->arena->failed) ctx->arena->failed = w.scratch.failed;
+    if (!ctx->arena->failed) ctx->arena->failed = w.scratch.failed ? w.scratch.failed : w.files_arena.failed;
     arena_release(&w.scratch);
+    arena_release(&w.files_arena);
     return ok;
 }
 
@@ -1307,5 +1310,7 @@ static B4 walk_inputs(Walker *w) {
         if (!ctx_write(ctx, w->files.chunks[k] + (at - xar_chunk_start(k)), n)) return 0;
         at += n;
     }
+    arena_release(&w->files_arena);
+    w->files = (Xar){ .arena = &w->files_arena };
     return ctx_part_end(ctx);
 }

@@ -521,3 +521,22 @@ def test_the_walk_gives_back_each_directory_s_listing_when_it_leaves_it(tmp_path
     assert got.code == 0, got.message
     assert wire.decode_records(got.parts[0]) == [(2, 6, b"", 0, 0, b"", b"")]   # walked, after two files
     assert got.parts[1] == b"00/.slopfastignore\0" + os.fsencode(f"39/{long}249/last.txt") + b"\0"
+
+
+def test_the_walk_s_file_list_is_freed_before_its_answer_is_encoded(tmp_path):
+    """The file list is built in an arena of its own, freed once it is copied
+    into the answer's part, so the encoded answer is made beside one copy of
+    the list, not two. The memory cap counts each arena's work (not the
+    encoding): 20,000 files with 200-byte names walk within 2.2 times their
+    list (1.6 is enough); the walk that built the list in the call's arena
+    needed 3 times."""
+    long = "f" * 190
+    for i in range(40):
+        (tmp_path / f"d{i:02d}").mkdir()
+        for j in range(500):
+            (tmp_path / f"d{i:02d}" / f"{long}{j:03d}").touch()
+    request = wire.encode_request([("walk", {})], [wire.Input(os.fsencode(tmp_path))])
+    whole = native.run_blob_opts(request)
+    assert whole.code == 0 and whole.parts[1].count(b"\0") == 20_000
+    capped = native.run_blob_opts(request, memory_limit=int(2.2 * len(whole.parts[1])))
+    assert capped == whole, (capped.code, capped.message)
