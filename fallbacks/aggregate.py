@@ -14,7 +14,7 @@ from slopfast.wire import (CODE_LIMIT, MODE_DEFAULT, MODE_FULL, MODE_SKELETON, S
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
 if TYPE_CHECKING:
-    from typing import Callable, NamedTuple, Sequence
+    from typing import Callable, Iterable, NamedTuple, Sequence
 else:
     from slopfast._named import NamedTuple
 
@@ -296,10 +296,17 @@ def footer(fmt: str, files: Sequence[tuple[bytes, int]], after_section: bool) ->
     return (b"\n" if after_section else b"") + b"Files:\n" + tree + summary
 
 
-def encode_tree_files(files: Sequence[tuple[bytes, int]]) -> bytes:
-    """The op's tree_files parameter: (U4 length, path, U8 bytes) each."""
+def encode_tree_files(files: Iterable[tuple[bytes, int]]) -> bytes:
+    """The op's tree_files parameter: (U4 length, path, U8 bytes) each, in one
+    buffer (no piece per file: a tree may have hundreds of thousands)."""
     import struct
-    return b"".join(struct.pack("<I", len(p)) + p + struct.pack("<Q", n) for p, n in files)
+    length, size = struct.Struct("<I").pack, struct.Struct("<Q").pack
+    out = bytearray()
+    for p, n in files:
+        out += length(len(p))
+        out += p
+        out += size(n)
+    return bytes(out)
 
 
 FORMATS = ("markdown", "xml", "json", "plain")

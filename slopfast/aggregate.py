@@ -234,7 +234,7 @@ def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks |
 def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None = None,
             out_fd: int | None = None, continues: bool = False, *, style: Style = DEFAULT_STYLE,
             open: bool = True, close: bool = True, first_index: int = 1,
-            tree_files: list[tuple[bytes, int]] | None = None, count: CountSpec | None = None,
+            tree_files: Iterable[tuple[bytes, int]] | None = None, count: CountSpec | None = None,
             carry: bytes = b"") -> _fallback.Built:
     """The native answer for any number of items, in as many requests as the
     wire's limits need, each continuing the document of the one before: the
@@ -259,7 +259,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params["threads"] = threads
         tally = _Tally(carry)
     wrapped = style.closes
-    earlier = list(tree_files or [])
+    earlier = tree_files if tree_files is not None else ()    # earlier calls' files: read once, by the last request
+    added: list[tuple[bytes, int]] = []                        # this call's files, for the tree
     documents: list[bytes] = []
     files: list[tuple[int, int, int]] = []
     written = write_errno = 0
@@ -277,7 +278,7 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             if first_index + taken != 1:
                 params["first_index"] = str(first_index + taken)
             if style.tree and close and batch_pair is None:
-                params["tree_files"] = _fallback.encode_tree_files(earlier)
+                params["tree_files"] = _fallback.encode_tree_files(pair for part in (earlier, added) for pair in part)
         if tally is not None and tally.carry:
             params["count_carry"] = tally.carry
         document, bad, answered, totals = native.run([("aggregate", params)], batch)
@@ -292,7 +293,7 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             tally.add(_fallback.Counts(per, tokens, carried, owner, left), index.__getitem__)
         taken += sum(skip == wire.SKIP_NONE for _, skip, _ in rows)
         if style.tree:
-            earlier += [(inputs[i].path, value) for i, skip, value in rows if skip == wire.SKIP_NONE]
+            added += [(inputs[i].path, value) for i, skip, value in rows if skip == wire.SKIP_NONE]
         written += total
         continues = continues or taken > 0
         open = False
@@ -682,7 +683,7 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     def run(inputs: list[wire.Input], close: bool) -> _fallback.Built:
         nonlocal report, opened
         listed = report.files if tree_files is None else tree_files
-        earlier = [(_encode_path(path), size) for path, size in listed] if close and style.tree else None
+        earlier = _EncodedPaths(listed) if close and style.tree else None
         carry = tally.carry if tally is not None else b""
         built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier, carry)
         opened = True
@@ -743,6 +744,19 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             except queue.Empty:
                 producer.join(0.01)
     return report
+
+
+class _EncodedPaths:
+    """(path as bytes, size) of each (path, size) of `files`, made as they are
+    read, each time: the tree's files without a second list of them all."""
+
+    __slots__ = ("files",)
+
+    def __init__(self, files: Iterable[tuple[str, int]]) -> None:
+        self.files = files
+
+    def __iter__(self) -> Any:
+        return ((_encode_path(path), size) for path, size in self.files)
 
 
 def _found_input(event: Any, full: Any, mode: Mode, item_modes: Mapping[str, Mode] | None = None) -> wire.Input:
