@@ -1311,6 +1311,5 @@ static B4 walk_inputs(Walker *w) {
         at += n;
     }
     arena_release(&w->files_arena);
-    w->files = (Xar){ .arena = &w->files_arena };
     return ctx_part_end(ctx);
 }

@@ -334,7 +334,7 @@ def _run_subprocess(request: bytes) -> wire.Response:
 def release() -> None:
     """Let this thread's context give back the memory of its last call
     (which keeps up to 64 MiB for the next one): for a call made once, such
-    as the walk, whose memory is many times its answer."""
+    as the walk, whose memory is several times its answer."""
     context = _thread.context
     if context is not None:
         context.lib.context_trim(context.address)

@@ -123,7 +123,7 @@ def dir_events(root: str, prefix: str, options: Any, include: Any, exclude: Any,
             return None
         raise
     finally:
-        native.release()      # the call's memory, its answer four times over: else kept by this thread's context
+        native.release()      # the answer, twice, in this thread's context: else kept for its next call
     rows = wire.decode_records(part)
     if bailed(rows):
         return None
