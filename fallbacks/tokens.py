@@ -9,7 +9,10 @@ against that module. tiktoken is imported on first use, never at import.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
 
 # tiktoken_ext/openai_public.py, cl100k_base() and o200k_base()
 PATTERNS = {

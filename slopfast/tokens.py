@@ -21,11 +21,13 @@ file is named (docs/tokens.md, "Rank files").
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import os
 import threading
-from typing import Iterable, Sequence
+import zlib
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 from . import native as _native
 from .dispatch import backend_setting, dispatch
@@ -66,6 +68,7 @@ def _tiktoken_cache_file(url: str) -> str | None:
         cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     if cache_dir == "":
         return None
+    import hashlib
     return os.path.join(cache_dir, hashlib.sha1(url.encode()).hexdigest())
 
 
@@ -108,12 +111,17 @@ def rank_file_candidates(encoding: str) -> list[tuple[str, str]]:
 def _read_rank_file(path: str) -> bytes:
     with open(path, "rb") as f:
         data = f.read()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    if data[:2] != b"\x1f\x8b":
+        return data
+    import gzip
+    return gzip.decompress(data)
 
 
 def find_rank_file(encoding: str, path: str | os.PathLike | None = None) -> tuple[str, bytes]:
     """The path and contents (decompressed) of `encoding`'s rank file:
     `path` when given, else the first of rank_file_candidates that exists."""
+    import hashlib   # here, not at the top: loading OpenSSL costs a few ms, and a cached blob needs none of it
+
     _, sha256 = ENCODINGS[_check_encoding(encoding)]
     where = [("the path given", os.fspath(path))] if path is not None else rank_file_candidates(encoding)
     for source, candidate in where:
@@ -139,7 +147,7 @@ class _Ranks:
     and its bytes), and `ranks`, the dict tiktoken takes (made from the
     blob on first use). Parsing a rank file takes about a second in Python;
     the blob is kept in the cache directory (cached_blob) and read back in
-    a few milliseconds, checked by its SHA-256."""
+    a few milliseconds, checked by its length and CRC-32."""
 
     def __init__(self, encoding: str, path: str | None):
         self.encoding = encoding
@@ -179,25 +187,35 @@ def _parse_rank_file(encoding: str, data: bytes) -> bytes:
     return b"".join(bytes((len(t),)) + t for _, t in tokens)
 
 
-_BLOB_MAGIC = b"slopfast-ranks-1\n"
+_BLOB_MAGIC = b"slopfast-ranks-2\n"
+_BLOB_CHECK = 12   # bytes after the magic: the blob's length and CRC-32
 
 
 def _blob_path(encoding: str) -> str:
+    """Named by the format too: installs of two formats sharing a cache
+    directory each keep their own file, not rewriting each other's."""
     from .dispatch import user_cache_dir
-    return os.path.join(user_cache_dir(), f"{encoding}-{ENCODINGS[encoding][1][:16]}.ranks")
+    return os.path.join(user_cache_dir(), f"{encoding}-{ENCODINGS[encoding][1][:16]}.ranks2")
 
 
 def _read_cached_blob(encoding: str) -> bytes | None:
-    """The blob cached for `encoding`, if it is there and whole (its SHA-256 checks)."""
+    """The blob cached for `encoding`, if it is there and whole (its length
+    and CRC-32 check: the file is written whole or not at all, and is the
+    user's own; a SHA-256 would load OpenSSL, a few ms of every counting run)."""
     try:
         with open(_blob_path(encoding), "rb") as f:
             data = f.read()
     except OSError:
         return None
-    head = len(_BLOB_MAGIC)
-    if data[:head] != _BLOB_MAGIC or hashlib.sha256(data[head + 32:]).digest() != data[head:head + 32]:
+    head = len(_BLOB_MAGIC) + _BLOB_CHECK
+    blob = data[head:]
+    if data[:len(_BLOB_MAGIC)] != _BLOB_MAGIC or data[len(_BLOB_MAGIC):head] != _blob_check(blob):
         return None
-    return data[head + 32:]
+    return blob
+
+
+def _blob_check(blob: bytes) -> bytes:
+    return len(blob).to_bytes(8, "big") + zlib.crc32(blob).to_bytes(4, "big")
 
 
 def _write_cached_blob(encoding: str, blob: bytes) -> None:
@@ -207,7 +225,7 @@ def _write_cached_blob(encoding: str, blob: bytes) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
-            f.write(_BLOB_MAGIC + hashlib.sha256(blob).digest() + blob)
+            f.write(_BLOB_MAGIC + _blob_check(blob) + blob)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -96,6 +96,24 @@ def test_aggregate_run_loads_only_what_it_needs(tmp_path, backend):
     assert [m for m in NOT_IN_AGGREGATE if m in modules] == []
 
 
+# A counting run (--tokens) once the ranks are in the cache: no typing, no
+# OpenSSL (hashlib: the cached ranks are checked by CRC-32), no gzip (only a
+# .gz rank file needs it), no tiktoken on the native path.
+NOT_IN_COUNTING = ["typing", "hashlib", "_hashlib", "gzip", "tiktoken", "json", "tempfile"]
+
+
+def test_counting_run_loads_only_what_it_needs(tmp_path, monkeypatch):
+    require_native()
+    monkeypatch.delenv("SLOPFAST_TIKTOKEN_RANKS", raising=False)   # the cached ranks, as after first use
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "first").mkdir()
+    first = _aggregate_modules(tmp_path / "first", "native", "--tokens")
+    assert "hashlib" in first            # the rank file was read and checked once, and its blob cached
+    modules = _aggregate_modules(tmp_path, "native", "--tokens")
+    assert "slopfast.tokens" in modules
+    assert [m for m in NOT_IN_COUNTING if m in modules] == []
+
+
 def test_aggregate_run_check_can_fail(tmp_path):
     """The check above sees what a run loads: the summary mode's parsers show."""
     modules = _aggregate_modules(tmp_path, "fallback", "--mode", "summary")

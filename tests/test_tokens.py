@@ -447,6 +447,8 @@ def test_parsed_ranks_are_cached_and_checked(monkeypatch, tmp_path):
     again = api._Ranks("cl100k_base", None)
     assert parsed == ["cl100k_base"] and again.blob == fresh.blob and again.ranks == fresh.ranks
     assert api._read_cached_blob("cl100k_base") == fresh.blob
+    path.write_bytes(path.read_bytes()[:-1])          # cut short: its length no longer checks
+    assert api._read_cached_blob("cl100k_base") is None
     assert len(fresh.ranks) == 100256 and fresh.ranks[b"hello"] == tiktoken_encoding("cl100k_base").encode_single_token(b"hello")
 
 
