@@ -1038,7 +1038,8 @@ static B4 json_string(Ctx *ctx, Str8 s, B4 text) {
     ob_lit(&out, "\"");
     U8 i = 0;
     while (i < s.len) {
-        if (out.len + 16 > sizeof out.data) ob_flush(&out);
+        /* room for one step: a block (16) and, after up to 15 of its bytes, an escape (6) */
+        if (out.len + 16 + 6 > sizeof out.data) ob_flush(&out);
 #if defined(__SSE2__)
         if (i + 16 <= s.len) {   /* sixteen at a time: C0 controls (v <= 0x1f), '"', '\\', raw: >= 0x80 */
             __m128i v = _mm_loadu_si128((__m128i const *)(void const *)(s.ptr + i));

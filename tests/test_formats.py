@@ -203,6 +203,20 @@ def test_json_escapes_and_surrogateescape(backends):
     assert read_json(doc) == [(b"p\\q\n", b'"\\\x00\x1f\b\f\t\r\n\x7f\xff\xc3\xa9')]
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_json_escapes_at_every_place_of_the_writers_buffer(backends, raw):
+    """An escape (6 bytes) or a UTF-8 sequence right after a 16-byte block
+    step, wherever that step leaves the writer's 8 KiB stack buffer: the
+    native writer once wrote past its end there (a crash, or a document
+    short of a byte). Both paths give the same valid document."""
+    for lead in range(1, 16):
+        for pad in range(8120 - lead, 8200 - lead, 3):
+            for stop in (b"\x01", "é".encode(), b"\xff", b'"'):
+                body = b'"' * lead + b"a" * pad + stop + b"b" * 40 + b"\n"
+                doc = both(backends, [("f.txt", body)], format="json", raw=raw)
+                assert read_json(doc) == [(b"f.txt", body if raw or stop != b"\xff" else body.replace(b"\xff", "\ufffd".encode()))]
+
+
 def test_bad_format():
     with pytest.raises(ValueError):
         slopfast.build_markdown([], format="yaml")
