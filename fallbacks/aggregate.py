@@ -366,6 +366,7 @@ class Checks(NamedTuple):
     sniff: bool = False      # a NUL byte in the first SNIFF_BYTES: SKIP_BINARY
     max_bytes: int = 0       # past it SKIP_TOO_LARGE; 0: only LIMIT_INPUT_BYTES (EFBIG)
     bom_text: bool = False   # a UTF-16/32 BOM makes a file text: not sniffed (the op sets it unless raw)
+    avoid: "tuple[int, int] | None" = None   # (st_dev, st_ino) never read, in place of out_fd's (param avoid)
 
 
 class Skip(Exception):
@@ -576,7 +577,9 @@ def build(inputs: Sequence[Input], mode: int, languages: dict[bytes, bytes], sum
     counts the document's tokens as it is made."""
     if checks is not None:
         checks = checks._replace(bom_text=not raw)
-    avoid = file_identity(out_fd) if checks and out_fd is not None else None
+    avoid = None
+    if checks:
+        avoid = checks.avoid or (file_identity(out_fd) if out_fd is not None else None)
     writer = _Writer(out_fd) if out_fd is not None else None
     opening, separator, closing = WRAPPERS[fmt]
     if tree and fmt == "json":

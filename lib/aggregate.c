@@ -244,6 +244,15 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
     opts->checked = ctx_param(ctx, "nofollow", &v) || ctx_param(ctx, "sniff", &v) || ctx_param(ctx, "max_bytes", &v);
     if (opts->checked && opts->out_fd >= 0)
         opts->checks.avoid = fd_file_identity(opts->out_fd, &opts->checks.avoid_dev, &opts->checks.avoid_ino);
+    /* avoid "DEV:INO": the file the document ends up in, when out_fd is not it (a temporary file) */
+    if (ctx_param(ctx, "avoid", &v)) {
+        U8 colon = 0;
+        while (colon < v.len && v.ptr[colon] != ':') colon += 1;
+        if (colon == v.len || !parse_u8_decimal(str8_prefix(v, colon), &opts->checks.avoid_dev)
+            || !parse_u8_decimal(str8_skip(v, colon + 1), &opts->checks.avoid_ino))
+            return ctx_fail(ctx, Code_BadParam, "parameter avoid: DEV:INO, two decimal numbers");
+        opts->checks.avoid = 1, opts->checked = 1;
+    }
     return 1;
 }
 

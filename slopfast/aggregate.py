@@ -218,6 +218,8 @@ def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks |
         params["lang"] = b"\n".join(k + b"\t" + v for k, v in languages.items())
     if checks is not None:
         params.update(nofollow=str(int(checks.nofollow)), sniff=str(int(checks.sniff)), max_bytes=str(checks.max_bytes))
+        if checks.avoid:
+            params["avoid"] = "%d:%d" % checks.avoid
     if out_fd is not None:
         params["out_fd"] = str(out_fd)
     if style.fmt != "markdown":          # the defaults are not sent: a markdown request is what it was
@@ -601,8 +603,12 @@ class _Output:
             except (AttributeError, OSError, ValueError):   # io.BytesIO, a capture: no descriptor
                 self.fd = None
 
+    def identity_pair(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the regular file written to, or None."""
+        return _fallback.file_identity(self.fd) if self.fd is not None else None
+
     def identity(self) -> frozenset:
-        ident = _fallback.file_identity(self.fd) if self.fd is not None else None
+        ident = self.identity_pair()
         return frozenset((ident,)) if ident else frozenset()
 
     def write(self, data: bytes) -> None:
@@ -628,7 +634,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
            line_numbers: bool = False, tree: bool = False, count: CountSpec | None = None,
            item_modes: Mapping[str, Mode] | None = None,
-           tree_files: list[tuple[str, int]] | None = None, first_section: int = 0) -> AggregateReport:
+           tree_files: list[tuple[str, int]] | None = None, first_section: int = 0,
+           avoid: tuple[int, int] | None = None) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread (the native call releases
     the GIL): each file opened once, by the aggregate op, with the load
@@ -640,7 +647,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     `tree_files`, (path, bytes) in order, when given). `count` counts the
     tokens; `item_modes` sets the mode of files by path. `first_section`:
     sections written before this part of a document (numbering and
-    separators go on after them)."""
+    separators go on after them). `avoid`: (st_dev, st_ino) of the file
+    the document ends up in when `out` is not it (a temporary file), left
+    out as the output is."""
     import queue
     import threading
 
@@ -649,7 +658,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     mode_code = _mode_code(mode)
     langs = _languages(languages)
     style = _style(format, raw, line_numbers, tree)
-    checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0, bom_text=not style.raw)
+    checks = _fallback.Checks(nofollow=True, sniff=True, max_bytes=max_file_size or 0, bom_text=not style.raw,
+                              avoid=avoid)
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -976,7 +986,7 @@ def stream_with_header(events: Iterable[Any], out: _Output, count: CountSpec, **
     in a temporary file, then written."""
     import tempfile
     with tempfile.TemporaryFile() as doc:
-        report = stream(events, _Output(doc.fileno()), count=count, **options)
+        report = stream(events, _Output(doc.fileno()), count=count, avoid=out.identity_pair(), **options)
         return _emit(doc.fileno(), report, out, count, options.get("format", "markdown"), True)
 
 
@@ -1044,6 +1054,7 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
 
     events = list(events)
     options["tree"] = True
+    options["avoid"] = out.identity_pair()     # the documents are made in temporary files
     fmt = options.get("format", "markdown")
     lower: Mode = "summary" if mode == "full" else mode
 

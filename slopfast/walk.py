@@ -639,13 +639,15 @@ def walk(paths: Sequence[str], options: WalkOptions | None = None, native: bool 
 def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
     # The events of one PATH argument are distinct (paths below one directory
     # are), so the first argument's paths are only noted (unless it is known
-    # to be the only one), and normalised for the check when a second comes.
+    # to be the only one), and made absolute and normal for the check when a
+    # second comes (a.txt and $PWD/a.txt are one file).
     seen: set[str] | None = None
     first: list[str] | None = None if hasattr(paths, "__len__") and len(paths) < 2 else []
     use_native = None
     for path in paths:
         if seen is None and first:
-            seen = {os.path.normpath(p) for p in first}
+            cwd = os.getcwd()
+            seen = {os.path.normpath(os.path.join(cwd, p)) for p in first}
         if isinstance(path, Listed):
             if options.left_out is not None:
                 options.left_out.listed += 1
@@ -672,7 +674,7 @@ def _walk(paths, options, include, exclude, native=None) -> Iterator[Event]:
                 yield event
             continue
         for event in events:
-            key = os.path.normpath(event.path)
+            key = os.path.normpath(os.path.join(cwd, event.path))
             if key in seen:
                 continue
             seen.add(key)

@@ -195,6 +195,8 @@ def test_paths_are_the_path_argument_joined(tmp_path, agg):
     assert headings(agg(tmp_path, absolute)[1]) == [f"{absolute}/b.md", f"{absolute}/src/a.py"]
     # files named explicitly come as given, in argument order; duplicates once
     assert headings(agg(tmp_path, "proj/src/a.py", "proj", "proj/b.md")[1]) == ["proj/src/a.py", "proj/b.md"]
+    # one file by a relative and an absolute path: once too
+    assert headings(agg(tmp_path / "proj", "b.md", f"{absolute}/b.md", ".", absolute)[1]) == ["b.md", "src/a.py"]
 
 
 def test_display_prefix():
@@ -1523,6 +1525,29 @@ def test_budget_fits_the_document_by_tiktoken(backend, tmp_path, budget):
     else:
         assert stepped and b"t/keep.py" not in stepped
         assert b"def f(x):\n    '''Doc.'''\n    return x + 1\n\ndef f" not in doc   # big.py stepped down
+
+
+@pytest.mark.parametrize("options", [["--token-header"], ["--budget", "1k"], ["--budget", "1M", "--token-header"],
+                                     ["--tokens"]])
+@pytest.mark.parametrize("to", ["-o", "stdout"])
+def test_a_document_made_in_a_temporary_file_leaves_out_its_output(backend, tmp_path, options, to):
+    """--token-header and --budget make the document in a temporary file: the
+    output inside the tree (-o, or stdout redirected there) is still left out."""
+    write(tmp_path, {"a.txt": "a\n", "sub/b.txt": "b\n"})
+    out = tmp_path / "sub" / "ctx.md"
+    out.write_text("an earlier document\n")
+    if to == "-o":
+        r = run("aggregate", ".", "-o", str(out), "--tree", *options, cwd=tmp_path)
+    else:
+        with open(out, "wb") as f:
+            r = subprocess.run([sys.executable, "-m", "slopfast", "aggregate", ".", "--tree", *options], cwd=tmp_path,
+                               env=subprocess_env(), stdout=f, stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = out.read_bytes()
+    assert headings(doc) == ["a.txt", "sub/b.txt"] and b"ctx.md" not in doc
+    report = slopfast.aggregate_paths([tmp_path], out, **({"budget": 1000} if "--budget" in options
+                                                          else {"token_header": True}))
+    assert [p for p, _ in report.files] == [str(tmp_path / "a.txt"), str(tmp_path / "sub" / "b.txt")]
 
 
 def test_budget_too_small_for_the_tree_is_an_error(backend, tmp_path):
