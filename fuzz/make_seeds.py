@@ -116,6 +116,13 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
         add(f"aggregate-count-{encoding}", [("aggregate", {"encoding": encoding, "ranks": ranks, "tree": "1",
                                                            "count_carry": b"```\n\n", "continues": "1"})],
             [Input(n, t) for n, t in md[:3] + py[:3]], text_too=False)
+    # the count cache: a key, two entries, and bodies long enough to be looked up
+    cache = bytes(range(16)) + bytes(24) + b"\xff" * 24
+    long = [Input(b"long.py", b"def f():\n    return 1\n" * 60), Input(b"long.txt", b"x\n  y\n/z\n" * 150)]
+    add("aggregate-count-cache", [("aggregate", {"encoding": "o200k_base", "ranks": ranks, "count_cache": cache})],
+        long + [Input(n, t) for n, t in md[:2]], text_too=False)
+    add("aggregate-count-cache-plain", [("aggregate", {"encoding": "cl100k_base", "ranks": ranks, "format": "plain",
+                                                       "threads": "1", "count_cache": cache})], long, text_too=False)
     odd = [Input(b"a]]>\n\xff.txt", b"]]>\r\n\x00\x1b\xef\xbf\xbe\xff\"\\`"), Input(b"u16", b"\xff\xfeh\x00\x00\xd8"),
            Input(b"u32", b"\x00\x00\xfe\xffX"), Input(b"bom", b"\xef\xbb\xbfx\ny\rz")]
     for fmt in ("xml", "json", "plain", "markdown"):

@@ -30,7 +30,8 @@
  * has not ended when the request does is the carry: part 3 holds the tokens
  * of this request, of which `carried` were of count_carry's unit (the
  * carry of the request before, which this one goes on with), the input the
- * carry began in (-1: the wrapper, -2: count_carry's) and its bytes. */
+ * carry began in (-1: the wrapper, -2: count_carry's) and its bytes.
+ * Part 4, with count_cache only: what the count cache saw (below). */
 #include "op.h"
 #include "summary.h"
 
@@ -478,6 +479,27 @@ Struct_(CountPool) {
     B4 closing;
 };
 
+/* The count cache (parameter count_cache; docs/tokens.md, "The count
+ * cache"). A body's rest, from its first unit start on, and the suffix its
+ * format writes after it are whole units, so their count depends on those
+ * bytes alone: for a body of at least CACHE_MIN_BYTES the op takes it from
+ * the cache when the body's hash is there. The value is a 16-byte SipHash
+ * key, then entries (hash word 0, word 1, tokens: U8 each, little endian)
+ * sorted by hash. Part 4 (only with the parameter): records "IQQQB" for
+ * each such body: input index, its hash, the rest's tokens, and whether
+ * they came from the cache. Only the formats that write bodies as they are
+ * (markdown, plain) use it. */
+enum { CACHE_MIN_BYTES = 1024, CACHE_KEY_BYTES = 16, CACHE_ENTRY_BYTES = 24 };
+Enum_(CacheState) { Cache_None, Cache_Counted, Cache_Hit };
+Struct_(CountCache) {
+    U8 key[2];
+    U1 const *entries;
+    U8 entry_count;
+    U8 *hash;             /* per input: the body's hash, 2 words */
+    U8 *rest;             /* per input: the tokens of the body's rest and suffix */
+    U1 *state;            /* per input: CacheState */
+};
+
 Struct_(Counting) {
     TokCounter *tok;
     Arena carry_arena;    /* the carry's bytes, emptied with it */
@@ -489,6 +511,7 @@ Struct_(Counting) {
     B4 two_threads;       /* a helper may count (parameter threads) */
     CountPool *pool;
     CountBlock *fill;     /* the pool's block being filled */
+    CountCache cache;     /* parameter count_cache (empty: none) */
 };
 
 static B4 block_count(TokCounter *tok, Tally *t, CountBlock *b, Arena *temp) {
@@ -550,7 +573,7 @@ static B4 pool_new(Counting *c) {
 
 /* The helper's counter, tally and thread; 0 if any cannot be made. */
 static B4 pool_start(CountPool *pool, Counting const *c, U4 inputs) {
-    pool->helper.per_input = farena_push_array(&pool->helper_arena, U8, (U8)inputs + 1, .zero = 1);
+    pool->helper.per_input = farena_push_array(&pool->helper_arena, U8, 2 * (U8)inputs + 1, .zero = 1);
     pool->helper_tok = pool->helper.per_input ? tok_counter_twin(c->tok, &pool->helper_arena, c->bytes) : 0;
     pool->helper_ok = 1;
     pool->sync = pool->helper_tok ? sync_new() : 0;
@@ -606,7 +629,7 @@ static B4 pool_end(Ctx *ctx, Counting *c, B4 finish, Arena *temp) {
         thread_join(pool->thread);
         ok = ok && pool->helper_ok && !pool->helper_arena.failed && !pool->helper_temp.failed;
         c->tally.tokens += pool->helper.tokens, c->tally.carried += pool->helper.carried;
-        for (U4 i = 0; i < ctx->req->input_count; i += 1) c->tally.per_input[i] += pool->helper.per_input[i];
+        for (U8 i = 0; i < 2 * (U8)ctx->req->input_count; i += 1) c->tally.per_input[i] += pool->helper.per_input[i];
     } else if (finish && c->fill) {
         ok = block_count(c->tok, &c->tally, c->fill, temp);
     }
@@ -721,6 +744,60 @@ static B4 count_feed_xar(Ctx *ctx, Counting *c, Xar const *xar, U8 at, S4 owner,
     return 1;
 }
 
+/* ---- the count cache ------------------------------------------------------ */
+
+IA_ U8 rotl64(U8 x, U4 b) { return (x << b) | (x >> (64 - b)); }
+IA_ U8 load_le64(U1 const *p) {
+    U8 v = 0;
+    for (U4 i = 8; i-- > 0;) v = v << 8 | p[i];
+    return v;
+}
+
+#define SIP_ROUND(v) do { \
+    v[0] += v[1]; v[1] = rotl64(v[1], 13); v[1] ^= v[0]; v[0] = rotl64(v[0], 32); \
+    v[2] += v[3]; v[3] = rotl64(v[3], 16); v[3] ^= v[2]; \
+    v[0] += v[3]; v[3] = rotl64(v[3], 21); v[3] ^= v[0]; \
+    v[2] += v[1]; v[1] = rotl64(v[1], 17); v[1] ^= v[2]; v[2] = rotl64(v[2], 32); \
+} while (0)
+
+/* SipHash-2-4 with its 128-bit output (out[0], out[1]: the digest's first
+ * and last 8 bytes read little endian), keyed by the cache's key: a
+ * repository cannot choose bodies whose hashes collide without it. */
+static void siphash128(U8 const key[2], Str8 s, U8 out[2]) {
+    U8 v[4] = { key[0] ^ 0x736f6d6570736575ull, key[1] ^ 0x646f72616e646f6dull ^ 0xee,
+                key[0] ^ 0x6c7967656e657261ull, key[1] ^ 0x7465646279746573ull };
+    U8 whole = s.len & ~(U8)7;
+    for (U8 i = 0; i < whole; i += 8) {
+        U8 m = load_le64(s.ptr + i);
+        v[3] ^= m; SIP_ROUND(v); SIP_ROUND(v); v[0] ^= m;
+    }
+    U8 b = (s.len & 0xff) << 56;
+    for (U8 i = whole; i < s.len; i += 1) b |= (U8)s.ptr[i] << (8 * (i - whole));
+    v[3] ^= b; SIP_ROUND(v); SIP_ROUND(v); v[0] ^= b;
+    v[2] ^= 0xee;
+    for (U4 r = 0; r < 4; r += 1) SIP_ROUND(v);
+    out[0] = v[0] ^ v[1] ^ v[2] ^ v[3];
+    v[1] ^= 0xdd;
+    for (U4 r = 0; r < 4; r += 1) SIP_ROUND(v);
+    out[1] = v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* The tokens cached for hash h, or 0 with *found 0 (binary search: the
+ * entries are sorted; entries that are not only make lookups miss). */
+static U8 cache_find(CountCache const *cache, U8 const h[2], B4 *found) {
+    U8 lo = 0, hi = cache->entry_count;
+    while (lo < hi) {
+        U8 mid = lo + (hi - lo) / 2;
+        U1 const *e = cache->entries + mid * CACHE_ENTRY_BYTES;
+        U8 e0 = load_le64(e), e1 = load_le64(e + 8);
+        if (e0 == h[0] && e1 == h[1]) { *found = 1; return load_le64(e + 16); }
+        if (e0 < h[0] || (e0 == h[0] && e1 < h[1])) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = 0;
+    return 0;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 /* Pending document (part 0 after its length field) out to the descriptor;
@@ -754,6 +831,66 @@ static B4 sink_body(Ctx *ctx, Sink *sink, Str8 body) {
     return 1;
 }
 
+/* Count rest + suffix (whole units: rest begins one, a unit start follows
+ * suffix) for `owner`: rest's last unit and the suffix are one, copied together. */
+static B4 count_rest(Ctx *ctx, Counting *c, Str8 rest, Str8 suffix, S4 owner, Arena *temp) {
+    U8 last = rest.len - 1;
+    while (last > 0 && !unit_start(rest.ptr[last - 1], rest.ptr[last])) last -= 1;
+    if (last && !count_add(ctx, c, str8_prefix(rest, last), owner, temp)) return 0;
+    U8 n = rest.len - last;
+    U1 *unit = farena_push(temp, n + suffix.len);
+    if (!unit) { ctx->arena->failed = temp->failed; return 0; }
+    memcpy(unit, rest.ptr + last, (size_t)n);
+    memcpy(unit + n, suffix.ptr, (size_t)suffix.len);
+    return count_add(ctx, c, str8(unit, n + suffix.len), owner, temp);
+}
+
+/* Bytes written but not fed to the count (counted apart, or known). */
+static B4 sink_uncounted(Ctx *ctx, Sink *sink, Str8 s) {
+    if (!sink_count(ctx, sink)) return 0;
+    if (sink->fd < 0 || s.len < DIRECT_BYTES) {
+        if (!ctx_str8(ctx, s)) return 0;
+        sink->fed_to = ctx->out->len;
+        return 1;
+    }
+    if (!sink_flush(ctx, sink) || !fd_write_all(sink->fd, s.ptr, s.len, &sink->err)) return 0;
+    sink->written += s.len;
+    return 1;
+}
+
+/* A body and the `suffix` its format writes after it, which a unit start
+ * follows (markdown's "\n" before the closing fence, plain's "\n\n" before
+ * "---"). With the count cache, the body's head (to its first unit start)
+ * is counted with what precedes it; the rest and the suffix are whole units
+ * whose tokens come from the cache, or are counted for input `index`'s
+ * record. A body too short or without a unit start is written as is. */
+static B4 sink_cached_body(Ctx *ctx, Sink *sink, Str8 body, U4 index, Str8 suffix) {
+    Counting *c = sink->count;
+    U8 first = body.len >= CACHE_MIN_BYTES ? first_unit(body) : body.len;
+    if (!c || !c->cache.hash || first >= body.len) return sink_body(ctx, sink, body) && ctx_str8(ctx, suffix);
+    CountCache *cache = &c->cache;
+    U8 *h = cache->hash + 2 * (U8)index;
+    U8 key[2] = { cache->key[0], cache->key[1] ^ suffix.len };   /* a key per suffix: the counts differ */
+    siphash128(key, body, h);
+    B4 found = 0;
+    U8 known = cache_find(cache, h, &found);
+    Str8 rest = str8_skip(body, first);
+    /* the head, then its last unit closed: the rest begins a unit */
+    if (!sink_body(ctx, sink, str8_prefix(body, first)) || !sink_count(ctx, sink)
+        || !count_close_carry(ctx, c, str8(0, 0), 0, sink->temp)) return 0;
+    if (found) {
+        c->tally.tokens += known, c->tally.per_input[index] += known;
+        cache->rest[index] = known, cache->state[index] = Cache_Hit;
+    } else if (!count_rest(ctx, c, rest, suffix, (S4)(ctx->req->input_count + index), sink->temp)) {
+        return 0;
+    } else {
+        cache->state[index] = Cache_Counted;
+    }
+    if (!sink_uncounted(ctx, sink, rest) || !sink_uncounted(ctx, sink, suffix)) return 0;
+    c->last = suffix.ptr[suffix.len - 1];
+    return 1;
+}
+
 static B4 write_u8_decimal(Ctx *ctx, U8 v) {
     U1 buf[20];
     U8 n = sizeof buf;
@@ -782,7 +919,7 @@ IA_ void ob_put(OutBuf *b, U1 const *p, U8 n) {
 #define ob_lit(b, s) ob_put((b), (U1 const *)(s), sizeof(s) - 1)
 
 /* One input's section, as the writers see it. */
-Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; };
+Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; U4 input; };   /* index: the section's number; input: the request's */
 
 typedef B4 SectionFn(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec);
 
@@ -836,8 +973,7 @@ static B4 markdown_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section 
     write_fence(ctx, fence);
     ctx_str8(ctx, language_of(opts, sec->path));
     ctx_str8(ctx, str8_lit("\n"));
-    if (!sink_body(ctx, sink, sec->body)) return 0;
-    ctx_str8(ctx, str8_lit("\n"));
+    if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n"))) return 0;
     return write_fence(ctx, fence);
 }
 
@@ -847,8 +983,8 @@ static B4 plain_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section con
     (void)opts;
     ctx_str8(ctx, sec->shown);
     ctx_str8(ctx, str8_lit("\n---\n"));
-    if (!sink_body(ctx, sink, sec->body)) return 0;
-    return ctx_str8(ctx, str8_lit("\n\n---"));
+    if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n\n"))) return 0;
+    return ctx_str8(ctx, str8_lit("---"));
 }
 
 /* ---- xml ---------------------------------------------------------------- */
@@ -1303,6 +1439,30 @@ static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *i
     return ok;
 }
 
+static B4 parse_count_cache(Ctx *ctx, Str8 v, CountCache *cache) {
+    if (v.len < CACHE_KEY_BYTES || (v.len - CACHE_KEY_BYTES) % CACHE_ENTRY_BYTES)
+        return ctx_fail(ctx, Code_BadParam, "parameter count_cache: a %d-byte key, then entries of %d bytes",
+                        CACHE_KEY_BYTES, CACHE_ENTRY_BYTES);
+    U8 n = ctx->req->input_count;
+    cache->key[0] = load_le64(v.ptr), cache->key[1] = load_le64(v.ptr + 8);
+    cache->entries = v.ptr + CACHE_KEY_BYTES;
+    cache->entry_count = (v.len - CACHE_KEY_BYTES) / CACHE_ENTRY_BYTES;
+    cache->hash = farena_push_array(ctx->arena, U8, 2 * n + 1);
+    cache->rest = farena_push_array(ctx->arena, U8, n + 1, .zero = 1);
+    cache->state = farena_push_array(ctx->arena, U1, n + 1, .zero = 1);
+    return cache->hash && cache->rest && cache->state;
+}
+
+/* The rests counted apart join their inputs' counts (both threads' tallies joined). */
+static void cache_settle(Ctx *ctx, Counting *c) {
+    U4 n = ctx->req->input_count;
+    for (U4 i = 0; c->cache.hash && i < n; i += 1) {
+        if (c->cache.state[i] != Cache_Counted) continue;
+        c->cache.rest[i] = c->tally.per_input[n + i];
+        c->tally.per_input[i] += c->tally.per_input[n + i];
+    }
+}
+
 /* vocab or ranks, encoding, count_carry: the counter (0 without vocab or
  * ranks), its carry begun. */
 static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **out) {
@@ -1319,8 +1479,10 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
         bytes += in->kind == InputKind_Inline ? in->data.len : (U8)1 << 20;
     }
     c->tok = tok_counter(ctx, ctx->arena, bytes);
-    c->tally.per_input = farena_push_array(ctx->arena, U8, ctx->req->input_count + 1, .zero = 1);
+    /* per input, then per input the rest of its body counted apart (the count cache) */
+    c->tally.per_input = farena_push_array(ctx->arena, U8, 2 * (U8)ctx->req->input_count + 1, .zero = 1);
     if (!c->tok || !c->tally.per_input) return 0;
+    if (ctx_param(ctx, "count_cache", &v) && !parse_count_cache(ctx, v, &c->cache)) return 0;
     c->bytes = bytes;
     c->two_threads = 1;
     if (ctx_param(ctx, "threads", &v)) {
@@ -1365,6 +1527,15 @@ static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
     ctx_rec_u8(ctx, count ? count->tally.tokens : 0), ctx_rec_u8(ctx, count ? count->tally.carried : 0);
     ctx_rec_s4(ctx, count ? count->owner : OWNER_WRAPPER);
     ctx_rec_bytes(ctx, count ? xar_contiguous(&count->carry, ctx->arena) : str8(0, 0));
+    if (!ctx_records_end(ctx)) return 0;
+    if (!count || !count->cache.hash) return 1;
+    CountCache const *cache = &count->cache;
+    ctx_records_begin(ctx, "IQQQB");
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        if (cache->state[i] == Cache_None) continue;
+        ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->hash[2 * i]), ctx_rec_u8(ctx, cache->hash[2 * i + 1]);
+        ctx_rec_u8(ctx, cache->rest[i]), ctx_rec_u1(ctx, cache->state[i] == Cache_Hit);
+    }
     return ctx_records_end(ctx);
 }
 
@@ -1376,7 +1547,7 @@ static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena 
     U8 index = opts->first_index;
     for (U4 i = 0; i < req->input_count && !sink->err; i += 1) {
         Input *input = &req->inputs[i];
-        Section sec = { .index = index };
+        Section sec = { .index = index, .input = i };
         if (load_section(ctx, scratch, opts, input, &sec)) {
             sink_owner(ctx, sink, (S4)i);
             if (!first) ctx_str8(ctx, format->separator);
@@ -1417,6 +1588,7 @@ B4 op_aggregate(Ctx *ctx) {
                   .owner = OWNER_WRAPPER, .temp = &scratch };
     B4 ok = aggregate_sections(ctx, &opts, &sink, &scratch);
     if (count) ok = pool_end(ctx, count, ok, &scratch) && ok;
+    if (count && ok) cache_settle(ctx, count);
     arena_release(&scratch);
     if (ok) {
         if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;

@@ -249,7 +249,7 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
     unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
     params = _params(mode, languages, checks, out_fd, style)
-    tally = None
+    tally = cache = None
     if count is not None:
         vocab = count.vocab()
         if vocab is not None:
@@ -260,6 +260,10 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
         if threads is not None:
             params["threads"] = threads
         tally = _Tally(carry)
+        from . import count_cache
+        cache = count_cache.for_encoding(count.encoding)
+        if cache is not None:
+            params["count_cache"] = cache.param
     wrapped = style.closes
     earlier = tree_files if tree_files is not None else ()    # earlier calls' files: read once, by the last request
     added: list[tuple[bytes, int]] = []                        # this call's files, for the tree
@@ -283,7 +287,9 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
                 params["tree_files"] = _fallback.encode_tree_files(pair for part in (earlier, added) for pair in part)
         if tally is not None and tally.carry:
             params["count_carry"] = tally.carry
-        document, bad, answered, totals = native.run([("aggregate", params)], batch)
+        document, bad, answered, totals, *cached = native.run([("aggregate", params)], batch)
+        if cache is not None:
+            cache.note(wire.decode_records(cached[0]))
         ((total, failed, tokens, carried, owner, left),) = wire.decode_records(totals)
         documents.append(document)
         unreadable += [(index[j], err) for j, err in wire.decode_records(bad)]
@@ -746,6 +752,8 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             tally.finish(getattr(run_batch, "counter", None) or count.counter(), b"\n" if report.bytes_written else b"")
             per = [tally.per.get(k, 0) for k in range(len(report.files))]
             report = report._replace(tokens=tally.tokens, file_tokens=per)
+            from . import count_cache
+            count_cache.save_all()      # what the native op counted, for the next run
     finally:
         stop.set()
         while producer.is_alive():       # let a producer blocked on a full queue finish

@@ -1,0 +1,252 @@
+"""The count cache (slopfast/count_cache.py, lib/aggregate.c's
+sink_cached_body): counts with it equal counts without it and tiktoken's, on
+the first run (counted, kept) and the next (taken from the cache); what is
+kept is SipHash-2-4-128 of each body and tiktoken's count of its rest; a
+damaged file is ignored, a full one starts over, and off is off."""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import slopfast
+from slopfast import count_cache, native
+from conftest import require_native
+
+M64 = (1 << 64) - 1
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & M64
+
+
+def siphash(key: bytes, msg: bytes, wide: bool = True) -> bytes:
+    """SipHash-2-4 as its paper defines it (64- or 128-bit output): the oracle of the C one."""
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d, k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+    if wide:
+        v[1] ^= 0xee
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & M64; v[1] = _rotl(v[1], 13) ^ v[0]; v[0] = _rotl(v[0], 32)   # noqa: E702
+            v[2] = (v[2] + v[3]) & M64; v[3] = _rotl(v[3], 16) ^ v[2]                           # noqa: E702
+            v[0] = (v[0] + v[3]) & M64; v[3] = _rotl(v[3], 21) ^ v[0]                           # noqa: E702
+            v[2] = (v[2] + v[1]) & M64; v[1] = _rotl(v[1], 17) ^ v[2]; v[2] = _rotl(v[2], 32)   # noqa: E702
+
+    whole = len(msg) - len(msg) % 8
+    for i in range(0, whole, 8):
+        m = int.from_bytes(msg[i:i + 8], "little")
+        v[3] ^= m
+        rounds(2)
+        v[0] ^= m
+    b = (len(msg) & 0xff) << 56 | int.from_bytes(msg[whole:], "little")
+    v[3] ^= b
+    rounds(2)
+    v[0] ^= b
+    v[2] ^= 0xee if wide else 0xff
+    rounds(4)
+    out = (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+    if not wide:
+        return out
+    v[1] ^= 0xdd
+    rounds(4)
+    return out + (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+
+
+def test_the_siphash_oracle_gives_the_papers_vectors():
+    key = bytes(range(16))
+    assert siphash(key, b"", wide=False)[::-1].hex() == "726fdb47dd0e0e31"
+    assert siphash(key, bytes(range(15)), wide=False)[::-1].hex() == "a129ca6149be45e5"
+    assert siphash(key, b"").hex() == "a3817f04ba25a8e66df67214c7550293"
+
+
+def _tiktoken(doc: bytes) -> int:
+    from slopfast import tokens
+    from slopfast.fallbacks import tokens as fb_tokens
+    enc = fb_tokens.encoding("o200k_base", lambda: tokens._ranks("o200k_base").ranks)
+    return len(enc.encode_ordinary(doc.decode("utf-8", "replace")))
+
+
+def _entries(folder: Path) -> tuple[bytes, dict[tuple[int, int], int]]:
+    (path,) = folder.glob("counts-o200k_base-*.bin")
+    data = path.read_bytes()
+    param = data[len(count_cache.MAGIC):-4]
+    assert data.startswith(count_cache.MAGIC) and zlib.crc32(param).to_bytes(4, "big") == data[-4:]
+    key, rows = param[:16], list(count_cache.ENTRY.iter_unpack(param[16:]))
+    assert rows == sorted(rows)
+    return key, {(h0, h1): n for h0, h1, n in rows}
+
+
+def _unit_start(before: int, c: int) -> bool:
+    return before == 0x0A and 0x20 < c < 0x7F and c != 0x2F
+
+
+def _rest(body: bytes) -> bytes | None:
+    """What the cache keeps the count of: the body from its first unit start on (None: not kept)."""
+    if len(body) < 1024:
+        return None
+    first = next((i for i in range(1, len(body)) if _unit_start(body[i - 1], body[i])), None)
+    return body[first:] if first is not None else None
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    require_native()
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SLOPFAST_COUNT_CACHE", str(folder))
+    monkeypatch.setattr(count_cache, "_caches", {})
+    return folder
+
+
+def _tree(root: Path, bodies: list[bytes]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, body in enumerate(bodies):
+        (root / f"f{i:02}.txt").write_bytes(body)
+
+
+def _run(root: Path, out: Path, monkeypatch, backend: str = "native", **options):
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    monkeypatch.setattr(count_cache, "_caches", {})     # a new process: the file is read again
+    report = slopfast.aggregate_paths([root], out, count_tokens=True, **options)
+    return report, out.read_bytes()
+
+
+LINES = ["def f(x):\n", "    return x\n", "/* c */\n", "  indented\n", "\n", "word word word\n", "Ünïcödé ✓\n",
+         "x = 1\r\n", "}\n", "'''doc'''\n", "\t\ttab\n", "12345678901234567890\n"]
+
+
+def test_the_cache_keeps_siphash_and_tiktokens_count_of_each_body(cache_dir, tmp_path, monkeypatch):
+    """Each kept entry: the body's SipHash-2-4-128 under the file's key (its
+    second word xored with the suffix's length: 1 in markdown, 2 in plain),
+    and tiktoken's count of the body's rest and that suffix."""
+    bodies = [("".join(LINES) * k).encode() for k in (9, 20)] + [b"x" * 2000, b"short\nA\n"]
+    _tree(tmp_path / "t", bodies)
+    for fmt, suffix in (("markdown", b"\n"), ("plain", b"\n\n")):
+        _run(tmp_path / "t", tmp_path / "o", monkeypatch, format=fmt)
+        key, entries = _entries(cache_dir)
+        k = key[:8] + (int.from_bytes(key[8:], "little") ^ len(suffix)).to_bytes(8, "little")
+        for body in bodies:
+            rest = _rest(body)
+            h = struct.unpack("<QQ", siphash(k, body))
+            if rest is None:
+                assert h not in entries
+            else:
+                assert entries[h] == _tiktoken(rest + suffix), (fmt, body[:20])
+    assert len(entries) == 4      # two kept bodies, two formats
+
+
+def test_a_kept_count_is_used(cache_dir, tmp_path, monkeypatch):
+    """The next run takes the kept count instead of counting: one made wrong shows, in its file only."""
+    body = ("".join(LINES) * 10).encode()
+    _tree(tmp_path / "t", [body, b"small\n"])
+    first, doc = _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    (path,) = cache_dir.glob("counts-*.bin")
+    key, entries = _entries(cache_dir)
+    (h,) = entries
+    param = key + count_cache.ENTRY.pack(*h, entries[h] + 1000)
+    path.write_bytes(count_cache.MAGIC + param + zlib.crc32(param).to_bytes(4, "big"))
+    again, doc2 = _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    assert doc2 == doc and first.tokens == _tiktoken(doc)
+    assert again.tokens == first.tokens + 1000
+    assert again.file_tokens == [first.file_tokens[0] + 1000, first.file_tokens[1]]
+
+
+_bodies = st.lists(
+    st.one_of(
+        st.lists(st.sampled_from(LINES), min_size=40, max_size=300).map(lambda ls: "".join(ls).encode()),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"), min_size=300, max_size=1500).map(
+            lambda t: t.replace("a", "\n").encode() + b"\xff\n" + t.encode()),
+        st.lists(st.sampled_from(LINES + ["\xff\xfe", "/", " ", "\n"]), max_size=30).map(
+            lambda ls: "".join(ls).encode("utf-8", "surrogateescape")),
+    ),
+    min_size=1, max_size=6)
+
+
+@given(bodies=_bodies, fmt=st.sampled_from(["markdown", "plain", "xml"]), threads=st.sampled_from(["1", "2"]),
+       mode=st.sampled_from(["full", "summary"]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_counts_with_the_cache_equal_tiktoken(cache_dir, monkeypatch, bodies, fmt, threads, mode):
+    """Cold (counted, kept), warm (from the cache) and without a cache: the
+    same document and counts on the native path as on the fallback, the
+    total tiktoken's count of the whole document."""
+    monkeypatch.setenv("SLOPFAST_THREADS", threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        monkeypatch.setenv("SLOPFAST_COUNT_CACHE", str(tmp / "cache"))
+        _tree(tmp / "t", bodies)
+        runs = [_run(tmp / "t", tmp / "o", monkeypatch, format=fmt, mode=mode) for _ in range(2)]
+        monkeypatch.setenv("SLOPFAST_COUNT_CACHE", "off")
+        runs.append(_run(tmp / "t", tmp / "o", monkeypatch, format=fmt, mode=mode))
+        runs.append(_run(tmp / "t", tmp / "o", monkeypatch, "fallback", format=fmt, mode=mode))
+    (report, doc), *others = runs
+    assert report.tokens == _tiktoken(doc)
+    for other, doc2 in others:
+        assert doc2 == doc and (other.tokens, other.file_tokens) == (report.tokens, report.file_tokens)
+
+
+@pytest.mark.parametrize("damage", ["magic", "crc", "cut", "odd length"])
+def test_a_damaged_cache_file_is_ignored_and_rewritten(cache_dir, tmp_path, monkeypatch, damage):
+    body = ("".join(LINES) * 10).encode()
+    _tree(tmp_path / "t", [body])
+    first, doc = _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    (path,) = cache_dir.glob("counts-*.bin")
+    data = bytearray(path.read_bytes())
+    if damage == "magic":
+        data[0] ^= 1
+    elif damage == "crc":
+        data[-10] ^= 1
+    elif damage == "cut":
+        del data[-1]
+    else:
+        param = bytes(data[len(count_cache.MAGIC):-4]) + b"\0"
+        data = bytearray(count_cache.MAGIC + param + zlib.crc32(param).to_bytes(4, "big"))
+    path.write_bytes(bytes(data))
+    assert count_cache._read(str(path)) is None
+    again, _ = _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    assert again.tokens == first.tokens == _tiktoken(doc)
+    assert len(_entries(cache_dir)[1]) == 1        # counted again, and kept in a whole file
+
+
+def test_a_full_cache_starts_over_with_this_runs_bodies(cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(count_cache, "MAX_ENTRIES", 3)
+    lines = "".join(LINES)
+    _tree(tmp_path / "a", [(lines * (10 + k)).encode() for k in range(3)])
+    _tree(tmp_path / "b", [(lines * (20 + k)).encode() for k in range(2)])
+    _run(tmp_path / "a", tmp_path / "o", monkeypatch)
+    assert len(_entries(cache_dir)[1]) == 3
+    report, doc = _run(tmp_path / "b", tmp_path / "o", monkeypatch)
+    assert len(_entries(cache_dir)[1]) == 2 and report.tokens == _tiktoken(doc)
+
+
+def test_off_keeps_nothing(tmp_path, monkeypatch):
+    require_native()
+    monkeypatch.setenv("SLOPFAST_COUNT_CACHE", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _tree(tmp_path / "t", [("".join(LINES) * 10).encode()])
+    report, doc = _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    assert report.tokens == _tiktoken(doc)
+    assert not list((tmp_path / "xdg").glob("**/counts-*"))
+
+
+def test_the_default_place_is_the_cache_directory_by_build(tmp_path, monkeypatch):
+    require_native()
+    monkeypatch.delenv("SLOPFAST_COUNT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert count_cache.cache_path("cl100k_base") == str(tmp_path / "xdg" / "slopfast" / f"counts-cl100k_base-{native.build_id()}.bin")
+
+
+@pytest.mark.parametrize("value", [b"", b"k" * 15, b"k" * 16 + b"e" * 23])
+def test_the_op_refuses_a_malformed_cache_parameter(value):
+    require_native()
+    from slopfast import tokens, wire
+    from slopfast.errors import PipelineError
+    params = {"ranks": tokens._ranks("o200k_base").blob, "encoding": "o200k_base", "count_cache": value}
+    with pytest.raises(PipelineError, match="count_cache"):
+        native.run([("aggregate", params)], [wire.Input(b"a.txt", b"text\n")])
