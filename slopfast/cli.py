@@ -388,6 +388,10 @@ def _config_value(where: str, key: str, kind: str, value: Any) -> Any:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of patterns (strings)")
+        try:
+            compile_patterns(value, f"{where}: {key}")     # a bad one is named where it is, not as an option
+        except PatternError as exc:
+            raise UsageError(str(exc)) from None
         return value
     if kind == "size":
         if isinstance(value, bool) or not isinstance(value, (int, str)):

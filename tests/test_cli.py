@@ -1312,6 +1312,8 @@ def test_project_defaults_cannot_widen_what_is_read(tmp_path, agg):
     ("[tool.slopfast]\nmax-file-size = 'lots'\n", "max-file-size must be a size"),
     ("[tool.slopfast]\nline-numbers = 1\n", "line-numbers must be true or false"),
     ("[tool.slopfast\nmode = 'full'\n", "not valid TOML"),
+    ("[tool.slopfast]\nexclude = ['ok/', '']\n", "pyproject.toml [tool.slopfast]: exclude '': empty pattern"),
+    ("[tool.slopfast]\nfull = '[z-a'\n", "[tool.slopfast]: full '[z-a'"),
 ])
 def test_project_defaults_bad_values_are_usage_errors(tmp_path, agg, text, message):
     write(tmp_path, {"pyproject.toml": text, "a.py": "a\n"})
