@@ -247,9 +247,9 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
         opts->checks.avoid = fd_file_identity(opts->out_fd, &opts->checks.avoid_dev, &opts->checks.avoid_ino);
     /* avoid "DEV:INO": the file the document ends up in, when out_fd is not it (a temporary file) */
     if (ctx_param(ctx, "avoid", &v)) {
-        U8 colon = 0;
-        while (colon < v.len && v.ptr[colon] != ':') colon += 1;
-        if (colon == v.len || !parse_u8_decimal(str8_prefix(v, colon), &opts->checks.avoid_dev)
+        U1 const *sep = v.len ? memchr(v.ptr, ':', v.len) : 0;
+        U8 colon = sep ? (U8)(sep - v.ptr) : 0;
+        if (!sep || !parse_u8_decimal(str8_prefix(v, colon), &opts->checks.avoid_dev)
             || !parse_u8_decimal(str8_skip(v, colon + 1), &opts->checks.avoid_ino))
             return ctx_fail(ctx, Code_BadParam, "parameter avoid: DEV:INO, two decimal numbers");
         opts->checks.avoid = 1, opts->checked = 1;
@@ -496,8 +496,7 @@ Struct_(CountCache) {
     U1 const *entries;
     U8 entry_count;
     U8 *hash;             /* per input: the body's hash, 2 words */
-    U8 *rest;             /* per input: the tokens of the body's rest and suffix */
-    U1 *state;            /* per input: CacheState */
+    U1 *state;            /* per input: CacheState (the rest's tokens: the tally's per_input[inputs + i]) */
 };
 
 Struct_(Counting) {
@@ -747,11 +746,6 @@ static B4 count_feed_xar(Ctx *ctx, Counting *c, Xar const *xar, U8 at, S4 owner,
 /* ---- the count cache ------------------------------------------------------ */
 
 IA_ U8 rotl64(U8 x, U4 b) { return (x << b) | (x >> (64 - b)); }
-IA_ U8 load_le64(U1 const *p) {
-    U8 v = 0;
-    for (U4 i = 8; i-- > 0;) v = v << 8 | p[i];
-    return v;
-}
 
 #define SIP_ROUND(v) do { \
     v[0] += v[1]; v[1] = rotl64(v[1], 13); v[1] ^= v[0]; v[0] = rotl64(v[0], 32); \
@@ -768,7 +762,7 @@ static void siphash128(U8 const key[2], Str8 s, U8 out[2]) {
                 key[0] ^ 0x6c7967656e657261ull, key[1] ^ 0x7465646279746573ull };
     U8 whole = s.len & ~(U8)7;
     for (U8 i = 0; i < whole; i += 8) {
-        U8 m = load_le64(s.ptr + i);
+        U8 m = get_u8le(s.ptr + i);
         v[3] ^= m; SIP_ROUND(v); SIP_ROUND(v); v[0] ^= m;
     }
     U8 b = (s.len & 0xff) << 56;
@@ -789,8 +783,8 @@ static U8 cache_find(CountCache const *cache, U8 const h[2], B4 *found) {
     while (lo < hi) {
         U8 mid = lo + (hi - lo) / 2;
         U1 const *e = cache->entries + mid * CACHE_ENTRY_BYTES;
-        U8 e0 = load_le64(e), e1 = load_le64(e + 8);
-        if (e0 == h[0] && e1 == h[1]) { *found = 1; return load_le64(e + 16); }
+        U8 e0 = get_u8le(e), e1 = get_u8le(e + 8);
+        if (e0 == h[0] && e1 == h[1]) { *found = 1; return get_u8le(e + 16); }
         if (e0 < h[0] || (e0 == h[0] && e1 < h[1])) lo = mid + 1;
         else hi = mid;
     }
@@ -878,14 +872,10 @@ static B4 sink_cached_body(Ctx *ctx, Sink *sink, Str8 body, U4 index, Str8 suffi
     /* the head, then its last unit closed: the rest begins a unit */
     if (!sink_body(ctx, sink, str8_prefix(body, first)) || !sink_count(ctx, sink)
         || !count_close_carry(ctx, c, str8(0, 0), 0, sink->temp)) return 0;
-    if (found) {
-        c->tally.tokens += known, c->tally.per_input[index] += known;
-        cache->rest[index] = known, cache->state[index] = Cache_Hit;
-    } else if (!count_rest(ctx, c, rest, suffix, (S4)(ctx->req->input_count + index), sink->temp)) {
-        return 0;
-    } else {
-        cache->state[index] = Cache_Counted;
-    }
+    S4 apart = (S4)(ctx->req->input_count + index);    /* the rest's own tally, joined by cache_settle */
+    if (found) c->tally.tokens += known, c->tally.per_input[apart] += known;
+    else if (!count_rest(ctx, c, rest, suffix, apart, sink->temp)) return 0;
+    cache->state[index] = found ? Cache_Hit : Cache_Counted;
     if (!sink_uncounted(ctx, sink, rest) || !sink_uncounted(ctx, sink, suffix)) return 0;
     c->last = suffix.ptr[suffix.len - 1];
     return 1;
@@ -1444,23 +1434,18 @@ static B4 parse_count_cache(Ctx *ctx, Str8 v, CountCache *cache) {
         return ctx_fail(ctx, Code_BadParam, "parameter count_cache: a %d-byte key, then entries of %d bytes",
                         CACHE_KEY_BYTES, CACHE_ENTRY_BYTES);
     U8 n = ctx->req->input_count;
-    cache->key[0] = load_le64(v.ptr), cache->key[1] = load_le64(v.ptr + 8);
+    cache->key[0] = get_u8le(v.ptr), cache->key[1] = get_u8le(v.ptr + 8);
     cache->entries = v.ptr + CACHE_KEY_BYTES;
     cache->entry_count = (v.len - CACHE_KEY_BYTES) / CACHE_ENTRY_BYTES;
     cache->hash = farena_push_array(ctx->arena, U8, 2 * n + 1);
-    cache->rest = farena_push_array(ctx->arena, U8, n + 1, .zero = 1);
     cache->state = farena_push_array(ctx->arena, U1, n + 1, .zero = 1);
-    return cache->hash && cache->rest && cache->state;
+    return cache->hash && cache->state;
 }
 
-/* The rests counted apart join their inputs' counts (both threads' tallies joined). */
+/* The rests' tokens (known or counted apart) join their inputs' (both threads' tallies joined). */
 static void cache_settle(Ctx *ctx, Counting *c) {
     U4 n = ctx->req->input_count;
-    for (U4 i = 0; c->cache.hash && i < n; i += 1) {
-        if (c->cache.state[i] != Cache_Counted) continue;
-        c->cache.rest[i] = c->tally.per_input[n + i];
-        c->tally.per_input[i] += c->tally.per_input[n + i];
-    }
+    for (U4 i = 0; c->cache.hash && i < n; i += 1) c->tally.per_input[i] += c->tally.per_input[n + i];
 }
 
 /* vocab or ranks, encoding, count_carry: the counter (0 without vocab or
@@ -1479,7 +1464,7 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
         bytes += in->kind == InputKind_Inline ? in->data.len : (U8)1 << 20;
     }
     c->tok = tok_counter(ctx, ctx->arena, bytes);
-    /* per input, then per input the rest of its body counted apart (the count cache) */
+    /* per input, then per input the tokens of its body's rest (the count cache: cache_settle joins them) */
     c->tally.per_input = farena_push_array(ctx->arena, U8, 2 * (U8)ctx->req->input_count + 1, .zero = 1);
     if (!c->tok || !c->tally.per_input) return 0;
     if (ctx_param(ctx, "count_cache", &v) && !parse_count_cache(ctx, v, &c->cache)) return 0;
@@ -1534,7 +1519,7 @@ static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
     for (U4 i = 0; i < req->input_count; i += 1) {
         if (cache->state[i] == Cache_None) continue;
         ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->hash[2 * i]), ctx_rec_u8(ctx, cache->hash[2 * i + 1]);
-        ctx_rec_u8(ctx, cache->rest[i]), ctx_rec_u1(ctx, cache->state[i] == Cache_Hit);
+        ctx_rec_u8(ctx, count->tally.per_input[req->input_count + i]), ctx_rec_u1(ctx, cache->state[i] == Cache_Hit);
     }
     return ctx_records_end(ctx);
 }

@@ -103,20 +103,22 @@ def _write(path: str, param: bytes) -> None:
 
 def cache_path(encoding: str) -> str | None:
     """Where `encoding`'s cache is: in the cache directory, or in the
-    directory SLOPFAST_COUNT_CACHE names; None when it says off."""
+    directory SLOPFAST_COUNT_CACHE names; None when it says off, or
+    without a native library (the counts are its counter's)."""
     setting = (_setting() or "").strip()
-    if setting.lower() in ("off", "0", "no", "false"):
+    build = _native.build_id()
+    if setting.lower() in ("off", "0", "no", "false") or not build:
         return None
     if not setting:
         from .dispatch import user_cache_dir
         setting = user_cache_dir()
-    return os.path.join(setting, f"counts-{encoding}-{_native.build_id() or 'none'}.bin")
+    return os.path.join(setting, f"counts-{encoding}-{build}.bin")
 
 
 def for_encoding(encoding: str) -> CountCache | None:
     """This process's cache for `encoding` (None: off, or no native library)."""
     path = cache_path(encoding)
-    if path is None or not _native.build_id():
+    if path is None:
         return None
     with _lock:
         cache = _caches.get(path)
