@@ -238,6 +238,8 @@ OpEntry const *op_lookup(Str8 name);
 /* lib/tokens.c: a vocabulary from a `ranks` value (copied); 0 when the
  * value is malformed or memory runs out. */
 TokVocab *tok_vocab_new(U1 const *ranks, U8 len);
+U8 tok_vocab_image(TokVocab const *vocab, U1 *out, U8 cap);
+TokVocab *tok_vocab_adopt(U1 const *image, U8 len);
 void tok_vocab_free(TokVocab *vocab);
 /* A token counter for another op, from its `encoding` and `vocab`
  * parameters (as the tokens op reads them; vocab required), its memory in

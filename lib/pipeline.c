@@ -295,6 +295,8 @@ void pipeline_context_free(PipelineContext *context) {
 
 TokVocab *tokens_vocab_new(U1 const *ranks, U8 len) { return tok_vocab_new(ranks, len); }
 void tokens_vocab_free(TokVocab *vocab) { tok_vocab_free(vocab); }
+U8 tokens_vocab_image(TokVocab const *vocab, U1 *out, U8 cap) { return tok_vocab_image(vocab, out, cap); }
+TokVocab *tokens_vocab_adopt(U1 const *image, U8 len) { return tok_vocab_adopt(image, len); }
 
 S4 pipeline_context_attach(PipelineContext *context, TokVocab const *vocab) {
     if (!context || !vocab || context->vocab_count >= LIMIT_VOCABS) return -1;

@@ -170,6 +170,15 @@ IA_ U4 tok_pair_is_token(TokTable const *t, U1 const *p) {
 Enum_(TokBad) { TokBad_None, TokBad_Length, TokBad_Empty, TokBad_Count, TokBad_Memory };
 Struct_(TokBadAt) { TokBad why; U8 token; U8 at; U1 len; };
 
+/* A 2-byte token: the first of its rank in pair2 and pair_bit (memset to
+ * TOK_NO_RANK and zeroed first). */
+IA_ void tok_pair_add(TokTable *t, U1 const *p, U4 rank) {
+    U4 pair = (U4)p[0] << 8 | p[1];
+    if (t->pair2[pair] != TOK_NO_RANK) return;
+    t->pair2[pair] = rank;
+    t->pair_bit[pair >> 3] |= (U1)(1u << (pair & 7));
+}
+
 /* The table over the tokens of `blob` (which must outlive it), in `arena`. */
 static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
     U8 count = 0;
@@ -201,11 +210,7 @@ static TokBadAt tok_table_build(Arena *arena, Str8 blob, TokTable *t) {
         t->offset[rank] = (U4)(at + 1);
         TokKey key = tok_words(p, n, blob.len - at - 1);
         hashes[rank] = tok_mix(key, n);
-        if (n == 2 && t->pair2[(U4)p[0] << 8 | p[1]] == TOK_NO_RANK) {
-            U4 pair = (U4)p[0] << 8 | p[1];
-            t->pair2[pair] = rank;
-            t->pair_bit[pair >> 3] |= (U1)(1u << (pair & 7));
-        }
+        if (n == 2) tok_pair_add(t, p, rank);
         at += 1 + (U8)n;
     }
     /* linear probing finds the first of a repeated token first: it keeps its first rank */
@@ -248,6 +253,128 @@ void tok_vocab_free(TokVocab *vocab) {
     if (!vocab) return;
     Arena arena = vocab->arena;   /* the vocabulary lives inside its own arena */
     arena_release(&arena);
+}
+
+/* ---- images of a vocabulary ---------------------------------------------
+ * Building the table takes about 15 ms, most of it page faults of 10 MiB of
+ * fresh memory; the pages of a mapped file come from the page cache, about
+ * 1 ms for the lot. So the caller can keep a vocabulary as an image (a file
+ * in its cache directory) and map it back in. An image: TokImageHead, the
+ * blob, TOK_IMAGE_PAD bytes (a lookup compares up to 255 bytes from a
+ * token's start: they stay inside the image whatever the slots say), the
+ * offsets, the slots, each part at a multiple of 16 bytes; pair2 and
+ * pair_bit (264 KiB) are rebuilt. Native byte order and layout: the caller
+ * names the file by the library's build. tok_vocab_adopt checks the sum of
+ * all the words after the head (an image damaged by accident is refused)
+ * and whatever a lookup reads by (every token's length and offset, every
+ * slot's rank): a forged image can change counts, never make a read leave
+ * the image. */
+enum { TOK_IMAGE_PAD = 256 };
+#define TOK_IMAGE_MAGIC 0x3167616d69746673ull   /* "sftimag1" */
+Struct_(TokImageHead) { U8 magic; U8 slot_bytes; U8 count; U8 cap; U8 blob_len; U8 sum; };
+Struct_(TokImageLayout) { U8 blob, offset, slots, end; };
+
+IA_ U8 tok_align16(U8 n) { return (n + 15) & ~(U8)15; }
+
+_Static_assert(sizeof(TokImageHead) % 16 == 0 && sizeof(TokSlot) % 16 == 0, "an image's sum reads 16 bytes a step");
+
+/* Where the parts of an image of `count` tokens, `cap` slots, a blob of
+ * blob_len bytes start (each < 2^40: no sum overflows). */
+static TokImageLayout tok_image_layout(U8 count, U8 cap, U8 blob_len) {
+    TokImageLayout l;
+    l.blob = sizeof(TokImageHead);
+    l.offset = tok_align16(l.blob + blob_len + TOK_IMAGE_PAD);
+    l.slots = tok_align16(l.offset + count * sizeof(U4));
+    l.end = l.slots + cap * sizeof(TokSlot);
+    return l;
+}
+
+/* MurmurHash3's 64-bit finalizer: a bijection that spreads every bit. */
+IA_ U8 tok_fmix(U8 h) {
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+/* Fletcher's two running sums of the words (a word changed changes both,
+ * two swapped the second), in two lanes so that the additions do not wait
+ * for each other (memory speed), each sum mixed before they are added.
+ * n % 16 == 0. */
+static U8 tok_image_sum(U1 const *p, U8 n) {
+    U8 a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    for (U8 i = 0; i < n; i += 16) {
+        a0 += tok_load8(p + i); b0 += a0;
+        a1 += tok_load8(p + i + 8); b1 += a1;
+    }
+    return tok_fmix(a0) + tok_fmix(b0 ^ 1) + tok_fmix(a1 ^ 2) + tok_fmix(b1 ^ 3);
+}
+
+U8 tok_vocab_image(TokVocab const *vocab, U1 *out, U8 cap) {
+    if (!vocab) return 0;
+    TokTable const *t = &vocab->table;
+    U8 blob_len = t->offset[t->count - 1] + t->blob[t->offset[t->count - 1] - 1];
+    TokImageLayout l = tok_image_layout(t->count, t->mask + 1, blob_len);
+    if (!out || cap < l.end) return l.end;
+    memset(out, 0, (size_t)l.end);
+    memcpy(out + l.blob, t->blob, (size_t)blob_len);
+    memcpy(out + l.offset, t->offset, (size_t)t->count * sizeof(U4));
+    memcpy(out + l.slots, t->slots, (size_t)(t->mask + 1) * sizeof(TokSlot));
+    TokImageHead head = { TOK_IMAGE_MAGIC, sizeof(TokSlot), t->count, t->mask + 1, blob_len,
+                          tok_image_sum(out + sizeof head, l.end - sizeof head) };
+    memcpy(out, &head, sizeof head);
+    return l.end;
+}
+
+/* The blob's tokens must be where the offsets say, end to end, `count` of
+ * them; their pairs go to pair2 and pair_bit. */
+static B4 tok_image_tokens(TokTable *t, U8 blob_len) {
+    U8 at = 0;
+    U4 rank = 0;
+    for (; at < blob_len && rank < t->count; rank += 1) {
+        U1 n = t->blob[at];
+        if (n == 0 || n > blob_len - at - 1 || t->offset[rank] != at + 1) return 0;
+        if (n == 2) tok_pair_add(t, t->blob + at + 1, rank);
+        at += 1 + (U8)n;
+    }
+    return at == blob_len && rank == t->count;
+}
+
+/* Every slot's rank is a token's (or 0, empty), and `count` are taken:
+ * there is an empty slot to stop each probe. */
+static B4 tok_image_slots(TokTable const *t) {
+    U8 taken = 0;
+    for (U8 i = 0; i <= t->mask; i += 1) {
+        U4 rank1 = t->slots[i].rank1;
+        if (rank1 > t->count) return 0;
+        taken += rank1 != 0;
+    }
+    return taken == t->count;
+}
+
+TokVocab *tok_vocab_adopt(U1 const *image, U8 len) {
+    TokImageHead head;
+    if (!image || ((uintptr_t)image & 7) || len < sizeof head) return 0;
+    memcpy(&head, image, sizeof head);
+    if (head.magic != TOK_IMAGE_MAGIC || head.slot_bytes != sizeof(TokSlot) || head.count == 0 || head.count >= (1u << 30) || head.cap < 2 * head.count
+        || (head.cap & (head.cap - 1)) || head.blob_len > len)
+        return 0;
+    TokImageLayout l = tok_image_layout(head.count, head.cap, head.blob_len);
+    if (l.end != len || tok_image_sum(image + sizeof head, len - sizeof head) != head.sum) return 0;
+    Arena arena = { 0 };
+    TokVocab *vocab = farena_push_type(&arena, TokVocab);
+    U4 *pair2 = farena_push_array(&arena, U4, 1u << 16);
+    U1 *pair_bit = farena_push_array(&arena, U1, 1u << 13, .zero = 1);
+    if (!vocab || !pair2 || !pair_bit) { arena_release(&arena); return 0; }
+    memset(pair2, 0xff, sizeof(U4) << 16);
+    /* read-only from here on: the casts only fit TokTable's fields, which the builder writes */
+    vocab->table = (TokTable){ image + l.blob, (U4 *)(uintptr_t)(image + l.offset), (U4)head.count,
+                               (TokSlot *)(uintptr_t)(image + l.slots), head.cap - 1, pair2, pair_bit };
+    if (!tok_image_tokens(&vocab->table, head.blob_len) || !tok_image_slots(&vocab->table)) {
+        arena_release(&arena);
+        return 0;
+    }
+    vocab->arena = arena;   /* after its last allocation */
+    return vocab;
 }
 
 static B4 tok_use_ranks(TokCounter *k, Str8 blob) {

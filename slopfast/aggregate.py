@@ -161,7 +161,7 @@ class CountSpec(NamedTuple):
     def vocab(self) -> int | None:
         """The native vocabulary's index in this thread's context (None: cannot count natively)."""
         from . import tokens
-        return native.vocab_index(f"{self.encoding}:{self.ranks}", lambda: tokens._ranks(self.encoding, self.ranks).blob)
+        return tokens._vocab(self.encoding, self.ranks)
 
 
 class _Tally:
@@ -585,7 +585,7 @@ def _count_spec(count_tokens: bool | str, ranks: str | os.PathLike | None) -> Co
     from . import tokens
     encoding = "o200k_base" if count_tokens is True else tokens._check_encoding(count_tokens)
     spec = CountSpec(encoding, os.fspath(ranks) if ranks is not None else None)
-    tokens._ranks(spec.encoding, spec.ranks)      # no rank file: TokenRanksError before any work
+    tokens.check_ranks(spec.encoding, spec.ranks)      # no rank file: TokenRanksError before any work
     return spec
 
 

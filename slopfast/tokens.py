@@ -231,6 +231,32 @@ def _write_cached_blob(encoding: str, blob: bytes) -> None:
         pass
 
 
+def _image_path(encoding: str, path: str | None) -> str | None:
+    """Where the image of the native vocabulary of `encoding` is kept, for
+    this library's build (native.vocab_index): of the rank file found as
+    count_tokens finds it, like the cached blob; None for a rank file the
+    caller names, or without the library."""
+    build = _native.build_id() if path is None and not os.environ.get(RANKS_ENV) else None
+    if not build:
+        return None
+    from .dispatch import user_cache_dir
+    return os.path.join(user_cache_dir(), f"{encoding}-{ENCODINGS[encoding][1][:16]}-{build}.vocab")
+
+
+def check_ranks(encoding: str, path: str | None) -> None:
+    """TokenRanksError now, before any work, when there is no rank file. An
+    image of the native vocabulary stands for one (it was built from a rank
+    file found and checked), unless the fallback is forced."""
+    image = _image_path(encoding, path) if backend_setting() != "fallback" else None
+    if image is None or not os.path.exists(image):
+        _ranks(encoding, path)
+
+
+def _vocab(encoding: str, path: str | None) -> int | None:
+    """The native vocabulary's index in this thread's context (None: send the ranks)."""
+    return _native.vocab_index(f"{encoding}:{path}", lambda: _ranks(encoding, path).blob, _image_path(encoding, path))
+
+
 _ranks_lock = threading.Lock()
 
 
@@ -272,7 +298,7 @@ def _run_native(datas: Sequence[bytes], encoding: str, path: str | None) -> list
     """One request for all texts. The vocabulary goes to the library once per
     process (native.vocab_index); the subprocess transport gets the ranks in
     every request instead."""
-    index = _native.vocab_index(f"{encoding}:{path}", lambda: _ranks(encoding, path).blob)
+    index = _vocab(encoding, path)
     if index is not None:
         params = {"encoding": encoding, "vocab": str(index)}
     else:
@@ -291,7 +317,7 @@ def _sample(args, budget: int):
     each would otherwise be timed building its vocabulary (tiktoken's
     Encoding: about 0.3 s; the native table: about 10 ms)."""
     prepared, encoding, path = args
-    _native.vocab_index(f"{encoding}:{path}", lambda: _ranks(encoding, path).blob)
+    _vocab(encoding, path)
     _fallback.encoding(encoding, lambda: _ranks(encoding, path).ranks)
     part, size = [], 0
     for d, t in prepared:
@@ -314,7 +340,7 @@ def count_tokens_many(texts: Iterable[str | bytes], encoding: str = "o200k_base"
     if not prepared:
         return []
     size = sum(len(d) for d, _ in prepared)
-    _ranks(encoding, path)   # a missing rank file is TokenRanksError on either path
+    check_ranks(encoding, path)   # a missing rank file is TokenRanksError on either path
     if not _have_tiktoken():
         # no fallback installed: the native path alone (dispatch would time tiktoken)
         if _native.available() and backend_setting() != "fallback":

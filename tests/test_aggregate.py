@@ -1036,6 +1036,7 @@ def test_counting_without_rank_files_fails_before_any_work(tmp_path, monkeypatch
     from slopfast import tokens
     monkeypatch.setattr(tokens, "rank_file_candidates", lambda encoding: [])
     monkeypatch.setattr(tokens, "_read_cached_blob", lambda encoding: None)
+    monkeypatch.setattr(tokens, "_image_path", lambda encoding, path: None)   # a kept vocabulary would stand for one
     tokens._ranks_cached.cache_clear()
     try:
         with pytest.raises(tokens.TokenRanksError):

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import re
+import struct
 import sysconfig
 import unicodedata
 from pathlib import Path
@@ -375,6 +376,7 @@ def no_ranks(monkeypatch, tmp_path):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(api, "_bpe_openai_file", lambda encoding: None)
     monkeypatch.setattr(api, "_read_cached_blob", lambda encoding: None)
+    monkeypatch.setattr(api, "_image_path", lambda encoding, path: None)
     api._ranks_cached.cache_clear()
     yield tmp_path
     api._ranks_cached.cache_clear()
@@ -532,6 +534,202 @@ def test_vocab_errors(needs_native):
     lib = native._load()
     assert lib.vocab_new(b"\x05ab", 3) is None and lib.vocab_new(b"", 0) is None
     assert lib.context_attach(None, None) == -1
+
+
+# ---- the vocabulary's image (tokens_vocab_image, tokens_vocab_adopt) ----------------
+
+_IMAGE_HEAD = struct.Struct("<6Q")   # magic, slot bytes, count, cap, blob length, sum (lib/tokens.c)
+M64 = (1 << 64) - 1
+
+
+def _fmix(h: int) -> int:
+    h = ((h ^ (h >> 33)) * 0xff51afd7ed558ccd) & M64
+    h = ((h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53) & M64
+    return h ^ (h >> 33)
+
+
+def _image_sum(image: bytes | bytearray) -> int:
+    """tok_image_sum: Fletcher's two sums over the words after the head, in two lanes, mixed."""
+    words = struct.unpack_from(f"<{(len(image) - _IMAGE_HEAD.size) // 8}Q", image, _IMAGE_HEAD.size)
+    out = 0
+    for lane, (ka, kb) in ((words[0::2], (0, 1)), (words[1::2], (2, 3))):
+        a = b = 0
+        for w in lane:
+            a = (a + w) & M64
+            b = (b + a) & M64
+        out += _fmix(a ^ ka) + _fmix(b ^ kb)
+    return out & M64
+
+
+def _in_new_thread(fn):
+    """fn() on a thread of its own: a context of its own, whose attached vocabularies the rest do not see."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
+def _image_of(lib, enc: str) -> bytearray:
+    blob = api._ranks(enc).blob
+    vocab = lib.vocab_new(blob, len(blob))
+    size = lib.vocab_image(vocab, None, 0)
+    buffer = native.ctypes.create_string_buffer(size)
+    assert lib.vocab_image(vocab, buffer, size) == size
+    lib.vocab_free(vocab)
+    return bytearray(buffer.raw)
+
+
+def _adopts(lib, tmp_path, image: bytes | bytearray) -> bool:
+    path = tmp_path / "image.vocab"
+    path.write_bytes(bytes(image))
+    vocab = native._adopt_image(lib, str(path))
+    if vocab:
+        _drop(lib, vocab)
+    return bool(vocab)
+
+
+def _drop(lib, vocab) -> None:
+    """Free an adopted vocabulary, then its mapping (the last in lib.images)."""
+    lib.vocab_free(vocab)
+    image, view = lib.images.pop()
+    del view
+    image.close()
+
+
+def test_an_image_counts_as_the_vocabulary_it_was_made_of(needs_native, enc, tmp_path):
+    """The first process builds the vocabulary and keeps its image; the next
+    adopts the image, and counts the same, tiktoken's counts."""
+    lib = native._load()
+    datas = [p.read_bytes() for p in sorted((DATA / "rust-book").rglob("*.md"))[:60]] + [b"", b"\xff x", b"a" * 300]
+    path = tmp_path / "v.vocab"
+    blob = api._ranks(enc).blob
+
+    def counts(key: str):
+        index = native.vocab_index(f"{key}:{tmp_path}", lambda: blob, str(path))
+        return api._decode_counts(run_op({"encoding": enc, "vocab": str(index)}, [Input(b"t", d) for d in datas])[0])
+
+    mapped = len(lib.images)
+    built = _in_new_thread(lambda: counts("built"))
+    assert path.is_file() and len(lib.images) == mapped
+    adopted = _in_new_thread(lambda: counts("adopted"))
+    assert len(lib.images) == mapped + 1
+    assert built == adopted == [(oracle(d, enc),) for d in datas]
+    image = path.read_bytes()
+    assert _IMAGE_HEAD.unpack_from(image)[5] == _image_sum(image)   # the test's sum is the library's
+
+
+def test_a_damaged_image_is_refused(needs_native, tmp_path):
+    """Cut, lengthened, or any byte changed (the head's fields, the blob, the
+    pad, the offsets, the slots): refused, then built anew."""
+    lib = native._load()
+    image = _image_of(lib, "cl100k_base")
+    assert _adopts(lib, tmp_path, image)
+    _, _, count, cap, blob_len, _ = _IMAGE_HEAD.unpack_from(image)
+    slots = len(image) - cap * 16
+    spots = [0, 8, 16, 24, 32, 40, 48, 48 + blob_len - 1, 48 + blob_len + 3, slots - 4, slots, slots + 9, len(image) - 1]
+    for at in spots + list(range(48, len(image), len(image) // 40)):
+        bad = bytearray(image)
+        bad[at] ^= 0x10
+        assert not _adopts(lib, tmp_path, bad), at
+    for bad in (image[:-16], image + bytes(16), image[:48], b"", bytes(len(image))):
+        assert not _adopts(lib, tmp_path, bad)
+
+
+def test_a_forged_image_is_refused_by_what_lookups_read(needs_native, tmp_path):
+    """With its sum made right: a slot's rank past the tokens, an offset that
+    is not its token's, a length that breaks the blob's run, a slot too many
+    or too few: refused. Bytes inside a long token change only counts."""
+    lib = native._load()
+    image = _image_of(lib, "cl100k_base")
+    _, _, count, cap, blob_len, _ = _IMAGE_HEAD.unpack_from(image)
+    offsets, slots = len(image) - cap * 16 - count * 4, len(image) - cap * 16
+    slot = next(i for i in range(cap) if struct.unpack_from("<I", image, slots + 16 * i + 8)[0])
+    empty = next(i for i in range(cap) if not struct.unpack_from("<I", image, slots + 16 * i + 8)[0])
+
+    def forged(at: int, fmt: str, value: int) -> bytearray:
+        bad = bytearray(image)
+        struct.pack_into(fmt, bad, at, value)
+        struct.pack_into("<Q", bad, 40, _image_sum(bad))
+        return bad
+
+    assert _adopts(lib, tmp_path, forged(0, "<Q", _IMAGE_HEAD.unpack_from(image)[0]))   # the sum alone: adopted
+    assert not _adopts(lib, tmp_path, forged(slots + 16 * slot + 8, "<I", count + 1))
+    assert not _adopts(lib, tmp_path, forged(slots + 16 * slot + 8, "<I", 0))
+    assert not _adopts(lib, tmp_path, forged(slots + 16 * empty + 8, "<I", 1))
+    assert not _adopts(lib, tmp_path, forged(offsets + 4 * 7, "<I", 1))
+    assert not _adopts(lib, tmp_path, forged(48, "B", 2))
+    assert not _adopts(lib, tmp_path, forged(16, "<Q", count + 1))
+    assert not _adopts(lib, tmp_path, forged(24, "<Q", cap // 2))
+    long_at = max(range(count), key=lambda r: image[48 + struct.unpack_from("<I", image, offsets + 4 * r)[0] - 1])
+    start = struct.unpack_from("<I", image, offsets + 4 * long_at)[0]
+    assert _adopts(lib, tmp_path, forged(48 + start + 20, "B", image[48 + start + 20] ^ 1))
+
+
+_SMALL_TOKENS = [bytes([b]) for b in range(256)] + [b"ab", b"abc", b"the", b" the", b"x" * 40, b"y" * 255]
+
+
+@SETTINGS
+@given(edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=6),
+       texts=st.lists(st.binary(max_size=300), max_size=4))
+def test_any_adopted_image_counts_without_reading_outside_it(needs_native, tmp_path, edits, texts):
+    """A small vocabulary's image with any bytes changed and its sum made
+    right: refused, or adopted and counting (never a crash; the sanitizer
+    build checks every read)."""
+    lib = native._load()
+    blob = b"".join(bytes((len(t),)) + t for t in _SMALL_TOKENS)
+    vocab = lib.vocab_new(blob, len(blob))
+    size = lib.vocab_image(vocab, None, 0)
+    buffer = native.ctypes.create_string_buffer(size)
+    lib.vocab_image(vocab, buffer, size)
+    lib.vocab_free(vocab)
+    image = bytearray(buffer.raw)
+    for at, value in edits:
+        image[at % len(image)] = value
+    struct.pack_into("<Q", image, 40, _image_sum(image))
+    path = tmp_path / "small.vocab"
+    path.write_bytes(bytes(image))
+
+    def count():
+        vocab = native._adopt_image(lib, str(path))
+        if not vocab:
+            return None
+        context = native._Context(lib)
+        index = lib.context_attach(context.address, vocab)
+        request = native.wire.encode_request([("tokens", {"vocab": str(index)})], [Input(b"t", t) for t in texts])
+        lib.run_in(context.address, request, len(request))
+        del context
+        _drop(lib, vocab)
+        return True
+
+    count()
+
+
+def test_a_cached_image_stands_for_the_rank_file(needs_native, monkeypatch, tmp_path):
+    """check_ranks: an image in the cache, no rank file: no error (the image
+    was made from one); without the image, or with the fallback forced, the
+    rank file is looked for."""
+    image = tmp_path / "o200k.vocab"
+    image.write_bytes(b"x")
+    monkeypatch.setattr(api, "_image_path", lambda encoding, path: str(image))
+    looked = []
+    monkeypatch.setattr(api, "_ranks", lambda encoding, path=None: looked.append(encoding))
+    monkeypatch.delenv("SLOPFAST_BACKEND", raising=False)
+    api.check_ranks("o200k_base", None)
+    assert looked == []
+    monkeypatch.setenv("SLOPFAST_BACKEND", "fallback")
+    api.check_ranks("o200k_base", None)
+    monkeypatch.delenv("SLOPFAST_BACKEND")
+    image.unlink()
+    api.check_ranks("o200k_base", None)
+    assert looked == ["o200k_base", "o200k_base"]
+
+
+def test_the_image_is_named_by_build_and_only_for_found_rank_files(needs_native, monkeypatch):
+    monkeypatch.delenv(api.RANKS_ENV, raising=False)
+    path = api._image_path("o200k_base", None)
+    assert path.endswith(f"o200k_base-{api.ENCODINGS['o200k_base'][1][:16]}-{native.build_id()}.vocab")
+    assert api._image_path("o200k_base", "/some/ranks") is None
+    monkeypatch.setenv(api.RANKS_ENV, "/some/ranks")
+    assert api._image_path("o200k_base", None) is None
 
 
 def test_threads_share_a_vocabulary(needs_native, monkeypatch):
