@@ -551,13 +551,18 @@ def stats_lines(files: Sequence[tuple[str, int]], file_tokens: Sequence[int], to
     share = lambda n: f"{100 * n / total:5.1f}%" if total else "  0.0%"   # noqa: E731
     rest = total - sum(file_tokens)
     out = [f"tokens ({encoding}): {total:,} in {_files(len(files))}; {rest:,} of them wrapper and tree"]
-    ranked = sorted(range(len(files)), key=lambda i: (-file_tokens[i], i))[:STATS_TOP]
+    # most tokens first, then in document order: the sort is stable, reversed too
+    ranked = sorted(range(len(files)), key=file_tokens.__getitem__, reverse=True)[:STATS_TOP]
     if ranked:
         out.append(f"largest {len(ranked)}:")
         out += [f"  {file_tokens[i]:>{width},} {share(file_tokens[i])}  {files[i][0]}" for i in ranked]
-    dirs: dict[tuple[str, ...], int] = {}
+    in_dir: dict[str | None, int] = {}     # a file's directory (None: none) -> its files' tokens
     for (path, _), n in zip(files, file_tokens):
-        parts = tuple(path.split("/")[:-1])
+        d = path.rpartition("/")[0] if "/" in path else None
+        in_dir[d] = in_dir.get(d, 0) + n
+    dirs: dict[tuple[str, ...], int] = {}
+    for d, n in in_dir.items():
+        parts = () if d is None else tuple(d.split("/"))
         for depth in range(min(len(parts), STATS_DEPTH) + 1):
             dirs[parts[:depth]] = dirs.get(parts[:depth], 0) + n
     if len(dirs) > 1:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import slopfast
 from slopfast import cli, dispatch, native
@@ -1494,6 +1496,34 @@ def test_stats_lists_the_largest_files_and_each_directory(backend, tmp_path, mon
     assert [int(line.split()[1].replace(",", "")) for line in largest] == [n for n, _ in by_size]
     pkg = sum(n for n, (p, _) in zip(report.file_tokens, report.files) if "/pkg/" in p)
     assert re.search(rf"{pkg:,} +[\d.]+%\s+pkg/", err.replace("slopfast: ", "")), err
+
+
+_stats_paths = st.lists(st.lists(st.sampled_from(["", "a", "b", "pkg", "x.py"]), min_size=1, max_size=6).map("/".join),
+                        max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_stats_paths, st.data())
+def test_stats_lines_sum_each_directory_and_rank_ties_in_order(paths, data):
+    """The --stats view against its definition, on any paths (absolute, no
+    directory, deeper than STATS_DEPTH, empty parts) and tied counts: the
+    STATS_TOP files with most tokens, ties in document order, then every
+    directory prefix of up to STATS_DEPTH levels with the tokens below it."""
+    tokens = data.draw(st.lists(st.integers(0, 3), min_size=len(paths), max_size=len(paths)))
+    files = [(p, 0) for p in paths]
+    total = sum(tokens) + 7
+    lines = cli.stats_lines(files, tokens, total, "o200k_base")
+    top = [int(line.split()[0].replace(",", "")) for line in lines[2:2 + min(len(paths), cli.STATS_TOP)]] if paths else []
+    order = sorted(range(len(paths)), key=lambda i: (-tokens[i], i))[:cli.STATS_TOP]
+    assert top == [tokens[i] for i in order]
+    assert [re.fullmatch(r" +[\d,]+ +[\d.]+%  (.*)", line)[1] for line in lines[2:2 + len(order)]] == [paths[i] for i in order]
+    dirs: dict[tuple[str, ...], int] = {}
+    for p, n in zip(paths, tokens):
+        parts = tuple(p.split("/")[:-1])
+        for depth in range(min(len(parts), cli.STATS_DEPTH) + 1):
+            dirs[parts[:depth]] = dirs.get(parts[:depth], 0) + n
+    shown = lines[lines.index("by directory:") + 1:] if "by directory:" in lines else []
+    assert [int(line.split()[0].replace(",", "")) for line in shown] == ([dirs[k] for k in sorted(dirs)] if len(dirs) > 1 else [])
 
 
 def test_step_down_rule():
