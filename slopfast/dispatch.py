@@ -26,7 +26,10 @@ A measurement runs both paths on samples of the input (its first lines or
 items: 1 KiB, then 4 and 16 KiB, stopping as soon as native is over twice as
 fast; the whole input when it is smaller; a budget the last sample already
 filled is skipped), both paths once as a warm-up, then
-each timed in alternating rounds within CALIBRATION_BUDGET_S; the caller's own
+each timed in alternating rounds, at least CALIBRATION_MIN_ROUNDS and then
+within CALIBRATION_BUDGET_S (a path's first calls may pay for memory it
+keeps: a stream sample's second native call took 3x its third, and one
+round sent a stream to the fallback, 2x slower); the caller's own
 input runs on native once. The fallback wins only when it is faster by MARGIN
 on the last sample: the native path's cost is linear in the input and the
 fallback's may not be (a pathological markdown document costs markdown-it-py
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
 SAMPLE_BYTES = 16 << 10
 SAMPLE_STEPS = (1 << 10, 4 << 10, SAMPLE_BYTES)
 CALIBRATION_BUDGET_S = 0.005
+CALIBRATION_MIN_ROUNDS = 3
 CALIBRATION_MAX_ROUNDS = 5
 MARGIN = 0.2
 CALIBRATION_SHARE = 0.1          # of the time an op's undecided calls took ...
@@ -236,7 +240,8 @@ def _loaded(modules: tuple[str, ...]) -> bool:
 
 
 def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[float, float]:
-    """Best-of time of each path, alternating which goes first, within the budget."""
+    """Best-of time of each path, alternating which goes first, at least
+    CALIBRATION_MIN_ROUNDS rounds, then within the budget."""
     best = [math.inf, math.inf]
     start = time.perf_counter()
     for round_ in range(CALIBRATION_MAX_ROUNDS):
@@ -247,7 +252,7 @@ def _calibrate(native: Callable[[], Any], fallback: Callable[[], Any]) -> tuple[
             except Exception:   # noqa: BLE001 - both paths give the same errors: an error is an answer
                 pass
             best[i] = min(best[i], time.perf_counter() - t0)
-        if time.perf_counter() - start > CALIBRATION_BUDGET_S:
+        if round_ + 1 >= CALIBRATION_MIN_ROUNDS and time.perf_counter() - start > CALIBRATION_BUDGET_S:
             break
     return best[0], best[1]
 

@@ -219,6 +219,22 @@ def test_a_sample_that_grows_late_is_grown(needs_native):
     assert (row["backend"], row["sample_bytes"]) == ("native", 16 << 10)
 
 
+def test_calibration_sees_past_a_slow_start(needs_native, monkeypatch):
+    """Native's first two calls slow (memory it then keeps), the rest fast:
+    the warm-up and one round would see only slow ones and pick the fallback."""
+    monkeypatch.setattr(dispatch, "CALIBRATION_ALLOWANCE_S", 1.0)
+    calls = []
+
+    def native():
+        calls.append(1)
+        time.sleep(0.006 if len(calls) <= 2 else 0.0001)
+        return "n"
+
+    dispatch.dispatch("probe_slow_start", 100, native, lambda: time.sleep(0.002) or "f")
+    row = [r for r in slopfast.backend_report() if r["op"] == "probe_slow_start"][0]
+    assert row["backend"] == "native" and row["native_s"] < 0.002, row
+
+
 def test_variants_are_decided_apart(needs_native, monkeypatch):
     monkeypatch.setattr(dispatch, "CALIBRATION_ALLOWANCE_S", 1.0)   # both measured at once, however slow the machine
     dispatch.dispatch("probe_v", 100, lambda: "n", lambda: sum(range(20000)) and "f", variant="full")
