@@ -102,6 +102,8 @@ Struct_(TokCounter) {
     U4 long_shift;                   /* 64 - log2 of long_memo's entries */
     U1 *long_bytes;                  /* the long memo's pieces, copied */
     U8 long_used, long_cap;
+    U8 memo_for;                     /* the bytes of text the memos are sized for (tok_memos) */
+    U8 counted;                      /* bytes counted so far */
 };
 
 /* ---- the vocabulary ------------------------------------------------------ */
@@ -1120,9 +1122,28 @@ IA_ B4 tok_count_text(TokCounter *k, TokEncoding enc, U1 const *t, S8 n, U8 *tot
     return 1;
 }
 
+static B4 tok_memos(TokCounter *k, U8 bytes);
+
+/* Memos start sized for the caller's estimate, up to TOK_MEMO_START bytes,
+ * and grow with the bytes counted (to 4x, until TOK_MEMO_FULL, the size of
+ * the largest memo, 2^TOK_MERGED_BITS_MAX x 64 bytes), rather than being
+ * sized for the estimate at once: an aggregate expects 1 MiB a file, a warm
+ * count cache leaves it a few KiB of each, and zeroing memos for the
+ * estimate (8 MiB a request on two threads) cost more than the counting. A
+ * memo made anew starts empty: memos only save work. */
+enum { TOK_MEMO_START = 1 << 16 };
+#define TOK_MEMO_FULL ((U8)1 << (TOK_MERGED_BITS_MAX + 6))
+
+static B4 tok_memos_fit(TokCounter *k, U8 more) {
+    k->counted += more;
+    if (k->counted <= k->memo_for || k->memo_for >= TOK_MEMO_FULL) return 1;
+    return tok_memos(k, min_(TOK_MEMO_FULL, 4 * k->counted));
+}
+
 B4 tok_count(TokCounter *k, Str8 data, Arena *temp, Input const *about, U8 *total) {
     Str8 text = { 0 };   /* set by tok_text; gcc -O2 cannot see it */
     if (!tok_text(k->ctx, temp, data, &text)) return 0;
+    if (k->has_table && !tok_memos_fit(k, text.len)) return 0;
     /* positions are S8; pieces index U4 arrays: text under 4 GiB (inputs are capped at 2 GiB) */
     if (text.len >= ((U8)1 << 32)) {
         if (about) return ctx_fail_input(k->ctx, Code_Limit, about, "text of %llu bytes", (unsigned long long)text.len);
@@ -1142,8 +1163,6 @@ static B4 tok_input(Ctx *ctx, Input *input, void *state) {
 
 /* encoding, vocab / ranks (when allowed) of the current op, and the memo:
  * about one entry per 8 bytes of text, 2^TOK_MEMO_BITS_MIN to 2^TOK_MEMO_BITS_MAX. */
-static B4 tok_memos(TokCounter *k, U8 bytes);
-
 static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     Str8 value;
     U8 index;
@@ -1162,7 +1181,7 @@ static B4 tok_setup(Ctx *ctx, TokCounter *k, U8 bytes, B4 ranks_allowed) {
     } else if (ranks_allowed && ctx_param(ctx, "ranks", &value)) {
         if (!tok_use_ranks(k, value)) return 0;
     }
-    return !k->has_table || tok_memos(k, bytes);
+    return !k->has_table || tok_memos(k, min_(bytes, TOK_MEMO_START));
 }
 
 /* The memos, sized for `bytes` of text. */
@@ -1171,6 +1190,8 @@ static B4 tok_memos(TokCounter *k, U8 bytes) {
     while (bits < TOK_MEMO_BITS_MAX && ((U8)1 << bits) * 8 < bytes) bits += 1;
     while (merged_bits < TOK_MERGED_BITS_MAX && ((U8)1 << merged_bits) * 64 < bytes) merged_bits += 1;
     while (long_bits < TOK_LONG_BITS_MAX && ((U8)1 << long_bits) * 256 < bytes) long_bits += 1;
+    k->memo_for = bytes;
+    k->long_used = 0;
     k->long_shift = 64 - long_bits;
     k->long_cap = ((U8)TOK_LONG_BYTES / 2) << long_bits;   /* about half the entries' worth of pieces */
     k->long_memo = farena_push_array(k->arena, TokLongMemo, (U8)1 << long_bits, .zero = 1);
@@ -1189,7 +1210,7 @@ TokCounter *tok_counter_twin(TokCounter const *of, Arena *arena, U8 bytes) {
     if (!k) return 0;
     k->ctx = of->ctx, k->arena = arena;
     k->encoding = of->encoding, k->table = of->table, k->has_table = of->has_table;
-    return tok_memos(k, bytes) ? k : 0;
+    return tok_memos(k, min_(bytes, TOK_MEMO_START)) ? k : 0;
 }
 
 TokCounter *tok_counter(Ctx *ctx, Arena *arena, U8 bytes) {

@@ -5,9 +5,9 @@ Counting is exact because the document is counted in units that cannot join
 (docs/tokens.md, "Counts of a document"). A body of 1 KiB or more has a head,
 up to its first unit start, counted with what precedes it; the rest, with the
 suffix its format writes after it, is whole units, whose count depends on
-those bytes alone. The op hashes each such body (SipHash-1-3-128, under this
-cache's random key) and takes the rest's count from the cache when the hash
-is there; what it counted, it reports, and the run keeps it. Counts are the
+those bytes alone. The op hashes each such body (SipHash-1-3 in two lanes,
+128 bits, under this cache's random key) and takes the rest's count from the
+cache when the hash is there; what it counted, it reports, and the run keeps it. Counts are the
 same with or without the cache; a run on an unchanged tree counts only the
 heads, headers and small files.
 

@@ -1,7 +1,7 @@
 """The count cache (slopfast/count_cache.py, lib/aggregate.c's
 sink_cached_body): counts with it equal counts without it and tiktoken's, on
 the first run (counted, kept) and the next (taken from the cache); what is
-kept is SipHash-1-3-128 of each body and tiktoken's count of its rest; a
+kept is body_hash (SipHash-1-3 in two lanes) of each body and tiktoken's count of its rest; a
 damaged file is ignored, a full one starts over, and off is off."""
 from __future__ import annotations
 
@@ -26,39 +26,61 @@ def _rotl(x: int, b: int) -> int:
     return ((x << b) | (x >> (64 - b))) & M64
 
 
+def _sip(k0: int, k1: int, wide: bool) -> list[int]:
+    return [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d ^ (0xee if wide else 0),
+            k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+
+
+def _rounds(v: list[int], n: int) -> None:
+    for _ in range(n):
+        v[0] = (v[0] + v[1]) & M64; v[1] = _rotl(v[1], 13) ^ v[0]; v[0] = _rotl(v[0], 32)   # noqa: E702
+        v[2] = (v[2] + v[3]) & M64; v[3] = _rotl(v[3], 16) ^ v[2]                           # noqa: E702
+        v[0] = (v[0] + v[3]) & M64; v[3] = _rotl(v[3], 21) ^ v[0]                           # noqa: E702
+        v[2] = (v[2] + v[1]) & M64; v[1] = _rotl(v[1], 17) ^ v[2]; v[2] = _rotl(v[2], 32)   # noqa: E702
+
+
+def _word(v: list[int], m: int, c: int) -> None:
+    v[3] ^= m
+    _rounds(v, c)
+    v[0] ^= m
+
+
+def _out(v: list[int], tweak: int, d: int) -> int:
+    v[2] ^= tweak
+    _rounds(v, d)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def _last_word(msg: bytes) -> int:
+    return (len(msg) & 0xff) << 56 | int.from_bytes(msg[len(msg) - len(msg) % 8:], "little")
+
+
 def siphash(key: bytes, msg: bytes, wide: bool = True, c: int = 1, d: int = 3) -> bytes:
-    """SipHash-c-d as its paper defines it (64- or 128-bit output): with 1-3,
-    the oracle of the C one."""
-    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
-    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d, k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
-    if wide:
-        v[1] ^= 0xee
-
-    def rounds(n: int) -> None:
-        for _ in range(n):
-            v[0] = (v[0] + v[1]) & M64; v[1] = _rotl(v[1], 13) ^ v[0]; v[0] = _rotl(v[0], 32)   # noqa: E702
-            v[2] = (v[2] + v[3]) & M64; v[3] = _rotl(v[3], 16) ^ v[2]                           # noqa: E702
-            v[0] = (v[0] + v[3]) & M64; v[3] = _rotl(v[3], 21) ^ v[0]                           # noqa: E702
-            v[2] = (v[2] + v[1]) & M64; v[1] = _rotl(v[1], 17) ^ v[2]; v[2] = _rotl(v[2], 32)   # noqa: E702
-
-    whole = len(msg) - len(msg) % 8
-    for i in range(0, whole, 8):
-        m = int.from_bytes(msg[i:i + 8], "little")
-        v[3] ^= m
-        rounds(c)
-        v[0] ^= m
-    b = (len(msg) & 0xff) << 56 | int.from_bytes(msg[whole:], "little")
-    v[3] ^= b
-    rounds(c)
-    v[0] ^= b
-    v[2] ^= 0xee if wide else 0xff
-    rounds(d)
-    out = (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+    """SipHash-c-d as its paper defines it (64- or 128-bit output)."""
+    v = _sip(int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little"), wide)
+    for i in range(0, len(msg) - len(msg) % 8, 8):
+        _word(v, int.from_bytes(msg[i:i + 8], "little"), c)
+    _word(v, _last_word(msg), c)
+    out = _out(v, 0xee if wide else 0xff, d).to_bytes(8, "little")
     if not wide:
         return out
     v[1] ^= 0xdd
-    rounds(d)
-    return out + (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+    return out + _out(v, 0, d).to_bytes(8, "little")
+
+
+def body_hash(key: bytes, body: bytes) -> bytes:
+    """The C side's hash of a body (lib/aggregate.c, body_hash), its oracle:
+    two SipHash-1-3 lanes (keys k1 ^ 1, ^ 2) take the words in turn, the
+    first the last word too; then SipHash-1-3-128 of their outputs and the
+    length."""
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    lanes = [_sip(k0, k1 ^ (j + 1), False) for j in range(2)]
+    words = len(body) // 8
+    for i in range(words):
+        _word(lanes[i % 2], int.from_bytes(body[8 * i:8 * i + 8], "little"), 1)
+    _word(lanes[0], _last_word(body), 1)
+    digests = b"".join(_out(v, 0xff, 3).to_bytes(8, "little") for v in lanes)
+    return siphash(key, digests + len(body).to_bytes(8, "little"))
 
 
 def test_the_siphash_oracle_gives_the_published_vectors():
@@ -128,7 +150,7 @@ LINES = ["def f(x):\n", "    return x\n", "/* c */\n", "  indented\n", "\n", "wo
 
 
 def test_the_cache_keeps_siphash_and_tiktokens_count_of_each_body(cache_dir, tmp_path, monkeypatch):
-    """Each kept entry: the body's SipHash-1-3-128 under the file's key (its
+    """Each kept entry: the body's hash (body_hash) under the file's key (its
     second word xored with the suffix's length: 1 in markdown, 2 in plain),
     and tiktoken's count of the body's rest and that suffix."""
     bodies = [("".join(LINES) * k).encode() for k in (9, 20)] + [b"x" * 2000, b"short\nA\n"]
@@ -139,12 +161,24 @@ def test_the_cache_keeps_siphash_and_tiktokens_count_of_each_body(cache_dir, tmp
         k = key[:8] + (int.from_bytes(key[8:], "little") ^ len(suffix)).to_bytes(8, "little")
         for body in bodies:
             rest = _rest(body)
-            h = struct.unpack("<QQ", siphash(k, body))
+            h = struct.unpack("<QQ", body_hash(k, body))
             if rest is None:
                 assert h not in entries
             else:
                 assert entries[h] == _tiktoken(rest + suffix), (fmt, body[:20])
     assert len(entries) == 4      # two kept bodies, two formats
+
+
+def test_the_body_hash_is_its_oracles_for_every_lane_and_tail(cache_dir, tmp_path, monkeypatch):
+    """Bodies of 1024 to 1087 bytes: an even and an odd count of words,
+    every tail length, each kept under body_hash."""
+    text = ("".join(line for line in LINES if line.isascii()) * 12).encode()   # cut anywhere: still UTF-8
+    bodies = [text[:n] for n in range(1024, 1088)]
+    _tree(tmp_path / "t", bodies)
+    _run(tmp_path / "t", tmp_path / "o", monkeypatch)
+    key, entries = _entries(cache_dir)
+    k = key[:8] + (int.from_bytes(key[8:], "little") ^ 1).to_bytes(8, "little")
+    assert set(entries) == {struct.unpack("<QQ", body_hash(k, body)) for body in bodies}
 
 
 def test_a_kept_count_is_used(cache_dir, tmp_path, monkeypatch):
