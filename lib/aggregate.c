@@ -31,7 +31,8 @@
  * of this request, of which `carried` were of count_carry's unit (the
  * carry of the request before, which this one goes on with), the input the
  * carry began in (-1: the wrapper, -2: count_carry's) and its bytes.
- * Part 4, with count_cache only: what the count cache saw (below). */
+ * Part 4, with count_cache only: what the count cache saw (below), and
+ * with count_only what the section cache saw. */
 #include "op.h"
 #include "summary.h"
 
@@ -57,6 +58,7 @@ Struct_(BuildOpts) {
     B4 tree;              /* with close: the tree of the document's files and a summary line at its end */
     Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
     Str8 count_carry;     /* the unit the request before left open */
+    B4 count_only;        /* the document is made to be counted: summaries may come from the section cache */
 };
 
 Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
@@ -232,7 +234,7 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
     U8 fd = (U8)-1, max_bytes = 0;
     if (!ctx_param_u8(ctx, "out_fd", &fd) || !ctx_param_u8(ctx, "max_bytes", &max_bytes)) return 0;
     if (!param_flag(ctx, "nofollow", &opts->checks.nofollow) || !param_flag(ctx, "sniff", &opts->checks.sniff)
-        || !param_flag(ctx, "continues", &opts->continues)) return 0;
+        || !param_flag(ctx, "continues", &opts->continues) || !param_flag(ctx, "count_only", &opts->count_only)) return 0;
     Str8 v;
     if (fd != (U8)-1 && fd > 0x7fffffff) return ctx_fail(ctx, Code_BadParam, "parameter out_fd: not a descriptor");
     opts->out_fd = fd == (U8)-1 ? -1 : (S4)fd;
@@ -497,7 +499,22 @@ Struct_(CountCache) {
     U8 entry_count;
     U8 *hash;             /* per input: the body's hash, 2 words */
     U1 *state;            /* per input: CacheState (the rest's tokens: the tally's per_input[inputs + i]) */
+    U8 *sec_hash;         /* per input: its summary's hash in the section cache (section_hash), 2 words */
+    U1 *sec_state;        /* per input: CacheState (the units counted: the tally's per_input[2 * inputs + i]) */
+    U8 *sec_value;        /* per input: the entry, SECTION_FENCE_SHIFT */
 };
+
+/* The section cache, in the count cache's entries (parameter count_only):
+ * a summary's section from its fence line (markdown; plain: its "---"
+ * line) through the suffix after its body is whole units, whose count
+ * depends on the summary and the language alone, and so on the source
+ * text, the path (which summary, which language), the mode and the format.
+ * The entry keeps that count with the fence's length above it, under the
+ * hash of the source text: a document made to be counted then needs no
+ * summary of a file the cache knows, and writes neither its fence line nor
+ * its body. */
+enum { SECTION_FENCE_SHIFT = 48 };
+#define SECTION_TAG 0x73656374696f6e00ull   /* "section": these keys are not the bodies' */
 
 Struct_(Counting) {
     TokCounter *tok;
@@ -572,7 +589,7 @@ static B4 pool_new(Counting *c) {
 
 /* The helper's counter, tally and thread; 0 if any cannot be made. */
 static B4 pool_start(CountPool *pool, Counting const *c, U4 inputs) {
-    pool->helper.per_input = farena_push_array(&pool->helper_arena, U8, 2 * (U8)inputs + 1, .zero = 1);
+    pool->helper.per_input = farena_push_array(&pool->helper_arena, U8, 3 * (U8)inputs + 1, .zero = 1);
     pool->helper_tok = pool->helper.per_input ? tok_counter_twin(c->tok, &pool->helper_arena, c->bytes) : 0;
     pool->helper_ok = 1;
     pool->sync = pool->helper_tok ? sync_new() : 0;
@@ -628,7 +645,7 @@ static B4 pool_end(Ctx *ctx, Counting *c, B4 finish, Arena *temp) {
         thread_join(pool->thread);
         ok = ok && pool->helper_ok && !pool->helper_arena.failed && !pool->helper_temp.failed;
         c->tally.tokens += pool->helper.tokens, c->tally.carried += pool->helper.carried;
-        for (U8 i = 0; i < 2 * (U8)ctx->req->input_count; i += 1) c->tally.per_input[i] += pool->helper.per_input[i];
+        for (U8 i = 0; i < 3 * (U8)ctx->req->input_count; i += 1) c->tally.per_input[i] += pool->helper.per_input[i];
     } else if (finish && c->fill) {
         ok = block_count(c->tok, &c->tally, c->fill, temp);
     }
@@ -806,6 +823,16 @@ static void body_hash(U8 const key[2], Str8 s, U8 out[2]) {
     out[1] = sip_out(&all, 0);
 }
 
+/* The section cache's hash of a summary: of its source text, under a key
+ * made from the path and the language its fence line names, the format and
+ * the mode. */
+static void section_hash(U8 const key[2], BuildOpts const *opts, Str8 path, Str8 lang, U1 mode, Str8 text, U8 out[2]) {
+    U8 k[2] = { key[0] ^ SECTION_TAG, key[1] ^ ((U8)opts->format << 8 | mode) }, k2[2];
+    body_hash(k, path, k2);
+    body_hash(k2, lang, k);
+    body_hash(k, text, out);
+}
+
 /* The tokens cached for hash h, or 0 with *found 0 (binary search: the
  * entries are sorted; entries that are not only make lookups miss). */
 static U8 cache_find(CountCache const *cache, U8 const h[2], B4 *found) {
@@ -832,6 +859,13 @@ Struct_(Sink) { S4 fd; U8 body_at; U8 written; S4 err; Counting *count; U8 fed_t
 static B4 sink_count(Ctx *ctx, Sink *sink) {
     B4 ok = count_feed_xar(ctx, sink->count, ctx->out, sink->fed_to, sink->owner, sink->temp);
     sink->fed_to = ctx->out->len;
+    return ok;
+}
+
+/* What follows is written for `owner`'s section: count what precedes first. */
+static B4 sink_owner(Ctx *ctx, Sink *sink, S4 owner) {
+    B4 ok = sink_count(ctx, sink);
+    sink->owner = owner;
     return ok;
 }
 
@@ -911,6 +945,36 @@ static B4 sink_cached_body(Ctx *ctx, Sink *sink, Str8 body, U4 index, Str8 suffi
     return 1;
 }
 
+/* The section cache around a summary's fence line and body (the state
+ * section_known set): on a hit the entry's count stands for the units from
+ * the fence line through the suffix, which are not written (*write 0);
+ * otherwise those units are counted apart for the entry (cache_settle).
+ * `fence`: its length (plain: 0); one too long for an entry is not kept. */
+static B4 section_begin(Ctx *ctx, Sink *sink, U4 index, U8 fence, B4 *write) {
+    Counting *c = sink->count;
+    *write = 1;
+    if (!c || !c->cache.hash || c->cache.sec_state[index] == Cache_None) return 1;
+    CountCache *cache = &c->cache;
+    if (cache->sec_state[index] == Cache_Counted) {
+        if (fence >> (64 - SECTION_FENCE_SHIFT)) { cache->sec_state[index] = Cache_None; return 1; }
+        cache->sec_value[index] = fence << SECTION_FENCE_SHIFT;
+        return sink_owner(ctx, sink, (S4)(2 * ctx->req->input_count + index));
+    }
+    *write = 0;
+    if (!sink_count(ctx, sink)) return 0;
+    U8 known = cache->sec_value[index] & (((U8)1 << SECTION_FENCE_SHIFT) - 1);
+    c->tally.tokens += known, c->tally.per_input[index] += known;
+    c->last = '\n';   /* the suffix's last byte (both formats): the closing fence or line begins a unit */
+    return 1;
+}
+
+/* What follows the body (the closing fence or line) is the input's again. */
+static B4 section_end(Ctx *ctx, Sink *sink, U4 index) {
+    Counting *c = sink->count;
+    if (!c || !c->cache.hash || c->cache.sec_state[index] != Cache_Counted) return 1;
+    return sink_owner(ctx, sink, (S4)index);
+}
+
 static B4 write_u8_decimal(Ctx *ctx, U8 v) {
     U1 buf[20];
     U8 n = sizeof buf;
@@ -939,7 +1003,9 @@ IA_ void ob_put(OutBuf *b, U1 const *p, U8 n) {
 #define ob_lit(b, s) ob_put((b), (U1 const *)(s), sizeof(s) - 1)
 
 /* One input's section, as the writers see it. */
-Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; U4 input; };   /* index: the section's number; input: the request's */
+/* index: the section's number; input: the request's; known: found in the
+ * section cache (no body), with its fence's length */
+Struct_(Section) { Str8 path; Str8 shown; Str8 body; U8 index; U4 input; B4 known; U8 fence; };
 
 typedef B4 SectionFn(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec);
 
@@ -986,25 +1052,34 @@ static B4 write_fence(Ctx *ctx, U8 len) {
 }
 
 static B4 markdown_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
-    U8 fence = fence_length_for(sec->body);
+    U8 fence = sec->known ? sec->fence : fence_length_for(sec->body);
+    B4 write = 1;
     ctx_str8(ctx, str8_lit("### "));
     write_path_span(ctx, sec->shown);
     ctx_str8(ctx, str8_lit("\n\n"));
-    write_fence(ctx, fence);
-    ctx_str8(ctx, language_of(opts, sec->path));
-    ctx_str8(ctx, str8_lit("\n"));
-    if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n"))) return 0;
-    return write_fence(ctx, fence);
+    if (!section_begin(ctx, sink, sec->input, fence, &write)) return 0;
+    if (write) {
+        write_fence(ctx, fence);
+        ctx_str8(ctx, language_of(opts, sec->path));
+        ctx_str8(ctx, str8_lit("\n"));
+        if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n"))) return 0;
+    }
+    return section_end(ctx, sink, sec->input) && write_fence(ctx, fence);
 }
 
 /* ---- plain (files-to-prompt's default) ----------------------------------- */
 
 static B4 plain_section(Ctx *ctx, Sink *sink, BuildOpts const *opts, Section const *sec) {
     (void)opts;
+    B4 write = 1;
     ctx_str8(ctx, sec->shown);
-    ctx_str8(ctx, str8_lit("\n---\n"));
-    if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n\n"))) return 0;
-    return ctx_str8(ctx, str8_lit("---"));
+    ctx_str8(ctx, str8_lit("\n"));
+    if (!section_begin(ctx, sink, sec->input, 0, &write)) return 0;
+    if (write) {
+        ctx_str8(ctx, str8_lit("---\n"));
+        if (!sink_cached_body(ctx, sink, sec->body, sec->input, str8_lit("\n\n"))) return 0;
+    }
+    return section_end(ctx, sink, sec->input) && ctx_str8(ctx, str8_lit("---"));
 }
 
 /* ---- xml ---------------------------------------------------------------- */
@@ -1429,28 +1504,47 @@ static FormatDef const FORMATS[Format_Count_] = {
 /* The body of a section: the content as text (as it is with raw), or a
  * summary of it written into scratch output first (the fence depends on the
  * whole body); a full-mode body numbered with line_numbers. */
-static B4 section_body(Ctx *ctx, BuildOpts const *opts, Input *input, Str8 *body) {
+/* With count_only and the count cache, a summary is looked for in the
+ * section cache before it is made: 1 when it is there (the entry is the
+ * input's sec_value). */
+static B4 section_known(BuildOpts const *opts, Counting *c, Input const *input, U4 index, U1 mode, Str8 text) {
+    if (!opts->count_only || !c || !c->cache.hash || (opts->format != Format_Markdown && opts->format != Format_Plain))
+        return 0;
+    CountCache *cache = &c->cache;
+    U8 *h = cache->sec_hash + 2 * (U8)index;
+    section_hash(cache->key, opts, input->path, language_of(opts, input->path), mode, text, h);
+    B4 found = 0;
+    cache->sec_value[index] = cache_find(cache, h, &found);
+    cache->sec_state[index] = found ? Cache_Hit : Cache_Counted;
+    return found;
+}
+
+static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *input, Section *sec) {
     U1 mode = input->mode ? input->mode : opts->mode;
     Str8 text = opts->raw ? input->data : text_of(ctx->arena, input->data);
     if (ctx->arena->failed) return 0;
     if (mode == InputMode_Full) {
-        *body = opts->line_numbers ? numbered(ctx->arena, text) : text;
+        sec->body = opts->line_numbers ? numbered(ctx->arena, text) : text;
         return !ctx->arena->failed;
     }
-    return summary_body(ctx, input->path, text, mode == InputMode_Skeleton, body);
+    if (section_known(opts, c, input, sec->input, mode, text)) {
+        sec->known = 1, sec->fence = c->cache.sec_value[sec->input] >> SECTION_FENCE_SHIFT, sec->body = str8(0, 0);
+        return 1;
+    }
+    return summary_body(ctx, input->path, text, mode == InputMode_Skeleton, &sec->body);
 }
 
 /* Load one input and make its section in `scratch` (emptied per input, so
  * a call holds one file at a time). 0 when the input is left out
  * (load_errno or skip says why), or on a failure (ctx->code, or the
  * arena's flag). */
-static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Input *input, Section *sec) {
+static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Counting *c, Input *input, Section *sec) {
     Arena *arena = ctx->arena;
     ctx->arena = scratch;
     B4 ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
     /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
     if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
-    if (ok) ok = section_body(ctx, opts, input, &sec->body);
+    if (ok) ok = section_body(ctx, opts, c, input, sec);
     if (ok) sec->path = input->path, sec->shown = shown_path(scratch, input->path), ok = !scratch->failed;
     ctx->arena = arena;
     if (scratch->failed) arena->failed = scratch->failed;
@@ -1469,13 +1563,27 @@ static B4 parse_count_cache(Ctx *ctx, Str8 v, CountCache *cache) {
     cache->entry_count = (v.len - CACHE_KEY_BYTES) / CACHE_ENTRY_BYTES;
     cache->hash = farena_push_array(ctx->arena, U8, 2 * n + 1);
     cache->state = farena_push_array(ctx->arena, U1, n + 1, .zero = 1);
-    return cache->hash && cache->state;
+    cache->sec_hash = farena_push_array(ctx->arena, U8, 2 * n + 1);
+    cache->sec_state = farena_push_array(ctx->arena, U1, n + 1, .zero = 1);
+    cache->sec_value = farena_push_array(ctx->arena, U8, n + 1);
+    return cache->hash && cache->state && cache->sec_hash && cache->sec_state && cache->sec_value;
 }
 
-/* The rests' tokens (known or counted apart) join their inputs' (both threads' tallies joined). */
+/* The rests' tokens (known or counted apart) and the summaries' sections'
+ * join their inputs' (both threads' tallies joined); a section counted
+ * completes its entry, unless its count does not fit one. */
 static void cache_settle(Ctx *ctx, Counting *c) {
     U4 n = ctx->req->input_count;
-    for (U4 i = 0; c->cache.hash && i < n; i += 1) c->tally.per_input[i] += c->tally.per_input[n + i];
+    CountCache *cache = &c->cache;
+    U8 *per = c->tally.per_input;
+    for (U4 i = 0; cache->hash && i < n; i += 1) {
+        U8 section = per[n + i] + per[2 * (U8)n + i];
+        if (cache->sec_state[i] == Cache_Counted) {
+            if (section >> SECTION_FENCE_SHIFT) cache->sec_state[i] = Cache_None;
+            else cache->sec_value[i] |= section;
+        }
+        per[i] += section;
+    }
 }
 
 /* vocab or ranks, encoding, count_carry: the counter (0 without vocab or
@@ -1494,8 +1602,9 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
         bytes += in->kind == InputKind_Inline ? in->data.len : (U8)1 << 20;
     }
     c->tok = tok_counter(ctx, ctx->arena, bytes);
-    /* per input, then per input the tokens of its body's rest (the count cache: cache_settle joins them) */
-    c->tally.per_input = farena_push_array(ctx->arena, U8, 2 * (U8)ctx->req->input_count + 1, .zero = 1);
+    /* per input, then per input the tokens of its body's rest, then of its summary's section (the count
+     * cache: cache_settle joins them) */
+    c->tally.per_input = farena_push_array(ctx->arena, U8, 3 * (U8)ctx->req->input_count + 1, .zero = 1);
     if (!c->tok || !c->tally.per_input) return 0;
     if (ctx_param(ctx, "count_cache", &v) && !parse_count_cache(ctx, v, &c->cache)) return 0;
     c->bytes = bytes;
@@ -1513,13 +1622,6 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
     }
     *out = c;
     return 1;
-}
-
-/* What follows is written for `owner`'s section: count what precedes first. */
-static B4 sink_owner(Ctx *ctx, Sink *sink, S4 owner) {
-    B4 ok = sink_count(ctx, sink);
-    sink->owner = owner;
-    return ok;
 }
 
 static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
@@ -1551,6 +1653,11 @@ static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
         ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->hash[2 * i]), ctx_rec_u8(ctx, cache->hash[2 * i + 1]);
         ctx_rec_u8(ctx, count->tally.per_input[req->input_count + i]), ctx_rec_u1(ctx, cache->state[i] == Cache_Hit);
     }
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        if (cache->sec_state[i] == Cache_None) continue;
+        ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->sec_hash[2 * i]), ctx_rec_u8(ctx, cache->sec_hash[2 * i + 1]);
+        ctx_rec_u8(ctx, cache->sec_value[i]), ctx_rec_u1(ctx, cache->sec_state[i] == Cache_Hit);
+    }
     return ctx_records_end(ctx);
 }
 
@@ -1563,7 +1670,7 @@ static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena 
     for (U4 i = 0; i < req->input_count && !sink->err; i += 1) {
         Input *input = &req->inputs[i];
         Section sec = { .index = index, .input = i };
-        if (load_section(ctx, scratch, opts, input, &sec)) {
+        if (load_section(ctx, scratch, opts, sink->count, input, &sec)) {
             sink_owner(ctx, sink, (S4)i);
             if (!first) ctx_str8(ctx, format->separator);
             first = 0;

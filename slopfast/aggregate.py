@@ -133,10 +133,14 @@ def _style(format: str, raw: bool, line_numbers: bool, tree: bool = False) -> St
 class CountSpec(NamedTuple):
     """Count the document's tokens: in this encoding, with these ranks (None:
     found as count_tokens finds them), on this many threads (None: as
-    SLOPFAST_THREADS says, else the op's default)."""
+    SLOPFAST_THREADS says, else the op's default). `only`: the document is
+    made to be counted and thrown away, so the native op takes summaries
+    the count cache knows from it, and writes them short (docs/tokens.md,
+    "The count cache")."""
     encoding: str = "o200k_base"
     ranks: str | None = None
     threads: int | None = None
+    only: bool = False
 
     def counter(self):
         """A function bytes -> tokens (either path: their counts are equal)."""
@@ -264,6 +268,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
         cache = count_cache.for_encoding(count.encoding)
         if cache is not None:
             params["count_cache"] = cache.param
+            if count.only:
+                params["count_only"] = "1"
     wrapped = style.closes
     earlier = tree_files if tree_files is not None else ()    # earlier calls' files: read once, by the last request
     added: list[tuple[bytes, int]] = []                        # this call's files, for the tree
@@ -1014,6 +1020,8 @@ def _summary_tokens(found: list[Any], size_of: dict[str, int], mode: Mode, count
     file before it: step_down's estimate allows for joins (stream_budget
     counts the document it makes, and tries again when that is over)."""
     import threading
+
+    count = count._replace(only=True)
 
     def tokens(part: list[Any], first_section: int = 0) -> dict[str, int]:
         with open(os.devnull, "wb") as sink:

@@ -9,7 +9,9 @@ those bytes alone. The op hashes each such body (SipHash-1-3 in two lanes,
 128 bits, under this cache's random key) and takes the rest's count from the
 cache when the hash is there; what it counted, it reports, and the run keeps it. Counts are the
 same with or without the cache; a run on an unchanged tree counts only the
-heads, headers and small files.
+heads, headers and small files. The documents --budget makes to count
+summaries (the op's count_only) keep entries of whole summary sections too,
+under the hash of their source: on an unchanged tree no summary is made.
 
 One file per encoding and library build in the cache directory: MAGIC, then
 the op's `count_cache` parameter as it is sent (the key, then entries (hash

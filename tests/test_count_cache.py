@@ -289,3 +289,135 @@ def test_the_op_refuses_a_malformed_cache_parameter(value):
     params = {"ranks": tokens._ranks("o200k_base").blob, "encoding": "o200k_base", "count_cache": value}
     with pytest.raises(PipelineError, match="count_cache"):
         native.run([("aggregate", params)], [wire.Input(b"a.txt", b"text\n")])
+
+
+# ---- the section cache: summaries counted in documents made to be counted (--budget) ----------------------
+
+SECTION_TAG = 0x73656374696F6E00
+FORMAT_CODE = {"markdown": 0, "plain": 3}
+SOURCES = {
+    "m.py": "".join(f"def f{i}(x):\n    '''Doc {i}.'''\n    return x + {i}\n\n" for i in range(60)),
+    "d.md": "".join(f"# Part {i}\n\nText of part {i}, ```ticks``` and more.\n\n```\ncode {i}\n```\n\n" for i in range(40)),
+    "n.txt": "".join(f"line {i} of a note\n" for i in range(300)),
+    "s.py": "x = 1\n",
+}
+
+
+def section_hash(key: bytes, fmt: str, mode: int, path: bytes, lang: bytes, text: bytes) -> tuple[int, int]:
+    """lib/aggregate.c's section_hash: the text under a key made from the path and the language."""
+    k0, k1 = struct.unpack("<QQ", key)
+    k = struct.pack("<QQ", k0 ^ SECTION_TAG, k1 ^ (FORMAT_CODE[fmt] << 8 | mode))
+    return struct.unpack("<QQ", body_hash(body_hash(body_hash(k, path), lang), text))
+
+
+def _summary_counts(root: Path, monkeypatch, backend: str = "native", only: bool = True, **options):
+    """(total, per file) of a summary document made to be counted, as --budget makes them."""
+    from slopfast import aggregate, walk
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    monkeypatch.setattr(count_cache, "_caches", {})
+    events = list(walk.walk([str(root)], walk.WalkOptions(check_files=False)))
+    with open(os.devnull, "wb") as sink:
+        report = aggregate.stream(events, aggregate._Output(sink.fileno()), count=aggregate.CountSpec(only=only),
+                                  **options)
+    return report.tokens, report.file_tokens
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "plain"])
+@pytest.mark.parametrize("mode", ["summary", "skeleton"])
+def test_the_section_cache_keeps_the_fence_and_tiktokens_count_of_each_summary(cache_dir, tmp_path, monkeypatch,
+                                                                             fmt, mode):
+    """Each summary's entry: section_hash of its source, and the fence's
+    length above tiktoken's count of the fence line (plain: the "---" line),
+    the summary (the fallback's) and the suffix; none in xml."""
+    from slopfast.fallbacks import aggregate as fb
+    from slopfast.fallbacks import summary
+    write_tree = tmp_path / "t"
+    write_tree.mkdir()
+    for name, text in SOURCES.items():
+        (write_tree / name).write_text(text)
+    languages = {"py": "python3"}
+    _summary_counts(write_tree, monkeypatch, mode=mode, format=fmt, languages=languages)
+    key, entries = _entries(cache_dir)
+    code = {"summary": 2, "skeleton": 3}[mode]
+    for name, text in SOURCES.items():
+        path = str(write_tree / name).encode()
+        lang = fb.language(path, {b"py": b"python3"})
+        body = summary.summarise(path, text.encode(), mode == "skeleton")
+        fence = fb.fence_length(body) if fmt == "markdown" else 0
+        units = b"`" * fence + lang + b"\n" + body + b"\n" if fmt == "markdown" else b"---\n" + body + b"\n\n"
+        h = section_hash(key, fmt, code, path, lang, text.encode())
+        assert entries.pop(h) == fence << 48 | _tiktoken(units), name
+    suffix = b"\n" if fmt == "markdown" else b"\n\n"     # what is left: the summaries' own bodies' entries
+    k = key[:8] + (int.from_bytes(key[8:], "little") ^ len(suffix)).to_bytes(8, "little")
+    bodies = [summary.summarise(str(write_tree / n).encode(), t.encode(), mode == "skeleton") for n, t in SOURCES.items()]
+    assert set(entries) == {struct.unpack("<QQ", body_hash(k, b)) for b in bodies if _rest(b) is not None}
+
+
+def test_a_kept_section_count_is_used_and_a_changed_file_misses(cache_dir, tmp_path, monkeypatch):
+    """A document made to be counted takes a summary's count from its entry:
+    one made wrong shows, in its file only; a file whose source changed is
+    summarised and counted again."""
+    root = tmp_path / "t"
+    root.mkdir()
+    for name, text in SOURCES.items():
+        (root / name).write_text(text)
+    first = _summary_counts(root, monkeypatch, mode="summary")
+    key, entries = _entries(cache_dir)
+    path = str(root / "m.py").encode()
+    h = section_hash(key, "markdown", 2, path, b"py", SOURCES["m.py"].encode())
+    entries[h] += 1000
+    param = key + b"".join(count_cache.ENTRY.pack(*e, n) for e, n in sorted(entries.items()))
+    (cache_file,) = cache_dir.glob("counts-*.bin")
+    cache_file.write_bytes(count_cache.MAGIC + param + zlib.crc32(param).to_bytes(4, "big"))
+    total, per = _summary_counts(root, monkeypatch, mode="summary")
+    at = sorted(SOURCES).index("m.py")
+    assert total == first[0] + 1000 and per == [n + 1000 * (i == at) for i, n in enumerate(first[1])]
+    (root / "m.py").write_text(SOURCES["m.py"] + "def g():\n    pass\n")
+    changed = _summary_counts(root, monkeypatch, mode="summary", only=False)
+    assert _summary_counts(root, monkeypatch, mode="summary") == changed != first
+
+
+_sources = st.lists(
+    st.tuples(st.sampled_from(["py", "md", "txt"]),
+              st.one_of(_bodies.map(b"".join),
+                        st.lists(st.sampled_from(list(SOURCES.values()) + LINES), max_size=8).map(
+                            lambda ts: "".join(ts).encode()))),
+    min_size=1, max_size=6)
+
+
+@given(files=_sources, fmt=st.sampled_from(["markdown", "plain", "xml"]), mode=st.sampled_from(["summary", "skeleton"]),
+       threads=st.sampled_from(["1", "2"]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_summaries_from_the_section_cache_count_as_summaries_made(cache_dir, monkeypatch, files, fmt, mode, threads):
+    """Cold (made, kept), warm (from the section cache) and counted as a
+    document to keep (no section cache), natively and on the fallback: the
+    same counts, per file and in all."""
+    monkeypatch.setenv("SLOPFAST_THREADS", threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "t"
+        root.mkdir()
+        for i, (suffix, body) in enumerate(files):
+            (root / f"f{i}.{suffix}").write_bytes(body)
+        monkeypatch.setenv("SLOPFAST_COUNT_CACHE", str(Path(tmp) / "cache"))
+        runs = [_summary_counts(root, monkeypatch, mode=mode, format=fmt) for _ in range(2)]
+        runs.append(_summary_counts(root, monkeypatch, mode=mode, format=fmt, only=False))
+        monkeypatch.setenv("SLOPFAST_COUNT_CACHE", "off")
+        runs.append(_summary_counts(root, monkeypatch, mode=mode, format=fmt))
+        runs.append(_summary_counts(root, monkeypatch, "fallback", mode=mode, format=fmt))
+    assert all(run == runs[0] for run in runs), runs
+
+
+def test_a_summary_whose_fence_does_not_fit_an_entry_is_counted_each_time(cache_dir, tmp_path, monkeypatch):
+    """The entry keeps the fence's length in 16 bits: a summary with a longer
+    backtick run is not kept, and counts as made."""
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "long.txt").write_text("`" * 70_000 + "\nnext\n")
+    (root / "n.txt").write_text(SOURCES["n.txt"])
+    made = _summary_counts(root, monkeypatch, mode="summary", only=False)
+    assert _summary_counts(root, monkeypatch, mode="summary") == made
+    key, entries = _entries(cache_dir)
+    sections = {section_hash(key, "markdown", 2, str(root / n).encode(), b"txt", (root / n).read_bytes())
+                for n in ("long.txt", "n.txt")}
+    assert len(sections & set(entries)) == 1
+    assert _summary_counts(root, monkeypatch, mode="summary") == made
