@@ -27,6 +27,7 @@ import threading
 import zlib
 
 from . import _env
+from ._cache_file import write_whole
 from . import native as _native
 
 MAGIC = b"slopfast-counts-1\n"
@@ -90,17 +91,7 @@ def _read(path: str) -> bytes | None:
 
 def _write(path: str, param: bytes) -> None:
     """A cache that cannot be written is no error: the next run counts again."""
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + param + zlib.crc32(param).to_bytes(4, "big"))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_whole(path, MAGIC, param, zlib.crc32(param).to_bytes(4, "big"))
 
 
 def cache_path(encoding: str) -> str | None:

@@ -54,6 +54,7 @@ from functools import partial
 
 from . import _env
 from . import native as _native
+from ._cache_file import write_whole
 from .errors import BackendUnavailable
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
@@ -392,7 +393,6 @@ def _save_wisdom() -> None:
     if path is None:
         return
     import json
-    import tempfile
 
     decisions = [
         {"op": op, "variant": variant, "size_class": cls, "backend": info["backend"],
@@ -401,19 +401,8 @@ def _save_wisdom() -> None:
         for (op, variant, cls), info in sorted(_report.items())
         if info.get("why") in ("measured", "wisdom")
     ]
-    tmp = None
-    try:
-        parent = os.path.dirname(path) or "."
-        os.makedirs(parent, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=parent, delete=False, suffix=".tmp") as tmp:
-            json.dump({"key": wisdom_key(), "version": WISDOM_VERSION, "decisions": decisions}, tmp, indent=1)
-        os.replace(tmp.name, path)
-    except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp.name)
-            except OSError:
-                pass
+    text = json.dumps({"key": wisdom_key(), "version": WISDOM_VERSION, "decisions": decisions}, indent=1)
+    write_whole(path, text.encode())
 
 
 def reset() -> None:

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from . import _env, wire
+from ._cache_file import write_whole
 from .errors import BackendUnavailable, PipelineError
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
@@ -312,17 +313,7 @@ def _write_image(lib: _Library, vocab: int, path: str) -> None:
     buffer = ctypes.create_string_buffer(size)
     if lib.vocab_image(vocab, buffer, size) != size:
         return
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(memoryview(buffer).cast("B"))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_whole(path, memoryview(buffer).cast("B"))
 
 
 def run_blob_opts(request: bytes, memory_limit: int = 0, fail_after: int = 0, lib: _Library | None = None) -> wire.Response:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing import Iterable, Sequence
 
 from . import native as _native
+from ._cache_file import write_whole
 from .dispatch import backend_setting, dispatch
 from .errors import BackendUnavailable, SlopfastError
 from .fallbacks import tokens as _fallback
@@ -220,15 +221,7 @@ def _blob_check(blob: bytes) -> bytes:
 
 def _write_cached_blob(encoding: str, blob: bytes) -> None:
     """Keep the blob for the next process; a cache that cannot be written is no error."""
-    path = _blob_path(encoding)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(_BLOB_MAGIC + _blob_check(blob) + blob)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_whole(_blob_path(encoding), _BLOB_MAGIC, _blob_check(blob), blob)
 
 
 def _image_path(encoding: str, path: str | None) -> str | None:
