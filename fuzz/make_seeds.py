@@ -123,6 +123,13 @@ def requests(max_bytes: int = 1 << 16) -> list[tuple[str, bytes]]:
         long + [Input(n, t) for n, t in md[:2]], text_too=False)
     add("aggregate-count-cache-plain", [("aggregate", {"encoding": "cl100k_base", "ranks": ranks, "format": "plain",
                                                        "threads": "1", "count_cache": cache})], long, text_too=False)
+    # --budget's two documents: the full one looking summaries up ahead, the summaries' taking known entries
+    add("aggregate-count-ahead", [("aggregate", {"encoding": "o200k_base", "ranks": ranks, "count_cache": cache,
+                                                 "ahead": "skeleton"})], long, text_too=False)
+    add("aggregate-count-known", [("aggregate", {"encoding": "o200k_base", "ranks": ranks, "count_cache": cache,
+                                                 "count_only": "1", "mode": "summary",
+                                                 "known": (3 << 48 | 7).to_bytes(8, "little") + bytes(8)})],
+        long, text_too=False)
     odd = [Input(b"a]]>\n\xff.txt", b"]]>\r\n\x00\x1b\xef\xbf\xbe\xff\"\\`"), Input(b"u16", b"\xff\xfeh\x00\x00\xd8"),
            Input(b"u32", b"\x00\x00\xfe\xffX"), Input(b"bom", b"\xef\xbb\xbfx\ny\rz")]
     for fmt in ("xml", "json", "plain", "markdown"):

@@ -32,7 +32,8 @@
  * carry of the request before, which this one goes on with), the input the
  * carry began in (-1: the wrapper, -2: count_carry's) and its bytes.
  * Part 4, with count_cache only: what the count cache saw (below), and
- * with count_only what the section cache saw. */
+ * with count_only what the section cache saw; part 5, with ahead, the
+ * sections it found one mode down. */
 #include "op.h"
 #include "summary.h"
 
@@ -59,6 +60,8 @@ Struct_(BuildOpts) {
     Str8 tree_files;      /* the files of earlier requests: (U4 length, path, U8 bytes) each */
     Str8 count_carry;     /* the unit the request before left open */
     B4 count_only;        /* the document is made to be counted: summaries may come from the section cache */
+    U1 ahead;             /* InputMode (0: none): look each full section's summary in this mode up too */
+    Str8 known;           /* with count_only: per input, U8 le, its section's entry (0: not known) */
 };
 
 Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
@@ -236,6 +239,11 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
     if (!param_flag(ctx, "nofollow", &opts->checks.nofollow) || !param_flag(ctx, "sniff", &opts->checks.sniff)
         || !param_flag(ctx, "continues", &opts->continues) || !param_flag(ctx, "count_only", &opts->count_only)) return 0;
     Str8 v;
+    if (ctx_param(ctx, "ahead", &v) && (!input_mode_parse(v, &opts->ahead) || opts->ahead == InputMode_Default
+                                        || opts->ahead == InputMode_Full))
+        return ctx_fail(ctx, Code_BadParam, "parameter ahead: expected summary or skeleton");
+    if (ctx_param(ctx, "known", &opts->known) && opts->known.len != 8 * (U8)ctx->req->input_count)
+        return ctx_fail(ctx, Code_BadParam, "parameter known: 8 bytes per input");
     if (fd != (U8)-1 && fd > 0x7fffffff) return ctx_fail(ctx, Code_BadParam, "parameter out_fd: not a descriptor");
     opts->out_fd = fd == (U8)-1 ? -1 : (S4)fd;
 #ifdef SLOPFAST_FUZZ_OUT_FD
@@ -492,7 +500,9 @@ Struct_(CountPool) {
  * they came from the cache. Only the formats that write bodies as they are
  * (markdown, plain) use it. */
 enum { CACHE_MIN_BYTES = 1024, CACHE_KEY_BYTES = 16, CACHE_ENTRY_BYTES = 24 };
-Enum_(CacheState) { Cache_None, Cache_Counted, Cache_Hit };
+/* Ahead: a section found one mode down (part 5); Given: an entry the request
+ * gave (known), used as a hit and not reported. */
+Enum_(CacheState) { Cache_None, Cache_Counted, Cache_Hit, Cache_Ahead, Cache_Given };
 Struct_(CountCache) {
     U8 key[2];
     U1 const *entries;
@@ -953,9 +963,10 @@ static B4 sink_cached_body(Ctx *ctx, Sink *sink, Str8 body, U4 index, Str8 suffi
 static B4 section_begin(Ctx *ctx, Sink *sink, U4 index, U8 fence, B4 *write) {
     Counting *c = sink->count;
     *write = 1;
-    if (!c || !c->cache.hash || c->cache.sec_state[index] == Cache_None) return 1;
+    U1 state = c && c->cache.hash ? c->cache.sec_state[index] : Cache_None;
+    if (state == Cache_None || state == Cache_Ahead) return 1;
     CountCache *cache = &c->cache;
-    if (cache->sec_state[index] == Cache_Counted) {
+    if (state == Cache_Counted) {
         if (fence >> (64 - SECTION_FENCE_SHIFT)) { cache->sec_state[index] = Cache_None; return 1; }
         cache->sec_value[index] = fence << SECTION_FENCE_SHIFT;
         return sink_owner(ctx, sink, (S4)(2 * ctx->req->input_count + index));
@@ -1504,19 +1515,49 @@ static FormatDef const FORMATS[Format_Count_] = {
 /* The body of a section: the content as text (as it is with raw), or a
  * summary of it written into scratch output first (the fence depends on the
  * whole body); a full-mode body numbered with line_numbers. */
-/* With count_only and the count cache, a summary is looked for in the
- * section cache before it is made: 1 when it is there (the entry is the
- * input's sec_value). */
-static B4 section_known(BuildOpts const *opts, Counting *c, Input const *input, U4 index, U1 mode, Str8 text) {
-    if (!opts->count_only || !c || !c->cache.hash || (opts->format != Format_Markdown && opts->format != Format_Plain))
-        return 0;
+/* The section cache is in use: a count cache, and a format that writes bodies as they are. */
+static B4 section_cached(BuildOpts const *opts, Counting const *c) {
+    return c && c->cache.hash && (opts->format == Format_Markdown || opts->format == Format_Plain);
+}
+
+static B4 section_lookup(BuildOpts const *opts, Counting *c, Input const *input, U4 index, U1 mode, Str8 text) {
     CountCache *cache = &c->cache;
     U8 *h = cache->sec_hash + 2 * (U8)index;
     section_hash(cache->key, opts, input->path, language_of(opts, input->path), mode, text, h);
     B4 found = 0;
     cache->sec_value[index] = cache_find(cache, h, &found);
-    cache->sec_state[index] = found ? Cache_Hit : Cache_Counted;
     return found;
+}
+
+/* With count_only and the count cache, a summary is looked for in the
+ * section cache before it is made: 1 when it is there (the entry is the
+ * input's sec_value). */
+static B4 section_known(BuildOpts const *opts, Counting *c, Input const *input, U4 index, U1 mode, Str8 text) {
+    if (!opts->count_only || !section_cached(opts, c)) return 0;
+    B4 found = section_lookup(opts, c, input, index, mode, text);
+    c->cache.sec_state[index] = found ? Cache_Hit : Cache_Counted;
+    return found;
+}
+
+/* With ahead, a full section's summary one mode down is looked up too (a
+ * document counted next, with known, then needs no read of this input). */
+static void section_ahead(BuildOpts const *opts, Counting *c, Input const *input, U4 index, Str8 text) {
+    if (opts->ahead && section_cached(opts, c) && section_lookup(opts, c, input, index, opts->ahead, text))
+        c->cache.sec_state[index] = Cache_Ahead;
+}
+
+/* With count_only and known, an input in summary or skeleton mode whose
+ * entry the request gives is neither read nor summarised: its section is
+ * that entry's (a wrong entry makes only the counts wrong). */
+static B4 section_given(BuildOpts const *opts, Counting *c, Input *input, U4 index, Section *sec) {
+    U1 mode = input->mode ? input->mode : opts->mode;
+    if (!opts->count_only || !opts->known.len || mode == InputMode_Full || !section_cached(opts, c)) return 0;
+    U8 value = get_u8le(opts->known.ptr + 8 * (U8)index);
+    if (!value) return 0;
+    c->cache.sec_state[index] = Cache_Given, c->cache.sec_value[index] = value;
+    input->loaded = 1, input->load_errno = 0, input->skip = Skip_None, input->data = str8(0, 0);
+    sec->known = 1, sec->fence = value >> SECTION_FENCE_SHIFT, sec->body = str8(0, 0);
+    return 1;
 }
 
 static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *input, Section *sec) {
@@ -1524,6 +1565,7 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *inpu
     Str8 text = opts->raw ? input->data : text_of(ctx->arena, input->data);
     if (ctx->arena->failed) return 0;
     if (mode == InputMode_Full) {
+        section_ahead(opts, c, input, sec->input, text);
         sec->body = opts->line_numbers ? numbered(ctx->arena, text) : text;
         return !ctx->arena->failed;
     }
@@ -1541,10 +1583,13 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *inpu
 static B4 load_section(Ctx *ctx, Arena *scratch, BuildOpts const *opts, Counting *c, Input *input, Section *sec) {
     Arena *arena = ctx->arena;
     ctx->arena = scratch;
-    B4 ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
-    /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
-    if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
-    if (ok) ok = section_body(ctx, opts, c, input, sec);
+    B4 ok = section_given(opts, c, input, sec->input, sec);
+    if (!ok) {
+        ok = input_load_checked(ctx, input, opts->checked ? &opts->checks : 0);
+        /* content past LIMIT_INPUT_BYTES, inline too: unreadable, as a file would be */
+        if (ok && input->data.len > LIMIT_INPUT_BYTES) input->load_errno = EFBIG, ok = 0;
+        if (ok) ok = section_body(ctx, opts, c, input, sec);
+    }
     if (ok) sec->path = input->path, sec->shown = shown_path(scratch, input->path), ok = !scratch->failed;
     ctx->arena = arena;
     if (scratch->failed) arena->failed = scratch->failed;
@@ -1624,7 +1669,7 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
     return 1;
 }
 
-static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
+static B4 write_records(Ctx *ctx, BuildOpts const *opts, Sink const *sink, Counting *count) {
     Request *req = ctx->req;
     ctx_records_begin(ctx, "Ii");
     for (U4 i = 0; i < req->input_count; i += 1) {
@@ -1654,9 +1699,17 @@ static B4 write_records(Ctx *ctx, Sink const *sink, Counting *count) {
         ctx_rec_u8(ctx, count->tally.per_input[req->input_count + i]), ctx_rec_u1(ctx, cache->state[i] == Cache_Hit);
     }
     for (U4 i = 0; i < req->input_count; i += 1) {
-        if (cache->sec_state[i] == Cache_None) continue;
+        if (cache->sec_state[i] != Cache_Counted && cache->sec_state[i] != Cache_Hit) continue;
         ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->sec_hash[2 * i]), ctx_rec_u8(ctx, cache->sec_hash[2 * i + 1]);
         ctx_rec_u8(ctx, cache->sec_value[i]), ctx_rec_u1(ctx, cache->sec_state[i] == Cache_Hit);
+    }
+    if (!ctx_records_end(ctx)) return 0;
+    if (!opts->ahead) return 1;
+    ctx_records_begin(ctx, "IQQQ");
+    for (U4 i = 0; i < req->input_count; i += 1) {
+        if (cache->sec_state[i] != Cache_Ahead) continue;
+        ctx_rec_u4(ctx, i), ctx_rec_u8(ctx, cache->sec_hash[2 * i]), ctx_rec_u8(ctx, cache->sec_hash[2 * i + 1]);
+        ctx_rec_u8(ctx, cache->sec_value[i]);
     }
     return ctx_records_end(ctx);
 }
@@ -1715,7 +1768,7 @@ B4 op_aggregate(Ctx *ctx) {
     if (ok) {
         if (sink.fd < 0) sink.written = ctx->out->len - sink.body_at;
         ctx_part_end(ctx);
-        ok = write_records(ctx, &sink, count);
+        ok = write_records(ctx, &opts, &sink, count);
     }
     arena_release(&counting.carry_arena);
     return ok;

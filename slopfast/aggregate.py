@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import struct
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -85,16 +86,17 @@ def _languages(languages: Mapping[str, str] | None) -> dict[bytes, bytes]:
     return out
 
 
-def _batches(ops, items) -> Iterable[tuple[list[int], list[wire.Input]]]:
+def _batches(ops, items, per_input: int = 0) -> Iterable[tuple[list[int], list[wire.Input]]]:
     """(index, input) pairs in requests within the wire's limits
     (LIMIT_INPUTS inputs, LIMIT_REQUEST_BYTES bytes): the indices and the
-    inputs of each request; at least one request."""
+    inputs of each request; at least one request. `per_input`: the bytes a
+    parameter sent later takes per input."""
     base = wire.request_base_bytes(ops)
     index: list[int] = []
     batch: list[wire.Input] = []
     size = base
     for i, item in items:
-        cost = 6 + len(item.path) + (0 if item.data is None else 8 + len(item.data))   # its v3 bytes
+        cost = 6 + per_input + len(item.path) + (0 if item.data is None else 8 + len(item.data))   # its v3 bytes
         if batch and (len(batch) == _fallback.LIMIT_INPUTS or size + cost > _fallback.LIMIT_REQUEST_BYTES):
             yield index, batch
             index, batch, size = [], [], base
@@ -136,11 +138,16 @@ class CountSpec(NamedTuple):
     SLOPFAST_THREADS says, else the op's default). `only`: the document is
     made to be counted and thrown away, so the native op takes summaries
     the count cache knows from it, and writes them short (docs/tokens.md,
-    "The count cache")."""
+    "The count cache"). `ahead` (a mode): the native op also looks each
+    full section's summary in that mode up in the count cache, and puts
+    what it finds into `known` (path -> entry); a count-only document
+    takes those from `known` without reading the files."""
     encoding: str = "o200k_base"
     ranks: str | None = None
     threads: int | None = None
     only: bool = False
+    ahead: str | None = None
+    known: dict[bytes, int] | None = None
 
     def counter(self):
         """A function bytes -> tokens (either path: their counts are equal)."""
@@ -213,6 +220,7 @@ class _Tally:
 # SLOPFAST_THREADS=1: a counting request stays on one thread (by default it
 # counts on two, lib/aggregate.c); a bad value is the op's error.
 _COUNT_THREADS = _env.reader("SLOPFAST_THREADS")
+_ENTRY = struct.Struct("<Q")     # a count cache entry in the parameter known
 
 
 def _params(mode: int, languages: dict[bytes, bytes], checks: _fallback.Checks | None,
@@ -270,6 +278,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params["count_cache"] = cache.param
             if count.only:
                 params["count_only"] = "1"
+            if count.ahead is not None and count.known is not None:
+                params["ahead"] = count.ahead
     wrapped = style.closes
     earlier = tree_files if tree_files is not None else ()    # earlier calls' files: read once, by the last request
     added: list[tuple[bytes, int]] = []                        # this call's files, for the tree
@@ -277,7 +287,8 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
     files: list[tuple[int, int, int]] = []
     written = write_errno = 0
     taken = 0
-    batches = _batches([("aggregate", params)], items)
+    known = "count_only" in params and count.known      # a parameter `known`, 8 bytes per input
+    batches = _batches([("aggregate", params)], items, _ENTRY.size if known else 0)
     batch_pair = next(batches)
     while batch_pair is not None:
         index, batch = batch_pair
@@ -293,9 +304,15 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
                 params["tree_files"] = _fallback.encode_tree_files(pair for part in (earlier, added) for pair in part)
         if tally is not None and tally.carry:
             params["count_carry"] = tally.carry
+        if known:
+            params["known"] = b"".join(_ENTRY.pack(count.known.get(item.path, 0)) for item in batch)
         document, bad, answered, totals, *cached = native.run([("aggregate", params)], batch)
         if cache is not None:
             cache.note(wire.decode_records(cached[0]))
+        if "ahead" in params:
+            found = wire.decode_records(cached[1])
+            count.known.update((batch[j].path, value) for j, _, _, value in found)
+            cache.note([(j, h0, h1, value, 1) for j, h0, h1, value in found])
         ((total, failed, tokens, carried, owner, left),) = wire.decode_records(totals)
         documents.append(document)
         unreadable += [(index[j], err) for j, err in wire.decode_records(bad)]
@@ -1079,8 +1096,10 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
         total = with_header(doc_fd, report, count, fmt)[1] if header else report.tokens
         return max(0, total - budget)
 
+    # the summaries' entries the count cache has, found while the full document is counted
+    ahead = count._replace(ahead=lower, known={}) if mode == "full" and fmt in ("markdown", "plain") else count
     with tempfile.TemporaryFile() as first:
-        report = stream(events, _Output(first.fileno()), mode=mode, full=full, count=count, on_event=on_event, **options)
+        report = stream(events, _Output(first.fileno()), mode=mode, full=full, count=ahead, on_event=on_event, **options)
         if not fits(first.fileno(), report):
             return _emit(first.fileno(), report, out, count, fmt, header), {}
     found = {e.path: e for e in events if isinstance(e, _walk.Found)}
@@ -1092,7 +1111,8 @@ def stream_budget(events: Iterable[Any], out: _Output, budget: int, count: Count
     shown_whole = [found[p] for p, _ in files if start[p] == "full" and p not in kept]
     summary = dict.fromkeys(whole, 0)
     if shown_whole and lower != "full":
-        summary.update(_summary_tokens(shown_whole, dict(files), lower, count, {**options, "tree": False}))
+        summary.update(_summary_tokens(shown_whole, dict(files), lower, count._replace(known=ahead.known),
+                                       {**options, "tree": False}))
     cost = {p: (whole[p], summary[p] if start[p] == "full" else whole[p]) for p in whole}
     fixed = report.tokens - sum(whole.values())
     if header:

@@ -421,3 +421,113 @@ def test_a_summary_whose_fence_does_not_fit_an_entry_is_counted_each_time(cache_
                 for n in ("long.txt", "n.txt")}
     assert len(sections & set(entries)) == 1
     assert _summary_counts(root, monkeypatch, mode="summary") == made
+
+
+# ---- ahead and known: --budget's summaries looked up while the full document is counted ----------------------
+
+def _stream(events, monkeypatch, count, backend: str = "native", **options):
+    from slopfast import aggregate
+    monkeypatch.setenv("SLOPFAST_BACKEND", backend)
+    monkeypatch.setattr(count_cache, "_caches", {})
+    with open(os.devnull, "wb") as sink:
+        report = aggregate.stream(events, aggregate._Output(sink.fileno()), count=count, **options)
+    return report.tokens, report.file_tokens, report.files
+
+
+def _source_tree(root: Path):
+    from slopfast import walk
+    root.mkdir()
+    for name, text in SOURCES.items():
+        (root / name).write_text(text)
+    return list(walk.walk([str(root)], walk.WalkOptions(check_files=False)))
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "plain"])
+def test_a_full_document_finds_its_summaries_entries_ahead(cache_dir, tmp_path, monkeypatch, fmt):
+    """With ahead, a full document is made and counted as without, and
+    `known` gets each summary's entry the cache has: none on a cold cache,
+    the section cache's entries on a warm one."""
+    from slopfast.aggregate import CountSpec
+    events = _source_tree(tmp_path / "t")
+    plain = _stream(events, monkeypatch, CountSpec(), format=fmt)
+    cold = CountSpec(ahead="summary", known={})
+    assert _stream(events, monkeypatch, cold, format=fmt) == plain and cold.known == {}
+    _summary_counts(tmp_path / "t", monkeypatch, mode="summary", format=fmt)
+    key, entries = _entries(cache_dir)
+    warm = CountSpec(ahead="summary", known={})
+    assert _stream(events, monkeypatch, warm, format=fmt) == plain
+    expected = {}
+    for name, text in SOURCES.items():
+        path = str(tmp_path / "t" / name).encode()
+        expected[path] = entries[section_hash(key, fmt, 2, path, path.rsplit(b".", 1)[1], text.encode())]
+    assert warm.known == expected
+    skeletons = CountSpec(ahead="skeleton", known={})     # another mode's entries are not these
+    _stream(events, monkeypatch, skeletons, format=fmt)
+    assert skeletons.known == {}
+
+
+def test_a_counted_document_takes_known_summaries_without_reading_the_files(cache_dir, tmp_path, monkeypatch):
+    """A count-only summary document takes each known entry for its file and
+    reads none of them: files changed since count as they were; an entry
+    made wrong shows in its file only; unknown files are read as ever."""
+    from slopfast.aggregate import CountSpec
+    root = tmp_path / "t"
+    events = _source_tree(root)
+    before = _summary_counts(root, monkeypatch, mode="summary")
+    ahead = CountSpec(ahead="summary", known={})
+    _stream(events, monkeypatch, ahead)
+    assert len(ahead.known) == len(SOURCES)
+    for name in SOURCES:
+        (root / name).write_text("changed\n" * 500)
+    given = CountSpec(only=True, known=ahead.known)
+    tokens, per, files = _stream(events, monkeypatch, given, mode="summary")
+    assert (tokens, per) == before and [size for _, size in files] == [0] * len(SOURCES)
+    wrong = dict(ahead.known)
+    wrong[str(root / "m.py").encode()] += 1000
+    at = sorted(SOURCES).index("m.py")
+    tokens, per, _ = _stream(events, monkeypatch, CountSpec(only=True, known=wrong), mode="summary")
+    assert tokens == before[0] + 1000 and per == [n + 1000 * (i == at) for i, n in enumerate(before[1])]
+    del wrong[str(root / "m.py").encode()]
+    read = _stream(events, monkeypatch, CountSpec(only=True, known=wrong), mode="summary")
+    assert read[1][at] != before[1][at] and read[2][at][1] == len("changed\n" * 500)
+
+
+@pytest.mark.parametrize("params, message", [({"ahead": "full"}, "ahead"), ({"ahead": "x"}, "ahead"),
+                                             ({"known": b"\0" * 7}, "known"), ({"known": b"\0" * 16}, "known")])
+def test_the_op_refuses_a_bad_ahead_or_known(params, message):
+    require_native()
+    from slopfast import tokens, wire
+    from slopfast.errors import PipelineError
+    params = {"ranks": tokens._ranks("o200k_base").blob, "encoding": "o200k_base", "count_cache": b"k" * 16,
+              "count_only": "1", **params}
+    with pytest.raises(PipelineError, match=message):
+        native.run([("aggregate", params)], [wire.Input(b"a.txt", b"text\n")])
+
+
+@given(files=_sources, fmt=st.sampled_from(["markdown", "plain", "xml"]), share=st.sampled_from([0.2, 0.5, 0.9]))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_budget_document_is_the_same_cold_warm_uncached_and_on_the_fallback(cache_dir, monkeypatch, files, fmt,
+                                                                            share):
+    """--budget's document and its choice of files, with the section cache
+    cold and warm (summaries found ahead, not read), without it, and on the
+    fallback."""
+    from slopfast.errors import SlopfastError
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "t"
+        root.mkdir()
+        for i, (suffix, body) in enumerate(files):
+            (root / f"f{i}.{suffix}").write_bytes(body)
+        whole = _run(root, Path(tmp) / "whole.md", monkeypatch, format=fmt)[0].tokens
+        budget = max(1, int(whole * share))
+        monkeypatch.setenv("SLOPFAST_COUNT_CACHE", str(Path(tmp) / "cache"))
+        runs = []
+        for backend, cache in [("native", None), ("native", None), ("native", "off"), ("fallback", "off")]:
+            if cache:
+                monkeypatch.setenv("SLOPFAST_COUNT_CACHE", cache)
+            out = Path(tmp) / f"out{len(runs)}.md"
+            try:
+                report, doc = _run(root, out, monkeypatch, backend, format=fmt, budget=budget)
+                runs.append((doc, report.stepped_down, report.tokens))
+            except SlopfastError as exc:       # not even the tree fits: the same error everywhere
+                runs.append(str(exc).replace(str(out), "OUT"))
+    assert all(run == runs[0] for run in runs), runs
