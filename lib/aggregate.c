@@ -822,7 +822,8 @@ static void body_hash(U8 const key[2], Str8 s, U8 out[2]) {
         sip_word(&b, get_u8le(s.ptr + 8 * i + 8));
     }
     if (i < words) sip_word(&a, get_u8le(s.ptr + 8 * i));
-    sip_word(&a, sip_last_word(s.ptr + 8 * words, s.len - 8 * words, s.len));
+    /* an empty body may have no pointer: no offset from it */
+    sip_word(&a, sip_last_word(s.len ? s.ptr + 8 * words : s.ptr, s.len - 8 * words, s.len));
     Sip all = sip_init(key[0], key[1], 1);
     sip_word(&all, sip_out(&a, 0xff));
     sip_word(&all, sip_out(&b, 0xff));
