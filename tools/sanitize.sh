@@ -8,6 +8,10 @@
 #                                      golden vector through the sanitized binary, leaks checked
 #
 # Needs gcc (or CC=clang) with libasan/libubsan (Debian's gcc has them).
+# clang's UBSan is the stricter (it reports any offset from a null pointer,
+# 0 too: gcc's does not); with clang both builds use its shared ASan runtime
+# (-shared-libasan, the one pytest preloads), and the binary finds it by its
+# rpath, so it runs with or without the preload.
 # Flags: -fsanitize=address,undefined -fno-sanitize-recover=all: the first
 # error aborts the call with a report, so no finding passes as a test result.
 #
@@ -25,25 +29,35 @@ python="${PYTHON:-python}"
 cmd="${1:-build}"
 shift || true
 
+is_clang() { "$CC" --version 2>/dev/null | grep -q clang; }
+
+runtime() {
+    local lib
+    if is_clang; then
+        lib=$("$CC" -print-file-name="libclang_rt.asan-$(uname -m).so")
+    else
+        lib=$("$CC" -print-file-name=libasan.so)
+    fi
+    [ -e "$lib" ] || { echo "sanitize: no ASan runtime found for $CC ($lib)" >&2; exit 2; }
+    realpath "$lib"
+}
+
 build() {
     mkdir -p "$out"
-    local sources flags
+    local sources flags exe_flags=()
     sources=$(ls lib/*.c | grep -v '^lib/main.c$')
     # shellcheck disable=SC2207
     flags=($(cat lib/cflags.txt) -g -O1 -fno-omit-frame-pointer
            -fsanitize=address,undefined -fno-sanitize-recover=all -DSLOPFAST_BUILD_ID=\"sanitize\")
+    if is_clang; then
+        flags+=(-shared-libasan)
+        exe_flags=(-Wl,-rpath,"$(dirname "$(runtime)")")
+    fi
     # shellcheck disable=SC2086
     "$CC" "${flags[@]}" -shared -fPIC -fvisibility=hidden -o "$out/libchunks.so" $sources
     # shellcheck disable=SC2086
-    "$CC" "${flags[@]}" -o "$out/slopfast-pipeline" $sources lib/main.c
+    "$CC" "${flags[@]}" "${exe_flags[@]}" -o "$out/slopfast-pipeline" $sources lib/main.c
     echo "sanitize: built $out/libchunks.so and $out/slopfast-pipeline with $CC" >&2
-}
-
-runtime() {
-    local lib
-    lib=$("$CC" -print-file-name=libasan.so)
-    [ -e "$lib" ] || { echo "sanitize: no ASan runtime found for $CC ($lib)" >&2; exit 2; }
-    realpath "$lib"
 }
 
 case "$cmd" in
