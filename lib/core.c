@@ -472,8 +472,8 @@ static B4 check_file(int fd, Input *input, LoadChecks const *checks, U8 *size) {
 
 /* Open for reading, without ever waiting: O_NONBLOCK, so opening a FIFO
  * does not wait for a writer (check_file refuses it, unread); O_NOCTTY, so
- * a terminal never becomes ours. Paths are UTF-8 on Windows, where fopen
- * would read them in the ANSI code page. NULL with load_errno or skip set. */
+ * a terminal never becomes ours. Paths are UTF-8 on Windows, where _open
+ * would read them in the ANSI code page. -1 with load_errno or skip set. */
 static int open_input(Ctx *ctx, char const *cpath, Input *input, LoadChecks const *checks, U8 *size) {
     errno = 0;
 #if defined(_WIN32)
