@@ -89,12 +89,16 @@ def test_a_clearly_faster_fallback_wins(needs_native):
     assert dispatch.dispatch("probe_fb", 100, lambda: "n", lambda: "f") == "f"
 
 
-def test_a_near_tie_goes_to_native(needs_native):
-    """Within MARGIN the fallback does not win, however the noise falls."""
-    for i in range(5):
-        work = lambda: sum(range(3000))   # noqa: E731 - the same work on both paths
-        dispatch.dispatch(f"tie{i}", 100, work, work)
+def test_a_near_tie_goes_to_native(needs_native, monkeypatch):
+    """Within MARGIN the fallback does not win. The timings are given, not
+    measured: real ones of equal work moved past MARGIN under ASan in CI."""
+    for i, ratio in enumerate((1.0, 0.95, 1 - dispatch.MARGIN / 2, 1 - dispatch.MARGIN + 1e-6)):
+        monkeypatch.setattr(dispatch, "_calibrate", lambda native, fallback, r=ratio: (1e-3, 1e-3 * r))
+        dispatch.dispatch(f"tie{i}", 100, lambda: "n", lambda: "f")
         assert [r["backend"] for r in slopfast.backend_report() if r["op"] == f"tie{i}"] == ["native"]
+    monkeypatch.setattr(dispatch, "_calibrate", lambda native, fallback: (1e-3, 1e-3 * (1 - 2 * dispatch.MARGIN)))
+    dispatch.dispatch("tie_lost", 100, lambda: "n", lambda: "f")
+    assert [r["backend"] for r in slopfast.backend_report() if r["op"] == "tie_lost"] == ["fallback"]
 
 
 def test_calibration_of_a_large_input_runs_the_fallback_on_samples_only(needs_native):
