@@ -658,6 +658,56 @@ class _Output:
             self.file.flush()
 
 
+class _Calls:
+    """A stream's calls, one at a time and in order, on a thread of their own,
+    so that Python settles one batch's outcomes while the call on the next
+    runs (the native call releases the GIL: on gen-50k the two halves took
+    about 0.3 and 0.4 s in turn). After a call fails, later ones are not
+    made: each answers that failure."""
+
+    def __init__(self, run: Any) -> None:
+        import queue
+        import threading
+
+        self._run = run
+        self._calls: Any = queue.SimpleQueue()
+        self._answers: Any = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="slopfast-calls", daemon=True)
+        self._started = False
+        self._abandoned = False
+
+    def send(self, inputs: list[wire.Input]) -> None:
+        if not self._started:
+            self._thread.start()
+            self._started = True
+        self._calls.put(inputs)
+
+    def result(self) -> _fallback.Built:
+        """The answer to the oldest call not taken yet (its error raised)."""
+        answer = self._answers.get()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def stop(self, abandon: bool = False) -> None:
+        """Wait for the calls sent (their answers are dropped if not taken);
+        `abandon`: for the one running only, the others are not made."""
+        self._abandoned = abandon
+        if self._started and self._thread.is_alive():
+            self._calls.put(None)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        failure = None
+        while (inputs := self._calls.get()) is not None:
+            if failure is None and not self._abandoned:
+                try:
+                    answer = self._run(inputs, False)
+                except BaseException as exc:   # noqa: BLE001 - raised where its answer is taken
+                    failure = exc
+            self._answers.put(failure if failure is not None else answer if not self._abandoned else None)
+
+
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
            max_file_size: int | None = None, languages: Mapping[str, str] | None = None,
            on_event: Any = None, format: Format = "markdown", raw: bool = False,
@@ -666,8 +716,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
            tree_files: list[tuple[str, int]] | None = None, first_section: int = 0,
            avoid: tuple[int, int] | None = None) -> AggregateReport:
     """The document of a walk's events, written to `out` batch by batch
-    while the walk goes on in a second thread (the native call releases
-    the GIL): each file opened once, by the aggregate op, with the load
+    while the walk goes on in a second thread and the calls run on a third,
+    one batch ahead of the outcomes (the native call releases the GIL;
+    on_event is called in the caller's thread): each file opened once, by the aggregate op, with the load
     checks (binary, size, special files, the output itself, O_NOFOLLOW).
     A format with a wrapper (xml, json) has it opened by the first request
     and closed by a last one with no inputs, once the walk is done; xml
@@ -714,25 +765,60 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     producer = threading.Thread(target=produce, name="slopfast-walk", daemon=True)
     producer.start()
     report = AggregateReport(FileList(), [], [], 0)
-    sections = first_section
+    sections = first_section      # sections written so far (counted by the calls' thread, as it makes them)
     opened = False
+    written = 0
+    carry = b""
     run_batch = None
     tally = _Tally() if count is not None else None
 
     def run(inputs: list[wire.Input], close: bool) -> _fallback.Built:
-        nonlocal report, opened
+        nonlocal sections, opened, written, carry
         listed = report.files if tree_files is None else tree_files
         earlier = _EncodedPaths(listed) if close and style.tree else None
-        carry = tally.carry if tally is not None else b""
         built = run_batch(inputs, sections > 0, not opened, close, sections + 1, earlier, carry)
         opened = True
         if built.write_errno:
             raise OSError(built.write_errno, os.strerror(built.write_errno))
         if built.document:
             out.write(built.document)
-        report = report._replace(bytes_written=report.bytes_written + built.written)
+        written += built.written
+        sections += sum(1 for _, skip, _ in built.files if skip == wire.SKIP_NONE)
+        if built.counts is not None:
+            carry = built.counts.carry
         return built
 
+    calls = _Calls(run)
+    pending: list[tuple[list[Any], list[Any], bool]] = []   # (batch, its Found, sent to a call), in order
+
+    def settle(batch: list[Any], found: list[Any], sent: bool) -> dict[int, int]:
+        """A batch's outcomes, once its call has answered, into the report in
+        order; its input index -> the file's place in report.files."""
+        built = calls.result() if sent else None
+        numbered: dict[int, int] = {}
+        outcomes = iter(_outcomes(found, built, max_file_size))
+        Found, Skipped = _walk.Found, _walk.Skipped
+        files, j = report.files, 0
+        for event in batch:
+            if isinstance(event, Found):
+                outcome = next(outcomes)
+                if isinstance(outcome, Found):
+                    numbered[j] = len(files)
+                    files.append((outcome.path, outcome.size))
+                j += 1
+            else:
+                outcome = event
+            if isinstance(outcome, Skipped):
+                report.skipped.append(outcome)
+            elif not isinstance(outcome, Found):
+                report.unreadable.append((outcome.path, outcome.error))
+            if on_event is not None:
+                on_event(outcome)
+        if tally is not None and built is not None:
+            tally.add(built.counts, numbered.__getitem__)
+        return numbered
+
+    numbered: dict[int, int] = {}
     try:
         while True:
             batch = batches.get()
@@ -744,40 +830,32 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
             inputs = [_found_input(e, full, mode, item_modes) for e in found]
             if run_batch is None and inputs:
                 run_batch = _choose(inputs, mode_code, langs, checks, out, style, count)
-            built = run(inputs, False) if inputs else None
-            results = _outcomes(found, built, max_file_size)
-            number = {id(e): j for j, e in enumerate(found)}
-            numbered: dict[int, int] = {}     # the batch's input index -> the file's place in report.files
-            for event in batch:
-                outcome = results.get(id(event), event) if isinstance(event, _walk.Found) else event
-                if isinstance(outcome, _walk.Found):
-                    numbered[number[id(event)]] = len(report.files)
-                    report.files.append((outcome.path, outcome.size))
-                    sections += 1
-                elif isinstance(outcome, _walk.Skipped):
-                    report.skipped.append(outcome)
-                else:
-                    report.unreadable.append((outcome.path, outcome.error))
-                if on_event is not None:
-                    on_event(outcome)
-            if tally is not None and built is not None:
-                tally.add(built.counts, numbered.__getitem__)
+            if inputs:
+                calls.send(inputs)
+            pending.append((batch, found, bool(inputs)))
+            if len(pending) > 1:      # the call on this batch runs while the one before is settled
+                numbered = settle(*pending.pop(0))
+        while pending:
+            numbered = settle(*pending.pop(0))
+        calls.stop()
         if style.closes:      # the closing wrapper and the tree (and the opening wrapper, if no file came)
             if run_batch is None:
                 run_batch = _choose([], mode_code, langs, checks, out, style, count)
             built = run([], True)
             if tally is not None:
                 tally.add(built.counts, numbered.__getitem__)
-        if report.bytes_written:
+        if written:
             out.write(b"\n")
-            report = report._replace(bytes_written=report.bytes_written + 1)
+            written += 1
+        report = report._replace(bytes_written=written)
         if tally is not None:      # the last unit: on the path that counted the rest (tiktoken's setup is slow)
-            tally.finish(getattr(run_batch, "counter", None) or count.counter(), b"\n" if report.bytes_written else b"")
+            tally.finish(getattr(run_batch, "counter", None) or count.counter(), b"\n" if written else b"")
             per = [tally.per.get(k, 0) for k in range(len(report.files))]
             report = report._replace(tokens=tally.tokens, file_tokens=per)
             from . import count_cache
             count_cache.save_all()      # what the native op counted, for the next run
     finally:
+        calls.stop(abandon=True)     # before the output is closed: no call may still write to it
         stop.set()
         while producer.is_alive():       # let a producer blocked on a full queue finish
             try:
@@ -870,31 +948,33 @@ def _stream_sample(args, budget: int):
                                      counting=_fallback.Counting(counter) if counter else None)), size)
 
 
-def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> dict[int, Any]:
-    """What each Found became: Found with its size, Skipped or Unreadable (by id of the event)."""
+def _outcomes(found: list[Any], built: _fallback.Built | None, max_file_size: int | None) -> list[Any]:
+    """What each Found became, in the order of `found`: Found with its size,
+    Skipped or Unreadable (the event itself where the call did not say)."""
     from . import walk as _walk
 
+    out = list(found)
     if built is None:
-        return {}
-    out: dict[int, Any] = {}
+        return out
     for index, err in built.unreadable:
-        event = found[index]
-        out[id(event)] = _walk.Unreadable(event.path, InputError(err, os.strerror(err), event.path))
+        path = found[index].path
+        out[index] = _walk.Unreadable(path, InputError(err, os.strerror(err), path))
+    new, found_type = tuple.__new__, _walk.Found
     for index, skip, value in built.files:
         event = found[index]
         path = event.path
         if skip == wire.SKIP_NONE:
-            out[id(event)] = _walk.Found(path, event.rel, value, event.content, event.ident)
+            out[index] = new(found_type, (path, event.rel, value, event.content, event.ident))
         elif skip == wire.SKIP_BINARY:
-            out[id(event)] = _walk.binary_skip(path)
+            out[index] = _walk.binary_skip(path)
         elif skip == wire.SKIP_TOO_LARGE:
-            out[id(event)] = _walk.too_large_skip(path, value, max_file_size)
+            out[index] = _walk.too_large_skip(path, value, max_file_size)
         elif skip == wire.SKIP_SPECIAL:
-            out[id(event)] = _walk.special_skip(path, value)
+            out[index] = _walk.special_skip(path, value)
         elif skip == wire.SKIP_OUTPUT:
-            out[id(event)] = _walk.output_skip(path)
+            out[index] = _walk.output_skip(path)
         else:
-            out[id(event)] = _walk.became_symlink_skip(path)
+            out[index] = _walk.became_symlink_skip(path)
     return out
 
 

@@ -898,6 +898,35 @@ def test_aggregate_paths_stream_equals_the_checking_walk(backend, tmp_path):
     assert norm(seen) == norm(events)
 
 
+def test_a_failing_callback_stops_the_stream_and_its_calls(backend, tmp_path):
+    """The calls run on a thread of their own a batch ahead of the outcomes:
+    an error in on_event stops them before aggregate_paths returns, and no
+    later batch is written (the output does not change after it)."""
+    import threading
+    import time
+    root = tmp_path / "t"
+    root.mkdir()
+    for k in range(600):
+        (root / f"f{k:03d}.txt").write_text(f"file {k}\n")
+    out = tmp_path / "out.md"
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        if len(seen) == 40:
+            raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):
+        slopfast.aggregate_paths([root], out, on_event=on_event)
+    assert not [t for t in threading.enumerate() if t.name == "slopfast-calls"]
+    size = out.stat().st_size
+    time.sleep(0.05)
+    assert out.stat().st_size == size
+    text = out.read_text()
+    assert "f039.txt" in text           # the batch being settled was written ...
+    assert "f599.txt" not in text       # ... and not the batches after the next one
+
+
 def test_aggregate_paths_rejects_bad_patterns_and_modes(tmp_path):
     from slopfast.walk import PatternError
     with pytest.raises(PatternError):
