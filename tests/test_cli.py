@@ -63,6 +63,24 @@ def agg(capsysbinary, monkeypatch):
     return call
 
 
+def test_aggregate_runs_without_the_cyclic_collector_and_restores_it(agg, tmp_path, monkeypatch):
+    import gc
+    seen = []
+    monkeypatch.setattr(cli, "_pin_mmap_threshold", lambda: seen.append(gc.isenabled()))
+    (tmp_path / "a.txt").write_text("a\n")
+    assert gc.isenabled()
+    code, out, _ = agg(tmp_path, ".")
+    assert (code, seen) == (0, [False])
+    assert b"a.txt" in out
+    assert gc.isenabled()
+    gc.disable()
+    try:                                   # a caller's own setting is left as it was
+        agg(tmp_path, ".")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # ---- .gitignore -----------------------------------------------------------------
 
 GITIGNORE_TREE = {
