@@ -282,7 +282,7 @@ def corpus(name: str, args) -> dict:
 def commands_for(c: dict, args, work: Path) -> list[dict]:
     tree = c["path"]
     sf = args.slopfast
-    wisdom = str(work / "wisdom.json")
+    wisdom = str(work / "wisdom.txt")
     cmds = []
 
     def add(label, argv, *, env=None, kind, cwd=None, shell=False, group="full"):
@@ -570,7 +570,7 @@ def main() -> None:
     names = args.corpus or list(CORPORA)
     work = args.data / "work"
     work.mkdir(parents=True, exist_ok=True)
-    wisdom = work / "wisdom.json"
+    wisdom = work / "wisdom.txt"
     if wisdom.exists():
         wisdom.unlink()     # auto starts cold; the warm-up round writes it
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("SLOPFAST_")}

@@ -89,7 +89,7 @@ def main() -> None:
             else:
                 trees[name] = ROOT / "tests" / "data" / "rust-book"
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("SLOPFAST_")}
-        wisdom = work / "wisdom.json"
+        wisdom = work / "wisdom.txt"
         out = work / "out.md"
         slopfast = tool("slopfast")
         ftp = tool("files-to-prompt")

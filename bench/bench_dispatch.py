@@ -91,7 +91,7 @@ def main() -> None:
             def child(**extra: str) -> dict:
                 with tempfile.TemporaryDirectory() as tmp:
                     env = {k: v for k, v in os.environ.items() if k != "SLOPFAST_BACKEND"}
-                    env["SLOPFAST_WISDOM"] = os.path.join(tmp, "wisdom.json")
+                    env["SLOPFAST_WISDOM"] = os.path.join(tmp, "wisdom.txt")
                     env.update(extra)
                     out = subprocess.run([sys.executable, "-c", CHILD, case, str(size), str(args.rounds), tmp],
                                          env=env, capture_output=True, text=True, check=True).stdout

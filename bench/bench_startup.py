@@ -19,7 +19,7 @@ modules imported directly by the command's own code (top-level entries of
 
 Wall time: every command runs once per round, round-robin, N rounds (default
 30) after one warm-up round that also writes the wisdom file
-(SLOPFAST_WISDOM=TMP/wisdom.json: later runs read it, as after first use);
+(SLOPFAST_WISDOM=TMP/wisdom.txt: later runs read it, as after first use);
 best and median of perf_counter around each child, and the median of its CPU
 time (user + system, from getrusage of the children: less disturbed than
 wall time by other processes on a shared machine).
@@ -88,7 +88,7 @@ def commands_of(checkout: Path, tmp: Path, py: str, sf: str) -> dict:
     """label -> (argv, cwd, env) for one checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLOPFAST_", "PYTHON"))}
     env["PYTHONPATH"] = os.pathsep.join([str(checkout), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    env["SLOPFAST_WISDOM"] = str(tmp / "wisdom.json")
+    env["SLOPFAST_WISDOM"] = str(tmp / "wisdom.txt")
     tree = tmp / "tree"
     shutil.copytree(checkout / "lib", tree)
     out = str(tmp / "out.md")

@@ -75,7 +75,7 @@ CALIBRATION_SHARE = 0.1          # of the time an op's undecided calls took ...
 CALIBRATION_ALLOWANCE_S = 0.010  # ... plus this, per op and process: what calibration may cost
 MEASURE_ESTIMATE_S = CALIBRATION_BUDGET_S   # expected cost of measuring a loaded fallback
 IMPORT_ESTIMATE_S = 0.050        # expected cost of a fallback's first import and run
-WISDOM_VERSION = 2
+WISDOM_VERSION = 3
 _CLASS_SHIFT = 3  # size classes are powers of 8 bytes
 _MAX_CLASS = 64 // _CLASS_SHIFT + 1
 
@@ -335,25 +335,61 @@ def wisdom_path() -> str | None:
         return None
     if setting:
         return setting
-    return os.path.join(user_cache_dir(), f"wisdom-{wisdom_key()}.json")
+    return os.path.join(user_cache_dir(), f"wisdom-{wisdom_key()}.txt")
 
 
 _WISDOM_MAX_BYTES = 1 << 20
-_ENTRY_KEYS = {"op", "variant", "size_class", "backend", "native_s", "fallback_s", "sample_bytes"}
+_BACKENDS = ("native", "fallback")
 
 
-def _entry(entry: Any) -> tuple[tuple[str, str, int], dict] | None:
-    """A decision exactly as _save_wisdom writes it, or None."""
-    if type(entry) is not dict or set(entry) != _ENTRY_KEYS:
+# The wisdom file is text: a first line "slopfast-wisdom VERSION KEY", then a
+# line per decision, its fields tab-separated (op, variant, size class,
+# backend, native_s, fallback_s, sample_bytes; the timings as repr() of a
+# float). Not JSON: importing json cost every `auto` run about 2.7 ms.
+
+def _wisdom_header() -> str:
+    return f"slopfast-wisdom {WISDOM_VERSION} {wisdom_key()}"
+
+
+def _wisdom_line(op: str, variant: str, cls: int, info: dict) -> str:
+    return "\t".join((op, variant, str(cls), info["backend"], repr(float(info["native_s"])),
+                      repr(float(info["fallback_s"])), str(info["sample_bytes"])))
+
+
+def _wisdom_text(decisions: list[tuple[str, str, int, dict]]) -> str:
+    """What _save_wisdom writes for these decisions (those whose op or
+    variant a line cannot hold are left out)."""
+    lines = [_wisdom_header()]
+    for op, variant, cls, info in decisions:
+        if not any(c in field for field in (op, variant) for c in "\t\n\r"):
+            lines.append(_wisdom_line(op, variant, cls, info))
+    return "\n".join(lines) + "\n"
+
+
+def _digits(text: str, most: int) -> bool:
+    """ASCII digits, at most `most` of them (int() refuses over 4,300)."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def _wisdom_entry(line: str) -> tuple[tuple[str, str, int], dict] | None:
+    """A decision's line exactly as _wisdom_line writes it, or None."""
+    fields = line.split("\t")
+    if len(fields) != 7:
         return None
-    op, variant, cls, backend = entry["op"], entry["variant"], entry["size_class"], entry["backend"]
-    timings = (entry["native_s"], entry["fallback_s"])
-    if not (type(op) is str and type(variant) is str and type(cls) is int and 0 <= cls <= _MAX_CLASS
-            and backend in ("native", "fallback") and type(entry["sample_bytes"]) is int
-            and all(type(t) is float and math.isfinite(t) and t >= 0 for t in timings)):
+    op, variant, cls_text, backend, native_text, fallback_text, sample_text = fields
+    if backend not in _BACKENDS or not _digits(cls_text, 2) or not _digits(sample_text, 20):
+        return None
+    cls, sample_bytes = int(cls_text), int(sample_text)
+    try:
+        timings = float(native_text), float(fallback_text)
+    except ValueError:
+        return None
+    if not (cls <= _MAX_CLASS and all(math.isfinite(t) and t >= 0 for t in timings)):
         return None
     info = {"backend": backend, "why": "wisdom", "native_s": timings[0], "fallback_s": timings[1],
-            "sample_bytes": entry["sample_bytes"]}
+            "sample_bytes": sample_bytes}
+    if _wisdom_line(op, variant, cls, info) != line:
+        return None     # another spelling of the numbers: not what we write
     return (op, variant, cls), info
 
 
@@ -368,21 +404,19 @@ def _load_wisdom() -> None:
             return
         try:
             with open(path, "rb") as f:
-                text = f.read(_WISDOM_MAX_BYTES + 1)
-            if len(text) > _WISDOM_MAX_BYTES:
-                return
-            import json
-
-            data = json.loads(text)
-        except (OSError, ValueError, RecursionError, MemoryError):
+                data = f.read(_WISDOM_MAX_BYTES + 1)
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             return  # no file, or not ours: measure again
-        if type(data) is not dict or set(data) != {"key", "version", "decisions"} \
-                or data["version"] != WISDOM_VERSION or data["key"] != wisdom_key() \
-                or type(data["decisions"]) is not list:
+        lines = text.split("\n")
+        if len(data) > _WISDOM_MAX_BYTES or lines[0] != _wisdom_header() or lines[-1] != "":
             return
-        entries = [_entry(e) for e in data["decisions"]]
+        entries = [_wisdom_entry(line) for line in lines[1:-1]]
         if None in entries:
-            return   # one entry we did not write: the file is not ours
+            return   # one line we did not write: the file is not ours
+        keys = [key for key, _ in entries]
+        if keys != sorted(set(keys)):
+            return   # we write each decision once, in order
         for key, info in entries:
             _decisions.setdefault(key, info["backend"] == "native")
             _report.setdefault(key, info)
@@ -392,17 +426,9 @@ def _save_wisdom() -> None:
     path = wisdom_path()
     if path is None:
         return
-    import json
-
-    decisions = [
-        {"op": op, "variant": variant, "size_class": cls, "backend": info["backend"],
-         "native_s": float(info["native_s"]), "fallback_s": float(info["fallback_s"]),
-         "sample_bytes": info["sample_bytes"]}
-        for (op, variant, cls), info in sorted(_report.items())
-        if info.get("why") in ("measured", "wisdom")
-    ]
-    text = json.dumps({"key": wisdom_key(), "version": WISDOM_VERSION, "decisions": decisions}, indent=1)
-    write_whole(path, text.encode())
+    decisions = [(op, variant, cls, info) for (op, variant, cls), info in sorted(_report.items())
+                 if info.get("why") in ("measured", "wisdom")]
+    write_whole(path, _wisdom_text(decisions).encode("utf-8", "surrogatepass"))
 
 
 def reset() -> None:

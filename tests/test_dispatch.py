@@ -123,7 +123,7 @@ def test_a_first_call_runs_native_and_imports_no_fallback(tmp_path, needs_native
     """With no wisdom, the first calls of the ops whose fallback imports a
     parser (markdown-it-py, ast and the scanner port) run native only: the
     import waits for the calibration budget, and nothing is stored."""
-    wisdom = tmp_path / "wisdom.json"
+    wisdom = tmp_path / "wisdom.txt"
     code = (
         "import sys, json, slopfast; from slopfast import dispatch\n"
         "with dispatch.observe() as log:\n"
@@ -260,24 +260,25 @@ def test_size_classes_are_separate(needs_native):
 
 
 def test_wisdom_persists_across_processes(tmp_path, needs_native):
-    wisdom = tmp_path / "wisdom.json"
+    wisdom = tmp_path / "wisdom.txt"
     code = "import slopfast; slopfast.build_markdown([('a', 'b')]); import json; print(json.dumps(slopfast.backend_report()))"
     first = run_python(code, SLOPFAST_WISDOM=str(wisdom))
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)[0]["why"] == "measured"
-    saved = json.loads(wisdom.read_text())
-    assert saved["key"] == dispatch.wisdom_key() and saved["decisions"][0]["op"] == "aggregate"
+    header, line, end = wisdom.read_text().split("\n")
+    assert (header, end) == (dispatch._wisdom_header(), "") and line.startswith("aggregate\t")
     second = run_python(code, SLOPFAST_WISDOM=str(wisdom))
     assert json.loads(second.stdout)[0]["why"] == "wisdom"
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"key": 1, "decisions": 5}', "[]", ""])
+@pytest.mark.parametrize("content", ["{not json", '{"key": 1, "decisions": 5}', "[]", "", "slopfast-wisdom 3 x\n",
+                                     "slopfast-wisdom 2"])
 def test_corrupt_wisdom_is_ignored(tmp_path, content, needs_native):
-    wisdom = tmp_path / "wisdom.json"
+    wisdom = tmp_path / "wisdom.txt"
     wisdom.write_text(content)
     proc = run_python("import slopfast; print(slopfast.build_markdown([('a', 'b')])[:3])", SLOPFAST_WISDOM=str(wisdom))
     assert proc.stdout.strip() == "###", proc.stderr
-    assert json.loads(wisdom.read_text())["key"]  # rewritten
+    assert wisdom.read_text().startswith("slopfast-wisdom %d " % dispatch.WISDOM_VERSION)  # rewritten
 
 
 def test_unwritable_wisdom_is_ignored(tmp_path, needs_native):
@@ -285,7 +286,7 @@ def test_unwritable_wisdom_is_ignored(tmp_path, needs_native):
     blocker.write_text("")
     proc = run_python(
         "import slopfast; print(slopfast.build_markdown([('a', 'b')])[:3])",
-        SLOPFAST_WISDOM=str(blocker / "sub" / "wisdom.json"),
+        SLOPFAST_WISDOM=str(blocker / "sub" / "wisdom.txt"),
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "###", proc.stderr
 
@@ -298,55 +299,83 @@ def test_wisdom_off_writes_nothing(tmp_path, needs_native):
     assert proc.stdout.strip() == "None"
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=8),
-    max_leaves=30)
+def _valid_wisdom() -> list[str]:
+    """The lines of a wisdom file as _save_wisdom writes it."""
+    return [dispatch._wisdom_header(), "aggregate\t\t2\tnative\t1e-05\t2e-05\t40",
+            "aggregate\tfull,files\t3\tfallback\t0.003\t0.0021\t4096", ""]
 
 
-def _valid_wisdom() -> dict:
-    return {"key": dispatch.wisdom_key(), "version": dispatch.WISDOM_VERSION, "decisions": [
-        {"op": "aggregate", "variant": "", "size_class": 2, "backend": "native",
-         "native_s": 1e-05, "fallback_s": 2e-05, "sample_bytes": 40}]}
+FIELD = st.sampled_from(["", "0", "02", "-1", "1e-05", "1e999", "nan", "inf", "1.0", "1", "native", "fallback",
+                         "x\ty", "23", "\xff", " 1", "9" * 5000, "1" * 21]) | st.text(max_size=6)
+
+
+def _mutated(lines: list[str], k: int, field: int, value: str) -> str:
+    fields = lines[k].split("\t")
+    fields[field % len(fields)] = value
+    return "\n".join(lines[:k] + ["\t".join(fields)] + lines[k + 1:])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(
-    JSON,
-    st.builds(lambda d, k, v: {**d, k: v}, st.just(_valid_wisdom()), st.sampled_from(["key", "version", "decisions"]), JSON),
-    st.builds(lambda e, k, v: {**_valid_wisdom(), "decisions": [{**e, k: v}]},
-              st.just(_valid_wisdom()["decisions"][0]),
-              st.sampled_from(sorted(dispatch._ENTRY_KEYS) + ["extra"]), JSON)))
-def test_a_wisdom_file_not_written_by_us_is_ignored(tmp_path, monkeypatch, data):
+@given(text=st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda t: dispatch._wisdom_header() + "\n" + t, st.text(max_size=80)),
+    st.builds(_mutated, st.just(_valid_wisdom()), st.integers(0, 2), st.integers(0, 6), FIELD),
+    st.builds(lambda k, j: "\n".join(_valid_wisdom()[:k] + _valid_wisdom()[j:]), st.integers(0, 4), st.integers(0, 4)),
+    st.builds(lambda k: "\n".join(_valid_wisdom()[:k] + _valid_wisdom()[k - 1:]), st.integers(1, 3))))
+def test_a_wisdom_file_not_written_by_us_is_ignored(tmp_path, monkeypatch, text):
     """Any content but exactly what _save_wisdom writes is ignored, never an error."""
-    wisdom = tmp_path / "wisdom.json"
+    wisdom = tmp_path / "wisdom.txt"
     monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_text(json.dumps(data, allow_nan=True))
+    wisdom.write_bytes(text.encode("utf-8", "surrogatepass"))
     dispatch.reset()
     dispatch._load_wisdom()
-    loaded = dict(dispatch._decisions)
-    if loaded:   # then the file was exactly what we write: check it by the format's own rules
-        assert set(data) == {"key", "version", "decisions"} and data["key"] == dispatch.wisdom_key()
-        for entry in data["decisions"]:
-            assert set(entry) == {"op", "variant", "size_class", "backend", "native_s", "fallback_s", "sample_bytes"}
-            assert type(entry["op"]) is str and type(entry["variant"]) is str and entry["backend"] in ("native", "fallback")
-            assert type(entry["size_class"]) is int and 0 <= entry["size_class"] <= 22
-            assert all(type(entry[k]) is float and 0 <= entry[k] < float("inf") for k in ("native_s", "fallback_s"))
-        assert loaded == {(e["op"], e["variant"], e["size_class"]): e["backend"] == "native" for e in data["decisions"]}
+    if dispatch._decisions:   # then the file is exactly what we write for what was loaded
+        loaded = [(op, variant, cls, info) for (op, variant, cls), info in sorted(dispatch._report.items())]
+        assert dispatch._wisdom_text(loaded) == text
+        assert dispatch._decisions == {k: info["backend"] == "native" for k, info in dispatch._report.items()}
+    elif text == "\n".join(_valid_wisdom()):
+        pytest.fail("the file as _save_wisdom writes it was not read")
 
 
-@pytest.mark.parametrize("text", ['{"size_class": 1e999}', "[" * 100000 + "]" * 100000, "\xff\xfe", "9" * 5000])
-def test_hostile_wisdom_text_is_ignored(tmp_path, monkeypatch, text):
-    wisdom = tmp_path / "wisdom.json"
+def test_a_valid_wisdom_file_is_read(tmp_path, monkeypatch):
+    wisdom = tmp_path / "wisdom.txt"
     monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_bytes(text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
+    wisdom.write_text("\n".join(_valid_wisdom()))
+    dispatch.reset()
+    dispatch._load_wisdom()
+    assert dispatch._decisions == {("aggregate", "", 2): True, ("aggregate", "full,files", 3): False}
+    assert dispatch._report[("aggregate", "full,files", 3)] == {
+        "backend": "fallback", "why": "wisdom", "native_s": 0.003, "fallback_s": 0.0021, "sample_bytes": 4096}
+
+
+@pytest.mark.parametrize("text", [b"\xff\xfe", b"9" * 5000, b"\n" * 100, b"slopfast-wisdom 3 " + b"a" * (1 << 20)])
+def test_hostile_wisdom_text_is_ignored(tmp_path, monkeypatch, text):
+    wisdom = tmp_path / "wisdom.txt"
+    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
+    wisdom.write_bytes(text)
     dispatch.reset()
     dispatch._load_wisdom()
     assert dispatch._decisions == {}
 
 
+@pytest.mark.parametrize("field", [2, 6])
+def test_a_number_too_long_for_int_is_ignored(tmp_path, monkeypatch, field):
+    wisdom = tmp_path / "wisdom.txt"
+    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
+    wisdom.write_text(_mutated(_valid_wisdom(), 1, field, "9" * 5000))   # int() refuses over 4,300 digits
+    dispatch.reset()
+    dispatch._load_wisdom()
+    assert dispatch._decisions == {}
+
+
+def test_an_op_a_line_cannot_hold_is_not_written(tmp_path):
+    info = {"backend": "native", "native_s": 1.0, "fallback_s": 2.0, "sample_bytes": 1}
+    text = dispatch._wisdom_text([("a\tb", "", 1, info), ("ok", "x\ny", 1, info), ("ok", "", 1, info)])
+    assert text == dispatch._wisdom_header() + "\nok\t\t1\tnative\t1.0\t2.0\t1\n"
+
+
 def test_the_written_wisdom_is_read_back(tmp_path, monkeypatch, needs_native):
-    wisdom = tmp_path / "wisdom.json"
+    wisdom = tmp_path / "wisdom.txt"
     monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
     dispatch.dispatch("probe_w", 100, lambda: 1, lambda: sum(range(20000)))
     written = dict(dispatch._decisions)

@@ -46,8 +46,8 @@ def test_import_from_the_repository_root_finds_the_fallbacks():
 # directory in a git work tree with a .gitignore and a pyproject.toml without
 # [tool.slopfast]) does not import: typing (its NamedTuples are
 # slopfast._named's, its hints under TYPE_CHECKING), tomllib (only for a
-# pyproject.toml that names slopfast), json and tempfile (the wisdom file's,
-# off here), contextlib (dispatch.observe and cli.backend_env are classes),
+# pyproject.toml that names slopfast), json and tempfile (the wisdom file is
+# text, written in place by slopfast._cache_file), contextlib (dispatch.observe and cli.backend_env are classes),
 # the transports and parsers it does not use, and what the fallbacks
 # of other modes and formats need, and shutil (argparse's help formatter
 # imports it for the terminal's width: cli._help_width). `re` is argparse's
@@ -65,7 +65,7 @@ _RUN = ("import sys; from slopfast.cli import main; code = main(sys.argv[1:]); "
         "print(' '.join(sorted(sys.modules))); sys.exit(code)")
 
 
-def _aggregate_modules(tmp_path, backend: str, *args: str) -> set[str]:
+def _aggregate_modules(tmp_path, backend: str, *args: str, wisdom: str = "off") -> set[str]:
     tree = tmp_path / "tree"
     (tree / "src").mkdir(parents=True)
     (tree / "src" / "a.py").write_text("def f():\n    return 1\n")
@@ -78,7 +78,7 @@ def _aggregate_modules(tmp_path, backend: str, *args: str) -> set[str]:
     out = tmp_path / "out.md"
     # -S: no site, so no editable install's import hook (it loads pathlib, re,
     # contextlib and more before slopfast); the test's sys.path is PYTHONPATH
-    env = subprocess_env(SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM="off")
+    env = subprocess_env(SLOPFAST_BACKEND=backend, SLOPFAST_WISDOM=wisdom)
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(slopfast.__file__)) + os.pathsep + env["PYTHONPATH"]
     p = subprocess.run([sys.executable, "-S", "-c", _RUN, "aggregate", str(tree), "-o", str(out), *args],
                        capture_output=True, text=True, env=env, cwd=str(tmp_path))
@@ -94,6 +94,15 @@ def test_aggregate_run_loads_only_what_it_needs(tmp_path, backend):
     modules = _aggregate_modules(tmp_path, backend)
     assert "slopfast.ignore" in modules and "threading" in modules   # the walk ran, beside the build
     assert [m for m in NOT_IN_AGGREGATE if m in modules] == []
+
+
+def test_auto_reads_and_writes_its_wisdom_without_json(tmp_path):
+    require_native()
+    wisdom = tmp_path / "wisdom.txt"
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        modules = _aggregate_modules(tmp_path / run, "auto", wisdom=str(wisdom))
+        assert wisdom.exists() and [m for m in NOT_IN_AGGREGATE if m in modules] == []
 
 
 # A counting run (--tokens) once the ranks are in the cache: no typing, no
