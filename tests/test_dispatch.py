@@ -299,6 +299,15 @@ def test_wisdom_off_writes_nothing(tmp_path, needs_native):
     assert proc.stdout.strip() == "None"
 
 
+def _load_from(tmp_path, monkeypatch, data: bytes) -> None:
+    """A fresh dispatcher's reading of a wisdom file holding `data`."""
+    wisdom = tmp_path / "wisdom.txt"
+    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
+    wisdom.write_bytes(data)
+    dispatch.reset()
+    dispatch._load_wisdom()
+
+
 def _valid_wisdom() -> list[str]:
     """The lines of a wisdom file as _save_wisdom writes it."""
     return [dispatch._wisdom_header(), "aggregate\t\t2\tnative\t1e-05\t2e-05\t40",
@@ -324,11 +333,7 @@ def _mutated(lines: list[str], k: int, field: int, value: str) -> str:
     st.builds(lambda k: "\n".join(_valid_wisdom()[:k] + _valid_wisdom()[k - 1:]), st.integers(1, 3))))
 def test_a_wisdom_file_not_written_by_us_is_ignored(tmp_path, monkeypatch, text):
     """Any content but exactly what _save_wisdom writes is ignored, never an error."""
-    wisdom = tmp_path / "wisdom.txt"
-    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_bytes(text.encode("utf-8", "surrogatepass"))
-    dispatch.reset()
-    dispatch._load_wisdom()
+    _load_from(tmp_path, monkeypatch, text.encode("utf-8", "surrogatepass"))
     if dispatch._decisions:   # then the file is exactly what we write for what was loaded
         loaded = [(op, variant, cls, info) for (op, variant, cls), info in sorted(dispatch._report.items())]
         assert dispatch._wisdom_text(loaded) == text
@@ -338,11 +343,7 @@ def test_a_wisdom_file_not_written_by_us_is_ignored(tmp_path, monkeypatch, text)
 
 
 def test_a_valid_wisdom_file_is_read(tmp_path, monkeypatch):
-    wisdom = tmp_path / "wisdom.txt"
-    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_text("\n".join(_valid_wisdom()))
-    dispatch.reset()
-    dispatch._load_wisdom()
+    _load_from(tmp_path, monkeypatch, "\n".join(_valid_wisdom()).encode())
     assert dispatch._decisions == {("aggregate", "", 2): True, ("aggregate", "full,files", 3): False}
     assert dispatch._report[("aggregate", "full,files", 3)] == {
         "backend": "fallback", "why": "wisdom", "native_s": 0.003, "fallback_s": 0.0021, "sample_bytes": 4096}
@@ -350,21 +351,14 @@ def test_a_valid_wisdom_file_is_read(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text", [b"\xff\xfe", b"9" * 5000, b"\n" * 100, b"slopfast-wisdom 3 " + b"a" * (1 << 20)])
 def test_hostile_wisdom_text_is_ignored(tmp_path, monkeypatch, text):
-    wisdom = tmp_path / "wisdom.txt"
-    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_bytes(text)
-    dispatch.reset()
-    dispatch._load_wisdom()
+    _load_from(tmp_path, monkeypatch, text)
     assert dispatch._decisions == {}
 
 
 @pytest.mark.parametrize("field", [2, 6])
 def test_a_number_too_long_for_int_is_ignored(tmp_path, monkeypatch, field):
-    wisdom = tmp_path / "wisdom.txt"
-    monkeypatch.setenv("SLOPFAST_WISDOM", str(wisdom))
-    wisdom.write_text(_mutated(_valid_wisdom(), 1, field, "9" * 5000))   # int() refuses over 4,300 digits
-    dispatch.reset()
-    dispatch._load_wisdom()
+    """int() refuses over 4,300 digits: such a field is not ours, not an error."""
+    _load_from(tmp_path, monkeypatch, _mutated(_valid_wisdom(), 1, field, "9" * 5000).encode())
     assert dispatch._decisions == {}
 
 
