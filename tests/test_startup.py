@@ -47,7 +47,8 @@ def test_import_from_the_repository_root_finds_the_fallbacks():
 # [tool.slopfast]) does not import: typing (its NamedTuples are
 # slopfast._named's, its hints under TYPE_CHECKING), tomllib (only for a
 # pyproject.toml that names slopfast), json and tempfile (the wisdom file is
-# text, written in place by slopfast._cache_file), contextlib (dispatch.observe and cli.backend_env are classes),
+# text, renamed into place by slopfast._cache_file), contextlib
+# (dispatch.observe and cli.backend_env are classes),
 # the transports and parsers it does not use, and what the fallbacks
 # of other modes and formats need, and shutil (argparse's help formatter
 # imports it for the terminal's width: cli._help_width). `re` is argparse's
