@@ -673,13 +673,11 @@ class _Calls:
         self._calls: Any = queue.SimpleQueue()
         self._answers: Any = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="slopfast-calls", daemon=True)
-        self._started = False
         self._abandoned = False
 
     def send(self, inputs: list[wire.Input]) -> None:
-        if not self._started:
+        if self._thread.ident is None:      # started by the first call
             self._thread.start()
-            self._started = True
         self._calls.put(inputs)
 
     def result(self) -> _fallback.Built:
@@ -693,19 +691,20 @@ class _Calls:
         """Wait for the calls sent (their answers are dropped if not taken);
         `abandon`: for the one running only, the others are not made."""
         self._abandoned = abandon
-        if self._started and self._thread.is_alive():
+        if self._thread.is_alive():
             self._calls.put(None)
             self._thread.join()
 
     def _serve(self) -> None:
         failure = None
         while (inputs := self._calls.get()) is not None:
+            answer = failure        # after a failure, or abandoned (None): not made
             if failure is None and not self._abandoned:
                 try:
                     answer = self._run(inputs, False)
                 except BaseException as exc:   # noqa: BLE001 - raised where its answer is taken
-                    failure = exc
-            self._answers.put(failure if failure is not None else answer if not self._abandoned else None)
+                    answer = failure = exc
+            self._answers.put(answer)
 
 
 def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: Any = None,
@@ -718,8 +717,9 @@ def stream(events: Iterable[Any], out: _Output, *, mode: Mode = "full", full: An
     """The document of a walk's events, written to `out` batch by batch
     while the walk goes on in a second thread and the calls run on a third,
     one batch ahead of the outcomes (the native call releases the GIL;
-    on_event is called in the caller's thread): each file opened once, by the aggregate op, with the load
-    checks (binary, size, special files, the output itself, O_NOFOLLOW).
+    on_event is called in the caller's thread): each file opened once, by
+    the aggregate op, with the load checks (binary, size, special files,
+    the output itself, O_NOFOLLOW).
     A format with a wrapper (xml, json) has it opened by the first request
     and closed by a last one with no inputs, once the walk is done; xml
     indices go on from request to request. The tree (`tree`) is known only
