@@ -13,7 +13,6 @@ Exit codes (all subcommands):
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import io
 import os
@@ -21,6 +20,7 @@ import re
 import stat
 import sys
 import time
+from types import SimpleNamespace
 
 from . import __version__
 from . import aggregate as _aggregate   # the aggregate op's module: .build() also returns the unreadable files
@@ -31,6 +31,7 @@ from .walk import (Found, LeftOut, Listed, PatternError, Skipped, Unreadable, Wa
 
 TYPE_CHECKING = False   # typing.TYPE_CHECKING, without importing typing (its cost is start-up)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, Callable, Iterator, Sequence, TextIO
 
 EXIT_OK = 0
@@ -51,14 +52,16 @@ class UsageError(Exception):
 
 # ---- small helpers ------------------------------------------------------------
 
-_SIZE_RE = r"^\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*$"   # patterns compile on first use (re.match)
+# patterns compile on first use (re.match); digits bounded: int() refuses over 4,300
+_SIZE_RE = r"^\s*(\d{1,20})\s*([kKmMgG]?)(i?[bB])?\s*$"
+_TOKENS_RE = r"\s*(\d{1,15})(?:\.(\d{1,15}))?\s*([kKmM]?)\s*"
 
 
 def parse_size(text: str) -> int:
-    """'4096', '512K', '10M', '1G' (binary multiples); 0 means no limit."""
+    """'4096', '512K', '10M', '1G' (binary multiples); 0 means no limit. ValueError if not a size."""
     m = re.match(_SIZE_RE, text)
     if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4096, 512K, 10M)")
+        raise ValueError(f"not a size: {text!r} (use e.g. 4096, 512K, 10M)")
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
 
 
@@ -66,13 +69,15 @@ ENCODINGS = ("o200k_base", "cl100k_base")
 
 
 def parse_tokens(text: str) -> int:
-    """'100000', '100k', '1.5M' (decimal multiples: token budgets are quoted so)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
-    if not m or (m.group(2) == "" and "." in m.group(1)):
-        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (use e.g. 100000, 100k, 1.5M)")
-    n = int(float(m.group(1)) * {"": 1, "k": 1000, "m": 1000_000}[m.group(2).lower()])
+    """'100000', '100k', '1.5M' (decimal multiples: token budgets are quoted so). ValueError if not one."""
+    m = re.fullmatch(_TOKENS_RE, text)
+    if not m or (m.group(3) == "" and m.group(2) is not None):
+        raise ValueError(f"not a token count: {text!r} (use e.g. 100000, 100k, 1.5M)")
+    places = {"": 0, "k": 3, "m": 6}[m.group(3).lower()]
+    # exact decimal arithmetic, the fraction cut at the unit: 1.0005k is 1000 tokens
+    n = int(m.group(1)) * 10**places + int(((m.group(2) or "") + "0" * places)[:places] or "0")
     if n <= 0:
-        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (it must be above 0)")
+        raise ValueError(f"not a token count: {text!r} (it must be above 0)")
     return n
 
 
@@ -403,14 +408,14 @@ def _config_value(where: str, key: str, kind: str, value: Any) -> Any:
             return value
         try:
             return parse_size(value)
-        except argparse.ArgumentTypeError:
+        except ValueError:
             raise bad("a size (4096, \"512K\", \"10M\"; 0: no limit)") from None
     if kind == "tokens":
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise bad("a token count (100000, \"100k\", \"1.5M\")")
         try:
             return parse_tokens(str(value))
-        except argparse.ArgumentTypeError:
+        except ValueError:
             raise bad("a token count above 0 (100000, \"100k\", \"1.5M\")") from None
     choices = {"mode": ("full", "summary", "skeleton"), "encoding": ENCODINGS}.get(kind, FORMATS)
     if value not in choices:
@@ -895,23 +900,150 @@ def _help_width() -> int:
     return (columns or 80) - 2
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+# The aggregate command's options, one row each: the argparse group ("" for
+# none), the flags, add_argument's keywords. build_parser makes argparse's
+# parser of them; _quick_aggregate_args reads the common command lines with
+# them without importing argparse (about 5 ms of every run,
+# docs/benchmarks-cli.md). The destination is argparse's: the first long
+# flag, dashes as underscores. A type raises ValueError on a bad value.
+_DOC, _TOKENS, _TALK = "the document", "tokens (exact, as tiktoken counts them; docs/tokens.md)", "talk"
+AGGREGATE_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
+    ("", ("-o", "--output"), dict(metavar="FILE", help="write here instead of stdout ('-': stdout)")),
+    ("", ("--stdin",), dict(action="store_true",
+                            help="read a list of files from stdin, one a line (after the PATHs); as a PATH of -")),
+    ("", ("-0", "--null"), dict(action="store_true",
+                                help="the stdin list is NUL-separated (git ls-files -z, find -print0)")),
+    ("", ("--mode",), dict(choices=("full", "summary", "skeleton"), default=None,
+                           help="how a file's content is shown (default full)")),
+    ("", ("--full",), dict(action="append", default=[], metavar="GLOB",
+                           help="files matching this gitignore-style pattern are shown in full whatever --mode says "
+                                "(repeatable)")),
+    ("", ("--include",), dict(action="append", default=[], metavar="GLOB",
+                              help="only files matching one of these patterns (repeatable)")),
+    ("", ("--exclude",), dict(action="append", default=[], metavar="GLOB",
+                              help="leave out files and directories matching this pattern (repeatable)")),
+    ("", ("--hidden",), dict(action="store_true", help="include hidden files and directories (.name; never .git)")),
+    ("", ("--no-gitignore",), dict(action="store_true",
+                                   help="ignore git's rules (.gitignore, info/exclude, core.excludesFile); "
+                                        ".slopfastignore still applies")),
+    ("", ("--no-default-ignores",), dict(action="store_true",
+                                         help="outside a git work tree (or with --no-gitignore), do not leave out "
+                                              "__pycache__/, node_modules/, .venv/, *.pyc and the like")),
+    ("", ("--follow-symlinks",), dict(action="store_true",
+                                      help="follow symlinks wherever they point, directories too (loops are skipped)")),
+    ("", ("--max-file-size",), dict(type=parse_size, default=None, metavar="N",
+                                    help="skip files larger than N bytes (suffixes K, M, G; 0: no limit; default 10M)")),
+    (_DOC, ("--format",), dict(choices=FORMATS, default=None, help="the document's format (default markdown)")),
+    (_DOC, ("-n", "--line-numbers"), dict(action="store_true", default=None, help="number each file's lines")),
+    (_DOC, ("--raw",), dict(action="store_true", default=None,
+                            help="copy file contents byte for byte (no repair to valid UTF-8)")),
+    (_DOC, ("--tree",), dict(action="store_true", default=None,
+                             help="end the document with the tree of its files and a summary line")),
+    (_TOKENS, ("--tokens",), dict(action="store_true", default=None,
+                                  help="count the document's tokens (shown in the summary)")),
+    (_TOKENS, ("--encoding",), dict(choices=ENCODINGS, default=None,
+                                    help="count in this encoding (default o200k_base); implies --tokens")),
+    (_TOKENS, ("--token-header",), dict(action="store_true", default=None,
+                                        help="start the document with a line that gives its token count "
+                                             "(markdown, xml, plain)")),
+    (_TOKENS, ("--stats",), dict(action="store_true", default=None,
+                                 help="after the summary, the largest files by tokens and the tokens per directory")),
+    (_TOKENS, ("--budget",), dict(type=parse_tokens, default=None, metavar="N",
+                                  help="fit the whole document in N tokens (suffixes k, M): the largest files step "
+                                       "down to a summary, then to a line in the tree; --full files never do")),
+    ("", ("--no-config",), dict(action="store_true",
+                                help="do not read [tool.slopfast] from the target's pyproject.toml")),
+    (_TALK, ("-v", "--verbose"), dict(action="store_true",
+                                      help="list each skipped file, and a line of timings and the backend at the end")),
+    (_TALK, ("-q", "--quiet"), dict(action="store_true", help="no summary, notes or warnings: errors only")),
+)
+
+
+def _dest(flags: tuple[str, ...]) -> str:
+    return next(f for f in flags if f.startswith("--"))[2:].replace("-", "_")
+
+
+def _quick_aggregate_args(tokens: Sequence[str]) -> SimpleNamespace | None:
+    """The aggregate options and PATHs in `tokens`, as argparse's
+    parse_intermixed_args reads them, for the lines made of PATHs and options
+    spelt in full (`--name value`, `--name=value`, `-x value`, `-x`); None for
+    anything else (--help, abbreviations, bundled or glued short options, a
+    value that looks like an option, a bad value, -v with -q, `--`), which
+    argparse then reads or reports. tests/test_cli.py holds the two equal."""
+    options = {flag: row for row in AGGREGATE_OPTIONS for flag in row[1]}
+    values: dict[str, Any] = {"paths": []}
+    for _group, flags, kw in AGGREGATE_OPTIONS:
+        default = kw.get("default", False if kw.get("action") == "store_true" else None)
+        values[_dest(flags)] = list(default) if isinstance(default, list) else default
+    at = 0
+    while at < len(tokens):
+        token = tokens[at]
+        at += 1
+        if token[:1] != "-" or token == "-":
+            values["paths"].append(token)
+            continue
+        name, equals, value = token.partition("=") if token.startswith("--") and token not in options else (token, "", "")
+        if name not in options:
+            return None
+        _group, flags, kw = options[name]
+        action = kw.get("action", "store")
+        if action == "store_true":
+            if equals:
+                return None
+            values[_dest(flags)] = True
+            continue
+        if not equals:
+            if at == len(tokens) or tokens[at][:1] == "-" and tokens[at] != "-":
+                return None
+            value = tokens[at]
+            at += 1
+        try:
+            value = kw["type"](value) if "type" in kw else value
+        except ValueError:
+            return None
+        if value not in kw.get("choices", (value,)):
+            return None
+        if action == "append":
+            values[_dest(flags)].append(value)
+        else:
+            values[_dest(flags)] = value
+    if values["verbose"] and values["quiet"]:
+        return None
+    return SimpleNamespace(**values, func=_cmd_aggregate, command="aggregate")
+
+
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse` for argparse, whose message for a ValueError would not be parse's."""
+    import argparse
+
+    def checked(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    checked.__name__ = parse.__name__
+    return checked
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse   # here, not at the top: an aggregate run mostly does without it
+
+    class HelpFormatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+
     parser = argparse.ArgumentParser(
         prog="slopfast",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
         description="Fast markdown context building. `slopfast COMMAND --help` shows each command's options.",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"slopfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    formatter = {"formatter_class": _HelpFormatter}   # subparsers do not inherit it
+    formatter = {"formatter_class": HelpFormatter}   # subparsers do not inherit it
 
     agg = sub.add_parser(
         "aggregate", help="many files into one markdown document",
@@ -921,54 +1053,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agg.add_argument("paths", nargs="*", metavar="PATH",
                      help="files or directories; - reads a list of files from stdin")
-    agg.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout ('-': stdout)")
-    agg.add_argument("--stdin", action="store_true",
-                     help="read a list of files from stdin, one a line (after the PATHs); as a PATH of -")
-    agg.add_argument("-0", "--null", action="store_true",
-                     help="the stdin list is NUL-separated (git ls-files -z, find -print0)")
-    agg.add_argument("--mode", choices=("full", "summary", "skeleton"), default=None,
-                     help="how a file's content is shown (default full)")
-    agg.add_argument("--full", action="append", default=[], metavar="GLOB",
-                     help="files matching this gitignore-style pattern are shown in full whatever --mode says (repeatable)")
-    agg.add_argument("--include", action="append", default=[], metavar="GLOB",
-                     help="only files matching one of these patterns (repeatable)")
-    agg.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                     help="leave out files and directories matching this pattern (repeatable)")
-    agg.add_argument("--hidden", action="store_true", help="include hidden files and directories (.name; never .git)")
-    agg.add_argument("--no-gitignore", action="store_true",
-                     help="ignore git's rules (.gitignore, info/exclude, core.excludesFile); .slopfastignore still applies")
-    agg.add_argument("--no-default-ignores", action="store_true",
-                     help="outside a git work tree (or with --no-gitignore), do not leave out __pycache__/, "
-                          "node_modules/, .venv/, *.pyc and the like")
-    agg.add_argument("--follow-symlinks", action="store_true",
-                     help="follow symlinks wherever they point, directories too (loops are skipped)")
-    agg.add_argument("--max-file-size", type=parse_size, default=None, metavar="N",
-                     help="skip files larger than N bytes (suffixes K, M, G; 0: no limit; default 10M)")
-    doc = agg.add_argument_group("the document")
-    doc.add_argument("--format", choices=FORMATS, default=None, help="the document's format (default markdown)")
-    doc.add_argument("-n", "--line-numbers", action="store_true", default=None, help="number each file's lines")
-    doc.add_argument("--raw", action="store_true", default=None,
-                     help="copy file contents byte for byte (no repair to valid UTF-8)")
-    doc.add_argument("--tree", action="store_true", default=None,
-                     help="end the document with the tree of its files and a summary line")
-    toks = agg.add_argument_group("tokens (exact, as tiktoken counts them; docs/tokens.md)")
-    toks.add_argument("--tokens", action="store_true", default=None,
-                      help="count the document's tokens (shown in the summary)")
-    toks.add_argument("--encoding", choices=ENCODINGS, default=None,
-                      help="count in this encoding (default o200k_base); implies --tokens")
-    toks.add_argument("--token-header", action="store_true", default=None,
-                      help="start the document with a line that gives its token count (markdown, xml, plain)")
-    toks.add_argument("--stats", action="store_true", default=None,
-                      help="after the summary, the largest files by tokens and the tokens per directory")
-    toks.add_argument("--budget", type=parse_tokens, default=None, metavar="N",
-                      help="fit the whole document in N tokens (suffixes k, M): the largest files step down to a "
-                           "summary, then to a line in the tree; --full files never do")
-    agg.add_argument("--no-config", action="store_true",
-                     help="do not read [tool.slopfast] from the target's pyproject.toml")
-    talk = agg.add_mutually_exclusive_group()
-    talk.add_argument("-v", "--verbose", action="store_true",
-                      help="list each skipped file, and a line of timings and the backend at the end")
-    talk.add_argument("-q", "--quiet", action="store_true", help="no summary, notes or warnings: errors only")
+    groups = {"": agg, _TALK: agg.add_mutually_exclusive_group()}
+    for group, flags, kw in AGGREGATE_OPTIONS:
+        if group not in groups:
+            groups[group] = agg.add_argument_group(group)
+        if "type" in kw:
+            kw = {**kw, "type": _argparse_type(kw["type"])}
+        groups[group].add_argument(*flags, **kw)
     agg.set_defaults(func=_cmd_aggregate)
     parser.aggregate_parser = agg   # type: ignore[attr-defined]  # main() parses its options intermixed
 
@@ -996,16 +1087,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (the console script exits with it)."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    intermixed = argv[:1] == ["aggregate"] and "--" not in argv
+    args = _quick_aggregate_args(argv[1:]) if intermixed else None
     try:
-        if argv[:1] == ["aggregate"] and "--" not in argv:
+        if args is None and intermixed:
             # options may stand between PATHs (`aggregate src --hidden docs`, `a.py --stdin d`);
             # not with `--`, which argparse's intermixed parsing does not keep
-            args = parser.aggregate_parser.parse_intermixed_args(argv[1:])
+            args = build_parser().aggregate_parser.parse_intermixed_args(argv[1:])
             args.command = "aggregate"
-        else:
-            args = parser.parse_args(argv)
+        elif args is None:
+            args = build_parser().parse_args(argv)
     except SystemExit as exc:   # argparse: --help / --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

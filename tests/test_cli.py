@@ -1,6 +1,7 @@
 """The slopfast command end to end: real directory trees, subprocess and in-process."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -298,8 +299,92 @@ def test_parse_size():
     assert cli.parse_size("512K") == 512 << 10
     assert cli.parse_size("10m") == 10 << 20
     assert cli.parse_size("1GiB") == 1 << 30
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="not a size"):
         cli.parse_size("ten")
+    with pytest.raises(ValueError, match="not a size"):   # not int()'s own limit
+        cli.parse_size("9" * 5000)
+
+
+def test_parse_tokens_is_exact_and_refuses_what_is_not_a_count():
+    assert [cli.parse_tokens(t) for t in ("100000", "100k", "1.5M", " 2 K ", "1.001k", "1.0005k", "0.5k")] == \
+        [100000, 100000, 1500000, 2000, 1001, 1000, 500]
+    for text in ("1.5", "0", "0.0001k", "ten", "1e5", "9" * 16, "9" * 400, "9" * 400 + ".5k", "1." + "9" * 400 + "M"):
+        with pytest.raises(ValueError, match="not a token count"):
+            cli.parse_tokens(text)
+
+
+def test_a_huge_budget_is_a_usage_error(tmp_path, capsys):
+    write(tmp_path, {"a.txt": "a\n"})
+    assert cli.main(["aggregate", str(tmp_path), "-q", "--budget", "9" * 400]) == cli.EXIT_USAGE   # was OverflowError
+    assert "not a token count" in capsys.readouterr().err
+
+
+# ---- the aggregate command line without argparse (cli._quick_aggregate_args) ------
+
+def _argparse_reads(tokens: list[str]) -> dict | None:
+    """What main() takes from argparse for `aggregate TOKENS`; None for its usage error, --help."""
+    parser = cli.build_parser().aggregate_parser
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return {**vars(parser.parse_intermixed_args(tokens)), "command": "aggregate"}
+    except SystemExit:
+        return None
+
+
+def _check_quick_reads_as_argparse(tokens: list[str]) -> dict | None:
+    quick = cli._quick_aggregate_args(tokens)
+    if "--" in tokens:      # main() never asks: argparse's intermixed parsing drops `--`
+        assert quick is None
+        return None
+    expected = _argparse_reads(tokens)
+    if expected is None:
+        assert quick is None, tokens
+    if quick is not None:
+        assert vars(quick) == expected, tokens
+    return vars(quick) if quick is not None else None
+
+
+_FLAGS = [flag for _group, flags, _kw in cli.AGGREGATE_OPTIONS for flag in flags]
+_VALUES = ["x.md", "-", "", "10M", "0", "512k", "ten", "1.5M", "100k", "0.5", "full", "summary", "fast",
+           "markdown", "xml", "yaml", "o200k_base", "cl100k_base", "*.py", "src/", "a b", "=", "-1", "-x"]
+_ODD = ["--help", "-h", "--", "--out", "--hid", "--no-git", "-vn", "-qv", "-0v", "-ox.md", "-o=x.md", "--hidden=1",
+        "--output=", "--output=-", "--output=-x", "--budget=10k", "--budget=ten", "--mode=full", "--mode=fast",
+        "--format=xml", "--exclude=*.log", "--=x", "--version", "-a b", "--full=", "-"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FLAGS + _VALUES + _ODD), max_size=9))
+def test_quick_args_read_a_command_line_as_argparse_does_or_leave_it_to_argparse(tokens):
+    _check_quick_reads_as_argparse(tokens)
+
+
+def _option_with_value(row):
+    _group, flags, kw = row
+    flag = st.sampled_from(flags)
+    if kw.get("action") == "store_true":
+        return flag.map(lambda f: [f])
+    value = st.sampled_from(kw["choices"]) if "choices" in kw else st.sampled_from(
+        {cli.parse_size: ["0", "4096", "10M", "1GiB"], cli.parse_tokens: ["1", "100k", "1.5M"]}.get(
+            kw.get("type"), ["out.md", "-", "*.py", "src/**", "a b", "", "x=y"]))
+    return st.tuples(flag, value, st.booleans()).map(lambda t: [f"{t[0]}={t[1]}"] if t[2] and t[0][1] == "-"
+                                                     else [t[0], t[1]])
+
+
+_TALK_FREE = [row for row in cli.AGGREGATE_OPTIONS if row[1] != ("-q", "--quiet")]   # -v with -q: argparse's error
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["src", "-", "", "a.py", "docs/x.md", "=x"]).map(lambda p: [p]),
+                          *[_option_with_value(row) for row in _TALK_FREE]), max_size=8))
+def test_quick_args_read_every_option_spelt_in_full(parts):
+    tokens = [t for part in parts for t in part]
+    assert _check_quick_reads_as_argparse(tokens) is not None, tokens
+
+
+def test_the_usual_aggregate_lines_are_read_without_argparse():
+    for line in ("lib docs -o context.md", "lib docs --budget 50k --stats -o context.md", "src --hidden docs -q",
+                 "--stdin -0 -o - --format xml --tree -n", "a.py --max-file-size=1M --exclude '*.log' -v"):
+        assert _check_quick_reads_as_argparse(shlex.split(line)) is not None, line
 
 
 needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32",

@@ -50,12 +50,14 @@ def test_import_from_the_repository_root_finds_the_fallbacks():
 # text, renamed into place by slopfast._cache_file), contextlib
 # (dispatch.observe and cli.backend_env are classes),
 # the transports and parsers it does not use, and what the fallbacks
-# of other modes and formats need, and shutil (argparse's help formatter
-# imports it for the terminal's width: cli._help_width). `re` is argparse's
-# anyway; the fallback's patterns compile on first use.
+# of other modes and formats need, shutil (argparse's help formatter
+# imports it for the terminal's width: cli._help_width), and argparse with
+# gettext and locale (cli._quick_aggregate_args reads such a command line).
+# `re` the console script imports anyway; the fallback's patterns compile on
+# first use.
 NOT_IN_AGGREGATE = [
     "typing", "tomllib", "json", "tempfile", "subprocess", "pathlib", "datetime", "hashlib", "platform", "contextlib",
-    "shutil",
+    "shutil", "argparse", "gettext", "locale",
     "inspect", "dataclasses", "ast", "msgspec", "markdown_it", "tiktoken", "importlib.util",
     "slopfast.fallbacks.md_outline", "slopfast.fallbacks.py_skeleton", "slopfast.md_outline",
     "slopfast.py_skeleton", "slopfast.snapshot", "slopfast.bench", "slopfast.doctor",
