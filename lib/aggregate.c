@@ -62,6 +62,7 @@ Struct_(BuildOpts) {
     B4 count_only;        /* the document is made to be counted: summaries may come from the section cache */
     U1 ahead;             /* InputMode (0: none): look each full section's summary in this mode up too */
     Str8 known;           /* with count_only: per input, U8 le, its section's entry (0: not known) */
+    B4 two_threads;       /* parameter threads: a helper may read (or count) beside the writer */
 };
 
 Enum_(Format) { Format_Markdown, Format_Xml, Format_Json, Format_Plain, Format_Count_ };
@@ -251,6 +252,12 @@ static B4 parse_stream_params(Ctx *ctx, BuildOpts *opts) {
      * the harness's /dev/null, never into the fuzzer's own files */
     if (opts->out_fd >= 0) opts->out_fd = SLOPFAST_FUZZ_OUT_FD;
 #endif
+    opts->two_threads = 1;
+    if (ctx_param(ctx, "threads", &v)) {
+        U8 n = 0;
+        if (!parse_u8_decimal(v, &n) || n < 1 || n > 2) return ctx_fail(ctx, Code_BadParam, "parameter threads: 1 or 2");
+        opts->two_threads = n == 2;
+    }
     opts->checks.max_bytes = max_bytes;
     opts->checked = ctx_param(ctx, "nofollow", &v) || ctx_param(ctx, "sniff", &v) || ctx_param(ctx, "max_bytes", &v);
     if (opts->checked && opts->out_fd >= 0)
@@ -1577,6 +1584,124 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *inpu
     return summary_body(ctx, input->path, text, mode == InputMode_Skeleton, &sec->body);
 }
 
+/* ---- reading ahead --------------------------------------------------------- */
+
+/* Reading on two threads. Most of a plain aggregate's time is the system
+ * calls that open, check, read and close each file (docs/benchmarks-cli.md),
+ * so the inputs go in runs of PREFETCH_RUN: a helper thread loads every
+ * other run (the odd ones) into an arena of its own, while this thread loads
+ * the even runs and writes every section in order. A run is handed over
+ * whole, so the threads meet once a run, not once a file. The helper keeps
+ * at most PREFETCH_SLOTS runs loaded and not yet written, and ends a run
+ * early once it holds PREFETCH_BYTES (this thread loads the rest): memory
+ * holds about PREFETCH_SLOTS * PREFETCH_BYTES more than on one thread.
+ * Every check is still made on the descriptor that is read; only the order
+ * of the opens changes. Not when counting (its own helper counts), not for
+ * a request of fewer than two runs, not with parameter threads=1. */
+enum { PREFETCH_RUN = 32, PREFETCH_SLOTS = 2, PREFETCH_BYTES = 512 << 10, PREFETCH_RETAIN = 16 << 20 };
+
+Struct_(Prefetch) {
+    Sync *sync;
+    Thread *thread;
+    Input *inputs;
+    U4 input_count;
+    LoadChecks const *checks;
+    Arena slots[PREFETCH_SLOTS];  /* the helper's k-th run is loaded into slots[k % PREFETCH_SLOTS] */
+    U4 ends[PREFETCH_SLOTS];      /* held: where the helper stopped loading that run */
+    U4 loaded;                    /* held: the helper's runs below this are loaded */
+    U4 written;                   /* held: and below this, written (their slots free again) */
+    B4 stop;                      /* held: load no more */
+    U4 reached;                   /* this thread's: the inputs below this are written or left out */
+};
+
+IA_ U8 prefetch_first(U4 k) { return (2 * (U8)k + 1) * PREFETCH_RUN; }   /* the helper's k-th run */
+
+static void prefetch_helper(void *arg) {
+    Prefetch *p = arg;
+    sync_lock(p->sync);
+    for (U4 k = 0; prefetch_first(k) < p->input_count; k += 1) {
+        while (!p->stop && k - p->written >= PREFETCH_SLOTS) sync_wait(p->sync);
+        if (p->stop) break;
+        sync_unlock(p->sync);
+        Arena *slot = &p->slots[k % PREFETCH_SLOTS];
+        U4 i = (U4)prefetch_first(k), last = min_(i + PREFETCH_RUN, p->input_count);
+        for (U8 bytes = 0; i < last && bytes < PREFETCH_BYTES; i += 1) {
+            Input *input = &p->inputs[i];
+            if (input->kind == InputKind_File) input_load_in(slot, input, p->checks);
+            bytes += input->data.len;
+        }
+        sync_lock(p->sync);
+        p->ends[k % PREFETCH_SLOTS] = i, p->loaded = k + 1;
+        sync_wake(p->sync);
+    }
+    sync_unlock(p->sync);
+}
+
+/* The request's prefetch, started in `own`; 0 (this thread reads every
+ * input) when it would not pay or cannot start. */
+static Prefetch *prefetch_start(BuildOpts const *opts, Request *req, Counting const *count, Arena *own) {
+    if (!opts->two_threads || count || req->input_count <= PREFETCH_RUN) return 0;
+    Prefetch *p = farena_push_type(own, Prefetch);
+    if (!p) return 0;
+    p->inputs = req->inputs, p->input_count = req->input_count;
+    p->checks = opts->checked ? &opts->checks : 0;
+    p->sync = sync_new();
+    p->thread = p->sync ? thread_start(prefetch_helper, p) : 0;
+    if (!p->thread) { sync_free(p->sync); return 0; }
+    return p;
+}
+
+IA_ B4 prefetch_owns(U4 i) { return (i / PREFETCH_RUN) & 1; }   /* a helper's run */
+
+/* Before input i is used: at the start of a helper's run, wait until the
+ * helper is done with it. What it did not load (past PREFETCH_BYTES), this
+ * thread then loads as its own. */
+static void prefetch_wait(Prefetch *p, U4 i) {
+    if (!p || !prefetch_owns(i) || i % PREFETCH_RUN) return;
+    U4 k = i / PREFETCH_RUN / 2;
+    sync_lock(p->sync);
+    while (p->loaded <= k) sync_wait(p->sync);
+    sync_unlock(p->sync);
+}
+
+/* After input i is written or left out; at the end of a helper's run, its
+ * slot is the helper's again. Memory that ran out in a slot fails the op,
+ * as this thread's would. */
+static void prefetch_done(Ctx *ctx, Prefetch *p, U4 i) {
+    if (!p) return;
+    p->reached = i + 1;
+    if (!prefetch_owns(i) || ((i + 1) % PREFETCH_RUN && i + 1 < p->input_count)) return;
+    U4 k = i / PREFETCH_RUN / 2;
+    Arena *slot = &p->slots[k % PREFETCH_SLOTS];
+    if (slot->failed && !ctx->arena->failed) ctx->arena->failed = slot->failed;
+    if (slot->reserved > PREFETCH_RETAIN) arena_release(slot);
+    else arena_reset(slot);
+    sync_lock(p->sync);
+    p->written = k + 1;
+    sync_wake(p->sync);
+    sync_unlock(p->sync);
+}
+
+/* Stop and join the helper. What it loaded past the inputs written is
+ * unloaded: a stream stopped by a write error reports nothing of them. */
+static void prefetch_end(Prefetch *p) {
+    if (!p) return;
+    sync_lock(p->sync);
+    p->stop = 1;
+    sync_wake(p->sync);
+    sync_unlock(p->sync);
+    thread_join(p->thread);
+    for (U4 k = p->written; k < p->loaded; k += 1) {
+        for (U4 i = max_((U4)prefetch_first(k), p->reached); i < p->ends[k % PREFETCH_SLOTS]; i += 1) {
+            Input *in = &p->inputs[i];
+            if (in->kind == InputKind_File)
+                in->loaded = 0, in->load_errno = 0, in->skip = Skip_None, in->skip_value = 0, in->data = str8(0, 0);
+        }
+    }
+    for (U4 k = 0; k < PREFETCH_SLOTS; k += 1) arena_release(&p->slots[k]);
+    sync_free(p->sync);
+}
+
 /* Load one input and make its section in `scratch` (emptied per input, so
  * a call holds one file at a time). 0 when the input is left out
  * (load_errno or skip says why), or on a failure (ctx->code, or the
@@ -1654,12 +1779,7 @@ static B4 parse_count_params(Ctx *ctx, BuildOpts *opts, Counting *c, Counting **
     if (!c->tok || !c->tally.per_input) return 0;
     if (ctx_param(ctx, "count_cache", &v) && !parse_count_cache(ctx, v, &c->cache)) return 0;
     c->bytes = bytes;
-    c->two_threads = 1;
-    if (ctx_param(ctx, "threads", &v)) {
-        U8 n = 0;
-        if (!parse_u8_decimal(v, &n) || n < 1 || n > 2) return ctx_fail(ctx, Code_BadParam, "parameter threads: 1 or 2");
-        c->two_threads = n == 2;
-    }
+    c->two_threads = opts->two_threads;
     c->carry = (Xar){ .arena = &c->carry_arena };
     c->owner = OWNER_WRAPPER, c->last = '\n';
     if (opts->count_carry.len) {
@@ -1715,7 +1835,7 @@ static B4 write_records(Ctx *ctx, BuildOpts const *opts, Sink const *sink, Count
     return ctx_records_end(ctx);
 }
 
-static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena *scratch) {
+static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena *scratch, Prefetch *prefetch) {
     FormatDef const *format = &FORMATS[opts->format];
     Request *req = ctx->req;
     if (opts->open) ctx_str8(ctx, opts->tree && opts->format == Format_Json ? str8_lit("{\"files\": [") : format->open);
@@ -1724,6 +1844,7 @@ static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena 
     for (U4 i = 0; i < req->input_count && !sink->err; i += 1) {
         Input *input = &req->inputs[i];
         Section sec = { .index = index, .input = i };
+        prefetch_wait(prefetch, i);
         if (load_section(ctx, scratch, opts, sink->count, input, &sec)) {
             sink_owner(ctx, sink, (S4)i);
             if (!first) ctx_str8(ctx, format->separator);
@@ -1736,6 +1857,7 @@ static B4 aggregate_sections(Ctx *ctx, BuildOpts const *opts, Sink *sink, Arena 
         }
         input->data = str8(0, 0);
         arena_reset(scratch);
+        prefetch_done(ctx, prefetch, i);
         if (ctx->code != Code_Ok || ctx->arena->failed) return 0;
     }
     sink_owner(ctx, sink, OWNER_WRAPPER);
@@ -1757,12 +1879,15 @@ B4 op_aggregate(Ctx *ctx) {
         return 0;
     }
     opts.checks.bom_text = !opts.raw;
-    Arena scratch = { 0 };
+    Arena scratch = { 0 }, prefetch_arena = { 0 };
 
     ctx_part_begin(ctx);
     Sink sink = { .fd = opts.out_fd, .body_at = ctx->out->len, .count = count, .fed_to = ctx->out->len,
                   .owner = OWNER_WRAPPER, .temp = &scratch };
-    B4 ok = aggregate_sections(ctx, &opts, &sink, &scratch);
+    Prefetch *prefetch = prefetch_start(&opts, ctx->req, count, &prefetch_arena);
+    B4 ok = aggregate_sections(ctx, &opts, &sink, &scratch, prefetch);
+    prefetch_end(prefetch);
+    arena_release(&prefetch_arena);
     if (count) ok = pool_end(ctx, count, ok, &scratch) && ok;
     if (count && ok) cache_settle(ctx, count);
     arena_release(&scratch);

@@ -25,6 +25,31 @@
 
 /* ---- arena ------------------------------------------------------------- */
 
+/* Under AddressSanitizer a block's memory that no push has handed out, or
+ * that a reset or pop took back, is poisoned: a read through a pointer
+ * kept past arena_reset (another thread's arena reused too early, say) is
+ * a report, not a silently stale byte. */
+#if defined(__SANITIZE_ADDRESS__)
+#  define SLOPFAST_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define SLOPFAST_ASAN 1
+#  endif
+#endif
+#ifdef SLOPFAST_ASAN
+#  include <sanitizer/asan_interface.h>
+#  define arena_poison(p, n)   ASAN_POISON_MEMORY_REGION((p), (size_t)(n))
+#  define arena_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (size_t)(n))
+#else
+#  define arena_poison(p, n)   ((void)(p), (void)(n))
+#  define arena_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
+/* What of a block is free (from `used` on), poisoned. */
+static void block_poison_free(ArenaBlock *block) {
+    arena_poison((U1 *)block + block->used, block->size - block->used);
+}
+
 #ifdef SLOPFAST_TEST_HOOKS
 /* small blocks that do not grow: fail_after then reaches nearly every allocation */
 enum { ARENA_BLOCK_MIN = 256, ARENA_BLOCK_DOUBLING = 0 };
@@ -47,6 +72,7 @@ static B4 arena_grow(Arena *arena, U8 need) {
     block->prev = arena->block;
     block->size = size;
     block->used = sizeof(ArenaBlock);
+    block_poison_free(block);
     arena->block = block;
     arena->reserved += size;
     return 1;
@@ -69,6 +95,7 @@ void *arena_push_(Arena *arena, U8 count, U8 elem_size, U8 align, ArenaPushOpts 
     }
     block->used = at + size;
     U1 *ptr = (U1 *)block + at;
+    arena_unpoison(ptr, size);
     if (opts.zero) memset(ptr, 0, size);
     return ptr;
 }
@@ -77,6 +104,7 @@ void arena_release(Arena *arena) {
     ArenaBlock *block = arena->block;
     while (block) {
         ArenaBlock *prev = block->prev;
+        arena_unpoison(block, block->size);   /* the allocator's again */
         free(block);
         block = prev;
     }
@@ -94,6 +122,7 @@ void arena_reset(Arena *arena) {
     arena->fail_after = 0;
     if (block && !block->prev && block->size <= ARENA_RETAIN_MAX) {
         block->used = sizeof(ArenaBlock);
+        block_poison_free(block);
         return;
     }
     arena_release(arena);
@@ -111,10 +140,11 @@ void arena_pop_to(Arena *arena, ArenaMark mark) {
     while (arena->block && arena->block != mark.block) {
         ArenaBlock *prev = arena->block->prev;
         arena->reserved -= arena->block->size;
+        arena_unpoison(arena->block, arena->block->size);
         free(arena->block);
         arena->block = prev;
     }
-    if (arena->block) arena->block->used = mark.used;
+    if (arena->block) arena->block->used = mark.used, block_poison_free(arena->block);
 }
 
 B4 arena_reserve(Arena *arena, U8 bytes) {
@@ -416,20 +446,20 @@ static B4 read_rest(int fd, Xar *buf, U8 cap, Input *input) {
  * (the common case); a file that grew (or says 0, as /proc files do) is
  * read on chunk by chunk. Plain descriptor reads: stdio's buffer, its
  * fstat and its fcntl cost a third of the system calls a file took. */
-static B4 read_file(Ctx *ctx, int fd, U8 size, U8 cap, Input *input) {
-    U1 *ptr = farena_push(ctx->arena, size + 1, .alignment = 16);
+static B4 read_file(Arena *arena, int fd, U8 size, U8 cap, Input *input) {
+    U1 *ptr = farena_push(arena, size + 1, .alignment = 16);
     if (!ptr) { input->load_errno = ENOMEM; return 0; }
     U8 n = 0;
     int err = 0;
     if (!fd_read_full(fd, ptr, size + 1, &n, &err)) { input->load_errno = err; return 0; }
     if (n <= size) { input->data = (Str8){ ptr, n }; return 1; }
     if (n > cap) { input->load_errno = EFBIG; input->skip_value = n; return 0; }
-    Xar buf = { .arena = ctx->arena };
+    Xar buf = { .arena = arena };
     if (!xar_append(&buf, ptr, n) || !read_rest(fd, &buf, cap, input)) {
         if (!input->load_errno) input->load_errno = ENOMEM;
         return 0;
     }
-    input->data = xar_flatten(&buf, ctx->arena);
+    input->data = xar_flatten(&buf, arena);
     return input->data.ptr != 0 || (input->load_errno = ENOMEM, 0);
 }
 
@@ -474,19 +504,19 @@ static B4 check_file(int fd, Input *input, LoadChecks const *checks, U8 *size) {
  * does not wait for a writer (check_file refuses it, unread); O_NOCTTY, so
  * a terminal never becomes ours. Paths are UTF-8 on Windows, where _open
  * would read them in the ANSI code page. -1 with load_errno or skip set. */
-static int open_input(Ctx *ctx, char const *cpath, Input *input, LoadChecks const *checks, U8 *size) {
+static int open_input(Arena *arena, char const *cpath, Input *input, LoadChecks const *checks, U8 *size) {
     errno = 0;
 #if defined(_WIN32)
     int wlen = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, 0, 0);
     if (wlen <= 0) { input->load_errno = ENOENT; return -1; }
-    wchar_t *wpath = farena_push(ctx->arena, (U8)wlen * sizeof(wchar_t), .alignment = sizeof(wchar_t));
+    wchar_t *wpath = farena_push(arena, (U8)wlen * sizeof(wchar_t), .alignment = sizeof(wchar_t));
     if (!wpath) { input->load_errno = ENOMEM; return -1; }
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, cpath, -1, wpath, wlen);
     int fd = _wopen(wpath, _O_RDONLY | _O_BINARY | _O_NOINHERIT);
     if (fd < 0) { input->load_errno = errno ? errno : EIO; return -1; }
     if (!check_file(fd, input, checks, size)) { _close(fd); return -1; }
 #else
-    (void)ctx;
+    (void)arena;
     int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (checks && checks->nofollow ? O_NOFOLLOW : 0);
     int fd = open(cpath, flags);
     if (fd < 0) {
@@ -505,22 +535,24 @@ B4 input_load(Ctx *ctx, Input *input) { return input_load_checked(ctx, input, 0)
 
 /* The path is copied into a NUL-terminated buffer only here, at the libc
  * boundary; a path with an embedded NUL cannot name a file. */
-B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks) {
+B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks) { return input_load_in(ctx->arena, input, checks); }
+
+B4 input_load_in(Arena *arena, Input *input, LoadChecks const *checks) {
     if (input->loaded) return input->load_errno == 0 && input->skip == Skip_None;
     input->loaded = 1;
     if (input->kind == InputKind_Inline) return 1;
     if (memchr(input->path.ptr, 0, input->path.len)) { input->load_errno = ENOENT; return 0; }
-    char *cpath = farena_push(ctx->arena, input->path.len + 1, .alignment = 1);
+    char *cpath = farena_push(arena, input->path.len + 1, .alignment = 1);
     if (!cpath) { input->load_errno = ENOMEM; return 0; }
     memcpy(cpath, input->path.ptr, input->path.len);
     cpath[input->path.len] = 0;
 
     U8 size = 0;
-    int fd = open_input(ctx, cpath, input, checks, &size);
+    int fd = open_input(arena, cpath, input, checks, &size);
     if (fd < 0) return 0;
     /* under max_bytes, a file that grows past it is too large, not EFBIG */
     B4 capped = checks && checks->max_bytes && checks->max_bytes < LIMIT_INPUT_BYTES;
-    B4 ok = read_file(ctx, fd, size, capped ? checks->max_bytes : LIMIT_INPUT_BYTES, input);
+    B4 ok = read_file(arena, fd, size, capped ? checks->max_bytes : LIMIT_INPUT_BYTES, input);
 #if defined(_WIN32)
     _close(fd);
 #else

@@ -209,6 +209,9 @@ B4 input_load(Ctx *ctx, Input *input);
 /* The same with checks (NULL: none): 0 also when a check leaves the file
  * out (input->skip set, load_errno 0). Inline inputs are not checked. */
 B4 input_load_checked(Ctx *ctx, Input *input, LoadChecks const *checks);
+/* The same, the bytes (and the path's copy) in `arena`: touches no Ctx, so
+ * another thread may load an input the op does not touch meanwhile. */
+B4 input_load_in(Arena *arena, Input *input, LoadChecks const *checks);
 
 /* Write all of [ptr, ptr + len) to a descriptor (EINTR and short writes
  * retried); 0 with *err set on failure. */

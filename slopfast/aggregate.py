@@ -217,9 +217,10 @@ class _Tally:
         self.carry = b""
 
 
-# SLOPFAST_THREADS=1: a counting request stays on one thread (by default it
-# counts on two, lib/aggregate.c); a bad value is the op's error.
-_COUNT_THREADS = _env.reader("SLOPFAST_THREADS")
+# SLOPFAST_THREADS=1: a request stays on one thread (by default a helper
+# reads every other file beside the writer, or counts, lib/aggregate.c); a
+# bad value is the op's error.
+_THREADS = _env.reader("SLOPFAST_THREADS")
 _ENTRY = struct.Struct("<Q")     # a count cache entry in the parameter known
 
 
@@ -261,6 +262,9 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
     unreadable = [(i, _errno.EFBIG) for i, item in enumerate(inputs) if item.data is not None and len(item.data) > limit]
     items = [(i, item) for i, item in enumerate(inputs) if item.data is None or len(item.data) <= limit]
     params = _params(mode, languages, checks, out_fd, style)
+    threads = str(count.threads) if count is not None and count.threads else _THREADS()
+    if threads is not None:
+        params["threads"] = threads
     tally = cache = None
     if count is not None:
         vocab = count.vocab()
@@ -268,9 +272,6 @@ def _native(inputs, mode: int, languages: dict[bytes, bytes], checks: _fallback.
             params.update(vocab=str(vocab), encoding=count.encoding)
         else:       # no context to attach a vocabulary to (the subprocess transport): the ranks themselves
             params.update(ranks=count.blob(), encoding=count.encoding)
-        threads = str(count.threads) if count.threads else _COUNT_THREADS()
-        if threads is not None:
-            params["threads"] = threads
         tally = _Tally(carry)
         from . import count_cache
         cache = count_cache.for_encoding(count.encoding)

@@ -838,6 +838,86 @@ def test_generated_streams_native_equals_fallback(needs_native, tmp_path, files,
     stream_both(tmp_path, _paths(root, files), mode=mode, checks=fb.Checks(True, True, max_bytes))
 
 
+# ---- reading on two threads (lib/aggregate.c, "reading ahead") ----------------------
+
+# What a helper thread may load, one of each kind the load checks meet: the
+# runs it takes (32 inputs) hold any mix of them, and its 512 KiB per run is
+# crossed by the large ones.
+_KINDS = ("text", "empty", "binary", "too_large", "missing", "fifo", "symlink", "inline", "large", "bad_utf8",
+          "directory")
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory) -> dict[str, Input]:
+    root = tmp_path_factory.mktemp("kinds")
+    (root / "text").write_bytes(b"a line\n")
+    (root / "empty").write_bytes(b"")
+    (root / "binary").write_bytes(b"\x00\x01bin")
+    (root / "too_large").write_bytes(b"z" * (1 << 21))
+    (root / "large").write_bytes(b"L\n``````\n" * 40_000)       # past the direct write, a long backtick run
+    (root / "bad_utf8").write_bytes(b"caf\xe9 \xff\n")
+    (root / "directory").mkdir()
+    (root / "symlink").symlink_to(root / "text")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "fifo")
+    made = {kind: Input(os.fsencode(root / kind)) for kind in _KINDS if kind != "inline"}
+    return {**made, "inline": Input(b"inline.md", b"# inline\n")}
+
+
+_PREFETCH_CHECKS = fb.Checks(nofollow=True, sniff=True, max_bytes=1 << 20)
+
+
+def _on_threads(threads: str, inputs: list[Input], out: str | None) -> tuple:
+    """The native answer to one request on `threads` threads, written to
+    `out` (a path, /dev/full, or None: in memory)."""
+    real = agg._THREADS
+    agg._THREADS = lambda: threads
+    fd = None if out is None else os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        built = agg._native(inputs, wire.MODE_FULL, {}, _PREFETCH_CHECKS, fd)
+    finally:
+        agg._THREADS = real
+        if fd is not None:
+            os.close(fd)
+    document = built.document if out is None else b"" if out == "/dev/full" else Path(out).read_bytes()
+    return document, built.unreadable, built.files, built.written, built.write_errno
+
+
+def _read_alike(kinds, picks: list[int], out: str, tmp_path: Path) -> tuple:
+    inputs = [kinds[_KINDS[k]] for k in picks]
+    target = {"file": str(tmp_path / "doc"), "full": "/dev/full", "memory": None}[out]
+    one = _on_threads("1", inputs, target)
+    assert _on_threads("2", inputs, target) == one
+    return one
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.integers(0, len(_KINDS) - 1), max_size=160),
+       out=st.sampled_from(["file", "full", "memory"]))
+def test_two_threads_read_what_one_reads(needs_native, kinds, tmp_path, picks, out):
+    _read_alike(kinds, picks, out, tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/full"), reason="FIFOs, /dev/full")
+@pytest.mark.parametrize("count", [31, 32, 33, 64, 65, 97, 200])
+def test_two_threads_read_every_kind_in_every_place_of_a_run(needs_native, kinds, tmp_path, count):
+    picks = [i % len(_KINDS) for i in range(count)]
+    document, unreadable, files, written, _ = _read_alike(kinds, picks, "file", tmp_path)
+    assert len(unreadable) + len(files) == count and written == len(document) > 0
+    assert {wire.SKIP_NAMES[skip] for _, skip, _ in files} >= {"binary", "too-large", "special", "symlink"}
+    _read_alike(kinds, [_KINDS.index("large")] * count, "file", tmp_path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="Linux /dev/full")
+def test_a_failed_write_reports_no_file_the_helper_read_past_it(needs_native, kinds, tmp_path):
+    """The writer stops at ENOSPC with the helper runs ahead: what the helper
+    loaded and the writer never reached is not in the records."""
+    _, unreadable, files, _, errno_ = _read_alike(kinds, [_KINDS.index("large")] * 200, "full", tmp_path)
+    assert errno_ == errno.ENOSPC and unreadable == [] and 0 < len(files) < 200
+    assert [i for i, _, _ in files] == list(range(len(files)))
+
+
 # ---- aggregate_paths: the library's command ------------------------------------------
 
 def _tree(root: Path) -> Path:
