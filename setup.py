@@ -85,7 +85,12 @@ def zig_cc(flags: list[str], args: list[str]) -> None:
                  "SLOPFAST_NO_NATIVE=1 installs the pure-Python fallbacks only")
     cmd = [sys.executable, "-m", "ziglang", "cc", *flags, *args]
     print("slopfast:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=LIB)
+    if subprocess.run(cmd, cwd=LIB).returncode != 0:
+        # SystemExit, not an exception: setuptools' editable install turns an
+        # exception in build_py into a warning and installs the checkout anyway,
+        # with no library or the last one built
+        sys.exit("slopfast: the native build failed (the compiler's messages are above); "
+                 "SLOPFAST_NO_NATIVE=1 installs the pure-Python fallbacks only")
 
 
 def compile_native(out: Path, work: Path, release: bool) -> None:

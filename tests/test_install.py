@@ -126,6 +126,20 @@ def test_default_install_ships_the_native_library(tmp_path):
     assert out["doc"] == EXPECTED_DOC and out["forced"] == "ran"
 
 
+def test_an_editable_install_fails_when_the_native_build_does(tmp_path):
+    """setuptools turns an exception in an editable build's build_py into a
+    warning and installs the checkout anyway, with no library or the last one
+    built: a compiler error must fail `pip install -e` instead."""
+    src = _sources(tmp_path)
+    with open(src / "lib" / "echo.c", "a") as f:
+        f.write("\nint broken(\n")
+    hook = "import sys; sys.path.insert(0, '_build'); import slopfast_build; slopfast_build.build_editable(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", hook, str(tmp_path / "wheel")], cwd=src, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0 and "slopfast: the native build failed" in proc.stdout + proc.stderr
+    assert not list((src / "slopfast").glob("libchunks.*"))
+
+
 def test_only_a_native_build_requires_ziglang(tmp_path, monkeypatch):
     """The backend's build requirements: ziglang for a native wheel only."""
     build = pytest.importorskip("build", reason="build is part of the [test] extra")
