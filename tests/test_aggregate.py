@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -928,6 +929,57 @@ def _tree(root: Path) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content if isinstance(content, bytes) else content.encode())
     return root
+
+
+def test_an_old_document_is_emptied_before_the_first_write(backend, tmp_path, monkeypatch):
+    """The output path is opened without O_TRUNC and emptied on a thread of
+    its own (aggregate._Emptying): a slow emptying still comes before every
+    write, and no byte of the old, longer document stays."""
+    tree = _tree(tmp_path / "t")
+    fresh = tmp_path / "fresh.md"
+    slopfast.aggregate_paths([tree], fresh)
+    real = os.ftruncate
+
+    def slow(fd, length):
+        time.sleep(0.2)
+        real(fd, length)
+
+    monkeypatch.setattr(os, "ftruncate", slow)
+    for old in (b"OLD " * 300_000, b"x"):
+        out = tmp_path / "out.md"
+        out.write_bytes(old)
+        slopfast.aggregate_paths([tree], out)
+        assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_an_old_document_goes_when_nothing_is_written(backend, tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out.md"
+    out.write_bytes(b"an old document\n")
+    report = slopfast.aggregate_paths([tmp_path / "empty"], out)
+    assert report.files == [] and out.read_bytes() == b""
+
+
+def test_an_old_document_goes_when_nothing_touches_the_output(tmp_path, monkeypatch):
+    """A run that fails before its first write still leaves no old document
+    behind (O_TRUNC's promise, kept by _Output's exit)."""
+    real = os.ftruncate
+    monkeypatch.setattr(os, "ftruncate", lambda fd, n: (time.sleep(0.2), real(fd, n)))
+    out = tmp_path / "out.md"
+    out.write_bytes(b"an old document\n")
+    with pytest.raises(RuntimeError), agg._Output(out):
+        raise RuntimeError("the walk failed")
+    assert out.read_bytes() == b""
+
+
+def test_a_failed_emptying_is_an_error(tmp_path):
+    r, w = os.pipe()
+    try:
+        emptying = agg._Emptying(w)     # a pipe has no length to cut
+        with pytest.raises(OSError):
+            emptying.wait()
+    finally:
+        os.close(r), os.close(w)
 
 
 def test_aggregate_paths_to_a_path_a_descriptor_and_a_file_object(backend, tmp_path):
