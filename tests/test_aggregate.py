@@ -1030,12 +1030,13 @@ def test_aggregate_paths_stream_equals_the_checking_walk(backend, tmp_path):
     assert norm(seen) == norm(events)
 
 
-def test_a_failing_callback_stops_the_stream_and_its_calls(backend, tmp_path):
+def test_a_failing_callback_stops_the_stream_and_its_calls(backend, tmp_path, monkeypatch):
     """The calls run on a thread of their own a batch ahead of the outcomes:
     an error in on_event stops them before aggregate_paths returns, and no
     later batch is written (the output does not change after it)."""
     import threading
     import time
+    monkeypatch.setattr(agg, "BATCH_FILES", 64)   # batches of 32, 64, 64 ...: the 40th file is in the second
     root = tmp_path / "t"
     root.mkdir()
     for k in range(600):
