@@ -1597,7 +1597,7 @@ static B4 section_body(Ctx *ctx, BuildOpts const *opts, Counting *c, Input *inpu
  * holds about PREFETCH_SLOTS * PREFETCH_BYTES more than on one thread.
  * Every check is still made on the descriptor that is read; only the order
  * of the opens changes. Not when counting (its own helper counts), not for
- * a request of fewer than two runs, not with parameter threads=1. */
+ * a request of at most one run's files, not with parameter threads=1. */
 enum { PREFETCH_RUN = 32, PREFETCH_SLOTS = 2, PREFETCH_BYTES = 512 << 10, PREFETCH_RETAIN = 16 << 20 };
 
 Struct_(Prefetch) {
@@ -1640,7 +1640,9 @@ static void prefetch_helper(void *arg) {
 /* The request's prefetch, started in `own`; 0 (this thread reads every
  * input) when it would not pay or cannot start. */
 static Prefetch *prefetch_start(BuildOpts const *opts, Request *req, Counting const *count, Arena *own) {
-    if (!opts->two_threads || count || req->input_count <= PREFETCH_RUN) return 0;
+    U4 files = 0;
+    for (U4 i = 0; i < req->input_count; i += 1) files += req->inputs[i].kind == InputKind_File;
+    if (!opts->two_threads || count || files <= PREFETCH_RUN) return 0;
     Prefetch *p = farena_push_type(own, Prefetch);
     if (!p) return 0;
     p->inputs = req->inputs, p->input_count = req->input_count;
