@@ -17,23 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-    return wall, usage.ru_maxrss
+from timing import run_command
 
 
 def tiktoken_count(path: str) -> int:
@@ -76,7 +62,7 @@ def main() -> None:
                 for name, (extra, env) in variants.items():
                     if env is None:      # cold: a cache directory of its own
                         env = {"SLOPFAST_COUNT_CACHE": tempfile.mkdtemp(dir=tmp)}
-                    wall, peak = run([args.slopfast, "aggregate", tree, "-o", out, "-q", *extra], env)
+                    wall, peak = run_command([args.slopfast, "aggregate", tree, "-o", out, "-q", *extra], env)
                     if r:
                         times[name].append(wall)
                         rss[name] = max(rss[name], peak)

@@ -8,8 +8,8 @@ command (docs/benchmarks-cli.md).
   `aggregate._native` in requests of 4,096 files (the stream's largest
   batch), with the load checks, written to a file outside the tree that is
   emptied before each round; median of ROUNDS, the two settings alternating;
-- the command: `slopfast aggregate TREE -o OUT -q`, each run forked and
-  timed around `wait4`, the two settings alternating; median and best.
+- the command: `slopfast aggregate TREE -o OUT -q`, each run timed around
+  `wait4` (bench/timing.py), the two settings alternating; median and best.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import time
 
 from slopfast import aggregate, wire
 from slopfast.fallbacks import aggregate as fallback
+from timing import run_command
 
 BATCH = 4096
 
@@ -39,16 +40,7 @@ def op_round(inputs: list[wire.Input], fd: int, threads: str) -> float:
 
 
 def command_round(argv: list[str], threads: str) -> float:
-    env = {**os.environ, "SLOPFAST_THREADS": threads}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    t = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1), os.dup2(null, 2)
-        os.execve(argv[0], argv, env)
-    os.wait4(pid, 0)
-    return time.perf_counter() - t
+    return run_command(argv, {"SLOPFAST_THREADS": threads})[0]
 
 
 def alternate(run, rounds: int) -> dict[str, list[float]]:

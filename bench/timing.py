@@ -1,6 +1,9 @@
 """Timing shared by the benchmark scripts."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 
@@ -23,3 +26,17 @@ def best_of(fn, repeat: int, min_time: float = 0.05) -> float:
             fn()
         best = min(best, (time.perf_counter() - t) / loops)
     return best
+
+
+def run_command(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one run of cmd (os.environ updated
+    by env); exits with its stderr if it fails (exit status other than 0, 1)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
+    return wall, usage.ru_maxrss
